@@ -1,0 +1,66 @@
+# loch: one plain Makefile. `make`, `make test`, `make SANITIZE=1 test`, `make fuzz`, `make bench`, `make demo`.
+CC      ?= cc
+SANITIZE ?=
+PKGS    := libpq sqlite3 jansson yaml-0.1 libmicrohttpd libcurl libxml-2.0 openssl zlib avro-c libmariadb
+DUCK    := third_party/duckdb
+ifeq ($(SANITIZE),1)
+BUILD   := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter \
+           -Isrc -I$(DUCK)/include $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := -L$(abspath $(DUCK)/lib) -Wl,-rpath,$(abspath $(DUCK)/lib) -lduckdb \
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
+LDFLAGS += $(SANFLAGS)
+
+SRC     := $(shell find src -name '*.c' | sort)
+LIB_SRC := $(filter-out src/loch.c,$(SRC))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all setup test unit integration bench demo fuzz clean format
+all: $(BUILD)/loch
+
+setup:
+	@./scripts/setup
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libloch.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/loch: $(BUILD)/obj/src/loch.o $(BUILD)/libloch.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libloch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libloch.a $(LDLIBS) -lcmocka
+
+unit: setup $(BUILD)/loch $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: setup $(BUILD)/loch
+	LOCH_BIN=$(abspath $(BUILD)/loch) .venv/bin/python -m pytest -q tests/integration
+
+test: setup
+	@$(MAKE) --no-print-directory $(BUILD)/loch $(UNIT_BIN)
+	@$(MAKE) --no-print-directory unit integration
+
+bench: setup $(BUILD)/loch
+	./bench/run
+
+demo: setup $(BUILD)/loch
+	./scripts/demo
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,68 @@
+/* catalog.h: the table catalog in SQLite (state/catalog.db), laid out as the Iceberg JDBC
+ * catalog (tables iceberg_tables and iceberg_namespace_properties, catalog name "loch")
+ * so PyIceberg's SqlCatalog and Spark's JdbcCatalog open it as is; loch's own tables
+ * carry a loch_ prefix. Not for metadata files (iceberg/) or access rules (access/).
+ *
+ * Namespaces are dotted strings, as the JDBC catalog stores them: "core.public". */
+#ifndef LOCH_CATALOG_CATALOG_H
+#define LOCH_CATALOG_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+
+#define CATALOG_NAME "loch"
+
+struct catalog;
+
+/* Opens (create=true: creates when missing) the catalog database at path, applies the
+ * schema, sets WAL mode and a busy timeout. *out owns a sqlite3 handle; one per thread. */
+int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err);
+void catalog_close(struct catalog *c); /* c may be NULL */
+
+/* Creates the namespace (and its parents: "a.b" also creates "a"). Existing is fine. */
+int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err *err);
+int catalog_namespace_exists(struct catalog *c, const char *ns, bool *out, struct loch_err *err);
+/* All namespaces, sorted; strings in a. */
+int catalog_list_namespaces(struct catalog *c, struct arena *a, char ***out, size_t *n_out,
+                            struct loch_err *err);
+
+struct catalog_table {
+    char *ns, *name;
+    char *metadata_location, *previous_metadata_location;
+};
+
+/* Tables of ns (NULL: every namespace), sorted by namespace then name. */
+int catalog_list_tables(struct catalog *c, const char *ns, struct arena *a, struct catalog_table **out,
+                        size_t *n_out, struct loch_err *err);
+/* LOCH_ENOENT "table ns.name does not exist" when absent. */
+int catalog_load_table(struct catalog *c, const char *ns, const char *name, struct arena *a,
+                       struct catalog_table *out, struct loch_err *err);
+int catalog_drop_table(struct catalog *c, const char *ns, const char *name, struct loch_err *err);
+
+/* One table's pointer move in a commit: expected NULL means "create; must not exist". */
+struct catalog_update {
+    const char *ns, *name;
+    const char *expected_location;
+    const char *new_location;
+};
+
+struct catalog_kv {
+    const char *key, *value;
+};
+
+/* Moves every pointer in u and writes every kv (loch_kv table) in ONE SQLite transaction.
+ * Each pointer moves only if its current value equals expected_location (compare-and-
+ * swap); if any does not, nothing is written and LOCH_ECONFLICT names the table.
+ * Creating a table whose namespace is missing creates the namespace too. */
+int catalog_commit(struct catalog *c, const struct catalog_update *u, size_t n_u,
+                   const struct catalog_kv *kv, size_t n_kv, struct loch_err *err);
+/* Reads a kv written by catalog_commit; LOCH_ENOENT when absent. Value in a. */
+int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err);
+
+/* The sqlite3 handle, for other loch_ tables' modules (access/, cdc/). */
+void *catalog_db(struct catalog *c);
+
+#endif

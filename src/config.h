@@ -1,0 +1,54 @@
+/* config.h: loch.yaml -> struct loch_config, with errors that name file, line and what is
+ * expected. Not for runtime state (catalog/). */
+#ifndef LOCH_CONFIG_H
+#define LOCH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+
+struct loch_source {
+    const char *name;         /* first namespace level */
+    const char *type;         /* "postgres" | "mysql" */
+    const char *url;
+    const char *password_env; /* may be NULL */
+    const char **tables;      /* include globs */
+    size_t n_tables;
+    const char **exclude;
+    size_t n_exclude;
+    const char *slot, *publication; /* postgres; NULL = derived */
+    int64_t server_id;              /* mysql; 0 = derived */
+};
+
+struct loch_config {
+    const char *path;       /* the file read (absolute) */
+    const char *warehouse;  /* absolute path or URI */
+    const char *state_dir;  /* absolute path */
+    const char *sql_listen; /* default 127.0.0.1:5433 */
+    const char *http_listen;/* default 127.0.0.1:8181 */
+    const char *tls_mode;   /* "off" | "optional" | "required"; default "off" */
+    const char *tls_cert, *tls_key;
+    int64_t flush_interval_ms;  /* default 1000 */
+    int64_t query_timeout_ms;   /* 0 = none */
+    int64_t query_memory_mb;    /* 0 = DuckDB default */
+    int threads;                /* DuckDB threads; 0 = all cores */
+    struct loch_source *sources;
+    size_t n_sources;
+};
+
+/* The config file to use: explicit (if non-NULL), else $LOCH_CONFIG, else ./loch.yaml. */
+const char *config_default_path(const char *explicit_path);
+
+/* Reads and validates path. Relative warehouse/state paths are resolved against the
+ * config file's folder. On error: LOCH_ECONFIG with msg "FILE:LINE: what is wrong" and a
+ * hint with what is expected; LOCH_ENOENT when the file is missing (hint: loch init). */
+int config_load(const char *path, struct arena *a, struct loch_config **out, struct loch_err *err);
+
+/* Writes a fresh, commented loch.yaml at path with warehouse and state (refuses to
+ * overwrite: LOCH_EEXIST). */
+int config_write_default(const char *path, const char *warehouse, const char *state_dir,
+                         struct loch_err *err);
+
+#endif

@@ -1,0 +1,57 @@
+/* store.h: the object store interface under the lake: whole-object put/get/delete/list
+ * addressed by full URIs. fs.c implements local folders (file:///...); S3 comes later
+ * behind the same interface. Not for metadata semantics (iceberg/) or the catalog.
+ *
+ * Guarantees every implementation keeps: a put is all-or-nothing (readers see the old
+ * object or the whole new one, never a part); put with STORE_NO_OVERWRITE fails with
+ * LOCH_EEXIST instead of replacing an object. */
+#ifndef LOCH_STORE_STORE_H
+#define LOCH_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+enum { STORE_NO_OVERWRITE = 1 };
+
+struct store;
+
+struct store_ops {
+    int (*put)(struct store *s, const char *uri, const void *data, size_t len, int flags,
+               struct loch_err *err);
+    int (*get)(struct store *s, const char *uri, char **data, size_t *len, struct loch_err *err);
+    int (*del)(struct store *s, const char *uri, struct loch_err *err);
+    int (*size)(struct store *s, const char *uri, int64_t *out, struct loch_err *err);
+    /* Calls fn for each object whose URI starts with prefix; fn returning non-zero stops. */
+    int (*list)(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+                void *ctx, struct loch_err *err);
+    void (*close)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+    char *root; /* warehouse root URI without trailing slash, e.g. file:///srv/lake */
+};
+
+/* Opens the store for a warehouse location: an absolute path or file:// URI (local).
+ * Creates the folder when missing. Returns LOCH_EUNSUPPORTED for other schemes. */
+int store_open(const char *warehouse, struct store **out, struct loch_err *err);
+void store_close(struct store *s); /* s may be NULL */
+
+/* Thin dispatchers; uri is a full URI inside the store. get returns a malloc'd,
+ * NUL-terminated buffer the caller frees. LOCH_ENOENT when the object is missing. */
+int store_put(struct store *s, const char *uri, const void *data, size_t len, int flags,
+              struct loch_err *err);
+int store_get(struct store *s, const char *uri, char **data, size_t *len, struct loch_err *err);
+int store_delete(struct store *s, const char *uri, struct loch_err *err);
+int store_size(struct store *s, const char *uri, int64_t *out, struct loch_err *err);
+int store_list(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+               void *ctx, struct loch_err *err);
+
+/* For local stores: the filesystem path of uri (malloc'd), so DuckDB can write Parquet
+ * straight to its final place; NULL for remote stores (then write locally and put). */
+char *store_local_path(struct store *s, const char *uri);
+
+#endif
