@@ -12,7 +12,7 @@ SANFLAGS :=
 endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter \
-           -Isrc -I$(DUCK)/include $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           -Isrc -isystem $(DUCK)/include $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := -L$(abspath $(DUCK)/lib) -Wl,-rpath,$(abspath $(DUCK)/lib) -lduckdb \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
 LDFLAGS += $(SANFLAGS)
