@@ -1,0 +1,40 @@
+/* internal.h: what session.c, view.c and write.c share inside query/. */
+#ifndef LOCH_QUERY_INTERNAL_H
+#define LOCH_QUERY_INTERNAL_H
+
+#include "iceberg/table.h"
+#include "query/lex.h"
+#include "query/query.h"
+
+struct query_session {
+    struct query_env env;
+    struct engine_conn *conn;
+    struct arena *stmt_arena; /* lifetime: one statement */
+    struct engine_rows *last;
+    char **attached;          /* DuckDB catalogs attached for namespaces */
+    size_t n_attached;
+};
+
+/* A lake table loaded for one statement. */
+struct lake_table {
+    char *ns, *name;
+    char *location;                   /* metadata file */
+    struct iceberg_metadata *md;
+};
+
+int lake_load(struct query_session *s, const char *ns, const char *name, struct lake_table *t,
+              struct loch_err *err);
+/* Creates (or replaces) the DuckDB view for t at snapshot_id (-1 current) named
+ * view_name in t's namespace; positional adds __loch_file/__loch_pos columns. */
+int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+              bool positional, struct loch_err *err);
+/* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
+char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
+/* Makes every lake table visible (for statements DuckDB cannot serialise). */
+int lake_view_all(struct query_session *s, struct loch_err *err);
+
+/* Handles a write statement on a lake table. *handled false: not a lake write. */
+int write_try(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,
+              struct loch_err *err);
+
+#endif

@@ -1,0 +1,296 @@
+/* session.c: a query session: runs statements, making the lake tables they name visible
+ * as views first (time travel included). Not for writes (write.c) or view SQL (view.c). */
+#include "query/internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err)
+{
+    struct query_session *s = xcalloc(1, sizeof *s);
+    s->env = *env;
+    int rc = engine_connect(env->eng, &s->conn, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->stmt_arena = arena_new();
+    *out = s;
+    return 0;
+}
+
+void query_session_close(struct query_session *s)
+{
+    if (!s)
+        return;
+    engine_rows_free(s->last);
+    engine_disconnect(s->conn);
+    for (size_t i = 0; i < s->n_attached; i++)
+        free(s->attached[i]);
+    free(s->attached);
+    arena_free(s->stmt_arena);
+    free(s);
+}
+
+int query_split_name(struct arena *a, const char *full, char **ns, char **name, struct loch_err *err)
+{
+    const char *dot = strrchr(full, '.');
+    if (!dot || dot == full || !dot[1]) {
+        loch_errf(err, LOCH_EINVAL, "\"%s\" is not a NAMESPACE.TABLE name", full);
+        return loch_err_hint(err, "lake tables are named namespace.table, e.g. core.public.loans");
+    }
+    *ns = arena_strndup(a, full, (size_t)(dot - full));
+    *name = arena_strdup(a, dot + 1);
+    return 0;
+}
+
+int lake_load(struct query_session *s, const char *ns, const char *name, struct lake_table *t,
+              struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    struct catalog_table ct;
+    int rc = catalog_load_table(s->env.cat, ns, name, a, &ct, err);
+    if (rc)
+        return rc;
+    t->ns = arena_strdup(a, ns);
+    t->name = arena_strdup(a, name);
+    t->location = ct.metadata_location;
+    return iceberg_table_load(s->env.st, ct.metadata_location, a, &t->md, err);
+}
+
+/* ---- finding the lake tables a SELECT names ---- */
+
+struct ref {
+    json_t *node;      /* the BASE_TABLE object (borrowed from the parsed tree) */
+    char *ns, *name;
+    bool has_at;
+};
+
+static void collect(json_t *j, struct ref **refs, size_t *n, size_t *cap)
+{
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) collect(v, refs, n, cap);
+        return;
+    }
+    if (!json_is_object(j))
+        return;
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && !strcmp(type, "BASE_TABLE")) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 8;
+            *refs = xrealloc(*refs, *cap * sizeof **refs);
+        }
+        (*refs)[(*n)++] = (struct ref){.node = j};
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) collect(v, refs, n, cap);
+}
+
+/* Evaluates a serialised expression with DuckDB: "SELECT 1" is serialised, its select
+ * list replaced by expr, and the result deserialised back to SQL text and run. */
+static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, struct engine_rows **out,
+                     struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    struct engine_rows *r;
+    int rc = engine_query(s->conn, "SELECT json_serialize_sql('SELECT 1')", &r, err);
+    if (rc)
+        return rc;
+    json_t *root = json_loads(engine_rows_text(r, 0, 0, a), 0, NULL);
+    engine_rows_free(r);
+    json_t *list = json_object_get(json_object_get(json_array_get(json_object_get(root, "statements"), 0), "node"),
+                                   "select_list");
+    if (!json_is_array(list)) {
+        json_decref(root);
+        return loch_errf(err, LOCH_EINTERNAL, "unexpected parse tree from DuckDB");
+    }
+    json_array_set(list, 0, expr);
+    char *js = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    struct buf q = {0};
+    buf_puts(&q, "SELECT json_deserialize_sql(");
+    buf_sql_str(&q, js);
+    buf_puts(&q, ")");
+    free(js);
+    rc = engine_query(s->conn, q.data, &r, err);
+    buf_free(&q);
+    if (rc)
+        return rc;
+    char *sel = engine_rows_text(r, 0, 0, a);
+    engine_rows_free(r);
+    char *sql = as_epoch_ms ? arena_printf(a, "SELECT epoch_ms(CAST((%s) AS TIMESTAMPTZ))", sel ? sel : "NULL")
+                            : arena_printf(a, "SELECT CAST((%s) AS BIGINT)", sel ? sel : "NULL");
+    return engine_query(s->conn, sql, out, err);
+}
+
+/* The snapshot an AT clause selects: VERSION => id, or TIMESTAMP => the snapshot that
+ * was current at that time (from the snapshot log). */
+static int at_snapshot(struct query_session *s, json_t *at, const struct lake_table *t, int64_t *out,
+                       struct loch_err *err)
+{
+    const char *unit = json_string_value(json_object_get(at, "unit"));
+    bool version = unit && !strcasecmp(unit, "VERSION");
+    struct engine_rows *r;
+    int rc = eval_expr(s, json_object_get(at, "expr"), !version, &r, err);
+    if (rc)
+        return loch_err_prefix(err, "evaluating AT (%s => ...)", unit ? unit : "?");
+    bool null = engine_rows_null(r, 0, 0);
+    *out = engine_rows_int(r, 0, 0);
+    engine_rows_free(r);
+    if (null)
+        return loch_errf(err, LOCH_EINVAL, "AT (%s => ...) evaluated to NULL", unit ? unit : "?");
+    if (version) {
+        if (!iceberg_metadata_snapshot(t->md, *out)) {
+            loch_errf(err, LOCH_ENOENT, "table %s.%s has no snapshot %lld", t->ns, t->name, (long long)*out);
+            return loch_err_hint(err, "list snapshots with: loch history %s.%s", t->ns, t->name);
+        }
+        return 0;
+    }
+    int64_t ts = *out, best = -1;
+    for (size_t i = 0; i < t->md->n_snapshot_log; i++)
+        if (t->md->snapshot_log[i].timestamp_ms <= ts)
+            best = t->md->snapshot_log[i].snapshot_id;
+    if (best < 0) {
+        loch_errf(err, LOCH_ENOENT, "table %s.%s had no snapshot at that time", t->ns, t->name);
+        return loch_err_hint(err, "list snapshots with: loch history %s.%s", t->ns, t->name);
+    }
+    *out = best;
+    return 0;
+}
+
+/* Resolves every lake table a SELECT names, creates their views, and rewrites AT
+ * clauses into snapshot views. *rewritten is NULL when the text can run as is. */
+static int prepare_select(struct query_session *s, const char *sql, bool *is_select, char **rewritten,
+                          struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    *rewritten = NULL;
+    *is_select = false;
+    struct buf q = {0};
+    buf_puts(&q, "SELECT json_serialize_sql(");
+    buf_sql_str(&q, sql);
+    buf_puts(&q, ")");
+    struct engine_rows *r;
+    int rc = engine_query(s->conn, q.data, &r, err);
+    buf_free(&q);
+    if (rc)
+        return rc;
+    char *js = engine_rows_text(r, 0, 0, a);
+    engine_rows_free(r);
+    json_t *root = json_loads(js ? js : "", 0, NULL);
+    if (!root || json_is_true(json_object_get(root, "error"))) {
+        json_decref(root);
+        return 0; /* not a SELECT (or a syntax error DuckDB will report itself) */
+    }
+    *is_select = true;
+    struct ref *refs = NULL;
+    size_t n = 0, cap = 0;
+    collect(json_object_get(root, "statements"), &refs, &n, &cap);
+    bool changed = false;
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *node = refs[i].node;
+        const char *cat = json_string_value(json_object_get(node, "catalog_name"));
+        const char *sch = json_string_value(json_object_get(node, "schema_name"));
+        const char *tab = json_string_value(json_object_get(node, "table_name"));
+        if (!tab || !sch || !*sch)
+            continue; /* unqualified: a CTE or a DuckDB object, not a lake table */
+        char *ns = (cat && *cat) ? arena_printf(a, "%s.%s", cat, sch) : arena_strdup(a, sch);
+        struct catalog_table ct;
+        struct loch_err e2;
+        if (catalog_load_table(s->env.cat, ns, tab, a, &ct, &e2) != 0)
+            continue; /* DuckDB will say the table does not exist */
+        struct lake_table t;
+        rc = lake_load(s, ns, tab, &t, err);
+        if (rc)
+            break;
+        json_t *at = json_object_get(node, "at_clause");
+        if (at && !json_is_null(at)) {
+            int64_t snap = -1;
+            rc = at_snapshot(s, at, &t, &snap, err);
+            if (rc)
+                break;
+            char *vname = arena_printf(a, "%s@%lld", tab, (long long)snap);
+            rc = lake_view(s, &t, snap, vname, false, err);
+            json_object_set_new(node, "table_name", json_string(vname));
+            json_object_set_new(node, "at_clause", json_null());
+            changed = true;
+        } else {
+            rc = lake_view(s, &t, -1, tab, false, err);
+        }
+    }
+    free(refs);
+    if (!rc && changed) {
+        char *out = json_dumps(root, JSON_COMPACT);
+        struct buf d = {0};
+        buf_puts(&d, "SELECT json_deserialize_sql(");
+        buf_sql_str(&d, out);
+        buf_puts(&d, ")");
+        free(out);
+        rc = engine_query(s->conn, d.data, &r, err);
+        buf_free(&d);
+        if (!rc) {
+            *rewritten = engine_rows_text(r, 0, 0, a);
+            engine_rows_free(r);
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static const char *select_tag(struct arena *a, struct engine_rows *r)
+{
+    return arena_printf(a, "SELECT %zu", engine_rows_count(r));
+}
+
+int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
+{
+    struct arena *script = arena_new(); /* lifetime: this call */
+    struct stmt *stmts;
+    size_t n, bad;
+    if (lex_split(script, sql, &stmts, &n, &bad) != 0) {
+        arena_free(script);
+        return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
+    }
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < n && !rc; i++) {
+        arena_reset(s->stmt_arena);
+        engine_rows_free(s->last);
+        s->last = NULL;
+        const struct stmt *st = &stmts[i];
+        struct query_result res = {0};
+        bool handled = false;
+        rc = write_try(s, st, &handled, &res.tag, err);
+        if (rc)
+            break;
+        if (!handled) {
+            bool is_select;
+            char *rewritten;
+            rc = prepare_select(s, st->text, &is_select, &rewritten, err);
+            if (!rc && !is_select)
+                rc = lake_view_all(s, err);
+            if (rc)
+                break;
+            rc = engine_query(s->conn, rewritten ? rewritten : st->text, &s->last, err);
+            if (rc)
+                break;
+            res.rows = s->last;
+            res.tag = select_tag(s->stmt_arena, s->last);
+        }
+        if (emit)
+            rc = emit(ctx, &res);
+        if (rc)
+            break;
+    }
+    if (rc && n > 1 && err && !err->detail[0])
+        loch_err_detail(err, "statement %zu of %zu failed; the ones before it took effect", i + 1, n);
+    arena_free(script);
+    return rc;
+}

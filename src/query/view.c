@@ -1,0 +1,168 @@
+/* view.c: a lake table as a DuckDB view: read_parquet over the snapshot's live data
+ * files with columns mapped by Iceberg field id (so files written before a rename, an
+ * added column or a widening read right), and its position deletes applied by an anti
+ * join on (file, row position). Not for planning (iceberg/table.h) or access rules. */
+#include "query/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+/* Namespaces map to DuckDB names: "core.public" -> catalog "core", schema "public";
+ * deeper ones keep the rest as one schema ("a.b.c" -> catalog a, schema "b.c"); a
+ * one-level namespace is a schema of the default catalog. */
+static void split_ns(struct arena *a, const char *ns, char **cat, char **schema)
+{
+    const char *dot = strchr(ns, '.');
+    if (!dot) {
+        *cat = NULL;
+        *schema = arena_strdup(a, ns);
+        return;
+    }
+    *cat = arena_strndup(a, ns, (size_t)(dot - ns));
+    *schema = arena_strdup(a, dot + 1);
+}
+
+char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name)
+{
+    struct arena *a = s->stmt_arena;
+    char *cat, *schema;
+    split_ns(a, ns, &cat, &schema);
+    struct buf b = {0};
+    if (cat) {
+        buf_sql_ident(&b, cat);
+        buf_putc(&b, '.');
+    }
+    buf_sql_ident(&b, schema);
+    buf_putc(&b, '.');
+    buf_sql_ident(&b, view_name);
+    char *out = arena_strdup(a, b.data);
+    buf_free(&b);
+    return out;
+}
+
+static int ensure_schema(struct query_session *s, const char *ns, struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    char *cat, *schema;
+    split_ns(a, ns, &cat, &schema);
+    struct buf q = {0};
+    if (cat) {
+        bool have = false;
+        for (size_t i = 0; i < s->n_attached && !have; i++)
+            have = !strcmp(s->attached[i], cat);
+        if (!have) {
+            buf_puts(&q, "ATTACH IF NOT EXISTS ':memory:' AS ");
+            buf_sql_ident(&q, cat);
+            int rc = engine_exec(s->conn, q.data, err);
+            buf_reset(&q);
+            if (rc) {
+                buf_free(&q);
+                return rc;
+            }
+            s->attached = xrealloc(s->attached, (s->n_attached + 1) * sizeof *s->attached);
+            s->attached[s->n_attached++] = xstrdup(cat);
+        }
+    }
+    buf_puts(&q, "CREATE SCHEMA IF NOT EXISTS ");
+    if (cat) {
+        buf_sql_ident(&q, cat);
+        buf_putc(&q, '.');
+    }
+    buf_sql_ident(&q, schema);
+    int rc = engine_exec(s->conn, q.data, err);
+    buf_free(&q);
+    return rc;
+}
+
+static void file_list(struct buf *b, const struct iceberg_data_file *f, size_t n)
+{
+    buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(b, ',');
+        buf_sql_str(b, f[i].path);
+    }
+    buf_putc(b, ']');
+}
+
+int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+              bool positional, struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    struct iceberg_scan *plan;
+    int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
+    if (rc)
+        return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    rc = ensure_schema(s, t->ns, err);
+    if (rc)
+        return rc;
+    const struct iceberg_schema *sc = plan->schema;
+    struct buf q = {0};
+    buf_puts(&q, "CREATE OR REPLACE VIEW ");
+    buf_puts(&q, lake_view_ident(s, t->ns, view_name));
+    buf_puts(&q, " AS SELECT ");
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        if (i)
+            buf_puts(&q, ", ");
+        buf_puts(&q, "__d.");
+        buf_sql_ident(&q, sc->fields[i].name);
+    }
+    if (positional)
+        buf_puts(&q, ", __d.filename AS __loch_file, __d.file_row_number AS __loch_pos");
+    if (plan->n_data == 0) {
+        /* No file yet: an empty relation of the right shape. */
+        buf_puts(&q, " FROM (SELECT ");
+        for (size_t i = 0; i < sc->n_fields; i++) {
+            char duck[64];
+            iceberg_type_duckdb(&sc->fields[i].type, duck, sizeof duck);
+            buf_printf(&q, "%sCAST(NULL AS %s) AS ", i ? ", " : "", duck);
+            buf_sql_ident(&q, sc->fields[i].name);
+        }
+        buf_puts(&q, ", CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number LIMIT 0) AS __d");
+    } else {
+        buf_puts(&q, " FROM read_parquet(");
+        file_list(&q, plan->data, plan->n_data);
+        buf_puts(&q, ", schema = MAP {");
+        for (size_t i = 0; i < sc->n_fields; i++) {
+            char duck[64];
+            iceberg_type_duckdb(&sc->fields[i].type, duck, sizeof duck);
+            buf_printf(&q, "%s%d: {name: ", i ? ", " : "", sc->fields[i].id);
+            buf_sql_str(&q, sc->fields[i].name);
+            buf_puts(&q, ", type: ");
+            buf_sql_str(&q, duck);
+            buf_puts(&q, ", default_value: NULL}");
+        }
+        buf_puts(&q, "}");
+        bool need_pos = positional || plan->n_deletes > 0;
+        if (need_pos)
+            buf_puts(&q, ", filename = true, file_row_number = true");
+        buf_puts(&q, ") AS __d");
+        if (plan->n_deletes > 0) {
+            buf_puts(&q, " ANTI JOIN read_parquet(");
+            file_list(&q, plan->deletes, plan->n_deletes);
+            buf_puts(&q, ") AS __x ON __d.filename = __x.file_path AND __d.file_row_number = __x.pos");
+        }
+    }
+    rc = engine_exec(s->conn, q.data, err);
+    buf_free(&q);
+    if (rc)
+        return loch_err_prefix(err, "making %s.%s readable", t->ns, t->name);
+    return 0;
+}
+
+int lake_view_all(struct query_session *s, struct loch_err *err)
+{
+    struct arena *a = s->stmt_arena;
+    struct catalog_table *tabs;
+    size_t n;
+    int rc = catalog_list_tables(s->env.cat, NULL, a, &tabs, &n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct lake_table t;
+        rc = lake_load(s, tabs[i].ns, tabs[i].name, &t, err);
+        if (!rc)
+            rc = lake_view(s, &t, -1, t.name, false, err);
+    }
+    return rc;
+}

@@ -1,0 +1,89 @@
+/* commit.c: several tables' changes + a checkpoint -> one catalog transaction, and the
+ * per-table writer lock. Not for building the changes (writer.c, callers). */
+#include "sink/sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+
+int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change *t, size_t n,
+                const struct catalog_kv *kv, size_t n_kv, struct arena *a, struct loch_err *err)
+{
+    struct catalog_update *u = arena_alloc(a, (n ? n : 1) * sizeof *u);
+    struct iceberg_metadata **mds = arena_alloc(a, (n ? n : 1) * sizeof *mds);
+    for (size_t i = 0; i < n; i++) {
+        const char *loc;
+        int rc = iceberg_change_write(t[i].change, st, &loc, &mds[i], err);
+        if (rc)
+            return loch_err_prefix(err, "writing metadata of %s.%s", t[i].ns, t[i].name);
+        u[i].ns = t[i].ns;
+        u[i].name = t[i].name;
+        u[i].expected_location = t[i].base_location;
+        u[i].new_location = loc;
+    }
+    int rc = catalog_commit(cat, u, n, kv, n_kv, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct loch_err e;
+        loch_err_clear(&e);
+        if (iceberg_table_write_hint(st, mds[i], u[i].new_location, &e))
+            log_warn("version hint of %s.%s not refreshed: %s", t[i].ns, t[i].name, e.msg);
+    }
+    return 0;
+}
+
+int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
+{
+    char *dir = xasprintf("%s/locks", state_dir);
+    int rc = util_mkdirs(dir, err);
+    if (rc) {
+        free(dir);
+        return rc;
+    }
+    char *path = xasprintf("%s/%s.%s.lock", dir, ns, name);
+    free(dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = loch_errf(err, LOCH_EIO, "cannot open lock file \"%s\": %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR)
+            continue;
+        rc = loch_errf(err, LOCH_EIO, "cannot lock \"%s\": %s", path, strerror(errno));
+        close(fd);
+        free(path);
+        return rc;
+    }
+    free(path);
+    *fd_out = fd;
+    return 0;
+}
+
+void sink_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing releases the flock */
+}
+
+char *sink_table_location(struct arena *a, const char *root, const char *ns, const char *name)
+{
+    struct buf b = {0};
+    buf_puts(&b, root);
+    buf_putc(&b, '/');
+    for (const char *p = ns; *p; p++)
+        buf_putc(&b, *p == '.' ? '/' : *p);
+    buf_printf(&b, "/%s", name);
+    char *s = arena_strdup(a, b.data);
+    buf_free(&b);
+    return s;
+}
