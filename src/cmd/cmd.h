@@ -1,0 +1,37 @@
+/* cmd.h: the CLI commands (one function each) and the context they share: config,
+ * catalog, store and engine opened from -c FILE. Not for argument-free library code:
+ * everything below cmd/ is usable without a terminal. */
+#ifndef LOCH_CMD_CMD_H
+#define LOCH_CMD_CMD_H
+
+#include "catalog/catalog.h"
+#include "config.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+struct app {
+    struct arena *a;          /* lifetime: the command */
+    const char *config_path;  /* from -c, $LOCH_CONFIG or ./loch.yaml */
+    struct loch_config *cfg;
+    struct catalog *cat;
+    struct store *st;
+    struct engine *eng;
+};
+
+/* Loads the config, opens catalog and store, and the engine when with_engine. Prints
+ * the error and returns non-zero on failure. */
+int app_open(struct app *app, bool with_engine);
+void app_close(struct app *app);
+/* Prints err to stderr as "loch: error: ...", with detail and hint lines. */
+void app_fail(const struct loch_err *err);
+
+/* Each command: argv[0] is the command name; returns the process exit code
+ * (0 ok, 1 failed, 2 usage). */
+int cmd_init(struct app *app, int argc, char **argv);
+int cmd_load(struct app *app, int argc, char **argv);
+int cmd_sql(struct app *app, int argc, char **argv);
+int cmd_tables(struct app *app, int argc, char **argv);
+int cmd_describe(struct app *app, int argc, char **argv);
+int cmd_history(struct app *app, int argc, char **argv);
+
+#endif

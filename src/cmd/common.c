@@ -1,0 +1,44 @@
+/* common.c: what every command opens (config, catalog, store, engine) and how it fails. */
+#include "cmd/cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void app_fail(const struct loch_err *err)
+{
+    fprintf(stderr, "loch: ");
+    loch_err_print(err, stderr);
+}
+
+int app_open(struct app *app, bool with_engine)
+{
+    struct loch_err err;
+    loch_err_clear(&err);
+    app->a = app->a ? app->a : arena_new();
+    const char *path = config_default_path(app->config_path);
+    int rc = config_load(path, app->a, &app->cfg, &err);
+    if (!rc) {
+        char *db = arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir);
+        rc = catalog_open(db, false, &app->cat, &err);
+    }
+    if (!rc)
+        rc = store_open(app->cfg->warehouse, &app->st, &err);
+    if (!rc && with_engine) {
+        struct engine_options o = {app->cfg->threads, app->cfg->query_memory_mb, NULL};
+        rc = engine_open(&o, &app->eng, &err);
+    }
+    if (rc) {
+        app_fail(&err);
+        return 1;
+    }
+    return 0;
+}
+
+void app_close(struct app *app)
+{
+    engine_close(app->eng);
+    store_close(app->st);
+    catalog_close(app->cat);
+    arena_free(app->a);
+    app->a = NULL;
+}
