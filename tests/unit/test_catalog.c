@@ -247,6 +247,25 @@ static void test_atomic_commit(void **state)
     expect_loc(fx, "pg.public", "loans", "L3");
 }
 
+/* Two handles on one file, as two loch processes: the second writer's stale pointer loses. */
+static void test_two_writers(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_err err;
+    create(fx, "pg.public", "loans", "L1");
+    struct catalog *other;
+    assert_int_equal(catalog_open(fx->path, false, &other, &err), 0);
+    struct catalog_update mine = {"pg.public", "loans", "L1", "L2-mine"};
+    struct catalog_update theirs = {"pg.public", "loans", "L1", "L2-theirs"};
+    struct catalog_kv kv = {"pos", "theirs"};
+    assert_int_equal(catalog_commit(fx->c, &mine, 1, NULL, 0, &err), 0);
+    assert_int_equal(catalog_commit(other, &theirs, 1, &kv, 1, &err), LOCH_ECONFLICT);
+    assert_non_null(strstr(err.detail, "L2-mine"));
+    expect_loc(fx, "pg.public", "loans", "L2-mine");
+    expect_kv(fx, "pos", NULL);
+    catalog_close(other);
+}
+
 static void test_kv(void **state)
 {
     struct fixture *fx = *state;
@@ -284,6 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
     };
