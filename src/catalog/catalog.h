@@ -49,6 +49,8 @@ struct catalog_update {
     const char *new_location;
 };
 
+/* A loch_kv row written by a commit (e.g. a source's replication position); a NULL value
+ * deletes the key. */
 struct catalog_kv {
     const char *key, *value;
 };
