@@ -214,7 +214,7 @@ static bool skip_datum(avro_schema_t s, struct cursor *c, int depth)
             }
             /* Items of zero-size types (null, empty records) would let a tiny input
              * spin for 2^63 rounds; allow them only in sane numbers. */
-            if ((uint64_t)n > c->left && n > (1 << 20))
+            if ((uint64_t)n > c->left && n > 4096)
                 return false;
             for (int64_t i = 0; i < n; i++) {
                 if (is_map && !skip_sized(c))
@@ -362,7 +362,7 @@ static int read_blocks(struct iceberg_avro_reader *r, struct cursor *c, const ui
             buf_append(&r->data, blk, (size_t)size);
         }
         size_t got = r->data.len - start;
-        if ((uint64_t)count > got && count > (1 << 20))
+        if ((uint64_t)count > got && count > 4096)
             return loch_errf(err, LOCH_ECORRUPT, "%s block at byte %zu claims %lld records in %zu bytes",
                              what, at, (long long)count, got);
         struct cursor dc = cursor_make(r->data.data + start, got);
