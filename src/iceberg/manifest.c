@@ -231,7 +231,8 @@ static int check_file(const struct iceberg_data_file *f, size_t i, enum iceberg_
     for (size_t j = 0; j < f->n_stats; j++)
         if ((f->stats[j].lower_len && !f->stats[j].lower) ||
             (f->stats[j].upper_len && !f->stats[j].upper))
-            return loch_errf(err, LOCH_EINVAL, "manifest entry %zu (%s): bound of column %d has a length but no bytes",
+            return loch_errf(err, LOCH_EINVAL,
+                             "manifest entry %zu (%s): bound of column %d has a length but no bytes",
                              i, f->path, f->stats[j].field_id);
     return 0;
 }
@@ -547,7 +548,8 @@ static int read_stats_map(avro_value_t *df, const char *name, enum stat_kind k,
             break;
         }
         if (!ok)
-            return loch_errf(err, LOCH_ECORRUPT, "manifest entry %zu: %s value for column %d has the wrong type",
+            return loch_errf(err, LOCH_ECORRUPT,
+                             "manifest entry %zu: %s value for column %d has the wrong type",
                              entry, name, key);
     }
     return 0;

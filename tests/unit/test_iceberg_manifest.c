@@ -318,7 +318,8 @@ static void test_manifest_list_roundtrip(void **state)
     }
 
     struct iceberg_avro_reader r;
-    assert_int_equal(iceberg_avro_reader_open(&r, (const uint8_t *)b.data, b.len, "manifest list", a, &err), 0);
+    assert_int_equal(
+        iceberg_avro_reader_open(&r, (const uint8_t *)b.data, b.len, "manifest list", a, &err), 0);
     assert_string_equal(iceberg_avro_reader_meta(&r, "snapshot-id"), "99");
     assert_string_equal(iceberg_avro_reader_meta(&r, "parent-snapshot-id"), "null");
     assert_string_equal(iceberg_avro_reader_meta(&r, "sequence-number"), "5");
@@ -334,7 +335,8 @@ static void test_manifest_list_roundtrip(void **state)
 
     buf_reset(&b);
     assert_int_equal(iceberg_manifest_list_encode(ROWS, 1, 100, 99, 6, &b, &err), 0);
-    assert_int_equal(iceberg_avro_reader_open(&r, (const uint8_t *)b.data, b.len, "manifest list", a, &err), 0);
+    assert_int_equal(
+        iceberg_avro_reader_open(&r, (const uint8_t *)b.data, b.len, "manifest list", a, &err), 0);
     assert_string_equal(iceberg_avro_reader_meta(&r, "parent-snapshot-id"), "99");
     iceberg_avro_reader_close(&r);
     arena_free(a);
