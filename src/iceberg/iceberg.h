@@ -214,12 +214,20 @@ bool iceberg_bound_truncate_upper(const uint8_t *s, size_t len, size_t n_cp, uin
 /* ---- Avro manifests (spec "Manifests", "Manifest Lists", Appendix A) ---- */
 /* Encodes a manifest (Avro object container, deflate) holding files, all of one content
  * kind. table_schema is written under the "schema" key; snapshot_id is the snapshot that
- * adds the manifest. Record names manifest_entry/r2/r102; field ids on every field. */
+ * adds the manifest. Record names manifest_entry/r2/r102; field ids on every field.
+ * A file's snapshot_id / sequence numbers of -1 are written as null (inherited); that is
+ * refused (LOCH_EINVAL) for EXISTING/DELETED entries. Give ADDED entries an explicit
+ * snapshot_id anyway: PyIceberg 0.10.0's ManifestEntry.snapshot_id setter writes the
+ * status slot, so a null snapshot_id reaches its scans as status = <snapshot id>. */
 int iceberg_manifest_encode(const struct iceberg_schema *table_schema, enum iceberg_content content,
                             const struct iceberg_data_file *files, size_t n_files, struct buf *out,
                             struct loch_err *err);
 /* Decodes a manifest. Entries whose snapshot_id / sequence numbers are null inherit
- * from m (the manifest-list row), per spec "Sequence Number Inheritance". */
+ * from m (the manifest-list row), per spec "Sequence Number Inheritance". m may be NULL
+ * (nothing inherited, -1 stays); when m->length > 0 it must equal len, else
+ * LOCH_ECORRUPT (the only way to see a manifest cut at an Avro block boundary).
+ * Returns LOCH_ECORRUPT on bad input, LOCH_EUNSUPPORTED for equality deletes or codecs
+ * other than null/deflate; *out is allocated in a. */
 int iceberg_manifest_decode(const uint8_t *data, size_t len, const struct iceberg_manifest *m,
                             struct arena *a, struct iceberg_data_file **out, size_t *n_out,
                             struct loch_err *err);
