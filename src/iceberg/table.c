@@ -567,6 +567,15 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
                                          m->n_metadata_log + 1, sizeof *m->metadata_log);
             m->metadata_log[m->n_metadata_log++] =
                 (struct iceberg_log_entry){c->base->last_updated_ms, -1, c->base_location};
+            /* Like Java (write.metadata.previous-versions-max, default 100), keep the
+             * newest entries only, so metadata files do not grow with every commit. */
+            const char *p = kv_get(m->properties, m->n_properties,
+                                   "write.metadata.previous-versions-max");
+            size_t keep = p && atol(p) > 0 ? (size_t)atol(p) : 100;
+            if (m->n_metadata_log > keep) {
+                m->metadata_log += m->n_metadata_log - keep;
+                m->n_metadata_log = keep;
+            }
         }
         m->last_updated_ms = now;
         long v = metadata_version(c->base_location);

@@ -356,6 +356,9 @@ static void test_manifest_merge(void **state)
     struct loch_err err;
     const char *loc;
     struct iceberg_metadata *m = create(f, &loc);
+    m->n_properties = 1;
+    m->properties = arena_alloc(f->a, sizeof *m->properties);
+    m->properties[0] = (struct iceberg_kv){"write.metadata.previous-versions-max", "20"};
     enum { N = 70 };
     int max_manifests = 0, n_data = 0;
     for (int i = 1; i <= N; i++) {
@@ -403,6 +406,11 @@ static void test_manifest_merge(void **state)
     }
     for (int k = 1; k <= N; k++)
         assert_int_equal(seen[k], 1);
+    /* The metadata log keeps the newest 20 versions (v51..v70 before v71). */
+    assert_int_equal(m->n_metadata_log, 20);
+    assert_non_null(strstr(m->metadata_log[19].metadata_file, "/v70.metadata.json"));
+    assert_non_null(strstr(m->metadata_log[0].metadata_file, "/v51.metadata.json"));
+    assert_non_null(strstr(loc, "/v71.metadata.json"));
     assert_int_equal(scan->total_records, total);
     char buf[32];
     snprintf(buf, sizeof buf, "%" PRId64, total);
