@@ -219,7 +219,11 @@ int iceberg_manifest_encode(const struct iceberg_schema *table_schema, enum iceb
                             const struct iceberg_data_file *files, size_t n_files, struct buf *out,
                             struct loch_err *err);
 /* Decodes a manifest. Entries whose snapshot_id / sequence numbers are null inherit
- * from m (the manifest-list row), per spec "Sequence Number Inheritance". */
+ * from m (the manifest-list row), per spec "Sequence Number Inheritance". m may be NULL
+ * (nothing inherited, -1 stays); when m->length > 0 it must equal len, else
+ * LOCH_ECORRUPT (the only way to see a manifest cut at an Avro block boundary).
+ * Returns LOCH_ECORRUPT on bad input, LOCH_EUNSUPPORTED for equality deletes or codecs
+ * other than null/deflate; *out is allocated in a. */
 int iceberg_manifest_decode(const uint8_t *data, size_t len, const struct iceberg_manifest *m,
                             struct arena *a, struct iceberg_data_file **out, size_t *n_out,
                             struct loch_err *err);
