@@ -1,0 +1,645 @@
+/* table.c: Iceberg tables through a store: load and create metadata files, stage a change
+ * and write it as manifests + manifest list + the next metadata file, plan scans.
+ * Not for moving the catalog pointer (catalog/) or encoding Avro (manifest.c).
+ *
+ * Commit protocol (spec "Commits", "Sequence Numbers"): every object is written under a
+ * fresh name; the metadata file v<N+1>.metadata.json is created with STORE_NO_OVERWRITE,
+ * so of two writers racing from the same base exactly one wins; the loser gets EEXIST. */
+#include "iceberg/table.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+/* Above this many manifests of one content kind in a snapshot, the parent's manifests of
+ * that kind are merged into one, so planning a scan reads a bounded number of files. */
+#define MAX_MANIFESTS_PER_KIND 64
+
+struct iceberg_change {
+    struct arena *a;
+    const struct iceberg_metadata *base;
+    const char *base_location;
+    size_t n_data, cap_data;
+    struct iceberg_data_file *data;
+    size_t n_deletes, cap_deletes;
+    struct iceberg_data_file *deletes;
+    struct iceberg_schema *schema; /* NULL: unchanged */
+    size_t n_summary;
+    struct iceberg_kv *summary;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+/* The version N of a metadata file name: "v12.metadata.json" (file-system tables) or
+ * "00012-<uuid>.metadata.json" (catalog tables written by Java). -1 when neither. */
+static long metadata_version(const char *location)
+{
+    if (!location)
+        return -1;
+    const char *name = strrchr(location, '/');
+    name = name ? name + 1 : location;
+    if (*name == 'v')
+        name++;
+    char *end;
+    if (*name < '0' || *name > '9')
+        return -1;
+    long v = strtol(name, &end, 10);
+    if (end == name || (*end != '.' && *end != '-'))
+        return -1;
+    return v;
+}
+
+static const char *kv_get(const struct iceberg_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i].key, key))
+            return kv[i].value;
+    return NULL;
+}
+
+/* Sets key in a growable kv array (capacity = *n rounded, so it is regrown each time). */
+static void kv_set(struct arena *a, struct iceberg_kv **kv, size_t *n, const char *key,
+                   const char *value)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (!strcmp((*kv)[i].key, key)) {
+            (*kv)[i].value = arena_strdup(a, value);
+            return;
+        }
+    }
+    *kv = arena_grow(a, *kv, *n, *n + 1, sizeof **kv);
+    (*kv)[*n].key = arena_strdup(a, key);
+    (*kv)[*n].value = arena_strdup(a, value);
+    (*n)++;
+}
+
+static void copy_file(struct arena *a, struct iceberg_data_file *dst, const struct iceberg_data_file *f)
+{
+    *dst = *f;
+    dst->path = arena_strdup(a, f->path);
+    dst->referenced_data_file = arena_strdup(a, f->referenced_data_file);
+    dst->stats = arena_alloc(a, (f->n_stats ? f->n_stats : 1) * sizeof *dst->stats);
+    for (size_t i = 0; i < f->n_stats; i++) {
+        dst->stats[i] = f->stats[i];
+        if (f->stats[i].lower)
+            dst->stats[i].lower = arena_memdup(a, f->stats[i].lower, f->stats[i].lower_len);
+        if (f->stats[i].upper)
+            dst->stats[i].upper = arena_memdup(a, f->stats[i].upper, f->stats[i].upper_len);
+    }
+}
+
+static void push_file(struct arena *a, struct iceberg_data_file **arr, size_t *n, size_t *cap,
+                      const struct iceberg_data_file *f)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        *arr = arena_grow(a, *arr, *n, nc, sizeof **arr);
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = *f;
+}
+
+static bool schemas_same_fields(const struct iceberg_schema *x, const struct iceberg_schema *y)
+{
+    if (x->n_fields != y->n_fields || x->n_identifier_ids != y->n_identifier_ids)
+        return false;
+    for (size_t i = 0; i < x->n_fields; i++) {
+        const struct iceberg_field *f = &x->fields[i], *g = &y->fields[i];
+        if (f->id != g->id || strcmp(f->name, g->name) || f->required != g->required ||
+            !iceberg_type_equal(&f->type, &g->type) ||
+            ((f->doc == NULL) != (g->doc == NULL)) || (f->doc && strcmp(f->doc, g->doc)))
+            return false;
+    }
+    for (size_t i = 0; i < x->n_identifier_ids; i++)
+        if (x->identifier_ids[i] != y->identifier_ids[i])
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------ load / create */
+
+int iceberg_table_load(struct store *s, const char *metadata_location, struct arena *a,
+                       struct iceberg_metadata **out, struct loch_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = store_get(s, metadata_location, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = iceberg_metadata_from_json(data, len, a, out, err);
+    free(data);
+    if (rc)
+        loch_err_prefix(err, "loading %s", metadata_location);
+    return rc;
+}
+
+static int put_metadata(struct store *s, const struct iceberg_metadata *m, long version,
+                        struct arena *a, const char **out_location, struct loch_err *err)
+{
+    struct buf json = {0};
+    int rc = iceberg_metadata_to_json(m, &json, err);
+    if (rc) {
+        buf_free(&json);
+        return rc;
+    }
+    const char *uri = arena_printf(a, "%s/metadata/v%ld.metadata.json", m->location, version);
+    rc = store_put(s, uri, json.data, json.len, STORE_NO_OVERWRITE, err);
+    buf_free(&json);
+    if (rc == LOCH_EEXIST) {
+        loch_errf(err, LOCH_EEXIST, "metadata version %ld of table %s was written by another writer",
+                  version, m->location);
+        loch_err_detail(err, "%s already exists", uri);
+        return loch_err_hint(err, "reload the table and retry the change");
+    }
+    if (rc)
+        return rc;
+    *out_location = uri;
+    return 0;
+}
+
+int iceberg_table_create(struct store *s, struct iceberg_metadata *m, struct arena *a,
+                         const char **out_location, struct loch_err *err)
+{
+    return put_metadata(s, m, 1, a, out_location, err);
+}
+
+int iceberg_table_write_hint(struct store *s, const struct iceberg_metadata *m,
+                             const char *metadata_location, struct loch_err *err)
+{
+    long v = metadata_version(metadata_location);
+    if (v < 0)
+        return loch_errf(err, LOCH_EINVAL, "cannot tell the version of metadata file %s",
+                         metadata_location);
+    char text[32], uri[4096];
+    int n = snprintf(text, sizeof text, "%ld", v);
+    snprintf(uri, sizeof uri, "%s/metadata/version-hint.text", m->location);
+    return store_put(s, uri, text, (size_t)n, 0, err);
+}
+
+/* ------------------------------------------------------------------ staging */
+
+struct iceberg_change *iceberg_change_begin(struct arena *a, const struct iceberg_metadata *base,
+                                            const char *base_location)
+{
+    struct iceberg_change *c = arena_alloc(a, sizeof *c);
+    c->a = a;
+    c->base = base;
+    c->base_location = arena_strdup(a, base_location);
+    return c;
+}
+
+void iceberg_change_add_file(struct iceberg_change *c, const struct iceberg_data_file *f)
+{
+    struct iceberg_data_file copy;
+    copy_file(c->a, &copy, f);
+    /* New files are ADDED by the snapshot this change becomes; their snapshot id and
+     * sequence numbers are inherited from the manifest-list row (spec "Sequence Number
+     * Inheritance"), so they are right whatever snapshot id is picked at write time. */
+    copy.status = ICEBERG_ADDED;
+    copy.snapshot_id = -1;
+    copy.sequence_number = -1;
+    copy.file_sequence_number = -1;
+    if (f->content == ICEBERG_CONTENT_DATA)
+        push_file(c->a, &c->data, &c->n_data, &c->cap_data, &copy);
+    else
+        push_file(c->a, &c->deletes, &c->n_deletes, &c->cap_deletes, &copy);
+}
+
+void iceberg_change_set_schema(struct iceberg_change *c, const struct iceberg_schema *s)
+{
+    c->schema = iceberg_schema_copy(c->a, s);
+}
+
+void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const char *value)
+{
+    kv_set(c->a, &c->summary, &c->n_summary, key, value);
+}
+
+bool iceberg_change_empty(const struct iceberg_change *c)
+{
+    return !c->n_data && !c->n_deletes && !c->schema;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+/* The state of one iceberg_change_write, so helpers share it and failures clean up. */
+struct writer {
+    struct iceberg_change *c;
+    struct store *s;
+    struct iceberg_metadata *m; /* the new metadata, built from a copy of base */
+    const struct iceberg_schema *schema;
+    char uuid[37];
+    int64_t snapshot_id, seq;
+    size_t n_written;
+    const char *written[8]; /* objects to remove if the commit fails */
+    struct iceberg_manifest *list;
+    size_t n_list;
+};
+
+static int put_object(struct writer *w, const char *uri, const struct buf *b, struct loch_err *err)
+{
+    int rc = store_put(w->s, uri, b->data, b->len, STORE_NO_OVERWRITE, err);
+    if (!rc && w->n_written < sizeof w->written / sizeof w->written[0])
+        w->written[w->n_written++] = uri;
+    return rc;
+}
+
+static void add_list_row(struct writer *w, const struct iceberg_manifest *row)
+{
+    w->list = arena_grow(w->c->a, w->list, w->n_list, w->n_list + 1, sizeof *w->list);
+    w->list[w->n_list++] = *row;
+}
+
+/* Encodes files as a manifest named <uuid>-m<k>.avro and returns its list row. */
+static int write_manifest(struct writer *w, enum iceberg_content content,
+                          const struct iceberg_data_file *files, size_t n, int k,
+                          struct iceberg_manifest *row, struct loch_err *err)
+{
+    struct buf b = {0};
+    int rc = iceberg_manifest_encode(w->schema, content, files, n, &b, err);
+    if (rc) {
+        buf_free(&b);
+        return rc;
+    }
+    const char *uri = arena_printf(w->c->a, "%s/metadata/%s-m%d.avro", w->m->location, w->uuid, k);
+    rc = put_object(w, uri, &b, err);
+    memset(row, 0, sizeof *row);
+    row->path = uri;
+    row->length = (int64_t)b.len;
+    buf_free(&b);
+    if (rc)
+        return rc;
+    row->spec_id = 0;
+    row->content = content;
+    row->sequence_number = w->seq;
+    row->added_snapshot_id = w->snapshot_id;
+    row->min_sequence_number = w->seq;
+    for (size_t i = 0; i < n; i++) {
+        if (files[i].status == ICEBERG_ADDED) {
+            row->added_files++;
+            row->added_rows += files[i].record_count;
+        } else if (files[i].status == ICEBERG_EXISTING) {
+            row->existing_files++;
+            row->existing_rows += files[i].record_count;
+        }
+        if (files[i].sequence_number >= 0 && files[i].sequence_number < row->min_sequence_number)
+            row->min_sequence_number = files[i].sequence_number;
+    }
+    return 0;
+}
+
+/* Reads and decodes one manifest (entries in a, inheritance applied by the decoder). */
+static int read_manifest(struct store *s, const struct iceberg_manifest *m, struct arena *a,
+                         struct iceberg_data_file **out, size_t *n_out, struct loch_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = store_get(s, m->path, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = iceberg_manifest_decode((const uint8_t *)data, len, m, a, out, n_out, err);
+    free(data);
+    if (rc)
+        loch_err_prefix(err, "reading manifest %s", m->path);
+    return rc;
+}
+
+static int read_manifest_list(struct store *s, const char *uri, struct arena *a,
+                              struct iceberg_manifest **out, size_t *n_out, struct loch_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = store_get(s, uri, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = iceberg_manifest_list_decode((const uint8_t *)data, len, a, out, n_out, err);
+    free(data);
+    if (rc)
+        loch_err_prefix(err, "reading manifest list %s", uri);
+    return rc;
+}
+
+/* Rewrites the parent's manifests of one content kind as one manifest whose live entries
+ * are EXISTING with explicit snapshot id and sequence numbers (spec: EXISTING entries
+ * must carry them). The new files of this change stay in their own manifest, so the
+ * snapshot's added counts keep meaning "added by this snapshot". */
+static int merge_manifests(struct writer *w, const struct iceberg_manifest *parents, size_t n,
+                           enum iceberg_content content, int k, struct loch_err *err)
+{
+    struct arena *a = w->c->a;
+    size_t n_files = 0, cap = 0;
+    struct iceberg_data_file *files = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (parents[i].content != content)
+            continue;
+        struct iceberg_data_file *entries;
+        size_t n_entries;
+        int rc = read_manifest(w->s, &parents[i], a, &entries, &n_entries, err);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < n_entries; j++) {
+            struct iceberg_data_file f = entries[j];
+            if (f.status == ICEBERG_DELETED)
+                continue; /* its deletion was recorded by an earlier snapshot */
+            f.status = ICEBERG_EXISTING;
+            if (f.snapshot_id < 0)
+                f.snapshot_id = parents[i].added_snapshot_id;
+            if (f.sequence_number < 0)
+                f.sequence_number = parents[i].sequence_number;
+            if (f.file_sequence_number < 0)
+                f.file_sequence_number = parents[i].sequence_number;
+            push_file(a, &files, &n_files, &cap, &f);
+        }
+    }
+    if (!n_files)
+        return 0; /* nothing live: the merged manifest would be empty */
+    struct iceberg_manifest row;
+    int rc = write_manifest(w, content, files, n_files, k, &row, err);
+    if (rc)
+        return rc;
+    /* The merged manifest's min_sequence_number is that of its oldest live entry. */
+    row.min_sequence_number = files[0].sequence_number;
+    for (size_t i = 1; i < n_files; i++)
+        if (files[i].sequence_number < row.min_sequence_number)
+            row.min_sequence_number = files[i].sequence_number;
+    add_list_row(w, &row);
+    return 0;
+}
+
+static int64_t sum_i64(const char *s)
+{
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+/* Sets key to (parent's value of key) + added; omitted when the parent has a snapshot
+ * whose summary lacks the total (Java does the same: a wrong total is worse than none). */
+static void set_total(struct writer *w, const struct iceberg_snapshot *parent, struct iceberg_kv **kv,
+                      size_t *n, const char *key, int64_t added)
+{
+    const char *prev = parent ? kv_get(parent->summary, parent->n_summary, key) : NULL;
+    if (parent && !prev)
+        return;
+    char v[32];
+    snprintf(v, sizeof v, "%" PRId64, sum_i64(prev) + added);
+    kv_set(w->c->a, kv, n, key, v);
+}
+
+static void set_count(struct writer *w, struct iceberg_kv **kv, size_t *n, const char *key,
+                      int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%" PRId64, v);
+    kv_set(w->c->a, kv, n, key, s);
+}
+
+/* Builds the snapshot summary (spec Appendix F metrics; all values are strings). */
+static void build_summary(struct writer *w, const struct iceberg_snapshot *parent,
+                          struct iceberg_snapshot *sn)
+{
+    struct iceberg_change *c = w->c;
+    int64_t data_rows = 0, data_size = 0, del_rows = 0, del_size = 0;
+    for (size_t i = 0; i < c->n_data; i++) {
+        data_rows += c->data[i].record_count;
+        data_size += c->data[i].file_size;
+    }
+    for (size_t i = 0; i < c->n_deletes; i++) {
+        del_rows += c->deletes[i].record_count;
+        del_size += c->deletes[i].file_size;
+    }
+    struct iceberg_kv *kv = NULL;
+    size_t n = 0;
+    kv_set(c->a, &kv, &n, "operation",
+           c->n_data && c->n_deletes ? "overwrite" : c->n_data ? "append" : "delete");
+    if (c->n_data) {
+        set_count(w, &kv, &n, "added-data-files", (int64_t)c->n_data);
+        set_count(w, &kv, &n, "added-records", data_rows);
+    }
+    if (c->n_deletes) {
+        set_count(w, &kv, &n, "added-delete-files", (int64_t)c->n_deletes);
+        set_count(w, &kv, &n, "added-position-delete-files", (int64_t)c->n_deletes);
+        set_count(w, &kv, &n, "added-position-deletes", del_rows);
+    }
+    set_count(w, &kv, &n, "added-files-size", data_size + del_size);
+    set_total(w, parent, &kv, &n, "total-records", data_rows);
+    set_total(w, parent, &kv, &n, "total-files-size", data_size + del_size);
+    set_total(w, parent, &kv, &n, "total-data-files", (int64_t)c->n_data);
+    set_total(w, parent, &kv, &n, "total-delete-files", (int64_t)c->n_deletes);
+    set_total(w, parent, &kv, &n, "total-position-deletes", del_rows);
+    set_total(w, parent, &kv, &n, "total-equality-deletes", 0);
+    for (size_t i = 0; i < c->n_summary; i++)
+        if (strcmp(c->summary[i].key, "operation"))
+            kv_set(c->a, &kv, &n, c->summary[i].key, c->summary[i].value);
+    sn->summary = kv;
+    sn->n_summary = n;
+}
+
+/* Writes manifests and the manifest list, and adds the snapshot to w->m. */
+static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
+{
+    struct iceberg_change *c = w->c;
+    struct arena *a = c->a;
+    struct iceberg_metadata *m = w->m;
+    const struct iceberg_snapshot *parent =
+        m->current_snapshot_id != -1 ? iceberg_metadata_snapshot(m, m->current_snapshot_id) : NULL;
+    do
+        w->snapshot_id = util_random_id();
+    while (iceberg_metadata_snapshot(m, w->snapshot_id));
+    w->seq = m->last_sequence_number + 1;
+
+    struct iceberg_manifest *parents = NULL;
+    size_t n_parents = 0;
+    int rc;
+    if (parent && (rc = read_manifest_list(w->s, parent->manifest_list, a, &parents, &n_parents, err)))
+        return rc;
+
+    /* Per content kind: keep the parent's manifests, or merge them when too many. */
+    static const enum iceberg_content kinds[] = {ICEBERG_CONTENT_DATA,
+                                                 ICEBERG_CONTENT_POSITION_DELETES};
+    for (int k = 0; k < 2; k++) {
+        size_t n_kind = 0;
+        for (size_t i = 0; i < n_parents; i++)
+            n_kind += parents[i].content == kinds[k];
+        size_t n_new = kinds[k] == ICEBERG_CONTENT_DATA ? c->n_data : c->n_deletes;
+        if (n_kind + (n_new ? 1 : 0) > MAX_MANIFESTS_PER_KIND) {
+            if ((rc = merge_manifests(w, parents, n_parents, kinds[k], 2 + k, err)))
+                return rc;
+        } else {
+            for (size_t i = 0; i < n_parents; i++)
+                if (parents[i].content == kinds[k])
+                    add_list_row(w, &parents[i]);
+        }
+        if (n_new) {
+            struct iceberg_manifest row;
+            rc = write_manifest(w, kinds[k], k == 0 ? c->data : c->deletes, n_new, k, &row, err);
+            if (rc)
+                return rc;
+            add_list_row(w, &row);
+        }
+    }
+
+    struct buf b = {0};
+    rc = iceberg_manifest_list_encode(w->list, w->n_list, w->snapshot_id,
+                                      parent ? parent->snapshot_id : -1, w->seq, &b, err);
+    const char *list_uri = arena_printf(a, "%s/metadata/snap-%" PRId64 "-%s.avro", m->location,
+                                        w->snapshot_id, w->uuid);
+    if (!rc)
+        rc = put_object(w, list_uri, &b, err);
+    buf_free(&b);
+    if (rc)
+        return rc;
+
+    struct iceberg_snapshot sn = {0};
+    sn.snapshot_id = w->snapshot_id;
+    sn.parent_id = parent ? parent->snapshot_id : -1;
+    sn.sequence_number = w->seq;
+    sn.timestamp_ms = now;
+    sn.manifest_list = list_uri;
+    sn.schema_id = m->current_schema_id;
+    build_summary(w, parent, &sn);
+
+    m->snapshots = arena_grow(a, m->snapshots, m->n_snapshots, m->n_snapshots + 1, sizeof sn);
+    m->snapshots[m->n_snapshots++] = sn;
+    m->snapshot_log = arena_grow(a, m->snapshot_log, m->n_snapshot_log, m->n_snapshot_log + 1,
+                                 sizeof *m->snapshot_log);
+    m->snapshot_log[m->n_snapshot_log++] = (struct iceberg_log_entry){now, sn.snapshot_id, NULL};
+    m->current_snapshot_id = sn.snapshot_id;
+    m->last_sequence_number = w->seq;
+    return 0;
+}
+
+/* Applies a staged schema: reuses an identical existing schema, else adds one with the
+ * next schema-id. */
+static void apply_schema(struct iceberg_metadata *m, struct arena *a, struct iceberg_schema *s)
+{
+    int max_sid = -1;
+    for (size_t i = 0; i < m->n_schemas; i++) {
+        if (schemas_same_fields(&m->schemas[i], s)) {
+            m->current_schema_id = m->schemas[i].schema_id;
+            goto ids;
+        }
+        if (m->schemas[i].schema_id > max_sid)
+            max_sid = m->schemas[i].schema_id;
+    }
+    s->schema_id = max_sid + 1;
+    m->schemas = arena_grow(a, m->schemas, m->n_schemas, m->n_schemas + 1, sizeof *m->schemas);
+    m->schemas[m->n_schemas++] = *s;
+    m->current_schema_id = s->schema_id;
+ids:
+    for (size_t i = 0; i < s->n_fields; i++)
+        if (s->fields[i].id > m->last_column_id)
+            m->last_column_id = s->fields[i].id;
+}
+
+int iceberg_change_write(struct iceberg_change *c, struct store *s, const char **out_location,
+                         struct iceberg_metadata **out_metadata, struct loch_err *err)
+{
+    if (iceberg_change_empty(c)) {
+        loch_errf(err, LOCH_EINVAL, "nothing to write for table %s", c->base->location);
+        return loch_err_hint(err, "check iceberg_change_empty before writing");
+    }
+    struct arena *a = c->a;
+    struct writer w = {.c = c, .s = s};
+    util_uuid4(w.uuid);
+
+    /* The new metadata shares base's unchanged parts; arrays that grow are copied by
+     * arena_grow before they are appended to, so base is never modified. */
+    struct iceberg_metadata *m = arena_alloc(a, sizeof *m);
+    *m = *c->base;
+    w.m = m;
+    int64_t now = util_now_ms();
+    if (now < c->base->last_updated_ms)
+        now = c->base->last_updated_ms; /* logs must stay sorted even if the clock steps back */
+
+    if (c->schema)
+        apply_schema(m, a, c->schema);
+    w.schema = iceberg_metadata_current_schema(m);
+
+    int rc = 0;
+    if (c->n_data || c->n_deletes)
+        rc = write_snapshot(&w, now, err);
+
+    if (!rc) {
+        if (c->base_location) {
+            m->metadata_log = arena_grow(a, m->metadata_log, m->n_metadata_log,
+                                         m->n_metadata_log + 1, sizeof *m->metadata_log);
+            m->metadata_log[m->n_metadata_log++] =
+                (struct iceberg_log_entry){c->base->last_updated_ms, -1, c->base_location};
+            /* Like Java (write.metadata.previous-versions-max, default 100), keep the
+             * newest entries only, so metadata files do not grow with every commit. */
+            const char *p = kv_get(m->properties, m->n_properties,
+                                   "write.metadata.previous-versions-max");
+            size_t keep = p && atol(p) > 0 ? (size_t)atol(p) : 100;
+            if (m->n_metadata_log > keep) {
+                m->metadata_log += m->n_metadata_log - keep;
+                m->n_metadata_log = keep;
+            }
+        }
+        m->last_updated_ms = now;
+        long v = metadata_version(c->base_location);
+        if (v < 0)
+            v = (long)c->base->n_metadata_log + 1;
+        rc = put_metadata(s, m, v + 1, a, out_location, err);
+    }
+    if (rc) {
+        /* Nothing references these objects: remove them, best effort. */
+        for (size_t i = 0; i < w.n_written; i++)
+            store_delete(s, w.written[i], NULL);
+        return rc;
+    }
+    *out_metadata = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ scans */
+
+int iceberg_scan_plan(struct store *s, const struct iceberg_metadata *m, int64_t snapshot_id,
+                      struct arena *a, struct iceberg_scan **out, struct loch_err *err)
+{
+    struct iceberg_scan *scan = arena_alloc(a, sizeof *scan);
+    scan->snapshot_id = -1;
+    scan->schema = iceberg_metadata_current_schema(m);
+    if (snapshot_id == -1 && m->current_snapshot_id == -1) {
+        *out = scan; /* an empty table */
+        return 0;
+    }
+    if (snapshot_id == -1)
+        snapshot_id = m->current_snapshot_id;
+    const struct iceberg_snapshot *sn = iceberg_metadata_snapshot(m, snapshot_id);
+    if (!sn) {
+        loch_errf(err, LOCH_ENOENT, "snapshot %" PRId64 " of table %s does not exist", snapshot_id,
+                  m->location);
+        return loch_err_hint(err, "it may have been expired; list the table's snapshots");
+    }
+    scan->snapshot_id = snapshot_id;
+    if (sn->schema_id >= 0 && iceberg_metadata_schema(m, sn->schema_id))
+        scan->schema = iceberg_metadata_schema(m, sn->schema_id);
+
+    struct iceberg_manifest *list;
+    size_t n_list;
+    int rc = read_manifest_list(s, sn->manifest_list, a, &list, &n_list, err);
+    if (rc)
+        return rc;
+    size_t cap_data = 0, cap_del = 0;
+    for (size_t i = 0; i < n_list; i++) {
+        struct iceberg_data_file *entries;
+        size_t n_entries;
+        if ((rc = read_manifest(s, &list[i], a, &entries, &n_entries, err)))
+            return rc;
+        for (size_t j = 0; j < n_entries; j++) {
+            const struct iceberg_data_file *f = &entries[j];
+            if (f->status == ICEBERG_DELETED)
+                continue;
+            if (f->content == ICEBERG_CONTENT_DATA) {
+                push_file(a, &scan->data, &scan->n_data, &cap_data, f);
+                scan->total_records += f->record_count;
+            } else {
+                push_file(a, &scan->deletes, &scan->n_deletes, &cap_del, f);
+            }
+        }
+    }
+    *out = scan;
+    return 0;
+}
