@@ -36,7 +36,6 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
     }
     if (o && o->temp_dir)
         duckdb_set_config(cfg, "temp_directory", o->temp_dir);
-    duckdb_set_config(cfg, "TimeZone", "UTC");
     /* Extensions are compiled in; nothing may be downloaded at run time. */
     duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
     duckdb_set_config(cfg, "autoload_known_extensions", "false");
@@ -68,6 +67,12 @@ int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *
     if (duckdb_connect(e->db, &c->con) != DuckDBSuccess) {
         free(c);
         return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
+    }
+    /* Timestamps with time zone print in UTC whatever the machine's zone. */
+    int rc = engine_exec(c, "SET TimeZone = 'UTC'", err);
+    if (rc) {
+        engine_disconnect(c);
+        return rc;
     }
     *out = c;
     return 0;
@@ -117,15 +122,47 @@ int engine_exec(struct engine_conn *c, const char *sql, struct loch_err *err)
     return rc;
 }
 
+/* DuckDB's value-to-text accessor has no time zone context, so a SELECT returning
+ * TIMESTAMPTZ or TIMETZ columns is wrapped to cast those to VARCHAR inside the query,
+ * where the session's time zone (UTC) applies. Returns NULL when no wrap is needed. */
+static char *text_safe_wrap(duckdb_prepared_statement ps, const char *sql)
+{
+    if (duckdb_prepared_statement_type(ps) != DUCKDB_STATEMENT_TYPE_SELECT)
+        return NULL;
+    idx_t n = duckdb_prepared_statement_column_count(ps);
+    struct buf b = {0};
+    for (idx_t i = 0; i < n; i++) {
+        duckdb_type t = duckdb_prepared_statement_column_type(ps, i);
+        if (t != DUCKDB_TYPE_TIMESTAMP_TZ && t != DUCKDB_TYPE_TIME_TZ)
+            continue;
+        const char *name = duckdb_prepared_statement_column_name(ps, i);
+        buf_puts(&b, b.len ? ", CAST(" : "SELECT * REPLACE (CAST(");
+        buf_sql_ident(&b, name);
+        buf_puts(&b, " AS VARCHAR) AS ");
+        buf_sql_ident(&b, name);
+    }
+    if (!b.len)
+        return NULL;
+    buf_printf(&b, ") FROM (%s)", sql);
+    return buf_take(&b);
+}
+
 int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err)
 {
+    duckdb_prepared_statement ps = NULL;
+    char *wrapped = NULL;
+    if (duckdb_prepare(c->con, sql, &ps) == DuckDBSuccess)
+        wrapped = text_safe_wrap(ps, sql);
+    duckdb_destroy_prepare(&ps);
     struct engine_rows *rows = xcalloc(1, sizeof *rows);
-    if (duckdb_query(c->con, sql, &rows->res) != DuckDBSuccess) {
+    if (duckdb_query(c->con, wrapped ? wrapped : sql, &rows->res) != DuckDBSuccess) {
         int rc = map_error(&rows->res, err);
         duckdb_destroy_result(&rows->res);
         free(rows);
+        free(wrapped);
         return rc;
     }
+    free(wrapped);
     *out = rows;
     return 0;
 }

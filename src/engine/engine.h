@@ -23,10 +23,11 @@ struct engine;       /* one per process: a DuckDB in-memory database */
 struct engine_conn;  /* one per session/thread */
 struct engine_rows;  /* a materialised result */
 
-/* Opens an in-memory DuckDB database with UTC as time zone. */
+/* Opens an in-memory DuckDB database. */
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err);
 void engine_close(struct engine *e); /* e may be NULL */
 
+/* A connection whose session time zone is UTC. */
 int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *err);
 void engine_disconnect(struct engine_conn *c); /* c may be NULL */
 

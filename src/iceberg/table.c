@@ -472,6 +472,11 @@ static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
                     add_list_row(w, &parents[i]);
         }
         if (n_new) {
+            /* Write the snapshot id explicitly on ADDED entries: PyIceberg 0.10.0's
+             * inheritance of a null snapshot_id writes it into the status slot. */
+            struct iceberg_data_file *fs = k == 0 ? c->data : c->deletes;
+            for (size_t i = 0; i < n_new; i++)
+                fs[i].snapshot_id = w->snapshot_id;
             struct iceberg_manifest row;
             rc = write_manifest(w, kinds[k], k == 0 ? c->data : c->deletes, n_new, k, &row, err);
             if (rc)
