@@ -195,9 +195,9 @@ void iceberg_change_add_file(struct iceberg_change *c, const struct iceberg_data
 {
     struct iceberg_data_file copy;
     copy_file(c->a, &copy, f);
-    /* New files are ADDED by the snapshot this change becomes; their snapshot id and
-     * sequence numbers are inherited from the manifest-list row (spec "Sequence Number
-     * Inheritance"), so they are right whatever snapshot id is picked at write time. */
+    /* New files are ADDED by the snapshot this change becomes; their sequence numbers
+     * are inherited from the manifest-list row (spec "Sequence Number Inheritance").
+     * The snapshot id is filled in at write time (see write_snapshot). */
     copy.status = ICEBERG_ADDED;
     copy.snapshot_id = -1;
     copy.sequence_number = -1;
@@ -472,13 +472,15 @@ static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
                     add_list_row(w, &parents[i]);
         }
         if (n_new) {
-            /* Write the snapshot id explicitly on ADDED entries: PyIceberg 0.10.0's
-             * inheritance of a null snapshot_id writes it into the status slot. */
-            struct iceberg_data_file *fs = k == 0 ? c->data : c->deletes;
+            /* Explicit snapshot ids on ADDED entries, as Java and PyIceberg write them:
+             * PyIceberg <= 0.10 corrupts the entry's status when it has to inherit the
+             * id (apache/iceberg-python#3256, fixed by PR #3257), and then drops
+             * position deletes from scans without an error. */
+            struct iceberg_data_file *files = k == 0 ? c->data : c->deletes;
             for (size_t i = 0; i < n_new; i++)
-                fs[i].snapshot_id = w->snapshot_id;
+                files[i].snapshot_id = w->snapshot_id;
             struct iceberg_manifest row;
-            rc = write_manifest(w, kinds[k], k == 0 ? c->data : c->deletes, n_new, k, &row, err);
+            rc = write_manifest(w, kinds[k], files, n_new, k, &row, err);
             if (rc)
                 return rc;
             add_list_row(w, &row);

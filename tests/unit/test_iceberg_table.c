@@ -285,6 +285,33 @@ static void test_deletes_and_schema(void **state)
     assert_string_equal(scan->deletes[0].referenced_data_file, d1.path);
     assert_int_equal(scan->total_records, 11);
 
+    /* As stored (no inheritance applied): ADDED entries carry an explicit snapshot id
+     * (PyIceberg <= 0.10 mangles inherited ones) and null sequence numbers. */
+    char *raw;
+    size_t raw_len, n_ms, n_entries;
+    struct iceberg_manifest *ms;
+    struct iceberg_data_file *entries;
+    assert_int_equal(store_get(f->store, sn->manifest_list, &raw, &raw_len, &err), 0);
+    assert_int_equal(iceberg_manifest_list_decode((const uint8_t *)raw, raw_len, f->a, &ms, &n_ms, &err), 0);
+    free(raw);
+    assert_int_equal(n_ms, 2);
+    const struct iceberg_manifest *dm = ms[0].content == ICEBERG_CONTENT_POSITION_DELETES ? &ms[0] : &ms[1];
+    assert_int_equal(dm->content, ICEBERG_CONTENT_POSITION_DELETES);
+    assert_int_equal(dm->sequence_number, 2);
+    assert_int_equal(dm->min_sequence_number, 2);
+    assert_int_equal(dm->added_snapshot_id, sn->snapshot_id);
+    assert_int_equal(dm->added_files, 1);
+    assert_int_equal(dm->added_rows, 3);
+    assert_int_equal(store_get(f->store, dm->path, &raw, &raw_len, &err), 0);
+    assert_int_equal(dm->length, (int64_t)raw_len);
+    assert_int_equal(iceberg_manifest_decode((const uint8_t *)raw, raw_len, NULL, f->a, &entries,
+                                             &n_entries, &err), 0);
+    free(raw);
+    assert_int_equal(n_entries, 1);
+    assert_int_equal(entries[0].status, ICEBERG_ADDED);
+    assert_int_equal(entries[0].snapshot_id, sn->snapshot_id);
+    assert_int_equal(entries[0].sequence_number, -1);
+
     /* Schema-only change: new metadata, no snapshot. */
     struct iceberg_schema *s2;
     struct iceberg_type t = {ICEBERG_DOUBLE, 0, 0, 0};
