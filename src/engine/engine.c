@@ -147,13 +147,16 @@ static char *text_safe_wrap(duckdb_prepared_statement ps, const char *sql)
     return buf_take(&b);
 }
 
-int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err)
+static int run_query(struct engine_conn *c, const char *sql, bool for_text, struct engine_rows **out,
+                     struct loch_err *err)
 {
-    duckdb_prepared_statement ps = NULL;
     char *wrapped = NULL;
-    if (duckdb_prepare(c->con, sql, &ps) == DuckDBSuccess)
-        wrapped = text_safe_wrap(ps, sql);
-    duckdb_destroy_prepare(&ps);
+    if (for_text) {
+        duckdb_prepared_statement ps = NULL;
+        if (duckdb_prepare(c->con, sql, &ps) == DuckDBSuccess)
+            wrapped = text_safe_wrap(ps, sql);
+        duckdb_destroy_prepare(&ps);
+    }
     struct engine_rows *rows = xcalloc(1, sizeof *rows);
     if (duckdb_query(c->con, wrapped ? wrapped : sql, &rows->res) != DuckDBSuccess) {
         int rc = map_error(&rows->res, err);
@@ -165,6 +168,16 @@ int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **ou
     free(wrapped);
     *out = rows;
     return 0;
+}
+
+int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err)
+{
+    return run_query(c, sql, false, out, err);
+}
+
+int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err)
+{
+    return run_query(c, sql, true, out, err);
 }
 
 void engine_interrupt(struct engine_conn *c) { duckdb_interrupt(c->con); }

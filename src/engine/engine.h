@@ -37,6 +37,11 @@ void engine_disconnect(struct engine_conn *c); /* c may be NULL */
 int engine_exec(struct engine_conn *c, const char *sql, struct loch_err *err);
 /* Runs one statement and materialises its result; *out is freed with engine_rows_free. */
 int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err);
+/* Like engine_query, for results shown to people: TIMESTAMPTZ/TIMETZ columns of a SELECT
+ * come back as text in the session's zone (UTC), since the value-to-text accessor
+ * (engine_rows_text) has no zone. Internal queries that need the real types use
+ * engine_query. */
+int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
 
@@ -62,6 +63,39 @@ int lake_load(struct query_session *s, const char *ns, const char *name, struct 
     return iceberg_table_load(s->env.st, ct.metadata_location, a, &t->md, err);
 }
 
+/* DuckDB writes "no location" as query_location 2^64-1, which jansson cannot hold in a
+ * json_int_t; it travels as INT64_MAX through our JSON handling and back. */
+#define DUCK_NO_LOCATION "\"query_location\":18446744073709551615"
+#define OUR_NO_LOCATION "\"query_location\":9223372036854775807"
+
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    struct buf b = {0};
+    size_t fl = strlen(from);
+    for (const char *p; (p = strstr(s, from)); s = p + fl) {
+        buf_append(&b, s, (size_t)(p - s));
+        buf_puts(&b, to);
+    }
+    buf_puts(&b, s);
+    return buf_take(&b);
+}
+
+static json_t *parse_duck_json(const char *text)
+{
+    char *fixed = replace_all(text ? text : "", DUCK_NO_LOCATION, OUR_NO_LOCATION);
+    json_t *j = json_loads(fixed, 0, NULL);
+    free(fixed);
+    return j;
+}
+
+static char *dump_duck_json(const json_t *j)
+{
+    char *out = json_dumps(j, JSON_COMPACT);
+    char *fixed = replace_all(out, OUR_NO_LOCATION, DUCK_NO_LOCATION);
+    free(out);
+    return fixed;
+}
+
 /* ---- finding the lake tables a SELECT names ---- */
 
 struct ref {
@@ -103,7 +137,7 @@ static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, st
     int rc = engine_query(s->conn, "SELECT json_serialize_sql('SELECT 1')", &r, err);
     if (rc)
         return rc;
-    json_t *root = json_loads(engine_rows_text(r, 0, 0, a), 0, NULL);
+    json_t *root = parse_duck_json(engine_rows_text(r, 0, 0, a));
     engine_rows_free(r);
     json_t *list = json_object_get(json_object_get(json_array_get(json_object_get(root, "statements"), 0), "node"),
                                    "select_list");
@@ -112,7 +146,7 @@ static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, st
         return loch_errf(err, LOCH_EINTERNAL, "unexpected parse tree from DuckDB");
     }
     json_array_set(list, 0, expr);
-    char *js = json_dumps(root, JSON_COMPACT);
+    char *js = dump_duck_json(root);
     json_decref(root);
     struct buf q = {0};
     buf_puts(&q, "SELECT json_deserialize_sql(");
@@ -165,6 +199,15 @@ static int at_snapshot(struct query_session *s, json_t *at, const struct lake_ta
     return 0;
 }
 
+static bool is_duckdb_schema(const char *s)
+{
+    static const char *own[] = {"main", "temp", "information_schema", "pg_catalog", "memory", "system", NULL};
+    for (int i = 0; own[i]; i++)
+        if (!strcasecmp(s, own[i]))
+            return true;
+    return false;
+}
+
 /* Resolves every lake table a SELECT names, creates their views, and rewrites AT
  * clauses into snapshot views. *rewritten is NULL when the text can run as is. */
 static int prepare_select(struct query_session *s, const char *sql, bool *is_select, char **rewritten,
@@ -184,7 +227,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         return rc;
     char *js = engine_rows_text(r, 0, 0, a);
     engine_rows_free(r);
-    json_t *root = json_loads(js ? js : "", 0, NULL);
+    json_t *root = parse_duck_json(js);
     if (!root || json_is_true(json_object_get(root, "error"))) {
         json_decref(root);
         return 0; /* not a SELECT (or a syntax error DuckDB will report itself) */
@@ -204,8 +247,14 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         char *ns = (cat && *cat) ? arena_printf(a, "%s.%s", cat, sch) : arena_strdup(a, sch);
         struct catalog_table ct;
         struct loch_err e2;
-        if (catalog_load_table(s->env.cat, ns, tab, a, &ct, &e2) != 0)
-            continue; /* DuckDB will say the table does not exist */
+        if (catalog_load_table(s->env.cat, ns, tab, a, &ct, &e2) != 0) {
+            if (!(cat && *cat) && is_duckdb_schema(sch))
+                continue; /* DuckDB's own objects (information_schema.tables, ...) */
+            loch_errf(err, LOCH_ENOENT, "table %s.%s does not exist", ns, tab);
+            loch_err_hint(err, "list tables with: loch tables");
+            rc = LOCH_ENOENT;
+            break;
+        }
         struct lake_table t;
         rc = lake_load(s, ns, tab, &t, err);
         if (rc)
@@ -227,7 +276,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
     }
     free(refs);
     if (!rc && changed) {
-        char *out = json_dumps(root, JSON_COMPACT);
+        char *out = dump_duck_json(root);
         struct buf d = {0};
         buf_puts(&d, "SELECT json_deserialize_sql(");
         buf_sql_str(&d, out);
@@ -278,7 +327,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
                 rc = lake_view_all(s, err);
             if (rc)
                 break;
-            rc = engine_query(s->conn, rewritten ? rewritten : st->text, &s->last, err);
+            rc = engine_query_text(s->conn, rewritten ? rewritten : st->text, &s->last, err);
             if (rc)
                 break;
             res.rows = s->last;
