@@ -135,11 +135,12 @@ static char *text_safe_wrap(duckdb_prepared_statement ps, const char *sql)
         duckdb_type t = duckdb_prepared_statement_column_type(ps, i);
         if (t != DUCKDB_TYPE_TIMESTAMP_TZ && t != DUCKDB_TYPE_TIME_TZ)
             continue;
-        const char *name = duckdb_prepared_statement_column_name(ps, i);
+        char *name = (char *)duckdb_prepared_statement_column_name(ps, i); /* ours to free */
         buf_puts(&b, b.len ? ", CAST(" : "SELECT * REPLACE (CAST(");
         buf_sql_ident(&b, name);
         buf_puts(&b, " AS VARCHAR) AS ");
         buf_sql_ident(&b, name);
+        duckdb_free(name);
     }
     if (!b.len)
         return NULL;
