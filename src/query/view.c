@@ -87,6 +87,67 @@ static void file_list(struct buf *b, const struct iceberg_data_file *f, size_t n
     buf_putc(b, ']');
 }
 
+/* True when f was written under a schema that names and types every field of sc as sc
+ * does (looked up through the snapshot that added it): then its Parquet columns can be
+ * read by name, which DuckDB does faster than a field-id mapped read. */
+static bool plain_readable(const struct iceberg_metadata *m, const struct iceberg_schema *sc,
+                           const struct iceberg_data_file *f)
+{
+    const struct iceberg_snapshot *snap = iceberg_metadata_snapshot(m, f->snapshot_id);
+    if (!snap || snap->schema_id < 0)
+        return false;
+    const struct iceberg_schema *ws = iceberg_metadata_schema(m, snap->schema_id);
+    if (!ws)
+        return false;
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        const struct iceberg_field *w = iceberg_schema_field(ws, sc->fields[i].id);
+        if (!w || strcmp(w->name, sc->fields[i].name) || !iceberg_type_equal(&w->type, &sc->fields[i].type))
+            return false;
+    }
+    return true;
+}
+
+/* A relation over files with the columns of sc: read by name when plain (the files
+ * carry sc's names and types), else mapped by field id through read_parquet's schema
+ * option (renames, added and widened columns). with_pos adds filename and
+ * file_row_number. */
+static void read_files(struct buf *q, const struct iceberg_schema *sc, const struct iceberg_data_file *f, size_t n,
+                       bool with_pos, bool plain)
+{
+    if (plain) {
+        buf_puts(q, "(SELECT ");
+        for (size_t i = 0; i < sc->n_fields; i++) {
+            if (i)
+                buf_puts(q, ", ");
+            buf_sql_ident(q, sc->fields[i].name);
+        }
+        if (with_pos)
+            buf_puts(q, ", filename, file_row_number");
+        buf_puts(q, " FROM read_parquet(");
+        file_list(q, f, n);
+        if (with_pos)
+            buf_puts(q, ", filename = true, file_row_number = true");
+        buf_puts(q, "))");
+        return;
+    }
+    buf_puts(q, "read_parquet(");
+    file_list(q, f, n);
+    buf_puts(q, ", schema = MAP {");
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        char duck[64];
+        iceberg_type_duckdb(&sc->fields[i].type, duck, sizeof duck);
+        buf_printf(q, "%s%d: {name: ", i ? ", " : "", sc->fields[i].id);
+        buf_sql_str(q, sc->fields[i].name);
+        buf_puts(q, ", type: ");
+        buf_sql_str(q, duck);
+        buf_puts(q, ", default_value: NULL}");
+    }
+    buf_puts(q, "}");
+    if (with_pos)
+        buf_puts(q, ", filename = true, file_row_number = true");
+    buf_puts(q, ")");
+}
+
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err)
 {
@@ -122,28 +183,60 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         }
         buf_puts(&q, ", CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number LIMIT 0) AS __d");
     } else {
-        buf_puts(&q, " FROM read_parquet(");
-        file_list(&q, plan->data, plan->n_data);
-        buf_puts(&q, ", schema = MAP {");
-        for (size_t i = 0; i < sc->n_fields; i++) {
-            char duck[64];
-            iceberg_type_duckdb(&sc->fields[i].type, duck, sizeof duck);
-            buf_printf(&q, "%s%d: {name: ", i ? ", " : "", sc->fields[i].id);
-            buf_sql_str(&q, sc->fields[i].name);
-            buf_puts(&q, ", type: ");
-            buf_sql_str(&q, duck);
-            buf_puts(&q, ", default_value: NULL}");
+        /* Deletes are applied per data file, joined on the row position alone (an
+         * integer), which is far cheaper than a join on (file name, position). Files
+         * without deletes are read together. A delete file that does not name its one
+         * data file applies to every file. */
+        bool *hit = arena_alloc(a, plan->n_data * sizeof *hit);
+        bool any_unreferenced = false;
+        for (size_t k = 0; k < plan->n_deletes; k++)
+            if (!plan->deletes[k].referenced_data_file)
+                any_unreferenced = true;
+        size_t n_plain = 0;
+        for (size_t i = 0; i < plan->n_data; i++) {
+            hit[i] = any_unreferenced;
+            for (size_t k = 0; k < plan->n_deletes && !hit[i]; k++)
+                hit[i] = !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path);
+            n_plain += !hit[i];
         }
-        buf_puts(&q, "}");
-        bool need_pos = positional || plan->n_deletes > 0;
-        if (need_pos)
-            buf_puts(&q, ", filename = true, file_row_number = true");
+        buf_puts(&q, " FROM (");
+        bool first = true;
+        /* Files without deletes, in two groups: readable by name, and mapped by id. */
+        for (int by_name = 1; by_name >= 0 && n_plain; by_name--) {
+            struct iceberg_data_file *group = arena_alloc(a, n_plain * sizeof *group);
+            size_t n_group = 0;
+            for (size_t i = 0; i < plan->n_data; i++)
+                if (!hit[i] && plain_readable(t->md, sc, &plan->data[i]) == (bool)by_name)
+                    group[n_group++] = plan->data[i];
+            if (!n_group)
+                continue;
+            buf_puts(&q, first ? "SELECT * FROM " : " UNION ALL BY NAME SELECT * FROM ");
+            read_files(&q, sc, group, n_group, positional, by_name);
+            first = false;
+        }
+        for (size_t i = 0; i < plan->n_data; i++) {
+            if (!hit[i])
+                continue;
+            buf_puts(&q, first ? "SELECT __f.* FROM " : " UNION ALL BY NAME SELECT __f.* FROM ");
+            first = false;
+            read_files(&q, sc, &plan->data[i], 1, true, plain_readable(t->md, sc, &plan->data[i]));
+            buf_puts(&q, " AS __f ANTI JOIN (SELECT pos FROM read_parquet(");
+            size_t n_del = 0;
+            for (size_t k = 0; k < plan->n_deletes; k++)
+                if (!plan->deletes[k].referenced_data_file ||
+                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path))
+                    n_del++;
+            struct iceberg_data_file *dels = arena_alloc(a, n_del * sizeof *dels);
+            for (size_t k = 0, j = 0; k < plan->n_deletes; k++)
+                if (!plan->deletes[k].referenced_data_file ||
+                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path))
+                    dels[j++] = plan->deletes[k];
+            file_list(&q, dels, n_del);
+            buf_puts(&q, ") WHERE file_path = ");
+            buf_sql_str(&q, plan->data[i].path);
+            buf_puts(&q, ") AS __x ON __f.file_row_number = __x.pos");
+        }
         buf_puts(&q, ") AS __d");
-        if (plan->n_deletes > 0) {
-            buf_puts(&q, " ANTI JOIN read_parquet(");
-            file_list(&q, plan->deletes, plan->n_deletes);
-            buf_puts(&q, ") AS __x ON __d.filename = __x.file_path AND __d.file_row_number = __x.pos");
-        }
     }
     rc = engine_exec(s->conn, q.data, err);
     buf_free(&q);
