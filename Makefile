@@ -60,6 +60,14 @@ bench: setup $(BUILD)/loch
 demo: setup $(BUILD)/loch
 	./scripts/demo
 
+# libFuzzer targets (clang): build/fuzz/<name>; run one with build/fuzz/<name> -max_total_time=60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: setup
+	@mkdir -p build/fuzz
+	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "== $$n"; \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Isrc -isystem $(DUCK)/include \
+	    $(shell pkg-config --cflags $(PKGS)) $$f $(LIB_SRC) -o build/fuzz/$$n $(LDLIBS) -llmdb; done
+
 clean:
 	rm -rf build
 
