@@ -109,10 +109,12 @@ static bool plain_readable(const struct iceberg_metadata *m, const struct iceber
 
 /* A relation over files with the columns of sc: read by name when plain (the files
  * carry sc's names and types), else mapped by field id through read_parquet's schema
- * option (renames, added and widened columns). with_pos adds filename and
- * file_row_number. */
+ * option (renames, added and widened columns). pos adds file_row_number (POS_ROW) and
+ * filename (POS_FILE_ROW); generating file names per row is not free, so only DML asks. */
+enum pos_cols { POS_NONE, POS_ROW, POS_FILE_ROW };
+
 static void read_files(struct buf *q, const struct iceberg_schema *sc, const struct iceberg_data_file *f, size_t n,
-                       bool with_pos, bool plain)
+                       enum pos_cols pos, bool plain)
 {
     if (plain) {
         buf_puts(q, "(SELECT ");
@@ -121,12 +123,11 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
                 buf_puts(q, ", ");
             buf_sql_ident(q, sc->fields[i].name);
         }
-        if (with_pos)
-            buf_puts(q, ", filename, file_row_number");
+        buf_puts(q, pos == POS_FILE_ROW ? ", filename, file_row_number" : pos == POS_ROW ? ", file_row_number" : "");
         buf_puts(q, " FROM read_parquet(");
         file_list(q, f, n);
-        if (with_pos)
-            buf_puts(q, ", filename = true, file_row_number = true");
+        buf_puts(q, pos == POS_FILE_ROW ? ", filename = true, file_row_number = true"
+                    : pos == POS_ROW    ? ", file_row_number = true" : "");
         buf_puts(q, "))");
         return;
     }
@@ -143,8 +144,8 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
         buf_puts(q, ", default_value: NULL}");
     }
     buf_puts(q, "}");
-    if (with_pos)
-        buf_puts(q, ", filename = true, file_row_number = true");
+    buf_puts(q, pos == POS_FILE_ROW ? ", filename = true, file_row_number = true"
+                : pos == POS_ROW    ? ", file_row_number = true" : "");
     buf_puts(q, ")");
 }
 
@@ -211,7 +212,7 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
             if (!n_group)
                 continue;
             buf_puts(&q, first ? "SELECT * FROM " : " UNION ALL BY NAME SELECT * FROM ");
-            read_files(&q, sc, group, n_group, positional, by_name);
+            read_files(&q, sc, group, n_group, positional ? POS_FILE_ROW : POS_NONE, by_name);
             first = false;
         }
         for (size_t i = 0; i < plan->n_data; i++) {
@@ -219,7 +220,8 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
                 continue;
             buf_puts(&q, first ? "SELECT __f.* FROM " : " UNION ALL BY NAME SELECT __f.* FROM ");
             first = false;
-            read_files(&q, sc, &plan->data[i], 1, true, plain_readable(t->md, sc, &plan->data[i]));
+            read_files(&q, sc, &plan->data[i], 1, positional ? POS_FILE_ROW : POS_ROW,
+                       plain_readable(t->md, sc, &plan->data[i]));
             buf_puts(&q, " AS __f ANTI JOIN (SELECT pos FROM read_parquet(");
             size_t n_del = 0;
             for (size_t k = 0; k < plan->n_deletes; k++)
