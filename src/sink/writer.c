@@ -279,6 +279,30 @@ static void field_ids(struct buf *b, const struct iceberg_schema *s)
     buf_puts(b, "}");
 }
 
+/* Runs a COPY that writes t, and starts describing the file it wrote in out (content,
+ * an ADDED entry inheriting nothing, the row count). Frees sql. *empty is true when no
+ * row was written; the target is then removed. */
+static int run_copy(struct engine_conn *c, struct store *st, struct target *t, struct buf *sql,
+                    enum iceberg_content content, struct iceberg_data_file *out, bool *empty, struct loch_err *err)
+{
+    struct engine_rows *r;
+    int rc = engine_query(c, sql->data, &r, err);
+    buf_free(sql);
+    if (rc) {
+        drop_target(st, t);
+        return rc;
+    }
+    out->record_count = engine_rows_changed(r);
+    engine_rows_free(r);
+    out->content = content;
+    out->status = ICEBERG_ADDED;
+    out->snapshot_id = out->sequence_number = out->file_sequence_number = -1;
+    *empty = out->record_count == 0;
+    if (*empty)
+        drop_target(st, t);
+    return 0;
+}
+
 int sink_write_data(struct engine_conn *c, struct store *st, const struct iceberg_metadata *m,
                     const char *select_sql, struct arena *a, struct iceberg_data_file *out, struct loch_err *err)
 {
@@ -304,23 +328,10 @@ int sink_write_data(struct engine_conn *c, struct store *st, const struct iceber
     buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd, ");
     field_ids(&sql, s);
     buf_puts(&sql, ")");
-    struct engine_rows *r;
-    rc = engine_query(c, sql.data, &r, err);
-    buf_free(&sql);
-    if (rc) {
-        drop_target(st, &t);
+    bool empty;
+    rc = run_copy(c, st, &t, &sql, ICEBERG_CONTENT_DATA, out, &empty, err);
+    if (rc || empty)
         return rc;
-    }
-    int64_t rows = engine_rows_changed(r);
-    engine_rows_free(r);
-    out->content = ICEBERG_CONTENT_DATA;
-    out->status = ICEBERG_ADDED;
-    out->snapshot_id = out->sequence_number = out->file_sequence_number = -1;
-    out->record_count = rows;
-    if (rows == 0) {
-        drop_target(st, &t);
-        return 0;
-    }
     rc = footer_stats(c, t.local, s, a, out, err);
     if (!rc)
         rc = finish_target(st, &t, &out->file_size, err);
@@ -349,23 +360,11 @@ int sink_write_deletes(struct engine_conn *c, struct store *st, const struct ice
     buf_sql_str(&sql, t.local);
     buf_printf(&sql, " (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {file_path: %d, pos: %d})", DELETE_FILE_PATH_ID,
                DELETE_POS_ID);
-    struct engine_rows *r;
-    rc = engine_query(c, sql.data, &r, err);
-    buf_free(&sql);
-    if (rc) {
-        drop_target(st, &t);
+    bool empty;
+    rc = run_copy(c, st, &t, &sql, ICEBERG_CONTENT_POSITION_DELETES, out, &empty, err);
+    if (rc || empty)
         return rc;
-    }
-    int64_t rows = engine_rows_changed(r);
-    engine_rows_free(r);
-    out->content = ICEBERG_CONTENT_POSITION_DELETES;
-    out->status = ICEBERG_ADDED;
-    out->snapshot_id = out->sequence_number = out->file_sequence_number = -1;
-    out->record_count = rows;
-    if (rows == 0) {
-        drop_target(st, &t);
-        return 0;
-    }
+    struct engine_rows *r;
     /* One referenced data file lets readers skip the delete file for every other one. */
     struct buf q = {0};
     buf_puts(&q, "SELECT count(DISTINCT file_path), min(file_path) FROM read_parquet(");
