@@ -160,7 +160,9 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
     rc = ensure_schema(s, t->ns, err);
     if (rc)
         return rc;
-    const struct iceberg_schema *sc = plan->schema;
+    /* The current state reads under the current schema (columns added after the last
+     * snapshot included); an earlier snapshot under its own. */
+    const struct iceberg_schema *sc = snapshot_id < 0 ? iceberg_metadata_current_schema(t->md) : plan->schema;
     struct buf q = {0};
     buf_puts(&q, "CREATE OR REPLACE VIEW ");
     buf_puts(&q, lake_view_ident(s, t->ns, view_name));

@@ -179,3 +179,14 @@ def test_kill_during_commits_leaves_a_committed_snapshot(lake):
     # and the table keeps working after the crash
     lake.run("sql", "INSERT INTO core.public.c VALUES (1000, 1)")
     assert lake.sql("SELECT count(*) AS n FROM core.public.c")[0]["n"] == rows["n"] + 1
+
+
+def test_column_added_without_new_snapshot_is_readable_and_updatable(lake):
+    lake.run("sql", "CREATE TABLE bank.acc (id BIGINT PRIMARY KEY, balance DECIMAL(18,2))")
+    lake.run("sql", "INSERT INTO bank.acc VALUES (1, 10.00), (2, 20.00)")
+    lake.run("sql", "ALTER TABLE bank.acc ADD COLUMN status VARCHAR")
+    assert lake.sql("SELECT id, status FROM bank.acc ORDER BY id") == [{"id": 1, "status": None},
+                                                                       {"id": 2, "status": None}]
+    assert "UPDATE 1" in lake.run("sql", "UPDATE bank.acc SET status = 'frozen' WHERE id = 2").stdout
+    assert lake.sql("SELECT id, status FROM bank.acc ORDER BY id") == [{"id": 1, "status": None},
+                                                                       {"id": 2, "status": "frozen"}]
