@@ -287,12 +287,3 @@ void engine_rows_free(struct engine_rows *r)
     duckdb_destroy_result(&r->res);
     free(r);
 }
-
-char *engine_quote(struct arena *a, const char *s)
-{
-    struct buf b = {0};
-    buf_sql_str(&b, s);
-    char *q = arena_strdup(a, b.data);
-    buf_free(&b);
-    return q;
-}

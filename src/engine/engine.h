@@ -61,7 +61,4 @@ int64_t engine_rows_int(struct engine_rows *r, size_t col, size_t row);
 int64_t engine_rows_changed(struct engine_rows *r);
 void engine_rows_free(struct engine_rows *r); /* r may be NULL */
 
-/* Quotes s as a SQL string literal into a ('...' with quotes doubled). */
-char *engine_quote(struct arena *a, const char *s);
-
 #endif
