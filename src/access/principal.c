@@ -145,8 +145,13 @@ int principal_scram_parse(const char *text, struct scram_verifier *out, struct l
     return 0;
 }
 
+/* The stored text for a password. A password that already is a SCRAM-SHA-256 verifier
+ * (psql's \password sends one) is stored as given, as PostgreSQL does. */
 static char *make_verifier_text(const char *password)
 {
+    struct scram_verifier given;
+    if (!strncmp(password, "SCRAM-SHA-256$", 14) && principal_scram_parse(password, &given, NULL) == 0)
+        return principal_scram_format(&given);
     unsigned char salt[SCRAM_SALT_LEN];
     if (RAND_bytes(salt, sizeof salt) != 1) {
         fprintf(stderr, "loch: RAND_bytes failed\n");
@@ -332,7 +337,7 @@ int principal_create(struct catalog *cat, const char *name, enum principal_kind 
     if (rc)
         return rc;
     if (principal_exists(cat, name))
-        return loch_errf(err, LOCH_EEXIST, "role \"%s\" already exists", name);
+        return loch_errf(err, LOCH_EDUPROLE, "role \"%s\" already exists", name);
     char *scram = password ? make_verifier_text(password) : NULL;
     sqlite3 *db = catalog_db(cat);
     sqlite3_stmt *st;
@@ -355,7 +360,7 @@ int principal_create(struct catalog *cat, const char *name, enum principal_kind 
     sqlite3_finalize(st);
     free(scram);
     if (step == SQLITE_CONSTRAINT)
-        return loch_errf(err, LOCH_EEXIST, "role \"%s\" already exists", name);
+        return loch_errf(err, LOCH_EDUPROLE, "role \"%s\" already exists", name);
     if (step != SQLITE_DONE)
         return db_fail(db, err, "cannot create a principal");
     return 0;
@@ -376,7 +381,7 @@ int principal_set_password(struct catalog *cat, const char *name, const char *pa
                     "cannot set a password", &changes);
     free(scram);
     if (!rc && changes == 0)
-        rc = loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", name);
+        rc = loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", name);
     return rc;
 }
 
@@ -391,7 +396,7 @@ int principal_set_login(struct catalog *cat, const char *name, bool can_login, s
                               : "UPDATE loch_principals SET can_login = 0 WHERE name = ?1",
                     name, NULL, err, "cannot change login", &changes);
     if (!rc && changes == 0)
-        rc = loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", name);
+        rc = loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", name);
     return rc;
 }
 
@@ -424,7 +429,7 @@ int principal_drop(struct catalog *cat, const char *name, enum principal_kind ki
     rc = exec_bound(cat, "DELETE FROM loch_principals WHERE name = ?1 AND kind = ?2", name, kind_word(kind), err,
                     "cannot drop a principal", &changes);
     if (!rc && changes == 0)
-        rc = loch_errf(err, LOCH_ENOENT, "%s \"%s\" does not exist", kind_word(kind), name);
+        rc = loch_errf(err, LOCH_ENOROLE, "%s \"%s\" does not exist", kind_word(kind), name);
     if (!rc)
         rc = exec_bound(cat, "DELETE FROM loch_role_members WHERE role = ?1 OR member = ?1", name, NULL, err,
                         "cannot drop memberships", NULL);
@@ -444,9 +449,9 @@ int principal_grant_role(struct catalog *cat, const char *role, const char *memb
     if (rc)
         return rc;
     if (!principal_exists(cat, role))
-        return loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", role);
+        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", role);
     if (!principal_exists(cat, member))
-        return loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", member);
+        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", member);
     bool cycle = false;
     rc = reaches(cat, role, member, &cycle, err);
     if (rc)
@@ -463,9 +468,9 @@ int principal_revoke_role(struct catalog *cat, const char *role, const char *mem
     if (rc)
         return rc;
     if (!principal_exists(cat, role))
-        return loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", role);
+        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", role);
     if (!principal_exists(cat, member))
-        return loch_errf(err, LOCH_ENOENT, "role \"%s\" does not exist", member);
+        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", member);
     return exec_bound(cat, "DELETE FROM loch_role_members WHERE role = ?1 AND member = ?2", role, member, err,
                       "cannot revoke a role", NULL);
 }

@@ -66,20 +66,24 @@ bool principal_exists(struct catalog *cat, const char *name);
 
 enum principal_kind { PRINCIPAL_USER, PRINCIPAL_ROLE };
 
-/* Creates a principal. A user can log in (unless can_login is false); a role cannot
+/* Passwords given to principal_create / principal_set_password that already are a
+ * verifier in the format above are stored as given (PostgreSQL does the same; psql's
+ * \password sends one), so the cleartext need never reach loch.
+ *
+ * Creates a principal. A user can log in (unless can_login is false); a role cannot
  * (unless can_login is true). password may be NULL (no password: cannot log in with one).
- * LOCH_EEXIST when the name is taken (users and roles share names), LOCH_EINVAL for an
+ * LOCH_EDUPROLE when the name is taken (users and roles share names), LOCH_EINVAL for an
  * empty name or an empty password. */
 int principal_create(struct catalog *cat, const char *name, enum principal_kind kind, bool can_login,
                      const char *password, struct loch_err *err);
 
-/* Replaces name's password (NULL: removes it). LOCH_ENOENT when name does not exist. */
+/* Replaces name's password (NULL: removes it). LOCH_ENOROLE when name does not exist. */
 int principal_set_password(struct catalog *cat, const char *name, const char *password, struct loch_err *err);
 
-/* Sets whether name may log in. LOCH_ENOENT when name does not exist. */
+/* Sets whether name may log in. LOCH_ENOROLE when name does not exist. */
 int principal_set_login(struct catalog *cat, const char *name, bool can_login, struct loch_err *err);
 
-/* Drops a principal of the given kind and its memberships (both ways). LOCH_ENOENT when
+/* Drops a principal of the given kind and its memberships (both ways). LOCH_ENOROLE when
  * there is none of that kind; LOCH_EINVAL for "admin" (the lake would lose its
  * administrator). Its tokens go too (loch_tokens, when that table exists). */
 int principal_drop(struct catalog *cat, const char *name, enum principal_kind kind, struct loch_err *err);
@@ -88,7 +92,7 @@ int principal_drop(struct catalog *cat, const char *name, enum principal_kind ki
  * member) is LOCH_EINVAL. Granting twice is fine. */
 int principal_grant_role(struct catalog *cat, const char *role, const char *member, struct loch_err *err);
 
-/* Ends member's membership of role. LOCH_ENOENT when either does not exist; not being a
+/* Ends member's membership of role. LOCH_ENOROLE when either does not exist; not being a
  * member is fine (PostgreSQL warns, does not fail). */
 int principal_revoke_role(struct catalog *cat, const char *role, const char *member, struct loch_err *err);
 

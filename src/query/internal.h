@@ -2,6 +2,8 @@
 #ifndef LOCH_QUERY_INTERNAL_H
 #define LOCH_QUERY_INTERNAL_H
 
+#include <jansson.h>
+
 #include "iceberg/table.h"
 #include "query/lex.h"
 #include "query/query.h"
@@ -13,6 +15,7 @@ struct query_session {
     struct engine_rows *last;
     char **attached;          /* DuckDB catalogs attached for namespaces */
     size_t n_attached;
+    char *user;               /* the principal; NULL = the local administrator */
 };
 
 /* A lake table loaded for one statement. */
@@ -32,6 +35,15 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
 /* Makes every lake table visible (for statements DuckDB cannot serialise). */
 int lake_view_all(struct query_session *s, struct loch_err *err);
+
+/* Parses DuckDB's json_serialize_sql text (its 2^64-1 "no location" made to fit
+ * jansson); NULL when malformed. The caller json_decref's it. */
+json_t *duck_json_parse(const char *text);
+
+/* The statement guard for non-administrators (guard.c): 0 when st may run as is (it names
+ * no lake table, file or non-allow-listed table function), LOCH_EPERM naming what was
+ * refused, LOCH_ESYNTAX for a parse error. */
+int guard_check(struct query_session *s, const struct stmt *st, struct loch_err *err);
 
 /* Handles a write statement on a lake table. *handled false: not a lake write. */
 int write_try(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,

@@ -22,7 +22,18 @@ struct query_env {
 
 struct query_session;
 
+/* A session of the local administrator (`loch sql`, `loch load`): everything allowed. */
 int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err);
+/* A session of principal `user` (copied). Whether it is an administrator (principal_is_admin)
+ * is decided again for every statement. Until grants exist, a non-administrator may only
+ * run SELECTs that name no lake table, no file and no table function outside a short
+ * allow-list (range, generate_series, unnest), plus transaction control and SET of a few
+ * client settings; anything else is LOCH_EPERM (SQLSTATE 42501) naming what was refused.
+ * Deny by default: no path of a non-administrator reaches a file. */
+int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
+                          struct loch_err *err);
+/* The session's principal ("admin" for the local administrator). */
+const char *query_session_user(const struct query_session *s);
 void query_session_close(struct query_session *s); /* s may be NULL */
 
 /* One statement's outcome: rows (owned by the session until the next statement or
@@ -64,6 +75,10 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
 
 /* Interrupts the statement running in s, from another thread (CancelRequest, timeouts). */
 void query_interrupt(struct query_session *s);
+
+/* A copy of sql (malloc'd) safe for logs and query history: the literal after every
+ * PASSWORD keyword becomes '********'. */
+char *query_redact(const char *sql);
 
 /* Splits "a.b.c" into namespace "a.b" and table "c" (in a). LOCH_EINVAL when there is no
  * namespace part. */

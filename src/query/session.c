@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access/principal.h"
 #include "base/buf.h"
+#include "query/rolestmt.h"
 
 int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err)
 {
@@ -24,10 +26,35 @@ int query_session_open(const struct query_env *env, struct query_session **out, 
     return 0;
 }
 
+int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
+                          struct loch_err *err)
+{
+    if (!user || !*user)
+        return loch_errf(err, LOCH_EINVAL, "a session needs a user name");
+    int rc = query_session_open(env, out, err);
+    if (!rc)
+        (*out)->user = xstrdup(user);
+    return rc;
+}
+
+const char *query_session_user(const struct query_session *s)
+{
+    return s->user ? s->user : PRINCIPAL_ADMIN;
+}
+
+char *query_redact(const char *sql) { return rolestmt_redact(sql); }
+
+/* The local administrator, or a principal that is (now) a member of admin. */
+static bool session_is_admin(struct query_session *s)
+{
+    return !s->user || principal_is_admin(s->env.cat, s->user);
+}
+
 void query_session_close(struct query_session *s)
 {
     if (!s)
         return;
+    free(s->user);
     engine_rows_free(s->last);
     engine_disconnect(s->conn);
     for (size_t i = 0; i < s->n_attached; i++)
@@ -80,7 +107,7 @@ static char *replace_all(const char *s, const char *from, const char *to)
     return buf_take(&b);
 }
 
-static json_t *parse_duck_json(const char *text)
+json_t *duck_json_parse(const char *text)
 {
     char *fixed = replace_all(text ? text : "", DUCK_NO_LOCATION, OUR_NO_LOCATION);
     json_t *j = json_loads(fixed, 0, NULL);
@@ -137,7 +164,7 @@ static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, st
     int rc = engine_query(s->conn, "SELECT json_serialize_sql('SELECT 1')", &r, err);
     if (rc)
         return rc;
-    json_t *root = parse_duck_json(engine_rows_text(r, 0, 0, a));
+    json_t *root = duck_json_parse(engine_rows_text(r, 0, 0, a));
     engine_rows_free(r);
     json_t *list = json_object_get(json_object_get(json_array_get(json_object_get(root, "statements"), 0), "node"),
                                    "select_list");
@@ -227,7 +254,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         return rc;
     char *js = engine_rows_text(r, 0, 0, a);
     engine_rows_free(r);
-    json_t *root = parse_duck_json(js);
+    json_t *root = duck_json_parse(js);
     if (!root || json_is_true(json_object_get(root, "error"))) {
         json_decref(root);
         return 0; /* not a SELECT (or a syntax error DuckDB will report itself) */
@@ -315,8 +342,32 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         s->last = NULL;
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
-        bool handled = false;
-        rc = write_try(s, st, &handled, &res.tag, err);
+        bool handled = false, admin = session_is_admin(s);
+        struct role_stmt role;
+        rc = rolestmt_parse(s->stmt_arena, st, &role, &handled, err);
+        if (!rc && handled && !admin) {
+            loch_errf(err, LOCH_EPERM, "permission denied to %s", lex_is(st, 0, "GRANT") || lex_is(st, 0, "REVOKE")
+                                                                     ? "grant or revoke roles"
+                                                                     : "create, alter or drop roles");
+            rc = loch_err_hint(err, "only members of role admin manage users and roles");
+        }
+        if (!rc && handled)
+            rc = rolestmt_exec(s->env.cat, &role, &res.tag, err);
+        if (rc)
+            break;
+        if (!handled && !admin) {
+            rc = guard_check(s, st, err);
+            if (rc)
+                break;
+            rc = engine_query_text(s->conn, st->text, &s->last, err);
+            if (rc)
+                break;
+            res.rows = s->last;
+            res.tag = select_tag(s->stmt_arena, s->last);
+            handled = true;
+        }
+        if (!handled)
+            rc = write_try(s, st, &handled, &res.tag, err);
         if (rc)
             break;
         if (!handled) {

@@ -119,7 +119,7 @@ static void test_users_and_roles(void **state)
     struct loch_err err;
     assert_int_equal(principal_create(c, "admin", PRINCIPAL_USER, true, "root-pw", &err), 0);
     assert_int_equal(principal_create(c, "alice", PRINCIPAL_USER, true, "s3cret", &err), 0);
-    assert_int_equal(principal_create(c, "alice", PRINCIPAL_ROLE, false, NULL, &err), LOCH_EEXIST);
+    assert_int_equal(principal_create(c, "alice", PRINCIPAL_ROLE, false, NULL, &err), LOCH_EDUPROLE);
     assert_int_equal(principal_create(c, "analysts", PRINCIPAL_ROLE, false, NULL, &err), 0);
 
     assert_true(principal_is_admin(c, "admin"));
@@ -132,7 +132,7 @@ static void test_users_and_roles(void **state)
     assert_int_equal(principal_grant_role(c, "admin", "analysts", &err), 0);
     assert_true(principal_is_admin(c, "alice"));
     assert_int_equal(principal_grant_role(c, "alice", "admin", &err), LOCH_EINVAL); /* cycle */
-    assert_int_equal(principal_grant_role(c, "ghosts", "alice", &err), LOCH_ENOENT);
+    assert_int_equal(principal_grant_role(c, "ghosts", "alice", &err), LOCH_ENOROLE);
     assert_int_equal(principal_revoke_role(c, "admin", "analysts", &err), 0);
     assert_false(principal_is_admin(c, "alice"));
 
@@ -143,7 +143,7 @@ static void test_users_and_roles(void **state)
     assert_int_equal(principal_set_password(c, "alice", "n3w", &err), 0);
     assert_int_equal(principal_check_password(c, "alice", "s3cret", &err), LOCH_EAUTH);
     assert_int_equal(principal_check_password(c, "alice", "n3w", &err), 0);
-    assert_int_equal(principal_set_password(c, "nobody", "x", &err), LOCH_ENOENT);
+    assert_int_equal(principal_set_password(c, "nobody", "x", &err), LOCH_ENOROLE);
 
     struct scram_verifier v;
     assert_int_equal(principal_scram_lookup(c, "alice", &v, &err), 0);
@@ -162,7 +162,7 @@ static void test_users_and_roles(void **state)
     assert_int_equal(sqlite3_column_int(st, 0), 0);
     sqlite3_finalize(st);
 
-    assert_int_equal(principal_drop(c, "alice", PRINCIPAL_ROLE, &err), LOCH_ENOENT); /* alice is a user */
+    assert_int_equal(principal_drop(c, "alice", PRINCIPAL_ROLE, &err), LOCH_ENOROLE); /* alice is a user */
     assert_int_equal(principal_drop(c, "alice", PRINCIPAL_USER, &err), 0);
     assert_false(principal_exists(c, "alice"));
     assert_int_equal(principal_drop(c, "admin", PRINCIPAL_USER, &err), LOCH_EINVAL);
