@@ -501,7 +501,7 @@ static size_t words(const char *sql, char w[][64], size_t n)
 enum intercept { IC_NONE, IC_DONE, IC_ROWS };
 
 /* Answers SET/RESET/SHOW of client parameters and transaction control without DuckDB.
- * IC_DONE: *tag is the command tag; IC_ROWS: *show_name/*show_value are one row to send. */
+ * IC_DONE: *tag is the command tag; IC_ROWS: *show_name and *show_value are one row to send. */
 static enum intercept intercept(struct conn *c, const char *sql, const char **tag, const char **show_name,
                                 const char **show_value)
 {
