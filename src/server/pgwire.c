@@ -71,6 +71,7 @@ struct portal {
     struct engine_chunk *chunk;
     size_t chunk_row;
     uint64_t rows_sent;
+    bool done;                    /* ran to its end (or failed): executing again is an error */
     struct portal *next;
 };
 
@@ -640,46 +641,61 @@ static int run_command(struct conn *c, const char *sql, bool describe, uint64_t 
     return rc;
 }
 
-/* Executes p (bound) and streams up to max_rows rows; sends PortalSuspended when the limit
- * stops it, CommandComplete when the result ends. */
+/* Binds p's parameters and starts its statement: the stream is open afterwards (rows
+ * are produced as they are fetched). Idempotent while the stream is open. */
+static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
+{
+    if (p->stream)
+        return 0;
+    struct engine_stmt *st = p->prep->st;
+    if (c->streaming && c->streaming != p)
+        portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
+    if (p->rows_sent || p->done)
+        return loch_errf(err, LOCH_EUNSUPPORTED,
+                         "portal \"%s\" was closed by a later statement on this connection", p->name);
+    size_t np = engine_stmt_nparams(st);
+    if (p->n_params != np)
+        return loch_errf(err, LOCH_EPROTO, "bind message supplies %u parameters, but the statement requires %zu",
+                         p->n_params, np);
+    int rc = 0;
+    for (size_t i = 0; i < np && !rc; i++) {
+        int fmt = p->n_fmts == 0 ? 0 : p->n_fmts == 1 ? p->fmts[0] : p->fmts[i];
+        uint32_t oid = i < p->prep->n_types ? p->prep->types[i] : 0;
+        rc = pgwire_bind_param(st, i, oid, fmt, p->params[i].data, p->params[i].len, err);
+    }
+    if (rc)
+        return rc;
+    query_begin(c);
+    rc = engine_execute(st, &p->stream, err);
+    int why = query_end(c);
+    if (rc) {
+        cancel_message(why, err);
+        return rc;
+    }
+    c->streaming = p;
+    return 0;
+}
+
+/* Streams up to max_rows rows of p (started on demand); sends PortalSuspended when the
+ * limit stops it, CommandComplete when the result ends. */
 static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bool describe, uint64_t *rows,
                           struct loch_err *err)
 {
     struct engine_stmt *st = p->prep->st;
-    int rc = 0;
+    *rows = 0;
     if (!p->stream) {
-        if (c->streaming && c->streaming != p)
-            portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
-        if (p->rows_sent) { /* its stream was closed by a later statement */
-            return loch_errf(err, LOCH_EUNSUPPORTED,
-                             "portal \"%s\" was closed by a later statement on this connection", p->name);
-        }
-        size_t np = engine_stmt_nparams(st);
-        if (p->n_params != np)
-            return loch_errf(err, LOCH_EPROTO, "bind message supplies %u parameters, but the statement requires %zu",
-                             p->n_params, np);
-        for (size_t i = 0; i < np && !rc; i++) {
-            int fmt = p->n_fmts == 0 ? 0 : p->n_fmts == 1 ? p->fmts[0] : p->fmts[i];
-            uint32_t oid = i < p->prep->n_types ? p->prep->types[i] : 0;
-            rc = pgwire_bind_param(st, i, oid, fmt, p->params[i].data, p->params[i].len, err);
-        }
+        int rc = portal_start(c, p, err);
         if (rc)
             return rc;
-        query_begin(c);
-        rc = engine_execute(st, &p->stream, err);
-        if (rc) {
-            cancel_message(query_end(c), err);
-            return rc;
-        }
-        c->streaming = p;
-        if (describe)
+        if (describe && engine_stream_ncols(p->stream) > 0)
             send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
-    } else {
-        query_begin(c);
     }
+    query_begin(c);
     bool done = false;
     uint64_t sent = 0;
-    if (engine_stmt_returns_rows(st) || engine_stream_ncols(p->stream) > 0)
+    int rc = 0;
+    bool has_rows = engine_stmt_returns_rows(st) || engine_stream_ncols(p->stream) > 0;
+    if (has_rows)
         rc = stream_rows(c, p, max_rows, &done, &sent, err);
     else
         done = true;
@@ -688,6 +704,7 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
     if (rc) {
         cancel_message(why, err);
         portal_close_stream(c, p);
+        p->done = true;
         return rc;
     }
     if (!done) {
@@ -696,12 +713,13 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
         return 0;
     }
     const char *tag;
-    if (engine_stmt_returns_rows(st))
+    if (has_rows)
         tag = arena_printf(c->msg_arena, "SELECT %llu", (unsigned long long)p->rows_sent);
     else
         tag = arena_printf(c->msg_arena, "OK %lld", (long long)engine_stream_changed(p->stream));
     pgwire_complete(&c->out, tag);
     portal_close_stream(c, p);
+    p->done = true;
     return 0;
 }
 
@@ -956,10 +974,18 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
     struct portal *p = find_portal(c, name);
     if (!p)
         return loch_errf(err, LOCH_ENOENT, "portal \"%s\" does not exist", name);
-    if (p->prep->st && engine_stmt_returns_rows(p->prep->st))
-        send_row_description(c, NULL, p->prep->st, p->rfmts, p->n_rfmts);
-    else
-        describe_intercepted(c, p->prep->sql);
+    if (p->prep->st) {
+        /* The row types can depend on the parameters (DuckDB resolves them when bound):
+         * start the portal and describe the stream itself. */
+        int rc = portal_start(c, p, err);
+        if (rc)
+            return rc;
+        if (engine_stream_ncols(p->stream) > 0) {
+            send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
+            return 0;
+        }
+    }
+    describe_intercepted(c, p->prep->sql);
     return 0;
 }
 
