@@ -534,7 +534,8 @@ static enum intercept intercept(struct conn *c, const char *sql, const char **ta
         if (n > 1 && (!strcmp(w[1], "session") || !strcmp(w[1], "local")))
             i = 2;
         if (n > i && (!strcmp(w[i], "transaction") || !strcmp(w[i], "session") || is_known_param(w[i]) ||
-                      !strcmp(w[i], "time") || !strcmp(w[i], "names") || !strcmp(w[i], "all"))) {
+                      !strcmp(w[i], "time") || !strcmp(w[i], "names") || !strcmp(w[i], "all") ||
+                      !strcmp(w[i], "characteristics"))) {
             if (!strcmp(w[i], "application_name") && !strcmp(w[0], "set")) {
                 size_t v = (n > i + 1 && (!strcmp(w[i + 1], "=") || !strcmp(w[i + 1], "to"))) ? i + 2 : i + 1;
                 free(c->app_name);

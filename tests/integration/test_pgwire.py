@@ -344,7 +344,7 @@ def test_extended_protocol_row_limit_and_errors_skip_to_sync(server, witness):
             break
     assert seen == [b"1", b"2", b"D", b"D", b"s", b"D", b"D", b"s", b"D", b"C", b"Z"], seen
     # an error in the middle of a batch: everything up to Sync is skipped, then it works again
-    s.sendall(msg(b"P", b"\0SELEC 1\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S") +
+    s.sendall(msg(b"P", b"\0SELECT 1 FROM\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S") +
               msg(b"Q", b"SELECT 7\0"))
     seen = []
     while len([x for x in seen if x == b"Z"]) < 2:
