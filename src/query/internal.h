@@ -49,4 +49,7 @@ int guard_check(struct query_session *s, const struct stmt *st, struct loch_err 
 int write_try(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,
               struct loch_err *err);
 
+/* True for the local administrator and members of admin (session.c). */
+bool session_admin(struct query_session *s);
+
 #endif

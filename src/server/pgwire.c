@@ -58,6 +58,7 @@ struct prep {
     uint32_t *types;       /* declared parameter OIDs */
     size_t n_types;
     struct engine_stmt *st; /* NULL: a command run through query_run, or an intercepted one */
+    bool empty;             /* a catalog query loch cannot answer: no rows */
     struct prep *next;
 };
 
@@ -754,10 +755,20 @@ static void simple_query(struct conn *c, const char *sql)
         } else if (ic == IC_ROWS) {
             send_one_text_row(c, sn, sv, true);
             rows = 1;
-        } else if (query_is_read(text)) {
+        } else if (query_is_read(text) || query_is_catalog(text)) {
             struct prep pr = {0};
-            rc = query_prepare(c->qs, text, &pr.st, &err);
-            if (!rc) {
+            bool cat = false;
+            rc = query_prepare_catalog(c->qs, text, &pr.st, &cat, &err);
+            if (cat && rc) { /* a catalog question beyond loch's description: no rows */
+                log_debug("pgwire: catalog query answered empty: %s", err.msg);
+                loch_err_clear(&err);
+                rc = 0;
+                pgwire_complete(&c->out, "SELECT 0");
+            } else if (!cat) {
+                rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
+                                         : run_command(c, text, true, &rows, &err);
+            }
+            if (!rc && pr.st) {
                 struct portal p = {0};
                 p.name = "";
                 p.prep = &pr;
@@ -869,8 +880,17 @@ static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err
     p->types = xcalloc(p->n_types ? p->n_types : 1, sizeof *p->types);
     memcpy(p->types, m->u.parse.types, p->n_types * sizeof *p->types);
     const char *tag, *sn, *sv;
-    if (n && intercept(c, p->sql, &tag, &sn, &sv) == IC_NONE && query_is_read(p->sql)) {
-        rc = query_prepare(c->qs, p->sql, &p->st, err);
+    bool cat = false;
+    if (n && intercept(c, p->sql, &tag, &sn, &sv) == IC_NONE) {
+        rc = query_prepare_catalog(c->qs, p->sql, &p->st, &cat, err);
+        if (cat && rc) { /* beyond loch's description of the catalog: no rows */
+            log_debug("pgwire: catalog query answered empty: %s", err->msg);
+            loch_err_clear(err);
+            rc = 0;
+            p->empty = true;
+        } else if (!cat && query_is_read(p->sql)) {
+            rc = query_prepare(c->qs, p->sql, &p->st, err);
+        }
         if (rc) {
             free(p->name);
             free(p->sql);
@@ -1001,6 +1021,10 @@ static int ext_execute(struct conn *c, const struct pgwire_msg *m, struct loch_e
     int rc = 0;
     const char *tag = NULL, *sn = NULL, *sv = NULL;
     enum intercept ic = p->prep->st ? IC_NONE : intercept(c, p->prep->sql, &tag, &sn, &sv);
+    if (p->prep->empty) {
+        pgwire_complete(&c->out, "SELECT 0");
+        return 0;
+    }
     if (!*p->prep->sql) {
         size_t mk = pgwire_begin(&c->out, 'I');
         pgwire_end(&c->out, mk);
