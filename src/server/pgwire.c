@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/metrics.h"
 #include "server/pgwire_msg.h"
 #include "server/pgwire_types.h"
 #include "server/scram.h"
@@ -306,8 +307,10 @@ static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows,
 {
     char s[256];
     log_sql(s, sizeof s, sql);
+    double secs = util_mono_s() - t0;
     log_info("pgwire: query user=%s pid=%d duration_ms=%.1f rows=%llu status=%s sql=\"%s\"", c->user, c->pid,
-             (util_mono_s() - t0) * 1000.0, (unsigned long long)rows, e ? sqlstate_of(e) : "ok", s);
+             secs * 1000.0, (unsigned long long)rows, e ? sqlstate_of(e) : "ok", s);
+    metrics_query(METRICS_PGWIRE, e == NULL, rows, secs);
     c->n_queries++;
 }
 
@@ -1149,6 +1152,7 @@ static int authenticate(struct conn *c)
         send_fatal(c, rc == LOCH_EAUTH ? "28P01" : "08P01", rc == LOCH_EAUTH ? msg : err.msg);
         buf_free(&fin);
         log_info("pgwire: authentication failed user=%s from=%s", c->user, c->peer);
+        metrics_auth_failure(METRICS_PGWIRE);
         return -1;
     }
     pgwire_auth(&c->out, 12, fin.data, fin.len);
@@ -1367,7 +1371,9 @@ static void *conn_main(void *arg)
         log_error("pgwire: cannot open the lake for %s: %s", c->peer, err.msg);
         send_fatal(c, "58030", "the server cannot open its catalog");
     } else if (startup(c) == 0) {
+        metrics_connection_open(METRICS_PGWIRE);
         serve_messages(c);
+        metrics_connection_close(METRICS_PGWIRE);
         flush_out(c);
         log_info("pgwire: disconnection user=%s pid=%d from=%s duration_s=%.3f queries=%llu", c->user, c->pid,
                  c->peer, util_mono_s() - c->opened, (unsigned long long)c->n_queries);
