@@ -397,3 +397,30 @@ def test_pgjdbc_queries_and_metadata(server, tmp_path):
     assert lines["fetch"] == "1000"
     assert "bank.accounts" in lines["tables"].split(",")
     assert lines["columns"].startswith("id:int8,name:varchar,balance:numeric")
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_reader_does_not_grow_server_memory(server, witness):
+    """A 20 GB result to a client that does not read: rows stream, so the server blocks on
+    the socket instead of buffering the result."""
+    s = raw_connect(server)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(msg(b"Q", b"SELECT repeat('x', 1000) AS s FROM range(20000000)\0"))
+    time.sleep(1.5)
+    before = rss_mb(server.proc.pid)
+    time.sleep(3)
+    after = rss_mb(server.proc.pid)
+    assert after - before < 100, (before, after)
+    # the client reads a little, and the stream goes on
+    t, body = read_msg(s)
+    assert t == b"T"
+    for _ in range(1000):
+        t, body = read_msg(s)
+        assert t == b"D"
+    s.close()
