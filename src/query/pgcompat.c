@@ -219,8 +219,11 @@ int query_prepare_catalog(struct query_session *s, const char *sql, struct engin
     *handled = true;
     arena_reset(s->stmt_arena);
     int rc = lake_view_all(s, err);
-    if (!rc)
+    if (!rc) {
+        lake_catalog_lock();
         rc = engine_exec(s->conn, build_sql, err);
+        lake_catalog_unlock();
+    }
     if (rc)
         return rc;
     char *q = rewrite(sql);

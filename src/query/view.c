@@ -4,6 +4,8 @@
  * join on (file, row position). Not for planning (iceberg/table.h) or access rules. */
 #include "query/internal.h"
 
+#include <pthread.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,8 +151,28 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
     buf_puts(q, ")");
 }
 
+/* Views live in the process's one DuckDB database, shared by every session: two sessions
+ * replacing the same view at once is a DuckDB write-write conflict. Catalog changes made
+ * for reading (views, schemas, pgcompat's tables) therefore take turns. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
+void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err);
+
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err)
+{
+    lake_catalog_lock();
+    int rc = make_view(s, t, snapshot_id, view_name, positional, err);
+    lake_catalog_unlock();
+    return rc;
+}
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
