@@ -322,17 +322,10 @@ static int pick_format(struct MHD_Connection *c, enum MHD_Result *sent)
     return -1;
 }
 
-static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, struct req *q)
+/* The "sql" member of a JSON body (*sql malloc'd), or *sql NULL after queueing a 400. */
+static enum MHD_Result parse_body(struct MHD_Connection *c, struct req *q, char **sql)
 {
-    enum MHD_Result sent = MHD_NO;
-    if (q->too_big) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "request body is larger than the %zu-byte limit", s->max_body);
-        return fail(c, LOCH_ETOOLARGE, msg, "send shorter SQL");
-    }
-    int fmt = pick_format(c, &sent);
-    if (fmt < 0)
-        return sent;
+    *sql = NULL;
     json_error_t jerr;
     json_t *body = json_loadb(q->body.data ? q->body.data : "", q->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body) {
@@ -347,24 +340,41 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
         return fail(c, LOCH_EINVAL, "request body needs a non-empty string member \"sql\"",
                     "send {\"sql\": \"SELECT ...\"}");
     }
-    char *sql = xstrdup(json_string_value(jsql));
-    json_decref(body);
-    if (strlen(sql) != json_string_length(jsql)) {
-        free(sql);
+    if (strlen(json_string_value(jsql)) != json_string_length(jsql)) {
+        json_decref(body);
         return fail(c, LOCH_EINVAL, "\"sql\" contains a NUL character", NULL);
     }
+    *sql = xstrdup(json_string_value(jsql));
+    json_decref(body);
+    return MHD_YES;
+}
 
+static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, struct req *q)
+{
+    enum MHD_Result sent = MHD_NO;
+    if (q->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body is larger than the %zu-byte limit", s->max_body);
+        return fail(c, LOCH_ETOOLARGE, msg, "send shorter SQL");
+    }
+    int fmt = pick_format(c, &sent);
+    if (fmt < 0)
+        return sent;
     struct loch_err err;
     loch_err_clear(&err);
     struct worker *w = worker_take(s, &err);
-    if (!w) {
-        free(sql);
+    if (!w)
         return send_error(c, &err);
-    }
     char *user = authenticate(c, w, &sent);
     if (!user) {
         worker_give(s, w);
-        free(sql);
+        return sent;
+    }
+    char *sql = NULL;
+    sent = parse_body(c, q, &sql);
+    if (!sql) {
+        worker_give(s, w);
+        free(user);
         return sent;
     }
     int64_t started = util_now_ms();
@@ -621,11 +631,11 @@ int http_server_start(const struct http_options *o, struct http_server **out, st
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
                             notify_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
     if (!s->d) {
         loch_errf(err, LOCH_EIO, "cannot serve HTTP on %s", listen);
         loch_err_hint(err, "is the address in use (another loch serve?) or not local? change server.http_listen");
