@@ -50,6 +50,32 @@ typedef int (*query_emit_fn)(void *ctx, const struct query_result *r);
  * returns it with the statement's position in err. */
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err);
 
+/* ---- For servers: statements one at a time, results streamed ---- */
+
+/* One statement of a script: its text (NUL-terminated, no ';') and where it starts. */
+struct query_piece {
+    const char *text;
+    size_t off;
+};
+
+/* Splits sql into statements (outside quotes and comments; empty ones dropped), in a.
+ * LOCH_ESYNTAX with the position of an unterminated quote or comment. */
+int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err);
+
+/* True when the statement produces rows and runs through query_prepare (SELECT, WITH,
+ * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, parenthesised
+ * queries); everything else goes through query_run, which knows lake writes. */
+bool query_is_read(const char *sql);
+
+/* Prepares one read statement for streaming: the lake tables it names become views (AT
+ * clauses rewritten to snapshot views), then DuckDB prepares it ($1.. parameters kept).
+ * Errors as query_run. *out belongs to the caller (engine_stmt_free), and must be freed
+ * before the session is closed. */
+int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
+
+/* Interrupts the statement running in s, from another thread (CancelRequest, timeouts). */
+void query_interrupt(struct query_session *s);
+
 /* A copy of sql (malloc'd) safe for logs and query history: the literal after every
  * PASSWORD keyword becomes '********'. */
 char *query_redact(const char *sql);

@@ -394,3 +394,77 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
     arena_free(script);
     return rc;
 }
+
+int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err)
+{
+    struct stmt *stmts;
+    size_t n, bad;
+    if (lex_split(a, sql, &stmts, &n, &bad) != 0)
+        return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
+    struct query_piece *p = arena_alloc(a, (n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        p[i].text = stmts[i].text;
+        p[i].off = stmts[i].off;
+    }
+    *out = p;
+    *n_out = n;
+    return 0;
+}
+
+bool query_is_read(const char *sql)
+{
+    static const char *kw[] = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN",
+                               "SUMMARIZE", "PIVOT", "UNPIVOT", NULL};
+    const char *p = sql;
+    for (;;) { /* skip blanks and comments */
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
+                return false;
+            p = e + 2;
+        } else {
+            break;
+        }
+    }
+    if (*p == '(')
+        return true;
+    for (int i = 0; kw[i]; i++) {
+        size_t l = strlen(kw[i]);
+        if (!strncasecmp(p, kw[i], l) && !((p[l] >= 'a' && p[l] <= 'z') || (p[l] >= 'A' && p[l] <= 'Z') ||
+                                           (p[l] >= '0' && p[l] <= '9') || p[l] == '_'))
+            return true;
+    }
+    return false;
+}
+
+int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err)
+{
+    arena_reset(s->stmt_arena);
+    engine_rows_free(s->last);
+    s->last = NULL;
+    if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
+        struct stmt *stmts;
+        size_t n, bad;
+        if (lex_split(s->stmt_arena, sql, &stmts, &n, &bad) != 0)
+            return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
+        if (n != 1)
+            return loch_errf(err, LOCH_ESYNTAX, "expected one statement, found %zu", n);
+        int rc = guard_check(s, &stmts[0], err);
+        return rc ? rc : engine_prepare(s->conn, sql, out, err);
+    }
+    bool is_select;
+    char *rewritten;
+    int rc = prepare_select(s, sql, &is_select, &rewritten, err);
+    if (!rc && !is_select)
+        rc = lake_view_all(s, err);
+    if (rc)
+        return rc;
+    return engine_prepare(s->conn, rewritten ? rewritten : sql, out, err);
+}
+
+void query_interrupt(struct query_session *s) { engine_interrupt(s->conn); }
