@@ -92,6 +92,8 @@ def test_create_user_stores_only_a_verifier(admin_lake):
     lake.run("sql", "ALTER USER alice WITH PASSWORD 'N3w-pw-for-alice'")
     verifier2 = principals(lake)["alice"][2]
     assert scram_ok(verifier2, "N3w-pw-for-alice") and verifier2 != verifier
+    lake.run("sql", "CREATE USER quoted WITH PASSWORD 'it''s $ok'")
+    assert scram_ok(principals(lake)["quoted"][2], "it's $ok")
     # psql's \password sends a ready verifier: stored as given
     lake.run("sql", f"ALTER USER alice PASSWORD '{verifier}'")
     assert principals(lake)["alice"][2] == verifier
