@@ -61,7 +61,8 @@ class Server:
             time.sleep(0.1)
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def request(self, method, path, body=None, token=None, headers=None, raw=None):

@@ -330,3 +330,28 @@ def test_http_concurrent_clients(server):
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         results = list(ex.map(one, range(40)))
     assert results == [(200, 3 + i) for i in range(40)]
+
+
+def test_wire_users_created_over_the_wire(server):
+    """An administrator creates a user over the PostgreSQL protocol; the user logs in with
+    SCRAM against the stored verifier, is denied lake tables, and no password is logged."""
+    import psycopg
+    lake = server.lake
+    load_accounts(lake)
+    dsn = dict(host="127.0.0.1", port=server.sql_port, dbname="lake", connect_timeout=10)
+    with psycopg.connect(user="admin", password=ADMIN_PASSWORD, **dsn) as c:
+        assert c.execute("SELECT count(*) FROM bank.accounts").fetchone() == (3,)
+        c.execute("CREATE USER wendy WITH PASSWORD 'W3ndy-wire-pw'")
+    with psycopg.connect(user="wendy", password="W3ndy-wire-pw", **dsn) as c:
+        assert c.execute("SELECT 40 + 2").fetchone() == (42,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            c.execute("SELECT * FROM bank.accounts")
+        assert "bank.accounts" in str(e.value)
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(user="wendy", password="wrong", **dsn)
+    msg_wrong_pw = str(e.value).replace("wendy", "X")
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(user="nosuchuser", password="wrong", **dsn)
+    assert str(e.value).replace("nosuchuser", "X") == msg_wrong_pw  # no user enumeration
+    server.stop()
+    assert files_containing(lake.root, b"W3ndy-wire-pw") == []
