@@ -85,14 +85,21 @@ class Server:
                             headers={"Accept": accept} if accept else None)
 
     def stop(self):
+        """Stops the server with SIGTERM; it must exit cleanly (0, and under the
+        sanitizers without a report)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+                raise AssertionError(f"loch serve did not stop on SIGTERM:\n{self.log_text()}")
+        if not self.log.closed:
+            self.log.close()
+        log = self.log_text()
+        assert self.proc.returncode == 0 and "Sanitizer" not in log, \
+            f"loch serve exited with {self.proc.returncode}:\n{log[-5000:]}"
 
 
 @pytest.fixture
