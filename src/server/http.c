@@ -304,6 +304,64 @@ static int emit(void *ctx, const struct query_result *res)
     return 0;
 }
 
+/* The per-query time limit: a thread that interrupts the session's statement when the
+ * limit passes before watchdog_stop. */
+struct watchdog {
+    struct query_session *qs;
+    int64_t ms;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, fired;
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(w->ms / 1000);
+    until.tv_nsec += (long)(w->ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+            break;
+    if (!w->done) {
+        w->fired = true;
+        query_interrupt(w->qs);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static bool watchdog_start(struct watchdog *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->th, NULL, watchdog_main, w) == 0)
+        return true;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return false;
+}
+
+/* Ends the watch; true when the limit had passed (the statement was interrupted). */
+static bool watchdog_stop(struct watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return w->fired;
+}
+
 /* The format the Accept header asks for; -1 after queueing a 406. */
 static int pick_format(struct MHD_Connection *c, enum MHD_Result *sent)
 {
@@ -383,8 +441,15 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
     struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
     struct query_session *qs = NULL;
     int rc = query_session_open_as(&env, user, &qs, &err);
+    struct watchdog wd = {.qs = qs, .ms = s->cfg->query_timeout_ms};
+    bool watching = !rc && wd.ms > 0 && watchdog_start(&wd);
     if (!rc)
         rc = query_run(qs, sql, emit, &r, &err);
+    if (watching && watchdog_stop(&wd) && rc) {
+        loch_errf(&err, LOCH_ECANCELED, "canceling statement due to statement timeout");
+        loch_err_detail(&err, "the limit is %lld ms (query.timeout_ms)", (long long)wd.ms);
+        rc = LOCH_ECANCELED;
+    }
     query_session_close(qs);
     double secs = util_mono_s() - t0;
     metrics_query(METRICS_HTTP, rc == 0, rc ? 0 : (uint64_t)(r.rows > 0 ? r.rows : 0), secs);

@@ -8,6 +8,7 @@
  * and floats are JSON numbers, DECIMAL values are strings holding every digit (exact),
  * booleans are booleans, NULL is null, everything else is DuckDB's text. Errors:
  * {"error":{"sqlstate","message","detail","hint"}} with the status of err.h's table.
+ * query.timeout_ms limits each request's statements (57014 when it passes).
  * Not for the PostgreSQL protocol (pgwire.h) nor SQL semantics (query/). */
 #ifndef LOCH_SERVER_HTTP_H
 #define LOCH_SERVER_HTTP_H

@@ -38,12 +38,15 @@ class Response:
 class Server:
     """`loch serve` on free ports; stderr (the server log) goes to a file."""
 
-    def __init__(self, lake: Lake):
+    def __init__(self, lake: Lake, timeout_ms=0):
         self.lake = lake
         self.sql_port, self.http_port = free_port(), free_port()
         cfg = lake.config.read_text()
         cfg = cfg.replace('sql_listen: "127.0.0.1:5433"', f'sql_listen: "127.0.0.1:{self.sql_port}"')
         cfg = cfg.replace('http_listen: "127.0.0.1:8181"', f'http_listen: "127.0.0.1:{self.http_port}"')
+        if timeout_ms:
+            assert "timeout_ms: 0 " in cfg
+            cfg = cfg.replace("timeout_ms: 0 ", f"timeout_ms: {timeout_ms} ")
         lake.config.write_text(cfg)
         self.log_path = lake.root / "serve.log"
         self.log = open(self.log_path, "wb")

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from access_fixtures import ADMIN_PASSWORD, admin_lake, files_containing, server, token_for  # noqa: F401
+from access_fixtures import ADMIN_PASSWORD, Server, admin_lake, files_containing, server, token_for  # noqa: F401
 from conftest import LOCH
 
 CSV_DATA = "id,amount,name\n1,12.34,alpha\n2,-0.01,\"b,eta\"\n3,99999999999999.99,gamma\n"
@@ -355,3 +355,16 @@ def test_wire_users_created_over_the_wire(server):
     assert str(e.value).replace("nosuchuser", "X") == msg_wrong_pw  # no user enumeration
     server.stop()
     assert files_containing(lake.root, b"W3ndy-wire-pw") == []
+
+
+def test_http_query_time_limit(admin_lake):
+    s = Server(admin_lake, timeout_ms=300)
+    try:
+        admin = token_for(admin_lake, "admin")
+        r = s.sql("SELECT count(*) FROM range(100000000000) a", admin)
+        assert r.status == 400, r.text
+        e = r.json()["error"]
+        assert e["sqlstate"] == "57014" and "timeout" in e["message"]
+        assert s.sql("SELECT 1 AS fast", admin).json()["rows"] == [[1]]
+    finally:
+        s.stop()
