@@ -355,6 +355,12 @@ static enum engine_type map_type(duckdb_logical_type t, int *width, int *scale, 
     case DUCKDB_TYPE_TIMESTAMP_TZ: return ENGINE_T_TIMESTAMPTZ;
     case DUCKDB_TYPE_UUID: return ENGINE_T_UUID;
     case DUCKDB_TYPE_INTERVAL: return ENGINE_T_INTERVAL;
+    case DUCKDB_TYPE_INVALID:
+    case DUCKDB_TYPE_ANY:
+    case DUCKDB_TYPE_SQLNULL:
+    case DUCKDB_TYPE_STRING_LITERAL:
+    case DUCKDB_TYPE_INTEGER_LITERAL:
+        return ENGINE_T_TEXT; /* a parameter's type, known only once it is bound: text */
     default: return ENGINE_T_OTHER;
     }
 }

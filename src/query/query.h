@@ -73,6 +73,15 @@ bool query_is_read(const char *sql);
  * before the session is closed. */
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
 
+/* True when sql reads PostgreSQL's catalog (pg_catalog., information_schema.). */
+bool query_is_catalog(const char *sql);
+
+/* For administrators, prepares a catalog query of psql or JDBC against a PostgreSQL-
+ * shaped description of the lake (pgcompat.c); *handled false for anything else (and for
+ * other principals, whose catalog queries go through query_prepare and the guard). */
+int query_prepare_catalog(struct query_session *s, const char *sql, struct engine_stmt **out, bool *handled,
+                          struct loch_err *err);
+
 /* Interrupts the statement running in s, from another thread (CancelRequest, timeouts). */
 void query_interrupt(struct query_session *s);
 

@@ -44,6 +44,9 @@ const char *query_session_user(const struct query_session *s)
 
 char *query_redact(const char *sql) { return rolestmt_redact(sql); }
 
+static bool session_is_admin(struct query_session *s);
+bool session_admin(struct query_session *s) { return session_is_admin(s); }
+
 /* The local administrator, or a principal that is (now) a member of admin. */
 static bool session_is_admin(struct query_session *s)
 {

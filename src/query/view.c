@@ -4,8 +4,9 @@
  * join on (file, row position). Not for planning (iceberg/table.h) or access rules. */
 #include "query/internal.h"
 
-#include <stdlib.h>
 #include <pthread.h>
+
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -150,58 +151,37 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
     buf_puts(q, ")");
 }
 
-/* Views live in the process's one DuckDB database, shared by every session: two
- * sessions (re)creating the same view at once make DuckDB fail with a write-write
- * conflict. So view DDL is serialised here, and a view whose SQL is unchanged (same
- * files, same schema) is not recreated: concurrent readers of an unchanged table then
- * take no lock at all. Only plain views are remembered; positional ones are dropped by
- * write.c after use. */
-static pthread_mutex_t view_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct made_view {
-    char *ident, *sql;
-    struct made_view *next;
-} *made_views;
+/* Views live in the process's one DuckDB database, shared by every session: two sessions
+ * replacing the same view at once is a DuckDB write-write conflict. Catalog changes made
+ * for reading (views, schemas, pgcompat's tables) therefore take turns. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int create_view(struct query_session *s, const char *ns, const char *ident, const char *sql, bool remember,
-                       struct loch_err *err)
-{
-    pthread_mutex_lock(&view_mu);
-    struct made_view *m = made_views;
-    while (m && strcmp(m->ident, ident))
-        m = m->next;
-    int rc = 0;
-    if (!remember || !m || strcmp(m->sql, sql)) {
-        rc = ensure_schema(s, ns, err);
-        if (!rc)
-            rc = engine_exec(s->conn, sql, err);
-        if (!rc && remember) {
-            if (!m) {
-                m = xcalloc(1, sizeof *m);
-                m->ident = xstrdup(ident);
-                m->next = made_views;
-                made_views = m;
-            }
-            free(m->sql);
-            m->sql = xstrdup(sql);
-        } else if (rc && m) {
-            free(m->sql);
-            m->sql = xstrdup(""); /* unknown state: recreate next time */
-        }
-    } else {
-        rc = ensure_schema(s, ns, err); /* this session's ATTACH bookkeeping */
-    }
-    pthread_mutex_unlock(&view_mu);
-    return rc;
-}
+void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
+void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err);
 
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err)
+{
+    lake_catalog_lock();
+    int rc = make_view(s, t, snapshot_id, view_name, positional, err);
+    lake_catalog_unlock();
+    return rc;
+}
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
     int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    rc = ensure_schema(s, t->ns, err);
+    if (rc)
+        return rc;
     /* The current state reads under the current schema (columns added after the last
      * snapshot included); an earlier snapshot under its own. */
     const struct iceberg_schema *sc = snapshot_id < 0 ? iceberg_metadata_current_schema(t->md) : plan->schema;
@@ -284,7 +264,7 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         }
         buf_puts(&q, ") AS __d");
     }
-    rc = create_view(s, t->ns, lake_view_ident(s, t->ns, view_name), q.data, !positional, err);
+    rc = engine_exec(s->conn, q.data, err);
     buf_free(&q);
     if (rc)
         return loch_err_prefix(err, "making %s.%s readable", t->ns, t->name);

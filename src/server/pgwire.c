@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/metrics.h"
 #include "server/pgwire_msg.h"
 #include "server/pgwire_types.h"
 #include "server/scram.h"
@@ -58,6 +59,7 @@ struct prep {
     uint32_t *types;       /* declared parameter OIDs */
     size_t n_types;
     struct engine_stmt *st; /* NULL: a command run through query_run, or an intercepted one */
+    bool empty;             /* a catalog query loch cannot answer: no rows */
     struct prep *next;
 };
 
@@ -71,6 +73,7 @@ struct portal {
     struct engine_chunk *chunk;
     size_t chunk_row;
     uint64_t rows_sent;
+    bool done;                    /* ran to its end (or failed): executing again is an error */
     struct portal *next;
 };
 
@@ -304,8 +307,10 @@ static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows,
 {
     char s[256];
     log_sql(s, sizeof s, sql);
+    double secs = util_mono_s() - t0;
     log_info("pgwire: query user=%s pid=%d duration_ms=%.1f rows=%llu status=%s sql=\"%s\"", c->user, c->pid,
-             (util_mono_s() - t0) * 1000.0, (unsigned long long)rows, e ? sqlstate_of(e) : "ok", s);
+             secs * 1000.0, (unsigned long long)rows, e ? sqlstate_of(e) : "ok", s);
+    metrics_query(METRICS_PGWIRE, e == NULL, rows, secs);
     c->n_queries++;
 }
 
@@ -533,7 +538,8 @@ static enum intercept intercept(struct conn *c, const char *sql, const char **ta
         if (n > 1 && (!strcmp(w[1], "session") || !strcmp(w[1], "local")))
             i = 2;
         if (n > i && (!strcmp(w[i], "transaction") || !strcmp(w[i], "session") || is_known_param(w[i]) ||
-                      !strcmp(w[i], "time") || !strcmp(w[i], "names") || !strcmp(w[i], "all"))) {
+                      !strcmp(w[i], "time") || !strcmp(w[i], "names") || !strcmp(w[i], "all") ||
+                      !strcmp(w[i], "characteristics"))) {
             if (!strcmp(w[i], "application_name") && !strcmp(w[0], "set")) {
                 size_t v = (n > i + 1 && (!strcmp(w[i + 1], "=") || !strcmp(w[i + 1], "to"))) ? i + 2 : i + 1;
                 free(c->app_name);
@@ -640,46 +646,61 @@ static int run_command(struct conn *c, const char *sql, bool describe, uint64_t 
     return rc;
 }
 
-/* Executes p (bound) and streams up to max_rows rows; sends PortalSuspended when the limit
- * stops it, CommandComplete when the result ends. */
+/* Binds p's parameters and starts its statement: the stream is open afterwards (rows
+ * are produced as they are fetched). Idempotent while the stream is open. */
+static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
+{
+    if (p->stream)
+        return 0;
+    struct engine_stmt *st = p->prep->st;
+    if (c->streaming && c->streaming != p)
+        portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
+    if (p->rows_sent || p->done)
+        return loch_errf(err, LOCH_EUNSUPPORTED,
+                         "portal \"%s\" was closed by a later statement on this connection", p->name);
+    size_t np = engine_stmt_nparams(st);
+    if (p->n_params != np)
+        return loch_errf(err, LOCH_EPROTO, "bind message supplies %u parameters, but the statement requires %zu",
+                         p->n_params, np);
+    int rc = 0;
+    for (size_t i = 0; i < np && !rc; i++) {
+        int fmt = p->n_fmts == 0 ? 0 : p->n_fmts == 1 ? p->fmts[0] : p->fmts[i];
+        uint32_t oid = i < p->prep->n_types ? p->prep->types[i] : 0;
+        rc = pgwire_bind_param(st, i, oid, fmt, p->params[i].data, p->params[i].len, err);
+    }
+    if (rc)
+        return rc;
+    query_begin(c);
+    rc = engine_execute(st, &p->stream, err);
+    int why = query_end(c);
+    if (rc) {
+        cancel_message(why, err);
+        return rc;
+    }
+    c->streaming = p;
+    return 0;
+}
+
+/* Streams up to max_rows rows of p (started on demand); sends PortalSuspended when the
+ * limit stops it, CommandComplete when the result ends. */
 static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bool describe, uint64_t *rows,
                           struct loch_err *err)
 {
     struct engine_stmt *st = p->prep->st;
-    int rc = 0;
+    *rows = 0;
     if (!p->stream) {
-        if (c->streaming && c->streaming != p)
-            portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
-        if (p->rows_sent) { /* its stream was closed by a later statement */
-            return loch_errf(err, LOCH_EUNSUPPORTED,
-                             "portal \"%s\" was closed by a later statement on this connection", p->name);
-        }
-        size_t np = engine_stmt_nparams(st);
-        if (p->n_params != np)
-            return loch_errf(err, LOCH_EPROTO, "bind message supplies %u parameters, but the statement requires %zu",
-                             p->n_params, np);
-        for (size_t i = 0; i < np && !rc; i++) {
-            int fmt = p->n_fmts == 0 ? 0 : p->n_fmts == 1 ? p->fmts[0] : p->fmts[i];
-            uint32_t oid = i < p->prep->n_types ? p->prep->types[i] : 0;
-            rc = pgwire_bind_param(st, i, oid, fmt, p->params[i].data, p->params[i].len, err);
-        }
+        int rc = portal_start(c, p, err);
         if (rc)
             return rc;
-        query_begin(c);
-        rc = engine_execute(st, &p->stream, err);
-        if (rc) {
-            cancel_message(query_end(c), err);
-            return rc;
-        }
-        c->streaming = p;
-        if (describe)
+        if (describe && engine_stream_ncols(p->stream) > 0)
             send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
-    } else {
-        query_begin(c);
     }
+    query_begin(c);
     bool done = false;
     uint64_t sent = 0;
-    if (engine_stmt_returns_rows(st) || engine_stream_ncols(p->stream) > 0)
+    int rc = 0;
+    bool has_rows = engine_stmt_returns_rows(st) || engine_stream_ncols(p->stream) > 0;
+    if (has_rows)
         rc = stream_rows(c, p, max_rows, &done, &sent, err);
     else
         done = true;
@@ -688,6 +709,7 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
     if (rc) {
         cancel_message(why, err);
         portal_close_stream(c, p);
+        p->done = true;
         return rc;
     }
     if (!done) {
@@ -696,12 +718,13 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
         return 0;
     }
     const char *tag;
-    if (engine_stmt_returns_rows(st))
+    if (has_rows)
         tag = arena_printf(c->msg_arena, "SELECT %llu", (unsigned long long)p->rows_sent);
     else
         tag = arena_printf(c->msg_arena, "OK %lld", (long long)engine_stream_changed(p->stream));
     pgwire_complete(&c->out, tag);
     portal_close_stream(c, p);
+    p->done = true;
     return 0;
 }
 
@@ -735,10 +758,20 @@ static void simple_query(struct conn *c, const char *sql)
         } else if (ic == IC_ROWS) {
             send_one_text_row(c, sn, sv, true);
             rows = 1;
-        } else if (query_is_read(text)) {
+        } else if (query_is_read(text) || query_is_catalog(text)) {
             struct prep pr = {0};
-            rc = query_prepare(c->qs, text, &pr.st, &err);
-            if (!rc) {
+            bool cat = false;
+            rc = query_prepare_catalog(c->qs, text, &pr.st, &cat, &err);
+            if (cat && rc) { /* a catalog question beyond loch's description: no rows */
+                log_debug("pgwire: catalog query answered empty: %s", err.msg);
+                loch_err_clear(&err);
+                rc = 0;
+                pgwire_complete(&c->out, "SELECT 0");
+            } else if (!cat) {
+                rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
+                                         : run_command(c, text, true, &rows, &err);
+            }
+            if (!rc && pr.st) {
                 struct portal p = {0};
                 p.name = "";
                 p.prep = &pr;
@@ -850,8 +883,17 @@ static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err
     p->types = xcalloc(p->n_types ? p->n_types : 1, sizeof *p->types);
     memcpy(p->types, m->u.parse.types, p->n_types * sizeof *p->types);
     const char *tag, *sn, *sv;
-    if (n && intercept(c, p->sql, &tag, &sn, &sv) == IC_NONE && query_is_read(p->sql)) {
-        rc = query_prepare(c->qs, p->sql, &p->st, err);
+    bool cat = false;
+    if (n && intercept(c, p->sql, &tag, &sn, &sv) == IC_NONE) {
+        rc = query_prepare_catalog(c->qs, p->sql, &p->st, &cat, err);
+        if (cat && rc) { /* beyond loch's description of the catalog: no rows */
+            log_debug("pgwire: catalog query answered empty: %s", err->msg);
+            loch_err_clear(err);
+            rc = 0;
+            p->empty = true;
+        } else if (!cat && query_is_read(p->sql)) {
+            rc = query_prepare(c->qs, p->sql, &p->st, err);
+        }
         if (rc) {
             free(p->name);
             free(p->sql);
@@ -956,10 +998,18 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
     struct portal *p = find_portal(c, name);
     if (!p)
         return loch_errf(err, LOCH_ENOENT, "portal \"%s\" does not exist", name);
-    if (p->prep->st && engine_stmt_returns_rows(p->prep->st))
-        send_row_description(c, NULL, p->prep->st, p->rfmts, p->n_rfmts);
-    else
-        describe_intercepted(c, p->prep->sql);
+    if (p->prep->st) {
+        /* The row types can depend on the parameters (DuckDB resolves them when bound):
+         * start the portal and describe the stream itself. */
+        int rc = portal_start(c, p, err);
+        if (rc)
+            return rc;
+        if (engine_stream_ncols(p->stream) > 0) {
+            send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
+            return 0;
+        }
+    }
+    describe_intercepted(c, p->prep->sql);
     return 0;
 }
 
@@ -974,6 +1024,10 @@ static int ext_execute(struct conn *c, const struct pgwire_msg *m, struct loch_e
     int rc = 0;
     const char *tag = NULL, *sn = NULL, *sv = NULL;
     enum intercept ic = p->prep->st ? IC_NONE : intercept(c, p->prep->sql, &tag, &sn, &sv);
+    if (p->prep->empty) {
+        pgwire_complete(&c->out, "SELECT 0");
+        return 0;
+    }
     if (!*p->prep->sql) {
         size_t mk = pgwire_begin(&c->out, 'I');
         pgwire_end(&c->out, mk);
@@ -1098,6 +1152,7 @@ static int authenticate(struct conn *c)
         send_fatal(c, rc == LOCH_EAUTH ? "28P01" : "08P01", rc == LOCH_EAUTH ? msg : err.msg);
         buf_free(&fin);
         log_info("pgwire: authentication failed user=%s from=%s", c->user, c->peer);
+        metrics_auth_failure(METRICS_PGWIRE);
         return -1;
     }
     pgwire_auth(&c->out, 12, fin.data, fin.len);
@@ -1316,7 +1371,9 @@ static void *conn_main(void *arg)
         log_error("pgwire: cannot open the lake for %s: %s", c->peer, err.msg);
         send_fatal(c, "58030", "the server cannot open its catalog");
     } else if (startup(c) == 0) {
+        metrics_connection_open(METRICS_PGWIRE);
         serve_messages(c);
+        metrics_connection_close(METRICS_PGWIRE);
         flush_out(c);
         log_info("pgwire: disconnection user=%s pid=%d from=%s duration_s=%.3f queries=%llu", c->user, c->pid,
                  c->peer, util_mono_s() - c->opened, (unsigned long long)c->n_queries);

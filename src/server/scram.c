@@ -71,6 +71,13 @@ static char *attr(const char *msg, char key)
 int scram_server_first(struct scram_state *st, const struct scram_verifier *v, const char *user,
                        const char *client_first, size_t len, struct buf *out, struct loch_err *err)
 {
+    return scram_server_first_nonce(st, v, user, client_first, len, NULL, out, err);
+}
+
+int scram_server_first_nonce(struct scram_state *st, const struct scram_verifier *v, const char *user,
+                             const char *client_first, size_t len, const char *server_nonce, struct buf *out,
+                             struct loch_err *err)
+{
     memset(st, 0, sizeof *st);
     if (memchr(client_first, '\0', len))
         return loch_errf(err, LOCH_EPROTO, "SCRAM client-first message contains a NUL byte");
@@ -98,11 +105,15 @@ int scram_server_first(struct scram_state *st, const struct scram_verifier *v, c
     } else {
         fake_verifier(user, &st->v);
     }
-    unsigned char rnd[18];
-    RAND_bytes(rnd, sizeof rnd);
     struct buf n = {0};
     buf_puts(&n, cnonce);
-    scram_b64_encode(&n, rnd, sizeof rnd);
+    if (server_nonce) {
+        buf_puts(&n, server_nonce);
+    } else {
+        unsigned char rnd[18];
+        RAND_bytes(rnd, sizeof rnd);
+        scram_b64_encode(&n, rnd, sizeof rnd);
+    }
     free(cnonce);
     st->nonce = buf_take(&n);
     struct buf sf = {0};

@@ -28,6 +28,12 @@ struct scram_state {
 int scram_server_first(struct scram_state *st, const struct scram_verifier *v, const char *user,
                        const char *client_first, size_t len, struct buf *out, struct loch_err *err);
 
+/* scram_server_first with a given server nonce instead of a random one (tests: RFC
+ * 7677's example exchange). */
+int scram_server_first_nonce(struct scram_state *st, const struct scram_verifier *v, const char *user,
+                             const char *client_first, size_t len, const char *server_nonce, struct buf *out,
+                             struct loch_err *err);
+
 /* Checks client-final ("c=biws,r=NONCE,p=PROOF"). 0 and server-final ("v=...") appended to
  * out when the proof matches; LOCH_EAUTH when it does not (or the user was unknown);
  * LOCH_EPROTO when the message is malformed or the nonce differs. */
