@@ -26,6 +26,7 @@
 #include "query/query.h"
 #include "server/history.h"
 #include "server/metrics.h"
+#include "server/pgwire_types.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 
@@ -407,6 +408,305 @@ static enum MHD_Result parse_body(struct MHD_Connection *c, struct req *q, char 
     return MHD_YES;
 }
 
+/* True when sql is one statement that reads (it can be streamed). */
+static bool is_one_read(const char *sql)
+{
+    struct arena *a = arena_new(); /* lifetime: this call */
+    struct query_piece *p;
+    size_t n = 0;
+    struct loch_err err;
+    bool yes = query_split(a, sql, &p, &n, &err) == 0 && n == 1 && query_is_read(p[0].text);
+    arena_free(a);
+    return yes;
+}
+
+/* Metrics, query history and the log line of one finished /v1/sql request. */
+static void account(struct worker *w, const char *user, const char *sql, int64_t started_ms, double secs, int rc,
+                    int64_t rows, const struct loch_err *err)
+{
+    metrics_query(METRICS_HTTP, rc == 0, rc ? 0 : (uint64_t)(rows > 0 ? rows : 0), secs);
+    struct history_entry h = {
+        .user = user, .protocol = "http", .sql = sql, .started_ms = started_ms,
+        .duration_ms = (int64_t)(secs * 1000), .rows = rc ? 0 : rows, .bytes_scanned = -1,
+        .status = rc ? "error" : "ok", .sqlstate = rc ? loch_err_sqlstate(rc) : NULL, .error = rc ? err->msg : NULL,
+    };
+    struct loch_err herr;
+    if (history_record(w->cat, &h, &herr) != 0)
+        log_warn("http: cannot record query history: %s", herr.msg);
+    log_info("http: user=%s status=%s duration=%.3fs rows=%lld", user, rc ? loch_err_sqlstate(rc) : "ok", secs,
+             (long long)(rc ? 0 : rows));
+}
+
+/* ---- streamed results: one read statement, rows sent as DuckDB produces them ---- */
+
+/* DuckDB's name of a column type, as the materialised path reports it. */
+static void type_name(const struct engine_col *c, char out[48])
+{
+    static const char *names[] = {
+        [ENGINE_T_OTHER] = "VARCHAR", [ENGINE_T_BOOL] = "BOOLEAN", [ENGINE_T_INT16] = "SMALLINT",
+        [ENGINE_T_INT32] = "INTEGER", [ENGINE_T_INT64] = "BIGINT", [ENGINE_T_HUGEINT] = "HUGEINT",
+        [ENGINE_T_FLOAT] = "FLOAT", [ENGINE_T_DOUBLE] = "DOUBLE", [ENGINE_T_DECIMAL] = "DECIMAL",
+        [ENGINE_T_TEXT] = "VARCHAR", [ENGINE_T_JSON] = "JSON", [ENGINE_T_BLOB] = "BLOB", [ENGINE_T_DATE] = "DATE",
+        [ENGINE_T_TIME] = "TIME", [ENGINE_T_TIMESTAMP] = "TIMESTAMP",
+        [ENGINE_T_TIMESTAMPTZ] = "TIMESTAMP WITH TIME ZONE", [ENGINE_T_UUID] = "UUID",
+        [ENGINE_T_INTERVAL] = "INTERVAL",
+    };
+    const char *n = (size_t)c->type < sizeof names / sizeof names[0] && names[c->type] ? names[c->type] : "VARCHAR";
+    if (c->type == ENGINE_T_DECIMAL)
+        snprintf(out, 48, "DECIMAL(%d,%d)", c->width, c->scale);
+    else
+        snprintf(out, 48, "%s", n);
+}
+
+/* A value as text: PostgreSQL's text form (exact decimals, ISO dates), booleans as
+ * true/false like DuckDB prints them. */
+static void value_text(struct buf *b, const struct engine_col *c, const struct engine_val *v)
+{
+    if (c->type == ENGINE_T_BOOL)
+        buf_puts(b, v->i ? "true" : "false");
+    else
+        pgwire_encode_text(b, c, v);
+}
+
+/* Appends one value as JSON (encoded by jansson): numbers for integers and floats,
+ * strings for decimals (exact) and everything else. */
+static void value_json(struct buf *b, struct buf *tmp, const struct engine_col *c, const struct engine_val *v)
+{
+    json_t *j;
+    bool number = c->type == ENGINE_T_INT16 || c->type == ENGINE_T_INT32 || c->type == ENGINE_T_INT64;
+    bool real = (c->type == ENGINE_T_FLOAT || c->type == ENGINE_T_DOUBLE) && isfinite(v->f);
+    if (c->type == ENGINE_T_BOOL) {
+        j = json_boolean(v->i);
+    } else if (number) {
+        j = json_integer(v->i);
+    } else if (real) {
+        j = json_real(v->f);
+    } else { /* decimals (exact), NaN/infinities and everything else as text */
+        buf_reset(tmp);
+        value_text(tmp, c, v);
+        j = json_stringn(tmp->data ? tmp->data : "", tmp->len);
+        if (!j) /* not valid UTF-8 */
+            j = json_string("\ufffd");
+    }
+    char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    buf_puts(b, text ? text : "null");
+    free(text);
+}
+
+struct stream {
+    struct http_server *s;
+    struct worker *w;
+    char *user, *sql;
+    enum out_format fmt;
+    struct query_session *qs;
+    struct engine_stmt *st;
+    struct engine_stream *es;
+    struct engine_chunk *ch; /* current chunk; NULL at the end */
+    size_t row;              /* next row of ch */
+    size_t n_cols;
+    struct buf out, tmp;     /* bytes produced, not yet handed to MHD; scratch */
+    size_t out_off;
+    int phase;               /* 0 header, 1 rows, 2 done */
+    bool any_row, failed;
+    int64_t rows, started_ms;
+    double t0;
+    struct watchdog wd;
+    bool watching;
+    struct loch_err err;
+};
+
+static void stream_header(struct stream *x)
+{
+    struct buf *b = &x->out;
+    if (x->fmt == OUT_CSV) {
+        for (size_t i = 0; i < x->n_cols; i++) {
+            if (i)
+                buf_putc(b, ',');
+            csv_field(b, engine_stream_col(x->es, i)->name);
+        }
+        buf_puts(b, "\r\n");
+        return;
+    }
+    buf_puts(b, "{\"columns\":[");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const struct engine_col *c = engine_stream_col(x->es, i);
+        char tn[48];
+        type_name(c, tn);
+        json_t *col = json_pack("{s:s,s:s}", "name", c->name ? c->name : "", "type", tn);
+        char *text = json_dumps(col, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(col);
+        buf_printf(b, "%s%s", i ? "," : "", text ? text : "{}");
+        free(text);
+    }
+    buf_puts(b, "],\"rows\":[");
+}
+
+static void stream_row(struct stream *x)
+{
+    struct buf *b = &x->out;
+    if (x->fmt == OUT_JSON)
+        buf_puts(b, x->any_row ? ",[" : "[");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const struct engine_col *c = engine_stream_col(x->es, i);
+        struct engine_val v;
+        bool has = engine_chunk_get(x->ch, i, x->row, &v);
+        if (i)
+            buf_putc(b, ',');
+        if (x->fmt == OUT_CSV) {
+            if (has) {
+                buf_reset(&x->tmp);
+                value_text(&x->tmp, c, &v);
+                csv_field(b, x->tmp.data ? x->tmp.data : "");
+            }
+        } else if (!has) {
+            buf_puts(b, "null");
+        } else {
+            value_json(b, &x->tmp, c, &v);
+        }
+    }
+    buf_puts(b, x->fmt == OUT_JSON ? "]" : "\r\n");
+    x->any_row = true;
+    x->rows++;
+    x->row++;
+}
+
+/* The end of a JSON result: the tag, or the error that stopped the stream midway (the
+ * status line has gone out by then, so the error travels in the body). */
+static void stream_trailer(struct stream *x)
+{
+    if (x->fmt != OUT_JSON)
+        return;
+    buf_puts(&x->out, "],");
+    if (x->failed) {
+        json_t *e = error_json(&x->err);
+        char *text = json_dumps(json_object_get(e, "error"), JSON_COMPACT | JSON_ENSURE_ASCII);
+        buf_printf(&x->out, "\"error\":%s}\n", text ? text : "{}");
+        free(text);
+        json_decref(e);
+        return;
+    }
+    buf_printf(&x->out, "\"tag\":\"SELECT %lld\"}\n", (long long)x->rows);
+}
+
+static void stream_timeout_error(struct stream *x, int rc)
+{
+    if (rc == LOCH_ECANCELED && x->wd.fired) {
+        loch_errf(&x->err, LOCH_ECANCELED, "canceling statement due to statement timeout");
+        loch_err_detail(&x->err, "the limit is %lld ms (query.timeout_ms)", (long long)x->wd.ms);
+    }
+}
+
+/* Produces up to about `max` bytes more into x->out. */
+static void stream_fill(struct stream *x, size_t max)
+{
+    while (x->out.len - x->out_off < max && x->phase < 2) {
+        if (x->phase == 0) {
+            stream_header(x);
+            x->phase = 1;
+            continue;
+        }
+        if (x->ch && x->row < engine_chunk_rows(x->ch)) {
+            stream_row(x);
+            continue;
+        }
+        int rc = x->ch ? engine_stream_next(x->es, &x->ch, &x->err) : 0;
+        x->row = 0;
+        if (rc) {
+            stream_timeout_error(x, rc);
+            x->failed = true;
+            x->ch = NULL;
+        }
+        if (!x->ch) {
+            stream_trailer(x);
+            x->phase = 2;
+        }
+    }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *x = cls;
+    if (x->out.len == x->out_off) {
+        buf_reset(&x->out);
+        x->out_off = 0;
+        stream_fill(x, max);
+    }
+    size_t n = x->out.len - x->out_off;
+    if (n == 0)
+        return x->failed && x->fmt == OUT_CSV ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > max)
+        n = max;
+    memcpy(buf, x->out.data + x->out_off, n);
+    x->out_off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *x = cls;
+    if (x->watching && watchdog_stop(&x->wd) && !x->failed && x->phase < 2) {
+        x->failed = true; /* the client went away while the limit fired */
+        loch_errf(&x->err, LOCH_ECANCELED, "canceling statement due to statement timeout");
+    }
+    if (x->phase < 2 && !x->failed) { /* the client hung up before the end */
+        x->failed = true;
+        loch_errf(&x->err, LOCH_ECANCELED, "the client closed the connection before the end of the result");
+    }
+    engine_stream_free(x->es);
+    engine_stmt_free(x->st);
+    query_session_close(x->qs);
+    account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
+            &x->err);
+    worker_give(x->s, x->w);
+    buf_free(&x->out);
+    buf_free(&x->tmp);
+    free(x->user);
+    free(x->sql);
+    free(x);
+}
+
+/* Runs one read statement and answers with a streamed body. Takes w, user and sql. */
+static enum MHD_Result stream_sql(struct http_server *s, struct MHD_Connection *c, struct worker *w, char *user,
+                                  char *sql, enum out_format fmt)
+{
+    struct stream *x = xcalloc(1, sizeof *x);
+    *x = (struct stream){.s = s, .w = w, .user = user, .sql = sql, .fmt = fmt, .started_ms = util_now_ms(),
+                         .t0 = util_mono_s()};
+    struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
+    int rc = query_session_open_as(&env, user, &x->qs, &x->err);
+    x->wd = (struct watchdog){.qs = x->qs, .ms = s->cfg->query_timeout_ms};
+    x->watching = !rc && x->wd.ms > 0 && watchdog_start(&x->wd);
+    if (!rc)
+        rc = query_prepare(x->qs, sql, &x->st, &x->err);
+    if (!rc)
+        rc = engine_execute(x->st, &x->es, &x->err);
+    if (!rc) /* the first chunk: most errors show here, before the status line goes out */
+        rc = engine_stream_next(x->es, &x->ch, &x->err);
+    if (rc) {
+        stream_timeout_error(x, rc);
+        x->failed = true;
+        x->phase = 2;
+        struct loch_err e = x->err;
+        stream_free(x);
+        return send_error(c, &e);
+    }
+    x->n_cols = engine_stream_ncols(x->es);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, x,
+                                                                stream_free);
+    if (!r) {
+        stream_free(x);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            fmt == OUT_CSV ? "text/csv; charset=utf-8" : "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, struct req *q)
 {
     enum MHD_Result sent = MHD_NO;
@@ -435,6 +735,8 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
         free(user);
         return sent;
     }
+    if (is_one_read(sql))
+        return stream_sql(s, c, w, user, sql, (enum out_format)fmt);
     int64_t started = util_now_ms();
     double t0 = util_mono_s();
     struct run r = {.fmt = (enum out_format)fmt, .a = arena_new(), .rows = 0};
@@ -451,18 +753,7 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
         rc = LOCH_ECANCELED;
     }
     query_session_close(qs);
-    double secs = util_mono_s() - t0;
-    metrics_query(METRICS_HTTP, rc == 0, rc ? 0 : (uint64_t)(r.rows > 0 ? r.rows : 0), secs);
-    struct history_entry h = {
-        .user = user, .protocol = "http", .sql = sql, .started_ms = started, .duration_ms = (int64_t)(secs * 1000),
-        .rows = rc ? 0 : r.rows, .bytes_scanned = -1, .status = rc ? "error" : "ok",
-        .sqlstate = rc ? loch_err_sqlstate(rc) : NULL, .error = rc ? err.msg : NULL,
-    };
-    struct loch_err herr;
-    if (history_record(w->cat, &h, &herr) != 0)
-        log_warn("http: cannot record query history: %s", herr.msg);
-    log_info("http: user=%s status=%s duration=%.3fs rows=%lld", user, rc ? loch_err_sqlstate(rc) : "ok", secs,
-             (long long)(rc ? 0 : r.rows));
+    account(w, user, sql, started, util_mono_s() - t0, rc, r.rows, &err);
     worker_give(s, w);
     free(user);
     free(sql);

@@ -8,6 +8,11 @@
  * and floats are JSON numbers, DECIMAL values are strings holding every digit (exact),
  * booleans are booleans, NULL is null, everything else is DuckDB's text. Errors:
  * {"error":{"sqlstate","message","detail","hint"}} with the status of err.h's table.
+ * One read statement (SELECT, WITH, ...) streams: rows go out as DuckDB produces them, so
+ * a large result does not sit in memory; an error after rows have gone out ends a JSON
+ * body with an "error" member instead of "tag", and cuts a CSV body short (the chunked
+ * transfer fails). Scripts of several statements, and writes, answer when done with the
+ * last statement's result.
  * query.timeout_ms limits each request's statements (57014 when it passes).
  * Not for the PostgreSQL protocol (pgwire.h) nor SQL semantics (query/). */
 #ifndef LOCH_SERVER_HTTP_H

@@ -368,3 +368,32 @@ def test_http_query_time_limit(admin_lake):
         assert s.sql("SELECT 1 AS fast", admin).json()["rows"] == [[1]]
     finally:
         s.stop()
+
+
+def test_http_streams_large_results_and_late_errors(server):
+    """One read statement streams: a large result arrives whole; an error after rows
+    have gone out ends the JSON body with an "error" member (the status was already 200),
+    and truncates a CSV body (the transfer fails, so the client cannot take it as whole)."""
+    admin = token_for(server.lake, "admin")
+    n = 300_000
+    j = server.sql(f"SELECT i, i % 7 = 0 AS seven, CAST(i / 100 AS DECIMAL(18,2)) AS d FROM range({n}) t(i)",
+                   admin).json()
+    assert j["tag"] == f"SELECT {n}" and len(j["rows"]) == n
+    assert j["rows"][n - 1] == [n - 1, (n - 1) % 7 == 0, f"{(n - 1) / 100:.2f}"]
+    late = "SELECT CASE WHEN i > 3000000 THEN error('boom late') ELSE i END AS v FROM range(4000000) t(i)"
+    r = server.sql(late, admin)
+    assert r.status == 200
+    j = r.json()
+    assert "tag" not in j and "boom late" in j["error"]["message"] and len(j["rows"]) < 4000000
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
+    c.request("POST", "/v1/sql", '{"sql": "%s"}' % late,
+              {"Authorization": f"Bearer {admin}", "Accept": "text/csv"})
+    resp = c.getresponse()
+    assert resp.status == 200
+    with pytest.raises(http.client.IncompleteRead):
+        resp.read()
+    c.close()
+    q = server.request("GET", "/v1/queries?limit=2", token=admin).json()["queries"]
+    assert [x["status"] for x in q] == ["error", "error"]
+    assert server.sql("SELECT 1 AS still_serving", admin).json()["rows"] == [[1]]
