@@ -1,7 +1,9 @@
 /* http.c: the HTTP API (http.h) on libmicrohttpd with a thread per connection, so one
  * slow query holds only its own client. Request bodies are collected up to a limit and
- * parsed with jansson; responses are built whole (results are materialised by query/).
- * Each request borrows a worker (catalog + store handles) from a small pool.
+ * parsed with jansson (values in responses are encoded by jansson too). A single read
+ * statement streams its rows from the engine; scripts and writes run through query_run
+ * and answer with the last result. Each request borrows a worker (catalog + store
+ * handles) from a pool that grows to the number of concurrent requests.
  * Not for the PostgreSQL protocol (pgwire*.c) or SQL semantics (query/). */
 #include "server/http.h"
 
