@@ -157,6 +157,12 @@ def test_non_admin_denied_admin_allowed(admin_lake):
                     "SELECT count(*) FROM bank.accounts").stdout.splitlines()[-1] == "3"
     lake.run("sql", "REVOKE ops FROM alice")
     assert "SQLSTATE: 42501" in sql_fails(lake, "SELECT * FROM bank.accounts", "--as", "alice")
+    # anyone may change their own password, and only that
+    lake.run("sql", "--as", "alice", "ALTER USER alice WITH PASSWORD 'self-chosen-pw'")
+    assert scram_ok(principals(lake)["alice"][2], "self-chosen-pw")
+    for sql in ["ALTER USER alice WITH PASSWORD 'x' LOGIN", "ALTER USER admin WITH PASSWORD 'x'",
+                "ALTER USER alice WITH PASSWORD NULL"]:
+        assert "SQLSTATE: 42501" in sql_fails(lake, sql, "--as", "alice"), sql
     # an unknown principal is denied too
     assert "SQLSTATE: 42501" in sql_fails(lake, "SELECT * FROM bank.accounts", "--as", "nobody")
 
