@@ -924,11 +924,31 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls, (void)c, (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    (void)cls, (void)socket_context;
+    char from[INET6_ADDRSTRLEN + 8] = "?";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            port = ntohs(in6->sin6_port);
+        }
+        snprintf(from, sizeof from, "%s:%d", host, port);
+    }
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         metrics_connection_open(METRICS_HTTP);
-    else
+        log_info("http: connection from=%s", from);
+    } else {
         metrics_connection_close(METRICS_HTTP);
+        log_info("http: disconnection from=%s", from);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
