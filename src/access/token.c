@@ -116,14 +116,15 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
     token_hash_hex(token, hash);
     sqlite3 *db = catalog_db(cat);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT id, user_name, expires_at FROM loch_tokens WHERE hash = ?", -1, &st, NULL) !=
+    if (sqlite3_prepare_v2(db, "SELECT id, user_name, expires_at, last_used_at FROM loch_tokens WHERE hash = ?", -1, &st, NULL) !=
         SQLITE_OK)
         return db_fail(db, err, "cannot prepare a token look-up");
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     char *u = NULL, *id = NULL;
-    int64_t expires = 0;
+    int64_t expires = 0, last_used = 0;
     if (step == SQLITE_ROW) {
+        last_used = sqlite3_column_int64(st, 3);
         id = xstrdup((const char *)sqlite3_column_text(st, 0));
         u = xstrdup((const char *)sqlite3_column_text(st, 1));
         expires = sqlite3_column_int64(st, 2);
@@ -145,7 +146,9 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
             rc = loch_errf(err, LOCH_EAUTH, "token %s: %s", id, e2.msg);
     }
     if (!rc) {
-        if (sqlite3_prepare_v2(db, "UPDATE loch_tokens SET last_used_at = ? WHERE id = ?", -1, &st, NULL) ==
+        /* The use time is kept to the minute: no catalog write on every request. */
+        if (now - last_used >= 60 &&
+            sqlite3_prepare_v2(db, "UPDATE loch_tokens SET last_used_at = ? WHERE id = ?", -1, &st, NULL) ==
             SQLITE_OK) {
             sqlite3_bind_int64(st, 1, now);
             sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);

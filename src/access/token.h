@@ -32,7 +32,7 @@ int token_create(struct catalog *cat, const char *user, int expires_days, char *
 
 /* The user a presented token belongs to (*user malloc'd). LOCH_EAUTH when the token is
  * unknown, revoked, expired, or its user can no longer log in; the message says which,
- * for the server log only. Records the use time. */
+ * for the server log only. Records the use time (to the minute). */
 int token_verify(struct catalog *cat, const char *token, char **user, struct loch_err *err);
 
 /* Tokens of user (NULL: everyone's), oldest first; strings in a. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "server/http.h"
 #include "server/pgwire.h"
 
 int cmd_serve(struct app *app, int argc, char **argv)
@@ -36,11 +37,20 @@ int cmd_serve(struct app *app, int argc, char **argv)
         app_fail(&err);
         return 1;
     }
+    struct http_options ho = {app->cfg, app->eng, po.catalog_path, NULL, 0};
+    struct http_server *http = NULL;
+    if (http_server_start(&ho, &http, &err) != 0) {
+        app_fail(&err);
+        pgwire_server_stop(pg);
+        return 1;
+    }
     log_info("loch serve: SQL on %s (tls %s), config %s", app->cfg->sql_listen, app->cfg->tls_mode,
              app->cfg->path);
+    log_info("loch serve: HTTP on %s (port %d)", app->cfg->http_listen, http_server_port(http));
     int sig = 0;
     sigwait(&set, &sig);
     log_info("loch serve: %s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_stop(http);
     pgwire_server_stop(pg);
     log_info("loch serve: stopped");
     return 0;

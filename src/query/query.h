@@ -27,8 +27,9 @@ int query_session_open(const struct query_env *env, struct query_session **out, 
 /* A session of principal `user` (copied). Whether it is an administrator (principal_is_admin)
  * is decided again for every statement. Until grants exist, a non-administrator may only
  * run SELECTs that name no lake table, no file and no table function outside a short
- * allow-list (range, generate_series, unnest), plus transaction control and SET of a few
- * client settings; anything else is LOCH_EPERM (SQLSTATE 42501) naming what was refused.
+ * allow-list (range, generate_series, unnest), plus transaction control, SET of a few
+ * client settings and ALTER USER <self> [WITH] PASSWORD '...'; anything else is
+ * LOCH_EPERM (SQLSTATE 42501) naming what was refused.
  * Deny by default: no path of a non-administrator reaches a file. */
 int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
                           struct loch_err *err);

@@ -38,7 +38,15 @@ static char *string_value(struct arena *a, const struct stmt *s, size_t i)
             return arena_strdup(a, "");
         return arena_strndup(a, p + tag, t->len - 2 * tag);
     }
-    return lex_ident(a, s, i);
+    char *out = arena_alloc(a, t->len);
+    size_t k = 0;
+    for (size_t j = 1; j + 1 < t->len; j++) {
+        out[k++] = p[j];
+        if (p[j] == '\'')
+            j++; /* '' stands for one quote */
+    }
+    out[k] = '\0';
+    return out;
 }
 
 static bool is_string(const struct stmt *s, size_t i)

@@ -350,7 +350,11 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         bool handled = false, admin = session_is_admin(s);
         struct role_stmt role;
         rc = rolestmt_parse(s->stmt_arena, st, &role, &handled, err);
-        if (!rc && handled && !admin) {
+        /* Anyone may change their own password (psql's \password), nothing else. */
+        bool own_password = handled && role.op == ROLE_ALTER && s->user && role.n_names == 1 &&
+                            !strcmp(role.names[0], s->user) && role.set_password && role.password &&
+                            role.login < 0;
+        if (!rc && handled && !admin && !own_password) {
             loch_errf(err, LOCH_EPERM, "permission denied to %s", lex_is(st, 0, "GRANT") || lex_is(st, 0, "REVOKE")
                                                                      ? "grant or revoke roles"
                                                                      : "create, alter or drop roles");
