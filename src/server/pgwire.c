@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -590,6 +591,90 @@ static void send_one_text_row(struct conn *c, const char *name, const char *valu
     pgwire_complete(&c->out, "SHOW");
 }
 
+/* ---------------------------------------------------------------- unanswerable catalog queries */
+
+/* The output column names of a SELECT, read from its text: each top-level item of the
+ * first select list, named by its alias (AS x) or its last identifier. For catalog
+ * queries loch cannot run: the client still gets a result set of the shape it asked for,
+ * with no rows (JDBC refuses "no results" from an executeQuery). */
+static size_t guess_columns(struct arena *a, const char *sql, char ***out)
+{
+    const char *p = strcasestr(sql, "select");
+    size_t n = 0, cap = 0;
+    char **names = NULL;
+    if (!p) {
+        *out = NULL;
+        return 0;
+    }
+    p += 6;
+    int depth = 0;
+    const char *item = p;
+    for (;; p++) {
+        bool end = !*p;
+        if (!end && (*p == '\'' || *p == '"')) {
+            char q = *p++;
+            while (*p && *p != q)
+                p++;
+            if (!*p)
+                end = true;
+            else
+                continue;
+        }
+        if (!end && (*p == '(' || *p == '['))
+            depth++;
+        else if (!end && (*p == ')' || *p == ']'))
+            depth--;
+        bool from = !end && depth == 0 && !strncasecmp(p, "from", 4) && (p[4] == ' ' || p[4] == '\n' ||
+                    p[4] == '\t' || p[4] == '\r') && (p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\t' || p[-1] == '\r');
+        if (end || from || (depth == 0 && *p == ',')) {
+            const char *e = p;
+            while (e > item && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\t' || e[-1] == '\r'))
+                e--;
+            const char *b = e;
+            if (b > item && b[-1] == '"') { /* "Quoted Name" */
+                b--;
+                while (b > item && b[-1] != '"')
+                    b--;
+                e--;
+            } else {
+                while (b > item && (isalnum((unsigned char)b[-1]) || b[-1] == '_'))
+                    b--;
+            }
+            if (e > item) {
+                if (n == cap) {
+                    size_t nc = cap ? cap * 2 : 16;
+                    names = arena_grow(a, names, cap, nc, sizeof *names);
+                    cap = nc;
+                }
+                names[n++] = b < e ? arena_strndup(a, b, (size_t)(e - b)) : arena_strdup(a, "?column?");
+            }
+            item = p + 1;
+            if (end || from)
+                break;
+        }
+    }
+    *out = names;
+    return n;
+}
+
+static void send_empty_description(struct conn *c, const char *sql)
+{
+    char **names;
+    size_t n = guess_columns(c->msg_arena, sql, &names);
+    size_t m = pgwire_begin(&c->out, 'T');
+    pgwire_put16(&c->out, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        pgwire_putstr(&c->out, names[i]);
+        pgwire_put32(&c->out, 0);
+        pgwire_put16(&c->out, 0);
+        pgwire_put32(&c->out, PG_OID_TEXT);
+        pgwire_put16(&c->out, (uint16_t)-1);
+        pgwire_put32(&c->out, (uint32_t)-1);
+        pgwire_put16(&c->out, 0);
+    }
+    pgwire_end(&c->out, m);
+}
+
 /* ---------------------------------------------------------------- running statements */
 
 struct cmd_ctx {
@@ -769,6 +854,7 @@ static void simple_query(struct conn *c, const char *sql)
                 log_debug("pgwire: catalog query answered empty: %s", err.msg);
                 loch_err_clear(&err);
                 rc = 0;
+                send_empty_description(c, text);
                 pgwire_complete(&c->out, "SELECT 0");
             } else if (!cat) {
                 rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
@@ -779,6 +865,7 @@ static void simple_query(struct conn *c, const char *sql)
                     log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err.msg);
                     loch_err_clear(&err);
                     rc = 0;
+                    send_empty_description(c, text);
                     pgwire_complete(&c->out, "SELECT 0");
                 }
             }
@@ -1008,6 +1095,8 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
         pgwire_end(&c->out, mk);
         if (pr->st && engine_stmt_returns_rows(pr->st))
             send_row_description(c, NULL, pr->st, NULL, 0);
+        else if (pr->empty)
+            send_empty_description(c, pr->sql);
         else
             describe_intercepted(c, pr->sql);
         return 0;
@@ -1026,7 +1115,10 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
             return 0;
         }
     }
-    describe_intercepted(c, p->prep->sql);
+    if (p->prep->empty)
+        send_empty_description(c, p->prep->sql);
+    else
+        describe_intercepted(c, p->prep->sql);
     return 0;
 }
 

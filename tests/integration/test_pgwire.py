@@ -401,6 +401,9 @@ def test_pgjdbc_queries_and_metadata(server, tmp_path):
     assert lines["fetch"] == "1000"
     assert "bank.accounts" in lines["tables"].split(",")
     assert lines["columns"].startswith("id:int8,name:varchar,balance:numeric")
+    assert "bank" in lines["schemas"].split(",")
+    assert lines["pks"] == "0"
+    assert lines["prepared"] == "8|s7|2024-01-02 03:04:05.123456|-12.34"
 
 
 def rss_mb(pid):
