@@ -457,3 +457,24 @@ def test_metrics_count_pgwire_queries_connections_and_failed_logins(server):
     m = metrics()
     assert m["loch_queries_total"] >= 4 and m["loch_query_errors_total"] >= 1
     assert m["loch_auth_failures_total"] >= 1 and m["loch_connections_total"] >= 1
+
+
+def test_sigterm_stops_the_server_during_a_long_query(pg_lake):
+    s = Server(pg_lake).start()
+    conn = s.connect()
+    errors = []
+
+    def run():
+        try:
+            conn.execute("SELECT count(*) FROM range(100000000000) a")
+        except psycopg.Error as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)
+    s.stop()  # SIGTERM: exits 0 after interrupting the query and closing the connection
+    t.join(30)
+    assert not t.is_alive() and errors
+    log = s.log.read_text()
+    assert "SIGTERM received" in log and "loch serve: stopped" in log
