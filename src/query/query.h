@@ -74,7 +74,9 @@ bool query_is_read(const char *sql);
  * before the session is closed. */
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
 
-/* True when sql reads PostgreSQL's catalog (pg_catalog., information_schema.). */
+/* True when sql reads PostgreSQL's or DuckDB's catalog (pg_catalog., information_schema.,
+ * pg_class and friends, duckdb_*()). query_prepare refuses such statements (42501) to
+ * non-administrators: the catalog shows the lake views of every session. */
 bool query_is_catalog(const char *sql);
 
 /* For administrators, prepares a catalog query of psql or JDBC against a PostgreSQL-

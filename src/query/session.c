@@ -456,6 +456,12 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     arena_reset(s->stmt_arena);
     engine_rows_free(s->last);
     s->last = NULL;
+    if (!session_is_admin(s) && query_is_catalog(sql)) {
+        /* DuckDB's catalog lists the lake views every session of the process made: not
+         * for principals who may read no lake table (servers answer such queries empty). */
+        loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
+        return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
+    }
     if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
         struct stmt *stmts;
         size_t n, bad;

@@ -242,6 +242,13 @@ def test_non_admin_is_denied_lake_tables(server):
         assert e.value.sqlstate == "42501"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM bank.accounts WHERE id = %s", (1,))
+    # the lake views an admin session made are not listed to bob by DuckDB's own catalog
+    with server.connect() as admin:
+        admin.execute("SELECT count(*) FROM bank.accounts")
+    with server.connect("bob", "bob-pw-42") as conn:
+        for q in ("SELECT table_schema, table_name FROM information_schema.tables",
+                  "SELECT relname FROM pg_class", "SELECT column_name FROM information_schema.columns"):
+            assert conn.execute(q).fetchall() == [], q
     # psql's catalog commands list nothing for bob (and do not fail)
     out = server.psql("-c", r"\dt bank.*", user="bob", password="bob-pw-42").stdout + \
         server.psql("-c", r"\dt", user="bob", password="bob-pw-42").stdout
