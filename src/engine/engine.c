@@ -122,6 +122,18 @@ static int map_error(duckdb_result *r, struct loch_err *err)
     case DUCKDB_ERROR_OUT_OF_MEMORY:
         code = LOCH_ENOMEM;
         break;
+    case DUCKDB_ERROR_DIVIDE_BY_ZERO:
+        code = LOCH_EDIVZERO;
+        break;
+    case DUCKDB_ERROR_CONVERSION:
+        code = LOCH_ECONVERT;
+        break;
+    case DUCKDB_ERROR_OUT_OF_RANGE:
+        code = LOCH_ERANGE;
+        break;
+    case DUCKDB_ERROR_BINDER:
+        code = m && strstr(m, "column") && strstr(m, "not found") ? LOCH_ENOCOLUMN : LOCH_EQUERY;
+        break;
     default:
         code = LOCH_EQUERY;
     }
@@ -412,6 +424,10 @@ static int prepare_error(duckdb_prepared_statement ps, struct loch_err *err)
         code = LOCH_EPERM;
     else if (m && !strncmp(m, "INTERRUPT Error", 15))
         code = LOCH_ECANCELED;
+    else if (m && !strncmp(m, "Conversion Error", 16))
+        code = LOCH_ECONVERT;
+    else if (m && !strncmp(m, "Binder Error", 12) && strstr(m, "column") && strstr(m, "not found"))
+        code = LOCH_ENOCOLUMN;
     return loch_errf(err, code, "%s", m ? m : "cannot prepare the statement");
 }
 

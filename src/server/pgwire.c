@@ -170,22 +170,8 @@ static uint32_t be32(const uint8_t *p)
 
 /* ---------------------------------------------------------------- errors */
 
-/* The SQLSTATE for an error: loch's table, refined by DuckDB's message where the table's
- * class is too coarse (e.g. a division by zero is 22012, not 42000). */
-static const char *sqlstate_of(const struct loch_err *e)
-{
-    if (e->code == LOCH_EQUERY || e->code == LOCH_EENGINE) {
-        if (strstr(e->msg, "Division by zero") || strstr(e->msg, "division by zero"))
-            return "22012";
-        if (strstr(e->msg, "Conversion Error") || strstr(e->msg, "Could not convert"))
-            return "22P02";
-        if (strstr(e->msg, "Binder Error") && strstr(e->msg, "not found"))
-            return "42703"; /* undefined column */
-    }
-    if (e->code == LOCH_ENOENT && strstr(e->msg, "Catalog Error") && !strstr(e->msg, "Table"))
-        return "42704";
-    return loch_err_sqlstate(e->code);
-}
+/* The SQLSTATE for an error: loch's one table (err.h). */
+static const char *sqlstate_of(const struct loch_err *e) { return loch_err_sqlstate(e->code); }
 
 /* The 1-based character position of a syntax error in stmt, from DuckDB's
  * "LINE n: <excerpt>\n<spaces>^" trailer; 0 when unknown. */
@@ -243,7 +229,7 @@ static void send_error(struct conn *c, const struct loch_err *e, const char *stm
     const char *state = sqlstate_of(e);
     const char *msg = e->msg[0] ? e->msg : loch_strerror(e->code);
     size_t pos = 0;
-    if (stmt && (e->code == LOCH_ESYNTAX || e->code == LOCH_ENOENT || e->code == LOCH_EQUERY)) {
+    if (stmt && e->code != LOCH_ECANCELED && e->code != LOCH_EPERM) {
         pos = error_position(msg, stmt);
         if (pos) {
             /* stmt_off counts bytes; turn the statement start into characters too */

@@ -198,6 +198,8 @@ def test_errors_have_sqlstate_and_position(server):
         with pytest.raises(psycopg.Error) as e:
             conn.execute("SELECT 1 / 0::INTEGER, 'x'::INTEGER")
         assert e.value.sqlstate == "22P02"
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            conn.execute("SELECT no_such_column FROM range(3)")
         assert conn.execute("SELECT 'still here'").fetchone() == ("still here",)
 
 
