@@ -64,7 +64,7 @@ struct query_piece {
 int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err);
 
 /* True when the statement produces rows and runs through query_prepare (SELECT, WITH,
- * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, parenthesised
+ * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, PRAGMA, CALL, parenthesised
  * queries); everything else goes through query_run, which knows lake writes. */
 bool query_is_read(const char *sql);
 

@@ -423,7 +423,7 @@ int query_split(struct arena *a, const char *sql, struct query_piece **out, size
 bool query_is_read(const char *sql)
 {
     static const char *kw[] = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN",
-                               "SUMMARIZE", "PIVOT", "UNPIVOT", NULL};
+                               "SUMMARIZE", "PIVOT", "UNPIVOT", "PRAGMA", "CALL", NULL};
     const char *p = sql;
     for (;;) { /* skip blanks and comments */
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')

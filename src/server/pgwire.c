@@ -106,7 +106,6 @@ struct conn {
     struct conn *next;
     /* session settings clients SET and SHOW */
     char *app_name;
-    int extra_float_digits;
     uint64_t n_queries;
     double opened;
 };
@@ -729,7 +728,7 @@ static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
     struct engine_stmt *st = p->prep->st;
     if (c->streaming && c->streaming != p)
         portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
-    if (p->rows_sent || p->done)
+    if (p->rows_sent)
         return loch_errf(err, LOCH_EUNSUPPORTED,
                          "portal \"%s\" was closed by a later statement on this connection", p->name);
     size_t np = engine_stmt_nparams(st);
@@ -762,6 +761,10 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
 {
     struct engine_stmt *st = p->prep->st;
     *rows = 0;
+    if (p->done && !p->stream) { /* ran to its end before: nothing more (as PostgreSQL) */
+        pgwire_complete(&c->out, "SELECT 0");
+        return 0;
+    }
     if (!p->stream) {
         int rc = portal_start(c, p, err);
         if (rc)
@@ -1093,11 +1096,15 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
     if (p->prep->st) {
         /* The row types can depend on the parameters (DuckDB resolves them when bound):
          * start the portal and describe the stream itself. */
-        int rc = portal_start(c, p, err);
+        int rc = p->done ? 0 : portal_start(c, p, err);
         if (rc)
             return rc;
-        if (engine_stream_ncols(p->stream) > 0) {
+        if (p->stream && engine_stream_ncols(p->stream) > 0) {
             send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
+            return 0;
+        }
+        if (!p->stream && engine_stmt_returns_rows(p->prep->st)) {
+            send_row_description(c, NULL, p->prep->st, p->rfmts, p->n_rfmts);
             return 0;
         }
     }
@@ -1534,7 +1541,6 @@ static void *accept_main(void *arg)
         c->txn = 'I';
         c->msg_arena = arena_new();
         c->opened = util_mono_s();
-        c->extra_float_digits = 1;
         char host[64] = "?", port[16] = "?";
         getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
