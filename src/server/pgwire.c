@@ -1171,10 +1171,12 @@ static int read_message(struct conn *c, char *type, uint8_t **body, size_t *len)
     if (io_read(c, hdr, 5) != 0)
         return 1;
     uint32_t l = be32(hdr + 1);
-    if (l < 4 || l - 4 > PGWIRE_MAX_MESSAGE) {
+    /* before login, only small SASL messages: a stranger cannot make us allocate much */
+    uint32_t limit = c->qs ? PGWIRE_MAX_MESSAGE : PGWIRE_MAX_STARTUP;
+    if (l < 4 || l - 4 > limit) {
         char msg[160];
         snprintf(msg, sizeof msg, "invalid message length %u for message type 0x%02x (limit %u bytes)", l, hdr[0],
-                 PGWIRE_MAX_MESSAGE);
+                 limit);
         send_fatal(c, "08P01", msg);
         return -1;
     }
