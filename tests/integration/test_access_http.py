@@ -142,7 +142,11 @@ def test_non_admin_denied_admin_allowed(admin_lake):
                 "CREATE USER mallory WITH PASSWORD 'm'", "GRANT admin TO alice",
                 "SELECT * FROM (SELECT * FROM bank.accounts) t",
                 "WITH x AS (SELECT 1) SELECT * FROM x, bank.accounts",
-                "SET search_path = 'bank'", "SELECT * FROM query('SELECT * FROM bank.accounts')"]:
+                "SET search_path = 'bank'", "SELECT * FROM query('SELECT * FROM bank.accounts')",
+                # catalog listings would show lake table names, columns and file paths
+                "SELECT * FROM information_schema.tables", "SELECT * FROM information_schema.views",
+                "SELECT relname FROM pg_catalog.pg_class", "SELECT * FROM pg_attribute",
+                "SELECT * FROM pg_catalog.pg_namespace", "SELECT * FROM duckdb_views()"]:
         err = sql_fails(lake, sql, "--as", "alice")
         assert "SQLSTATE: 42501" in err, (sql, err)
     assert "bank.accounts" in sql_fails(lake, "SELECT (SELECT sum(amount) FROM bank.accounts)", "--as", "alice")
@@ -150,6 +154,8 @@ def test_non_admin_denied_admin_allowed(admin_lake):
     assert lake.run("sql", "--as", "alice", "--format", "csv",
                     "WITH x AS (SELECT 41 AS v) SELECT v + 1 FROM x").stdout.splitlines()[-1] == "42"
     assert "SQLSTATE: 42601" in sql_fails(lake, "SELEC 1", "--as", "alice")
+    assert lake.run("sql", "--as", "alice", "--format", "csv",
+                    "SELECT typname FROM pg_catalog.pg_type WHERE typname = 'int4'").stdout.split() == ["typname", "int4"]
     # the local administrator and members of admin (directly or through roles) read
     assert len(lake.sql("SELECT * FROM bank.accounts")) == 3
     lake.run("sql", "GRANT admin TO ops; GRANT ops TO alice")
