@@ -10,7 +10,12 @@
 
 struct engine {
     duckdb_database db;
+    uint64_t id;
 };
+
+static _Atomic uint64_t next_engine_id = 1;
+
+uint64_t engine_id(const struct engine *e) { return e->id; }
 
 struct engine_conn {
     duckdb_connection con;
@@ -49,6 +54,7 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         return LOCH_EENGINE;
     }
     duckdb_destroy_config(&cfg);
+    e->id = next_engine_id++;
     *out = e;
     return 0;
 }

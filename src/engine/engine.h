@@ -27,6 +27,10 @@ struct engine_rows;  /* a materialised result */
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err);
 void engine_close(struct engine *e); /* e may be NULL */
 
+/* A number that identifies e among every engine this process opened (never reused, unlike
+ * its address): for caches of what was created in a database. */
+uint64_t engine_id(const struct engine *e);
+
 /* A connection whose session time zone is UTC. */
 int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *err);
 void engine_disconnect(struct engine_conn *c); /* c may be NULL */

@@ -33,6 +33,9 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
               bool positional, struct loch_err *err);
 /* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
+/* True when the view view_name of namespace ns was last made, in this session's database,
+ * as the current state of the table whose metadata file is location (nothing to redo). */
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location);
 /* Makes every lake table visible (for statements DuckDB cannot serialise). */
 int lake_view_all(struct query_session *s, struct loch_err *err);
 

@@ -285,11 +285,13 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             rc = LOCH_ENOENT;
             break;
         }
+        json_t *at = json_object_get(node, "at_clause");
+        if ((!at || json_is_null(at)) && lake_view_fresh(s, ns, tab, ct.metadata_location))
+            continue; /* the view already reads the current snapshot */
         struct lake_table t;
         rc = lake_load(s, ns, tab, &t, err);
         if (rc)
             break;
-        json_t *at = json_object_get(node, "at_clause");
         if (at && !json_is_null(at)) {
             int64_t snap = -1;
             rc = at_snapshot(s, at, &t, &snap, err);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@
 
 #define OUT_FLUSH_BYTES (64 * 1024) /* a streamed result is written in pieces of this size */
 #define SERVER_VERSION "16.0 (loch)"
+#define MAX_CONNECTIONS 512         /* threads are 1 MB of stack each; beyond this: 53300 */
+#define STARTUP_TIMEOUT_S 60        /* seconds a client may take to log in */
 
 struct conn;
 
@@ -1261,6 +1264,8 @@ static int startup(struct conn *c)
     pgwire_param_status(&c->out, "application_name", c->app_name ? c->app_name : "");
     pgwire_backend_key(&c->out, c->pid, c->key);
     pgwire_ready(&c->out, 'I');
+    struct timeval no_limit = {0, 0}; /* logged in: idle sessions may stay */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &no_limit, sizeof no_limit);
     log_info("pgwire: connection authorized user=%s database=%s pid=%d from=%s tls=%s admin=%s", c->user,
              c->database, c->pid, c->peer, c->ssl ? "on" : "off", c->admin ? "yes" : "no");
     return flush_out(c);
@@ -1415,6 +1420,22 @@ static void *accept_main(void *arg)
             continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* Until it has logged in, a client gets STARTUP_TIMEOUT_S to say something. */
+        struct timeval tv = {STARTUP_TIMEOUT_S, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        pthread_mutex_lock(&srv->mu);
+        size_t live = srv->n_conns;
+        pthread_mutex_unlock(&srv->mu);
+        if (live >= MAX_CONNECTIONS) {
+            static const char too_many[] = "sorry, too many clients already";
+            struct buf b = {0};
+            pgwire_error(&b, false, "FATAL", "53300", too_many, NULL, NULL, 0);
+            (void)!send(fd, b.data, b.len, MSG_NOSIGNAL);
+            buf_free(&b);
+            close(fd);
+            log_warn("pgwire: refused a connection: %zu connections open (limit %d)", live, MAX_CONNECTIONS);
+            continue;
+        }
         struct conn *c = xcalloc(1, sizeof *c);
         c->srv = srv;
         c->fd = fd;

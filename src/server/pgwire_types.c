@@ -54,6 +54,34 @@ uint32_t pgwire_param_oid(enum engine_type t)
 
 /* ---- text ---- */
 
+/* Appends v in decimal, zero-padded to at least width digits (printf is too slow for a
+ * million rows). */
+static void put_uint(struct buf *b, uint64_t v, int width)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width)
+        t[n++] = '0';
+    buf_reserve(b, (size_t)n);
+    for (int i = n - 1; i >= 0; i--)
+        b->data[b->len++] = t[i];
+    b->data[b->len] = '\0';
+}
+
+static void put_int(struct buf *b, int64_t v)
+{
+    if (v < 0) {
+        buf_putc(b, '-');
+        put_uint(b, (uint64_t)0 - (uint64_t)v, 1);
+    } else {
+        put_uint(b, (uint64_t)v, 1);
+    }
+}
+
 /* Decimal digits of the 128-bit value (hi, lo), sign first. */
 static size_t i128_digits(int64_t hi, uint64_t lo, char *out, bool *neg)
 {
@@ -81,7 +109,16 @@ static void decimal_text(struct buf *b, const struct engine_val *v, int scale, c
     } else {
         *neg = v->i < 0;
         uint64_t u = *neg ? (uint64_t)0 - (uint64_t)v->i : (uint64_t)v->i;
-        *nd = (size_t)sprintf(digits, "%llu", (unsigned long long)u);
+        char t[24];
+        size_t n = 0;
+        do {
+            t[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        for (size_t k = 0; k < n; k++)
+            digits[k] = t[n - 1 - k];
+        digits[n] = '\0';
+        *nd = n;
     }
     if (!b)
         return;
@@ -145,21 +182,29 @@ static void date_part(struct buf *b, int64_t days, bool *bc)
     int m, d;
     civil(days, &y, &m, &d);
     *bc = y <= 0;
-    buf_printf(b, "%04lld-%02d-%02d", (long long)(*bc ? 1 - y : y), m, d);
+    put_uint(b, (uint64_t)(*bc ? 1 - y : y), 4);
+    buf_putc(b, '-');
+    put_uint(b, (uint64_t)m, 2);
+    buf_putc(b, '-');
+    put_uint(b, (uint64_t)d, 2);
 }
 
 static void time_part(struct buf *b, int64_t us)
 {
     int64_t s = us / 1000000, frac = us % 1000000;
-    buf_printf(b, "%02lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+    put_uint(b, (uint64_t)(s / 3600), 2);
+    buf_putc(b, ':');
+    put_uint(b, (uint64_t)(s / 60 % 60), 2);
+    buf_putc(b, ':');
+    put_uint(b, (uint64_t)(s % 60), 2);
     if (frac) {
-        char f[8];
-        snprintf(f, sizeof f, "%06lld", (long long)frac);
-        size_t l = 6;
-        while (l > 0 && f[l - 1] == '0')
-            l--;
+        int digits = 6;
+        while (frac % 10 == 0) {
+            frac /= 10;
+            digits--;
+        }
         buf_putc(b, '.');
-        buf_append(b, f, l);
+        put_uint(b, (uint64_t)frac, digits);
     }
 }
 
@@ -225,7 +270,7 @@ void pgwire_encode_text(struct buf *b, const struct engine_col *c, const struct 
     switch (c->type) {
     case ENGINE_T_BOOL: buf_putc(b, v->i ? 't' : 'f'); break;
     case ENGINE_T_INT16: case ENGINE_T_INT32: case ENGINE_T_INT64:
-        buf_printf(b, "%lld", (long long)v->i);
+        put_int(b, v->i);
         break;
     case ENGINE_T_HUGEINT: {
         char d[48];
