@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import stat
+import time
 import subprocess
 
 import pytest
@@ -409,3 +410,20 @@ def test_http_streams_large_results_and_late_errors(server):
     q = server.request("GET", "/v1/queries?limit=2", token=admin).json()["queries"]
     assert [x["status"] for x in q] == ["error", "error"]
     assert server.sql("SELECT 1 AS still_serving", admin).json()["rows"] == [[1]]
+
+
+def test_http_stop_interrupts_running_queries(admin_lake):
+    s = Server(admin_lake)
+    admin = token_for(admin_lake, "admin")
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        slow = [ex.submit(s.sql, "SELECT count(*) FROM range(1000000000000) a", admin) for _ in range(2)]
+        time.sleep(1.5)
+        t0 = time.time()
+        s.stop()  # asserts a clean exit
+        assert time.time() - t0 < 20
+        for f in slow:
+            try:
+                r = f.result(timeout=30)
+                assert r.status >= 400  # interrupted: an error, never a result
+            except OSError:
+                pass  # or the connection closed
