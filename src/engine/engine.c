@@ -54,6 +54,16 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         return LOCH_EENGINE;
     }
     duckdb_destroy_config(&cfg);
+    /* Lake data files never change once written (Iceberg): their Parquet footers can be
+     * cached, which spares every query re-reading them. (A Parquet-extension setting:
+     * unknown to the open-time config, so set once the database is up.) */
+    duckdb_connection con;
+    if (duckdb_connect(e->db, &con) == DuckDBSuccess) {
+        duckdb_result r;
+        duckdb_query(con, "SET GLOBAL parquet_metadata_cache = true", &r);
+        duckdb_destroy_result(&r);
+        duckdb_disconnect(&con);
+    }
     e->id = next_engine_id++;
     *out = e;
     return 0;

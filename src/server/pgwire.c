@@ -773,6 +773,14 @@ static void simple_query(struct conn *c, const char *sql)
             } else if (!cat) {
                 rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
                                          : run_command(c, text, true, &rows, &err);
+                if (rc && query_is_catalog(text) && err.code != LOCH_ECANCELED) {
+                    /* a non-administrator's catalog query: no rows, rather than an error
+                     * psql would show for \dt (nothing in the lake is theirs to list) */
+                    log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err.msg);
+                    loch_err_clear(&err);
+                    rc = 0;
+                    pgwire_complete(&c->out, "SELECT 0");
+                }
             }
             if (!rc && pr.st) {
                 struct portal p = {0};
@@ -896,6 +904,12 @@ static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err
             p->empty = true;
         } else if (!cat && query_is_read(p->sql)) {
             rc = query_prepare(c->qs, p->sql, &p->st, err);
+            if (rc && query_is_catalog(p->sql) && err->code != LOCH_ECANCELED) {
+                log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err->msg);
+                loch_err_clear(err);
+                rc = 0;
+                p->empty = true;
+            }
         }
         if (rc) {
             free(p->name);

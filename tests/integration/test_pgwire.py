@@ -242,6 +242,10 @@ def test_non_admin_is_denied_lake_tables(server):
         assert e.value.sqlstate == "42501"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM bank.accounts WHERE id = %s", (1,))
+    # psql's catalog commands list nothing for bob (and do not fail)
+    out = server.psql("-c", r"\dt bank.*", user="bob", password="bob-pw-42").stdout + \
+        server.psql("-c", r"\dt", user="bob", password="bob-pw-42").stdout
+    assert "accounts" not in out
     log = server.log_text()
     assert "bob-pw-42" not in log and ADMIN_PASSWORD not in log
     assert "query user=bob" in log and "status=42501" in log
@@ -424,3 +428,29 @@ def test_slow_reader_does_not_grow_server_memory(server, witness):
         t, body = read_msg(s)
         assert t == b"D"
     s.close()
+
+
+def test_metrics_count_pgwire_queries_connections_and_failed_logins(server):
+    import urllib.request
+
+    def metrics():
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics", timeout=10).read().decode()
+        out = {}
+        for line in body.splitlines():
+            if line.startswith("loch_") and 'protocol="pgwire"' in line:
+                name, value = line.rsplit(" ", 1)
+                out[name.split("{")[0]] = float(value)
+        return out
+
+    with server.connect() as conn:
+        for _ in range(3):
+            conn.execute("SELECT 1")
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT * FROM nowhere.nothing")
+        m = metrics()
+        assert m["loch_connections_open"] >= 1
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(server.dsn("admin", "not-the-password"))
+    m = metrics()
+    assert m["loch_queries_total"] >= 4 and m["loch_query_errors_total"] >= 1
+    assert m["loch_auth_failures_total"] >= 1 and m["loch_connections_total"] >= 1
