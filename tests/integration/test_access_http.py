@@ -366,6 +366,16 @@ def test_wire_users_created_over_the_wire(server):
     with pytest.raises(psycopg.OperationalError) as e:
         psycopg.connect(user="nosuchuser", password="wrong", **dsn)
     assert str(e.value).replace("nosuchuser", "X") == msg_wrong_pw  # no user enumeration
+    # the wire's queries are in the same history, listed per caller over HTTP
+    with psycopg.connect(user="wendy", password="W3ndy-wire-pw", autocommit=True, **dsn) as c:
+        c.execute("ALTER USER wendy WITH PASSWORD 'W3ndy-wire-pw'")  # own password: allowed
+        c.execute("SELECT 'from the wire' AS w")
+    wendy = token_for(lake, "wendy")
+    q = server.request("GET", "/v1/queries", token=wendy).json()["queries"]
+    wire = [x for x in q if x["protocol"] == "pgwire"]
+    assert [x["sql"] for x in wire][:2] == ["SELECT 'from the wire' AS w", "ALTER USER wendy WITH PASSWORD '********'"]
+    assert any(x["sqlstate"] == "42501" for x in wire)
+    assert all(x["user"] == "wendy" for x in q)
     server.stop()
     assert files_containing(lake.root, b"W3ndy-wire-pw") == []
 
