@@ -1,8 +1,8 @@
 /* guard.c: the statement guard for sessions of principals that are not administrators
  * (DESIGN.md, security model). Until grants exist it denies by default: a statement runs
  * only when it is a SELECT (by DuckDB's own parse tree, json_serialize_sql) that names no
- * lake table, no DuckDB object outside pg_catalog/information_schema, no file and no
- * table function outside a short allow-list; or transaction control; or SET of a few
+ * lake table, no DuckDB object but a few object-free catalog relations (pg_type,
+ * pg_settings, ...), no file and no table function outside a short allow-list; or transaction control; or SET of a few
  * client settings. Everything else is 42501. Not for administrators (session.c runs
  * their statements unguarded) or for grants (later, access/). */
 #include "query/internal.h"
@@ -82,8 +82,23 @@ static int deny(struct query_session *s, struct loch_err *err, const char *fmt, 
                          s->user ? s->user : "name");
 }
 
-/* Relations a non-administrator may name: CTEs, and DuckDB's catalog views (psql's \d
- * and JDBC's metadata queries read pg_catalog and information_schema). */
+/* DuckDB's catalog lives in the same database as the lake's views, so its listings
+ * (information_schema, pg_class, pg_attribute, pg_namespace, duckdb_* functions) would
+ * show lake table names, columns and file paths. A non-administrator may read only the
+ * catalog relations that list no objects: types and settings, what client libraries
+ * look up by themselves. */
+static bool harmless_catalog_relation(const char *name)
+{
+    static const char *ok[] = {"pg_type", "pg_settings", "pg_database", "pg_proc", "pg_am", "pg_collation",
+                               "pg_range", "pg_enum", "pg_language", NULL};
+    for (int i = 0; ok[i]; i++)
+        if (!strcasecmp(name, ok[i]))
+            return true;
+    return false;
+}
+
+/* Relations a non-administrator may name: CTEs, and the harmless catalog relations
+ * above (bare or in pg_catalog). */
 static int check_table(struct query_session *s, const struct walk *w, json_t *node, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
@@ -94,12 +109,10 @@ static int check_table(struct query_session *s, const struct walk *w, json_t *no
     sch = sch ? sch : "";
     tab = tab ? tab : "";
     if (!*sch && !*cat) {
-        if (is_cte(w, tab))
+        if (is_cte(w, tab) || harmless_catalog_relation(tab))
             return 0;
-        if (!strncasecmp(tab, "pg_", 3) && !strpbrk(tab, "./:\\"))
-            return 0; /* pg_catalog objects are on DuckDB's search path */
     } else if (!*cat || !strcasecmp(cat, "system")) {
-        if (!strcasecmp(sch, "pg_catalog") || !strcasecmp(sch, "information_schema"))
+        if (!strcasecmp(sch, "pg_catalog") && harmless_catalog_relation(tab))
             return 0;
     }
     /* Name the lake table when it is one; anything else is still refused (a file read

@@ -47,6 +47,9 @@ struct http_server {
     int port;
     pthread_mutex_t mu;
     struct worker *free_workers; /* idle ones; busy ones are held by requests */
+    struct query_session **running; /* sessions of requests in flight (under mu) */
+    size_t n_running, cap_running;
+    bool stopping;
 };
 
 /* Per-request state (MHD's con_cls). */
@@ -83,6 +86,44 @@ static void worker_give(struct http_server *s, struct worker *w)
     w->next = s->free_workers;
     s->free_workers = w;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Opens a session for a request and lists it, so http_server_stop can interrupt it. */
+static int session_open(struct http_server *s, struct worker *w, const char *user, struct query_session **out,
+                        struct loch_err *err)
+{
+    struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
+    int rc = query_session_open_as(&env, user, out, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        query_session_close(*out);
+        *out = NULL;
+        return loch_errf(err, LOCH_ECANCELED, "the server is shutting down");
+    }
+    if (s->n_running == s->cap_running) {
+        s->cap_running = s->cap_running ? 2 * s->cap_running : 16;
+        s->running = xrealloc(s->running, s->cap_running * sizeof *s->running);
+    }
+    s->running[s->n_running++] = *out;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void session_close(struct http_server *s, struct query_session *qs)
+{
+    if (!qs)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_running; i++)
+        if (s->running[i] == qs) {
+            s->running[i] = s->running[--s->n_running];
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    query_session_close(qs);
 }
 
 /* ---- responses ---- */
@@ -658,7 +699,7 @@ static void stream_free(void *cls)
     }
     engine_stream_free(x->es);
     engine_stmt_free(x->st);
-    query_session_close(x->qs);
+    session_close(x->s, x->qs);
     account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
             &x->err);
     worker_give(x->s, x->w);
@@ -676,8 +717,7 @@ static enum MHD_Result stream_sql(struct http_server *s, struct MHD_Connection *
     struct stream *x = xcalloc(1, sizeof *x);
     *x = (struct stream){.s = s, .w = w, .user = user, .sql = sql, .fmt = fmt, .started_ms = util_now_ms(),
                          .t0 = util_mono_s()};
-    struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
-    int rc = query_session_open_as(&env, user, &x->qs, &x->err);
+    int rc = session_open(s, w, user, &x->qs, &x->err);
     x->wd = (struct watchdog){.qs = x->qs, .ms = s->cfg->query_timeout_ms};
     x->watching = !rc && x->wd.ms > 0 && watchdog_start(&x->wd);
     if (!rc)
@@ -742,9 +782,8 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
     int64_t started = util_now_ms();
     double t0 = util_mono_s();
     struct run r = {.fmt = (enum out_format)fmt, .a = arena_new(), .rows = 0};
-    struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
     struct query_session *qs = NULL;
-    int rc = query_session_open_as(&env, user, &qs, &err);
+    int rc = session_open(s, w, user, &qs, &err);
     struct watchdog wd = {.qs = qs, .ms = s->cfg->query_timeout_ms};
     bool watching = !rc && wd.ms > 0 && watchdog_start(&wd);
     if (!rc)
@@ -754,7 +793,7 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
         loch_err_detail(&err, "the limit is %lld ms (query.timeout_ms)", (long long)wd.ms);
         rc = LOCH_ECANCELED;
     }
-    query_session_close(qs);
+    session_close(s, qs);
     account(w, user, sql, started, util_mono_s() - t0, rc, r.rows, &err);
     worker_give(s, w);
     free(user);
@@ -1034,7 +1073,15 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* Running statements end now (their clients get an error); then MHD closes every
+     * connection and joins its thread. */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (size_t i = 0; i < s->n_running; i++)
+        query_interrupt(s->running[i]);
+    pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
+    free(s->running);
     for (struct worker *w = s->free_workers, *next; w; w = next) {
         next = w->next;
         catalog_close(w->cat);

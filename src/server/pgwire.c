@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/history.h"
 #include "server/metrics.h"
 #include "server/pgwire_msg.h"
 #include "server/pgwire_types.h"
@@ -301,6 +302,15 @@ static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows,
              secs * 1000.0, (unsigned long long)rows, e ? sqlstate_of(e) : "ok", s);
     metrics_query(METRICS_PGWIRE, e == NULL, rows, secs);
     c->n_queries++;
+    /* The user's query history (GET /v1/queries); history_record redacts passwords. */
+    struct history_entry h = {.user = c->user, .protocol = "pgwire", .sql = sql,
+                              .started_ms = util_now_ms() - (int64_t)(secs * 1000.0),
+                              .duration_ms = (int64_t)(secs * 1000.0), .rows = (int64_t)rows, .bytes_scanned = -1,
+                              .status = e ? "error" : "ok", .sqlstate = e ? sqlstate_of(e) : NULL,
+                              .error = e ? e->msg : NULL};
+    struct loch_err herr;
+    if (c->cat && c->user && history_record(c->cat, &h, &herr) != 0)
+        log_warn("pgwire: cannot record query history: %s", herr.msg);
 }
 
 /* ---------------------------------------------------------------- result rows */

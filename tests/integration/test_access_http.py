@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import stat
+import time
 import subprocess
 
 import pytest
@@ -142,7 +143,11 @@ def test_non_admin_denied_admin_allowed(admin_lake):
                 "CREATE USER mallory WITH PASSWORD 'm'", "GRANT admin TO alice",
                 "SELECT * FROM (SELECT * FROM bank.accounts) t",
                 "WITH x AS (SELECT 1) SELECT * FROM x, bank.accounts",
-                "SET search_path = 'bank'", "SELECT * FROM query('SELECT * FROM bank.accounts')"]:
+                "SET search_path = 'bank'", "SELECT * FROM query('SELECT * FROM bank.accounts')",
+                # catalog listings would show lake table names, columns and file paths
+                "SELECT * FROM information_schema.tables", "SELECT * FROM information_schema.views",
+                "SELECT relname FROM pg_catalog.pg_class", "SELECT * FROM pg_attribute",
+                "SELECT * FROM pg_catalog.pg_namespace", "SELECT * FROM duckdb_views()"]:
         err = sql_fails(lake, sql, "--as", "alice")
         assert "SQLSTATE: 42501" in err, (sql, err)
     assert "bank.accounts" in sql_fails(lake, "SELECT (SELECT sum(amount) FROM bank.accounts)", "--as", "alice")
@@ -150,6 +155,8 @@ def test_non_admin_denied_admin_allowed(admin_lake):
     assert lake.run("sql", "--as", "alice", "--format", "csv",
                     "WITH x AS (SELECT 41 AS v) SELECT v + 1 FROM x").stdout.splitlines()[-1] == "42"
     assert "SQLSTATE: 42601" in sql_fails(lake, "SELEC 1", "--as", "alice")
+    assert lake.run("sql", "--as", "alice", "--format", "csv",
+                    "SELECT typname FROM pg_catalog.pg_type WHERE typname = 'int4'").stdout.split() == ["typname", "int4"]
     # the local administrator and members of admin (directly or through roles) read
     assert len(lake.sql("SELECT * FROM bank.accounts")) == 3
     lake.run("sql", "GRANT admin TO ops; GRANT ops TO alice")
@@ -359,6 +366,16 @@ def test_wire_users_created_over_the_wire(server):
     with pytest.raises(psycopg.OperationalError) as e:
         psycopg.connect(user="nosuchuser", password="wrong", **dsn)
     assert str(e.value).replace("nosuchuser", "X") == msg_wrong_pw  # no user enumeration
+    # the wire's queries are in the same history, listed per caller over HTTP
+    with psycopg.connect(user="wendy", password="W3ndy-wire-pw", autocommit=True, **dsn) as c:
+        c.execute("ALTER USER wendy WITH PASSWORD 'W3ndy-wire-pw'")  # own password: allowed
+        c.execute("SELECT 'from the wire' AS w")
+    wendy = token_for(lake, "wendy")
+    q = server.request("GET", "/v1/queries", token=wendy).json()["queries"]
+    wire = [x for x in q if x["protocol"] == "pgwire"]
+    assert [x["sql"] for x in wire][:2] == ["SELECT 'from the wire' AS w", "ALTER USER wendy WITH PASSWORD '********'"]
+    assert any(x["sqlstate"] == "42501" for x in wire)
+    assert all(x["user"] == "wendy" for x in q)
     server.stop()
     assert files_containing(lake.root, b"W3ndy-wire-pw") == []
 
@@ -403,3 +420,20 @@ def test_http_streams_large_results_and_late_errors(server):
     q = server.request("GET", "/v1/queries?limit=2", token=admin).json()["queries"]
     assert [x["status"] for x in q] == ["error", "error"]
     assert server.sql("SELECT 1 AS still_serving", admin).json()["rows"] == [[1]]
+
+
+def test_http_stop_interrupts_running_queries(admin_lake):
+    s = Server(admin_lake)
+    admin = token_for(admin_lake, "admin")
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        slow = [ex.submit(s.sql, "SELECT count(*) FROM range(1000000000000) a", admin) for _ in range(2)]
+        time.sleep(1.5)
+        t0 = time.time()
+        s.stop()  # asserts a clean exit
+        assert time.time() - t0 < 20
+        for f in slow:
+            try:
+                r = f.result(timeout=30)
+                assert r.status >= 400  # interrupted: an error, never a result
+            except OSError:
+                pass  # or the connection closed
