@@ -42,6 +42,15 @@ int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **ou
  * (engine_rows_text) has no zone. Internal queries that need the real types use
  * engine_query. */
 int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err);
+/* Row masks apply position deletes inside DuckDB: engine_mask_build runs positions_sql
+ * (one BIGINT column: deleted row positions of one data file, 0-based, below nrows) and
+ * returns an id; in SQL `loch_keep(id, file_row_number)` is then false for those rows.
+ * A mask belongs to c and lives until engine_masks_clear(c) or engine_disconnect(c);
+ * a statement that uses a cleared mask fails (never reads another mask). */
+int engine_mask_build(struct engine_conn *c, const char *positions_sql, uint64_t nrows, int64_t *id_out,
+                      struct loch_err *err);
+/* Drops every mask of c. No statement of c that uses them may still be running. */
+void engine_masks_clear(struct engine_conn *c);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 

@@ -313,6 +313,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
+        engine_masks_clear(s->conn); /* row masks live for one statement, like its views */
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
         bool handled = false;
