@@ -17,6 +17,7 @@ struct mask_slot {
     uint64_t nrows;
     uint32_t gen;
     const struct engine_conn *owner;
+    char *key;    /* what the mask was built from; a build with the same key reuses it */
 };
 
 struct engine {
@@ -81,8 +82,10 @@ void engine_close(struct engine *e)
     if (!e)
         return;
     duckdb_close(&e->db);
-    for (size_t i = 0; i < e->n_masks; i++)
+    for (size_t i = 0; i < e->n_masks; i++) {
         free(e->masks[i].bits);
+        free(e->masks[i].key);
+    }
     free(e->masks);
     pthread_rwlock_destroy(&e->masks_lock);
     free(e);
@@ -382,9 +385,24 @@ static int register_keep(struct engine *e, struct loch_err *err)
     return 0;
 }
 
-int engine_mask_build(struct engine_conn *c, const char *positions_sql, uint64_t nrows, int64_t *id_out,
-                      struct loch_err *err)
+static int64_t mask_id(const struct engine *e, size_t slot)
 {
+    return (int64_t)(((uint64_t)e->masks[slot].gen << 32) | slot);
+}
+
+int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
+                      int64_t *id_out, struct loch_err *err)
+{
+    struct engine *e = c->e;
+    pthread_rwlock_rdlock(&e->masks_lock);
+    for (size_t i = 0; i < e->n_masks; i++)
+        if (e->masks[i].bits && e->masks[i].owner == c && e->masks[i].nrows == nrows && !strcmp(e->masks[i].key, key)) {
+            *id_out = mask_id(e, i);
+            pthread_rwlock_unlock(&e->masks_lock);
+            return 0;
+        }
+    pthread_rwlock_unlock(&e->masks_lock);
+
     duckdb_result r;
     if (duckdb_query(c->con, positions_sql, &r) != DuckDBSuccess) {
         int rc = map_error(&r, err);
@@ -410,7 +428,6 @@ int engine_mask_build(struct engine_conn *c, const char *positions_sql, uint64_t
     }
     duckdb_destroy_result(&r);
 
-    struct engine *e = c->e;
     pthread_rwlock_wrlock(&e->masks_lock);
     size_t slot = 0;
     while (slot < e->n_masks && e->masks[slot].bits)
@@ -424,7 +441,8 @@ int engine_mask_build(struct engine_conn *c, const char *positions_sql, uint64_t
     m->nrows = nrows;
     m->gen++;
     m->owner = c;
-    *id_out = (int64_t)(((uint64_t)m->gen << 32) | slot);
+    m->key = xstrdup(key);
+    *id_out = mask_id(e, slot);
     pthread_rwlock_unlock(&e->masks_lock);
     return 0;
 }
@@ -436,8 +454,23 @@ void engine_masks_clear(struct engine_conn *c)
     for (size_t i = 0; i < e->n_masks; i++)
         if (e->masks[i].bits && e->masks[i].owner == c) {
             free(e->masks[i].bits);
+            free(e->masks[i].key);
             e->masks[i].bits = NULL;
+            e->masks[i].key = NULL;
             e->masks[i].owner = NULL;
         }
     pthread_rwlock_unlock(&e->masks_lock);
+}
+
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes)
+{
+    struct engine *e = c->e;
+    size_t total = 0;
+    pthread_rwlock_rdlock(&e->masks_lock);
+    for (size_t i = 0; i < e->n_masks; i++)
+        if (e->masks[i].bits && e->masks[i].owner == c)
+            total += (size_t)(e->masks[i].nrows / 64 + 1) * sizeof(uint64_t);
+    pthread_rwlock_unlock(&e->masks_lock);
+    if (total > max_bytes)
+        engine_masks_clear(c);
 }

@@ -223,7 +223,8 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
                 continue;
             /* The file's deleted positions become a row mask (a bitmap DuckDB tests per
              * row through loch_keep): far cheaper than an anti join over every row. */
-            struct buf pq = {0};
+            struct buf pq = {0}, key = {0};
+            buf_puts(&key, plan->data[i].path);
             buf_puts(&pq, "SELECT CAST(pos AS BIGINT) FROM read_parquet(");
             size_t n_del = 0;
             for (size_t k = 0; k < plan->n_deletes; k++)
@@ -233,15 +234,18 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
             struct iceberg_data_file *dels = arena_alloc(a, n_del * sizeof *dels);
             for (size_t k = 0, j = 0; k < plan->n_deletes; k++)
                 if (!plan->deletes[k].referenced_data_file ||
-                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path))
+                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path)) {
                     dels[j++] = plan->deletes[k];
+                    buf_printf(&key, "|%s", plan->deletes[k].path);
+                }
             file_list(&pq, dels, n_del);
             buf_puts(&pq, ") WHERE file_path = ");
             buf_sql_str(&pq, plan->data[i].path);
             int64_t mask;
             uint64_t nrows = plan->data[i].record_count > 0 ? (uint64_t)plan->data[i].record_count : 0;
-            rc = engine_mask_build(s->conn, pq.data, nrows, &mask, err);
+            rc = engine_mask_build(s->conn, key.data, pq.data, nrows, &mask, err);
             buf_free(&pq);
+            buf_free(&key);
             if (rc) {
                 buf_free(&q);
                 return loch_err_prefix(err, "reading the position deletes of %s.%s", t->ns, t->name);

@@ -35,7 +35,7 @@ static void test_mask_drops_exactly_the_marked_rows(void **state)
     assert_int_equal(engine_connect(e, &c, &err), 0);
     int64_t m;
     /* every 7th row of 1 M, plus positions out of range that must be ignored */
-    assert_int_equal(engine_mask_build(c,
+    assert_int_equal(engine_mask_build(c, "file-a",
                                        "SELECT CAST(i AS BIGINT) FROM range(0, 1000000, 7) t(i) "
                                        "UNION ALL SELECT -5 UNION ALL SELECT 5000000 UNION ALL SELECT NULL",
                                        1000000, &m, &err),
@@ -50,11 +50,20 @@ static void test_mask_drops_exactly_the_marked_rows(void **state)
     snprintf(q, sizeof q, "SELECT count(*) FROM range(1000000, 1000100) t(i) WHERE loch_keep(%lld, i)", (long long)m);
     assert_int_equal(scalar(c, q), 100);
 
+    /* the same key on the same connection reuses the mask: the query is not run again */
+    int64_t again;
+    assert_int_equal(engine_mask_build(c, "file-a", "SELECT no_such_column", 1000000, &again, &err), 0);
+    assert_int_equal(again, m);
+    /* trimming under budget keeps it; over budget drops it */
+    engine_masks_trim(c, 1 << 20);
+    snprintf(q, sizeof q, "SELECT count(*) FROM range(14) t(i) WHERE loch_keep(%lld, i)", (long long)m);
+    assert_int_equal(scalar(c, q), 12);
+
     /* a second connection's mask is its own */
     struct engine_conn *c2;
     assert_int_equal(engine_connect(e, &c2, &err), 0);
     int64_t m2;
-    assert_int_equal(engine_mask_build(c2, "SELECT CAST(3 AS BIGINT)", 10, &m2, &err), 0);
+    assert_int_equal(engine_mask_build(c2, "file-a", "SELECT CAST(3 AS BIGINT)", 10, &m2, &err), 0);
     assert_true(m2 != m);
     snprintf(q, sizeof q, "SELECT count(*) FROM range(10) t(i) WHERE loch_keep(%lld, i)", (long long)m2);
     assert_int_equal(scalar(c2, q), 9);
@@ -63,10 +72,10 @@ static void test_mask_drops_exactly_the_marked_rows(void **state)
     snprintf(q, sizeof q, "SELECT count(*) FROM range(14) t(i) WHERE loch_keep(%lld, i)", (long long)m);
     assert_int_equal(scalar(c, q), 12);
 
-    /* a cleared mask is an error, even once its slot is reused */
-    engine_masks_clear(c);
+    /* a dropped mask is an error, even once its slot is reused */
+    engine_masks_trim(c, 1000);
     int64_t m3;
-    assert_int_equal(engine_mask_build(c, "SELECT CAST(1 AS BIGINT)", 10, &m3, &err), 0);
+    assert_int_equal(engine_mask_build(c, "file-b", "SELECT CAST(1 AS BIGINT)", 10, &m3, &err), 0);
     snprintf(q, sizeof q, "SELECT count(*) FROM range(10) t(i) WHERE loch_keep(%lld, i)", (long long)m);
     struct engine_rows *r = NULL;
     assert_int_not_equal(engine_query(c, q, &r, &err), 0);
@@ -74,7 +83,7 @@ static void test_mask_drops_exactly_the_marked_rows(void **state)
     engine_rows_free(r);
 
     /* a query of the wrong shape is refused */
-    assert_int_not_equal(engine_mask_build(c, "SELECT 'x'", 10, &m3, &err), 0);
+    assert_int_not_equal(engine_mask_build(c, "file-c", "SELECT 'x'", 10, &m3, &err), 0);
 
     engine_disconnect(c2);
     engine_disconnect(c);
