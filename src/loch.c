@@ -19,6 +19,7 @@ static const struct {
     {"history", cmd_history, "history NS.TABLE              snapshots of a table"},
     {"serve", cmd_serve, "serve                         serve SQL over the PostgreSQL wire protocol (server.sql_listen)"},
     {"token", cmd_token, "token create|list|revoke      HTTP bearer tokens: create --user NAME [--expires DAYS]"},
+    {"maintain", cmd_maintain, "maintain [NS.TABLE ...]       expire old snapshots, remove unreferenced files"},
 };
 
 static void usage(FILE *f)

@@ -35,5 +35,6 @@ int cmd_describe(struct app *app, int argc, char **argv);
 int cmd_history(struct app *app, int argc, char **argv);
 int cmd_serve(struct app *app, int argc, char **argv);
 int cmd_token(struct app *app, int argc, char **argv);
+int cmd_maintain(struct app *app, int argc, char **argv);
 
 #endif

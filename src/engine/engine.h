@@ -46,6 +46,20 @@ int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **ou
  * (engine_rows_text) has no zone. Internal queries that need the real types use
  * engine_query. */
 int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err);
+/* Row masks apply position deletes inside DuckDB: engine_mask_build runs positions_sql
+ * (one BIGINT column: deleted row positions of one data file, 0-based, below nrows) and
+ * returns an id; in SQL `loch_keep(id, file_row_number)` is then false for those rows.
+ * key names what the positions come from (data file + its delete files): a later build
+ * on c with the same key and nrows returns the existing mask without running the query.
+ * A mask belongs to c and lives until engine_masks_clear / engine_masks_trim drop it or
+ * c is disconnected; a statement that uses a dropped mask fails (never reads another). */
+int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
+                      int64_t *id_out, struct loch_err *err);
+/* Drops every mask of c. No statement of c that uses them may still be running. */
+void engine_masks_clear(struct engine_conn *c);
+/* Drops every mask of c when together they take more than max_bytes; for the start of a
+ * statement, so masks are reused across statements but do not grow without bound. */
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 

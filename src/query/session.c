@@ -330,6 +330,10 @@ static const char *select_tag(struct arena *a, struct engine_rows *r)
     return arena_printf(a, "SELECT %zu", engine_rows_count(r));
 }
 
+/* Row masks (position deletes as bitmaps) are kept per session and reused by later
+ * statements on the same table state, up to this much memory. */
+#define MASK_BUDGET ((size_t)256 << 20)
+
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
 {
     struct arena *script = arena_new(); /* lifetime: this call */
@@ -345,6 +349,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
+        engine_masks_trim(s->conn, MASK_BUDGET);
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
         bool handled = false, admin = session_is_admin(s);

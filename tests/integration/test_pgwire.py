@@ -487,3 +487,20 @@ def test_sigterm_stops_the_server_during_a_long_query(pg_lake):
     assert not t.is_alive() and errors
     log = s.log.read_text()
     assert "SIGTERM received" in log and "loch serve: stopped" in log
+
+
+def test_sessions_share_tables_with_deletes(server):
+    """Tables with position deletes read through per-connection row masks: a session must
+    never read another (closed) session's masks."""
+    load_accounts(server.lake)
+    server.lake.run("sql", "DELETE FROM bank.accounts WHERE id = 2")
+    for _ in range(3):
+        with server.connect() as conn:
+            assert conn.execute("SELECT id FROM bank.accounts ORDER BY id").fetchall() == [(1,), (3,)]
+    a, b = server.connect(), server.connect()
+    for _ in range(3):
+        assert a.execute("SELECT count(*) FROM bank.accounts").fetchone() == (2,)
+        assert b.execute("SELECT count(*) FROM bank.accounts").fetchone() == (2,)
+    a.close()
+    assert b.execute("SELECT sum(id) FROM bank.accounts").fetchone() == (4,)
+    b.close()
