@@ -748,7 +748,7 @@ static void refs_add(struct refs *r, const char *uri)
 
 static bool refs_has(const struct refs *r, const char *uri)
 {
-    return bsearch(&uri, r->v, r->n, sizeof *r->v, cmp_cstr) != NULL;
+    return r->n && bsearch(&uri, r->v, r->n, sizeof *r->v, cmp_cstr) != NULL; /* bsearch(NULL, 0) is UB */
 }
 
 int iceberg_table_references(struct store *s, const struct iceberg_metadata *m, const char *metadata_location,
