@@ -376,6 +376,9 @@ struct engine_stream {
     struct engine_chunk ch;
     int *units;     /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
     duckdb_type *phys;
+    duckdb_data_chunk *buffered; /* engine_stream_buffer: the rest of the result */
+    size_t n_buffered, next_buffered;
+    bool is_buffered;
 };
 
 /* The wire type for a DuckDB logical type; *unit for TIMESTAMP_S/MS/NS. */
@@ -659,7 +662,17 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
     s->ch.dc = NULL;
-    duckdb_data_chunk dc = duckdb_fetch_chunk(*s->res);
+    duckdb_data_chunk dc = NULL;
+    if (s->is_buffered) {
+        if (s->next_buffered < s->n_buffered) {
+            dc = s->buffered[s->next_buffered];
+            s->buffered[s->next_buffered++] = NULL;
+        }
+        if (!dc)
+            return 0;
+    } else {
+        dc = duckdb_fetch_chunk(*s->res);
+    }
     if (!dc) {
         const char *m = duckdb_result_error(s->res);
         if (m && *m)
@@ -688,10 +701,34 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
     return 0;
 }
 
+int engine_stream_buffer(struct engine_stream *s, struct loch_err *err)
+{
+    if (s->is_buffered)
+        return 0;
+    size_t cap = 0;
+    for (;;) {
+        duckdb_data_chunk dc = duckdb_fetch_chunk(*s->res);
+        if (!dc)
+            break;
+        if (s->n_buffered == cap) {
+            cap = cap ? cap * 2 : 16;
+            s->buffered = xrealloc(s->buffered, cap * sizeof *s->buffered);
+        }
+        s->buffered[s->n_buffered++] = dc;
+    }
+    s->is_buffered = true;
+    const char *m = duckdb_result_error(s->res);
+    return m && *m ? map_error(s->res, err) : 0;
+}
+
 void engine_stream_free(struct engine_stream *s)
 {
     if (!s)
         return;
+    for (size_t i = s->next_buffered; i < s->n_buffered; i++)
+        if (s->buffered[i])
+            duckdb_destroy_data_chunk(&s->buffered[i]);
+    free(s->buffered);
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
     if (s->owned)

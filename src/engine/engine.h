@@ -160,6 +160,11 @@ int64_t engine_stream_changed(struct engine_stream *s);
  * interrupted midway. The chunk is valid until the next call or engine_stream_free. */
 int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struct loch_err *err);
 void engine_stream_free(struct engine_stream *s); /* s may be NULL */
+/* Fetches the rest of s into memory so its connection is free for other statements (a
+ * second portal while one is suspended); engine_stream_next then hands out the buffered
+ * chunks. The chunk last returned stays valid. Errors as engine_stream_next (reported
+ * now, or by the next engine_stream_next). */
+int engine_stream_buffer(struct engine_stream *s, struct loch_err *err);
 size_t engine_chunk_rows(const struct engine_chunk *ch);
 /* Reads (col, row) into *v; false for SQL NULL. */
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v);

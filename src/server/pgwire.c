@@ -407,6 +407,23 @@ static void portal_close_stream(struct conn *c, struct portal *p)
         c->streaming = NULL;
 }
 
+/* One DuckDB connection runs one statement at a time: before anything else runs on it, a
+ * suspended portal's stream (row limit reached) takes the rest of its rows into memory,
+ * so the portal can still be read to its end. */
+static void free_connection(struct conn *c)
+{
+    struct portal *p = c->streaming;
+    if (!p)
+        return;
+    c->streaming = NULL;
+    struct loch_err err;
+    loch_err_clear(&err);
+    if (engine_stream_buffer(p->stream, &err) != 0) {
+        log_info("pgwire: suspended portal \"%s\" failed while buffered: %s", p->name, err.msg);
+        portal_close_stream(c, p);
+    }
+}
+
 /* ---------------------------------------------------------------- statements loch answers itself */
 
 /* Session parameters clients set at connect; they are remembered and shown, and change
@@ -719,6 +736,7 @@ static void cancel_message(int why, struct loch_err *err)
 /* Runs a command (not a read) through query_run: lake writes, DDL, user management. */
 static int run_command(struct conn *c, const char *sql, bool describe, uint64_t *rows, struct loch_err *err)
 {
+    free_connection(c);
     struct cmd_ctx x = {c, describe, 0, 0, err};
     query_begin(c);
     int rc = query_run(c->qs, sql, cmd_emit, &x, err);
@@ -736,8 +754,8 @@ static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
     if (p->stream)
         return 0;
     struct engine_stmt *st = p->prep->st;
-    if (c->streaming && c->streaming != p)
-        portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
+    if (c->streaming != p)
+        free_connection(c);
     if (p->rows_sent)
         return loch_errf(err, LOCH_EUNSUPPORTED,
                          "portal \"%s\" was closed by a later statement on this connection", p->name);
@@ -821,6 +839,7 @@ static void simple_query(struct conn *c, const char *sql)
 {
     struct loch_err err;
     loch_err_clear(&err);
+    free_connection(c);
     struct query_piece *pieces;
     size_t n;
     if (query_split(c->msg_arena, sql, &pieces, &n, &err) != 0) {
@@ -961,6 +980,7 @@ static void drop_prep(struct conn *c, const char *name)
 
 static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err *err)
 {
+    free_connection(c);
     const char *name = m->u.parse.name;
     if (*name && find_prep(c, name))
         return loch_errf(err, LOCH_EEXIST, "prepared statement \"%s\" already exists", name);

@@ -504,3 +504,25 @@ def test_sessions_share_tables_with_deletes(server):
     a.close()
     assert b.execute("SELECT sum(id) FROM bank.accounts").fetchone() == (4,)
     b.close()
+
+
+def test_suspended_portal_survives_another_statement(server, witness):
+    """A portal stopped by its row limit can still be read after other statements ran
+    (JDBC reads metadata while a fetch-size result set is open)."""
+    s = raw_connect(server)
+    s.sendall(msg(b"P", b"a\0SELECT range FROM range(5)\0\0\0") + msg(b"B", b"pa\0a\0\0\0\0\0\0\0") +
+              msg(b"E", b"pa\0" + struct.pack("!i", 2)) +
+              msg(b"P", b"b\0SELECT 42\0\0\0") + msg(b"B", b"pb\0b\0\0\0\0\0\0\0") +
+              msg(b"E", b"pb\0" + struct.pack("!i", 0)) +
+              msg(b"E", b"pa\0" + struct.pack("!i", 0)) + msg(b"S"))
+    seen, values = [], []
+    while True:
+        t, body = read_msg(s)
+        seen.append(t)
+        if t == b"D":
+            n = struct.unpack("!I", body[2:6])[0]
+            values.append(body[6:6 + n].decode())
+        if t == b"Z":
+            break
+    assert seen == [b"1", b"2", b"D", b"D", b"s", b"1", b"2", b"D", b"C", b"D", b"D", b"D", b"C", b"Z"], seen
+    assert values == ["0", "1", "42", "2", "3", "4"]
