@@ -5,6 +5,8 @@
  * (iceberg/table.h) or access rules. */
 #include "query/internal.h"
 
+#include <pthread.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,8 +152,75 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
     buf_puts(q, ")");
 }
 
+/* Views live in the process's one DuckDB database, shared by every session: two sessions
+ * replacing the same view at once is a DuckDB write-write conflict. Catalog changes made
+ * for reading (views, schemas, pgcompat's tables) therefore take turns. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
+void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err);
+
+/* What each view of the shared database was last made from (guarded by catalog_mu): a
+ * view made from the table's current metadata file need not be made again, which spares
+ * every read the metadata load and a catalog change. */
+struct made {
+    uint64_t eng;
+    char *ident, *location;
+    int64_t snapshot;
+    bool positional;
+};
+static struct made *made;
+static size_t n_made;
+
+static struct made *made_find(uint64_t eng, const char *ident)
+{
+    for (size_t i = 0; i < n_made; i++)
+        if (made[i].eng == eng && !strcmp(made[i].ident, ident))
+            return &made[i];
+    return NULL;
+}
+
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location)
+{
+    const char *ident = lake_view_ident(s, ns, view_name);
+    lake_catalog_lock();
+    struct made *m = made_find(engine_id(s->env.eng), ident);
+    bool fresh = m && !m->positional && m->snapshot < 0 && location && !strcmp(m->location, location);
+    lake_catalog_unlock();
+    return fresh;
+}
+
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err)
+{
+    const char *ident = lake_view_ident(s, t->ns, view_name);
+    lake_catalog_lock();
+    int rc = make_view(s, t, snapshot_id, view_name, positional, err);
+    uint64_t eng = engine_id(s->env.eng);
+    struct made *m = made_find(eng, ident);
+    if (!m && n_made < 4096) {
+        made = xrealloc(made, (n_made + 1) * sizeof *made);
+        m = &made[n_made++];
+        m->eng = eng;
+        m->ident = xstrdup(ident);
+        m->location = NULL;
+    }
+    if (m) {
+        free(m->location);
+        /* a failed attempt may have left the view changed: remember nothing usable */
+        m->location = xstrdup(rc || !t->location ? "" : t->location);
+        m->snapshot = snapshot_id;
+        m->positional = positional;
+    }
+    lake_catalog_unlock();
+    return rc;
+}
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
@@ -272,6 +341,8 @@ int lake_view_all(struct query_session *s, struct loch_err *err)
     size_t n;
     int rc = catalog_list_tables(s->env.cat, NULL, a, &tabs, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
+        if (lake_view_fresh(s, tabs[i].ns, tabs[i].name, tabs[i].metadata_location))
+            continue;
         struct lake_table t;
         rc = lake_load(s, tabs[i].ns, tabs[i].name, &t, err);
         if (!rc)
