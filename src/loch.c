@@ -17,9 +17,9 @@ static const struct {
     {"tables", cmd_tables, "tables [NS]                   list tables"},
     {"describe", cmd_describe, "describe NS.TABLE             schema, snapshot, files and rows of a table"},
     {"history", cmd_history, "history NS.TABLE              snapshots of a table"},
+    {"maintain", cmd_maintain, "maintain [NS.TABLE ...]       expire old snapshots, remove unreferenced files"},
     {"serve", cmd_serve, "serve                         serve SQL over the PostgreSQL wire protocol (server.sql_listen)"},
     {"token", cmd_token, "token create|list|revoke      HTTP bearer tokens: create --user NAME [--expires DAYS]"},
-    {"maintain", cmd_maintain, "maintain [NS.TABLE ...]       expire old snapshots, remove unreferenced files"},
 };
 
 static void usage(FILE *f)

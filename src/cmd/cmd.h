@@ -33,8 +33,8 @@ int cmd_sql(struct app *app, int argc, char **argv);
 int cmd_tables(struct app *app, int argc, char **argv);
 int cmd_describe(struct app *app, int argc, char **argv);
 int cmd_history(struct app *app, int argc, char **argv);
+int cmd_maintain(struct app *app, int argc, char **argv);
 int cmd_serve(struct app *app, int argc, char **argv);
 int cmd_token(struct app *app, int argc, char **argv);
-int cmd_maintain(struct app *app, int argc, char **argv);
 
 #endif

@@ -467,6 +467,7 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
         loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
         return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
     }
+    engine_masks_trim(s->conn, MASK_BUDGET);
     if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
         struct stmt *stmts;
         size_t n, bad;
