@@ -27,6 +27,7 @@ struct engine {
     struct mask_slot *masks;
     size_t n_masks;
     uint64_t id;
+    bool confined; /* configuration locked: no per-connection SET */
 };
 
 static _Atomic uint64_t next_engine_id = 1;
@@ -43,6 +44,36 @@ struct engine_rows {
 };
 
 static int register_keep(struct engine *e, struct loch_err *err);
+
+/* Locks file access to dirs (see engine_options.confine_to). */
+static int confine(struct engine *e, const char *const *dirs, struct loch_err *err)
+{
+    struct buf q = {0};
+    buf_puts(&q, "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL allowed_directories = [");
+    for (size_t i = 0; dirs[i]; i++) {
+        if (i)
+            buf_puts(&q, ", ");
+        size_t n = strlen(dirs[i]);
+        char *dir = xasprintf("%s%s", dirs[i], n && dirs[i][n - 1] == '/' ? "" : "/");
+        buf_sql_str(&q, dir);
+        free(dir);
+    }
+    buf_puts(&q, "]; SET GLOBAL enable_external_access = false; SET GLOBAL lock_configuration = true");
+    duckdb_connection con;
+    if (duckdb_connect(e->db, &con) != DuckDBSuccess) {
+        buf_free(&q);
+        return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
+    }
+    duckdb_result r;
+    int rc = 0;
+    if (duckdb_query(con, q.data, &r) != DuckDBSuccess)
+        rc = loch_errf(err, LOCH_EENGINE, "cannot confine DuckDB to the lake's folders: %s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&con);
+    buf_free(&q);
+    e->confined = rc == 0;
+    return rc;
+}
 
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err)
 {
@@ -89,6 +120,10 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         duckdb_destroy_result(&r);
         duckdb_disconnect(&con);
     }
+    if (o && o->confine_to && (rc = confine(e, o->confine_to, err)) != 0) {
+        engine_close(e);
+        return rc;
+    }
     e->id = next_engine_id++;
     *out = e;
     return 0;
@@ -116,8 +151,9 @@ int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *
         free(c);
         return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
     }
-    /* Timestamps with time zone print in UTC whatever the machine's zone. */
-    int rc = engine_exec(c, "SET TimeZone = 'UTC'", err);
+    /* Timestamps with time zone print in UTC whatever the machine's zone (a confined
+     * engine set that globally before locking its configuration). */
+    int rc = e->confined ? 0 : engine_exec(c, "SET TimeZone = 'UTC'", err);
     if (rc) {
         engine_disconnect(c);
         return rc;

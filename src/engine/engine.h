@@ -17,6 +17,10 @@ struct engine_options {
     int threads;            /* 0 = DuckDB default (all cores) */
     int64_t memory_mb;      /* 0 = DuckDB default */
     const char *temp_dir;   /* spill folder; NULL = DuckDB default */
+    /* NULL, or a NULL-terminated list of folders: every file DuckDB reads or writes must
+     * then lie below one of them (allowed_directories, external access off), and the
+     * configuration is locked so no statement can undo it. Sessions keep UTC. */
+    const char *const *confine_to;
 };
 
 struct engine;       /* one per process: a DuckDB in-memory database */
