@@ -469,7 +469,7 @@ static int pick_format(struct MHD_Connection *c, enum MHD_Result *sent)
     int best = -1;
     double best_q = 0;
     for (const char *p = acc; *p;) {
-        size_t len = strcspn(p, ",");
+        size_t len = strcspn(p, ","); /* one element: range *( ";" parameter ) */
         const char *next = p[len] ? p + len + 1 : p + len;
         while (len && (*p == ' ' || *p == '\t'))
             p++, len--;
@@ -477,14 +477,16 @@ static int pick_format(struct MHD_Connection *c, enum MHD_Result *sent)
         if (rlen > len)
             rlen = len;
         double q = 1;
-        for (const char *prm = memchr(p, ';', len); prm && prm < p + len; prm = memchr(prm + 1, ';', (size_t)(p + len - prm - 1))) {
-            const char *v = prm + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            if ((*v == 'q' || *v == 'Q') && v[1] == '=') {
+        for (size_t i = rlen; i < len; i++) {
+            if (p[i] != ';')
+                continue;
+            size_t j = i + 1;
+            while (j < len && (p[j] == ' ' || p[j] == '\t'))
+                j++;
+            if (j + 1 < len && (p[j] == 'q' || p[j] == 'Q') && p[j + 1] == '=') {
                 char *e;
-                q = strtod(v + 2, &e);
-                if (e == v + 2 || q < 0 || q > 1)
+                q = strtod(p + j + 2, &e);
+                if (e == p + j + 2 || e > p + len || q < 0 || q > 1)
                     q = 0; /* a malformed weight: do not pick this range */
             }
         }
