@@ -34,7 +34,11 @@
     X(ENOTACCEPT, 32, "0A000", 406, "not acceptable")                           \
     X(ETOOLARGE,  33, "54000", 413, "request too large")                        \
     X(EMETHOD,    34, "0A000", 405, "method not allowed")                       \
-    X(ENOROUTE,   35, "0A000", 404, "no such route")
+    X(ENOROUTE,   35, "0A000", 404, "no such route")                            \
+    X(EDIVZERO,   40, "22012", 400, "division by zero")                         \
+    X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
+    X(ERANGE,     42, "22003", 400, "value out of range")                       \
+    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")
 
 enum loch_errno {
     LOCH_OK = 0,

@@ -8,16 +8,17 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/util.h"
 
-/* A row mask: the deleted positions of one data file, as bits. A slot is live while
- * bits != NULL; gen changes each time the slot is reused, so a stale id never reads
- * another statement's mask. */
+/* A row mask: the deleted positions of one data file, as bits, shared by every session
+ * (it depends only on the files in its key). A slot is live while bits != NULL; gen
+ * changes each time the slot is reused, so a stale id never reads another mask. */
 struct mask_slot {
     uint64_t *bits;
     uint64_t nrows;
     uint32_t gen;
-    const struct engine_conn *owner;
     char *key;    /* what the mask was built from; a build with the same key reuses it */
+    _Atomic int64_t last_used_ms;
 };
 
 struct engine {
@@ -130,7 +131,6 @@ void engine_disconnect(struct engine_conn *c)
     if (!c)
         return;
     duckdb_disconnect(&c->con);
-    engine_masks_clear(c);
     free(c);
 }
 
@@ -153,6 +153,18 @@ static int map_error(duckdb_result *r, struct loch_err *err)
         break;
     case DUCKDB_ERROR_OUT_OF_MEMORY:
         code = LOCH_ENOMEM;
+        break;
+    case DUCKDB_ERROR_DIVIDE_BY_ZERO:
+        code = LOCH_EDIVZERO;
+        break;
+    case DUCKDB_ERROR_CONVERSION:
+        code = LOCH_ECONVERT;
+        break;
+    case DUCKDB_ERROR_OUT_OF_RANGE:
+        code = LOCH_ERANGE;
+        break;
+    case DUCKDB_ERROR_BINDER:
+        code = m && strstr(m, "column") && strstr(m, "not found") ? LOCH_ENOCOLUMN : LOCH_EQUERY;
         break;
     default:
         code = LOCH_EQUERY;
@@ -406,17 +418,27 @@ static int64_t mask_id(const struct engine *e, size_t slot)
     return (int64_t)(((uint64_t)e->masks[slot].gen << 32) | slot);
 }
 
+/* Under the masks lock (either mode): the live slot built from key for nrows rows. */
+static int mask_find(struct engine *e, const char *key, uint64_t nrows)
+{
+    for (size_t i = 0; i < e->n_masks; i++)
+        if (e->masks[i].bits && e->masks[i].nrows == nrows && !strcmp(e->masks[i].key, key))
+            return (int)i;
+    return -1;
+}
+
 int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
                       int64_t *id_out, struct loch_err *err)
 {
     struct engine *e = c->e;
     pthread_rwlock_rdlock(&e->masks_lock);
-    for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c && e->masks[i].nrows == nrows && !strcmp(e->masks[i].key, key)) {
-            *id_out = mask_id(e, i);
-            pthread_rwlock_unlock(&e->masks_lock);
-            return 0;
-        }
+    int hit = mask_find(e, key, nrows);
+    if (hit >= 0) {
+        e->masks[hit].last_used_ms = util_now_ms();
+        *id_out = mask_id(e, (size_t)hit);
+        pthread_rwlock_unlock(&e->masks_lock);
+        return 0;
+    }
     pthread_rwlock_unlock(&e->masks_lock);
 
     duckdb_result r;
@@ -445,6 +467,14 @@ int engine_mask_build(struct engine_conn *c, const char *key, const char *positi
     duckdb_destroy_result(&r);
 
     pthread_rwlock_wrlock(&e->masks_lock);
+    hit = mask_find(e, key, nrows); /* another session may have built it meanwhile */
+    if (hit >= 0) {
+        free(bits);
+        e->masks[hit].last_used_ms = util_now_ms();
+        *id_out = mask_id(e, (size_t)hit);
+        pthread_rwlock_unlock(&e->masks_lock);
+        return 0;
+    }
     size_t slot = 0;
     while (slot < e->n_masks && e->masks[slot].bits)
         slot++;
@@ -456,39 +486,40 @@ int engine_mask_build(struct engine_conn *c, const char *key, const char *positi
     m->bits = bits;
     m->nrows = nrows;
     m->gen++;
-    m->owner = c;
     m->key = xstrdup(key);
+    m->last_used_ms = util_now_ms();
     *id_out = mask_id(e, slot);
     pthread_rwlock_unlock(&e->masks_lock);
     return 0;
 }
 
-void engine_masks_clear(struct engine_conn *c)
+/* Drops the masks last used before cutoff_ms (all when cutoff_ms is INT64_MAX). */
+static void masks_drop(struct engine *e, int64_t cutoff_ms)
 {
-    struct engine *e = c->e;
     pthread_rwlock_wrlock(&e->masks_lock);
     for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c) {
+        if (e->masks[i].bits && e->masks[i].last_used_ms < cutoff_ms) {
             free(e->masks[i].bits);
             free(e->masks[i].key);
             e->masks[i].bits = NULL;
             e->masks[i].key = NULL;
-            e->masks[i].owner = NULL;
         }
     pthread_rwlock_unlock(&e->masks_lock);
 }
 
-void engine_masks_trim(struct engine_conn *c, size_t max_bytes)
+void engine_masks_clear(struct engine_conn *c) { masks_drop(c->e, INT64_MAX); }
+
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes, int64_t idle_ms)
 {
     struct engine *e = c->e;
     size_t total = 0;
     pthread_rwlock_rdlock(&e->masks_lock);
     for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c)
+        if (e->masks[i].bits)
             total += (size_t)(e->masks[i].nrows / 64 + 1) * sizeof(uint64_t);
     pthread_rwlock_unlock(&e->masks_lock);
     if (total > max_bytes)
-        engine_masks_clear(c);
+        masks_drop(e, util_now_ms() - idle_ms);
 }
 
 /* ---- Prepared statements and streamed results ---- */
@@ -521,6 +552,9 @@ struct engine_stream {
     int *units;     /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
     duckdb_type *phys;
     duckdb_arrow_options arrow; /* made by engine_stream_arrow_schema */
+    duckdb_data_chunk *buffered; /* engine_stream_buffer: the rest of the result */
+    size_t n_buffered, next_buffered;
+    bool is_buffered;
 };
 
 /* The wire type for a DuckDB logical type; *unit for TIMESTAMP_S/MS/NS. */
@@ -601,6 +635,10 @@ static int prepare_error(duckdb_prepared_statement ps, struct loch_err *err)
         code = LOCH_EPERM;
     else if (m && !strncmp(m, "INTERRUPT Error", 15))
         code = LOCH_ECANCELED;
+    else if (m && !strncmp(m, "Conversion Error", 16))
+        code = LOCH_ECONVERT;
+    else if (m && !strncmp(m, "Binder Error", 12) && strstr(m, "column") && strstr(m, "not found"))
+        code = LOCH_ENOCOLUMN;
     return loch_errf(err, code, "%s", m ? m : "cannot prepare the statement");
 }
 
@@ -801,7 +839,17 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
     s->ch.dc = NULL;
-    duckdb_data_chunk dc = duckdb_fetch_chunk(*s->res);
+    duckdb_data_chunk dc = NULL;
+    if (s->is_buffered) {
+        if (s->next_buffered < s->n_buffered) {
+            dc = s->buffered[s->next_buffered];
+            s->buffered[s->next_buffered++] = NULL;
+        }
+        if (!dc)
+            return 0;
+    } else {
+        dc = duckdb_fetch_chunk(*s->res);
+    }
     if (!dc) {
         const char *m = duckdb_result_error(s->res);
         if (m && *m)
@@ -819,10 +867,34 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
     return 0;
 }
 
+int engine_stream_buffer(struct engine_stream *s, struct loch_err *err)
+{
+    if (s->is_buffered)
+        return 0;
+    size_t cap = 0;
+    for (;;) {
+        duckdb_data_chunk dc = duckdb_fetch_chunk(*s->res);
+        if (!dc)
+            break;
+        if (s->n_buffered == cap) {
+            cap = cap ? cap * 2 : 16;
+            s->buffered = xrealloc(s->buffered, cap * sizeof *s->buffered);
+        }
+        s->buffered[s->n_buffered++] = dc;
+    }
+    s->is_buffered = true;
+    const char *m = duckdb_result_error(s->res);
+    return m && *m ? map_error(s->res, err) : 0;
+}
+
 void engine_stream_free(struct engine_stream *s)
 {
     if (!s)
         return;
+    for (size_t i = s->next_buffered; i < s->n_buffered; i++)
+        if (s->buffered[i])
+            duckdb_destroy_data_chunk(&s->buffered[i]);
+    free(s->buffered);
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
     if (s->arrow)

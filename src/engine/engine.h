@@ -49,17 +49,18 @@ int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows
 /* Row masks apply position deletes inside DuckDB: engine_mask_build runs positions_sql
  * (one BIGINT column: deleted row positions of one data file, 0-based, below nrows) and
  * returns an id; in SQL `loch_keep(id, file_row_number)` is then false for those rows.
- * key names what the positions come from (data file + its delete files): a later build
- * on c with the same key and nrows returns the existing mask without running the query.
- * A mask belongs to c and lives until engine_masks_clear / engine_masks_trim drop it or
- * c is disconnected; a statement that uses a dropped mask fails (never reads another). */
+ * key names what the positions come from (data file + its delete files, which never
+ * change): masks are shared by all connections of the engine, and a later build with the
+ * same key and nrows returns the existing mask without running the query. A statement
+ * that uses a dropped mask fails with "expired" (it never reads another mask). */
 int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
                       int64_t *id_out, struct loch_err *err);
-/* Drops every mask of c. No statement of c that uses them may still be running. */
+/* Drops every mask of the engine. No running statement may use them. */
 void engine_masks_clear(struct engine_conn *c);
-/* Drops every mask of c when together they take more than max_bytes; for the start of a
- * statement, so masks are reused across statements but do not grow without bound. */
-void engine_masks_trim(struct engine_conn *c, size_t max_bytes);
+/* When the engine's masks take more than max_bytes, drops those unused for idle_ms; for
+ * the start of a statement, so memory stays bounded while running statements (which
+ * touched their masks when their views were made) keep theirs. */
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes, int64_t idle_ms);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 
@@ -160,6 +161,11 @@ int64_t engine_stream_changed(struct engine_stream *s);
  * interrupted midway. The chunk is valid until the next call or engine_stream_free. */
 int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struct loch_err *err);
 void engine_stream_free(struct engine_stream *s); /* s may be NULL */
+/* Fetches the rest of s into memory so its connection is free for other statements (a
+ * second portal while one is suspended); engine_stream_next then hands out the buffered
+ * chunks. The chunk last returned stays valid. Errors as engine_stream_next (reported
+ * now, or by the next engine_stream_next). */
+int engine_stream_buffer(struct engine_stream *s, struct loch_err *err);
 size_t engine_chunk_rows(const struct engine_chunk *ch);
 /* Reads (col, row) into *v; false for SQL NULL. */
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v);

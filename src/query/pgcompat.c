@@ -103,9 +103,27 @@ static const char *const build_sql =
     "  WHEN 1700 THEN CASE WHEN m >= 4 THEN 'numeric(' || ((m - 4) >> 16) || ',' || ((m - 4) & 65535) || ')' "
     "    ELSE 'numeric' END ELSE 'text' END;";
 
+/* Relations and functions that describe DuckDB's catalog, which holds every lake view of
+ * the process (sessions share one database). */
+static const char *const catalog_words[] = {"pg_class", "pg_namespace", "pg_attribute", "pg_tables", "pg_views",
+                                            "pg_index", "pg_indexes", "pg_proc", "pg_description",
+                                            "pg_constraint", "pg_database", "pg_attrdef", "pg_sequences",
+                                            "pg_matviews", "duckdb_", NULL};
+
 bool query_is_catalog(const char *sql)
 {
-    return strcasestr(sql, "pg_catalog.") || strcasestr(sql, "information_schema.");
+    if (strcasestr(sql, "pg_catalog.") || strcasestr(sql, "information_schema."))
+        return true;
+    for (int i = 0; catalog_words[i]; i++) {
+        size_t l = strlen(catalog_words[i]);
+        for (const char *p = sql; (p = strcasestr(p, catalog_words[i])); p += l) {
+            bool start = p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+            bool end = catalog_words[i][l - 1] == '_' || !(isalnum((unsigned char)p[l]) || p[l] == '_');
+            if (start && end)
+                return true;
+        }
+    }
+    return false;
 }
 
 static bool word_at(const char *p, const char *w)

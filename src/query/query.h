@@ -64,7 +64,7 @@ struct query_piece {
 int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err);
 
 /* True when the statement produces rows and runs through query_prepare (SELECT, WITH,
- * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, parenthesised
+ * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, PRAGMA, CALL, parenthesised
  * queries); everything else goes through query_run, which knows lake writes. */
 bool query_is_read(const char *sql);
 
@@ -74,7 +74,9 @@ bool query_is_read(const char *sql);
  * before the session is closed. */
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
 
-/* True when sql reads PostgreSQL's catalog (pg_catalog., information_schema.). */
+/* True when sql reads PostgreSQL's or DuckDB's catalog (pg_catalog., information_schema.,
+ * pg_class and friends, duckdb_*()). query_prepare refuses such statements (42501) to
+ * non-administrators: the catalog shows the lake views of every session. */
 bool query_is_catalog(const char *sql);
 
 /* For administrators, prepares a catalog query of psql or JDBC against a PostgreSQL-

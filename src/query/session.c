@@ -330,9 +330,10 @@ static const char *select_tag(struct arena *a, struct engine_rows *r)
     return arena_printf(a, "SELECT %zu", engine_rows_count(r));
 }
 
-/* Row masks (position deletes as bitmaps) are kept per session and reused by later
- * statements on the same table state, up to this much memory. */
+/* Row masks (position deletes as bitmaps) are shared by all sessions and reused while a
+ * table state lasts; past this much memory, those unused for MASK_IDLE_MS go. */
 #define MASK_BUDGET ((size_t)256 << 20)
+#define MASK_IDLE_MS (15 * 60 * 1000)
 
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
 {
@@ -349,7 +350,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
-        engine_masks_trim(s->conn, MASK_BUDGET);
+        engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
         bool handled = false, admin = session_is_admin(s);
@@ -428,7 +429,7 @@ int query_split(struct arena *a, const char *sql, struct query_piece **out, size
 bool query_is_read(const char *sql)
 {
     static const char *kw[] = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN",
-                               "SUMMARIZE", "PIVOT", "UNPIVOT", NULL};
+                               "SUMMARIZE", "PIVOT", "UNPIVOT", "PRAGMA", "CALL", NULL};
     const char *p = sql;
     for (;;) { /* skip blanks and comments */
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
@@ -461,7 +462,13 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     arena_reset(s->stmt_arena);
     engine_rows_free(s->last);
     s->last = NULL;
-    engine_masks_trim(s->conn, MASK_BUDGET);
+    if (!session_is_admin(s) && query_is_catalog(sql)) {
+        /* DuckDB's catalog lists the lake views every session of the process made: not
+         * for principals who may read no lake table (servers answer such queries empty). */
+        loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
+        return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
+    }
+    engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
     if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
         struct stmt *stmts;
         size_t n, bad;

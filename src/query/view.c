@@ -161,7 +161,7 @@ void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
 void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, struct loch_err *err);
+                     bool positional, bool *masked, struct loch_err *err);
 
 /* What each view of the shared database was last made from (guarded by catalog_mu): a
  * view made from the table's current metadata file need not be made again, which spares
@@ -171,6 +171,7 @@ struct made {
     char *ident, *location;
     int64_t snapshot;
     bool positional;
+    bool masked; /* reads row masks: made again per statement, which keeps its masks in use (see engine_masks_trim) */
 };
 static struct made *made;
 static size_t n_made;
@@ -188,7 +189,7 @@ bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_n
     const char *ident = lake_view_ident(s, ns, view_name);
     lake_catalog_lock();
     struct made *m = made_find(engine_id(s->env.eng), ident);
-    bool fresh = m && !m->positional && m->snapshot < 0 && location && !strcmp(m->location, location);
+    bool fresh = m && !m->positional && !m->masked && m->snapshot < 0 && location && !strcmp(m->location, location);
     lake_catalog_unlock();
     return fresh;
 }
@@ -198,7 +199,8 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
 {
     const char *ident = lake_view_ident(s, t->ns, view_name);
     lake_catalog_lock();
-    int rc = make_view(s, t, snapshot_id, view_name, positional, err);
+    bool masked = false;
+    int rc = make_view(s, t, snapshot_id, view_name, positional, &masked, err);
     uint64_t eng = engine_id(s->env.eng);
     struct made *m = made_find(eng, ident);
     if (!m && n_made < 4096) {
@@ -214,19 +216,21 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         m->location = xstrdup(rc || !t->location ? "" : t->location);
         m->snapshot = snapshot_id;
         m->positional = positional;
+        m->masked = masked;
     }
     lake_catalog_unlock();
     return rc;
 }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, struct loch_err *err)
+                     bool positional, bool *masked, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
     int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    *masked = plan->n_deletes > 0;
     rc = ensure_schema(s, t->ns, err);
     if (rc)
         return rc;

@@ -5,6 +5,7 @@
 #include "server/pgwire.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -106,7 +107,6 @@ struct conn {
     struct conn *next;
     /* session settings clients SET and SHOW */
     char *app_name;
-    int extra_float_digits;
     uint64_t n_queries;
     double opened;
 };
@@ -170,22 +170,8 @@ static uint32_t be32(const uint8_t *p)
 
 /* ---------------------------------------------------------------- errors */
 
-/* The SQLSTATE for an error: loch's table, refined by DuckDB's message where the table's
- * class is too coarse (e.g. a division by zero is 22012, not 42000). */
-static const char *sqlstate_of(const struct loch_err *e)
-{
-    if (e->code == LOCH_EQUERY || e->code == LOCH_EENGINE) {
-        if (strstr(e->msg, "Division by zero") || strstr(e->msg, "division by zero"))
-            return "22012";
-        if (strstr(e->msg, "Conversion Error") || strstr(e->msg, "Could not convert"))
-            return "22P02";
-        if (strstr(e->msg, "Binder Error") && strstr(e->msg, "not found"))
-            return "42703"; /* undefined column */
-    }
-    if (e->code == LOCH_ENOENT && strstr(e->msg, "Catalog Error") && !strstr(e->msg, "Table"))
-        return "42704";
-    return loch_err_sqlstate(e->code);
-}
+/* The SQLSTATE for an error: loch's one table (err.h). */
+static const char *sqlstate_of(const struct loch_err *e) { return loch_err_sqlstate(e->code); }
 
 /* The 1-based character position of a syntax error in stmt, from DuckDB's
  * "LINE n: <excerpt>\n<spaces>^" trailer; 0 when unknown. */
@@ -243,7 +229,7 @@ static void send_error(struct conn *c, const struct loch_err *e, const char *stm
     const char *state = sqlstate_of(e);
     const char *msg = e->msg[0] ? e->msg : loch_strerror(e->code);
     size_t pos = 0;
-    if (stmt && (e->code == LOCH_ESYNTAX || e->code == LOCH_ENOENT || e->code == LOCH_EQUERY)) {
+    if (stmt && e->code != LOCH_ECANCELED && e->code != LOCH_EPERM) {
         pos = error_position(msg, stmt);
         if (pos) {
             /* stmt_off counts bytes; turn the statement start into characters too */
@@ -419,6 +405,23 @@ static void portal_close_stream(struct conn *c, struct portal *p)
     p->chunk_row = 0;
     if (c->streaming == p)
         c->streaming = NULL;
+}
+
+/* One DuckDB connection runs one statement at a time: before anything else runs on it, a
+ * suspended portal's stream (row limit reached) takes the rest of its rows into memory,
+ * so the portal can still be read to its end. */
+static void free_connection(struct conn *c)
+{
+    struct portal *p = c->streaming;
+    if (!p)
+        return;
+    c->streaming = NULL;
+    struct loch_err err;
+    loch_err_clear(&err);
+    if (engine_stream_buffer(p->stream, &err) != 0) {
+        log_info("pgwire: suspended portal \"%s\" failed while buffered: %s", p->name, err.msg);
+        portal_close_stream(c, p);
+    }
 }
 
 /* ---------------------------------------------------------------- statements loch answers itself */
@@ -600,6 +603,90 @@ static void send_one_text_row(struct conn *c, const char *name, const char *valu
     pgwire_complete(&c->out, "SHOW");
 }
 
+/* ---------------------------------------------------------------- unanswerable catalog queries */
+
+/* The output column names of a SELECT, read from its text: each top-level item of the
+ * first select list, named by its alias (AS x) or its last identifier. For catalog
+ * queries loch cannot run: the client still gets a result set of the shape it asked for,
+ * with no rows (JDBC refuses "no results" from an executeQuery). */
+static size_t guess_columns(struct arena *a, const char *sql, char ***out)
+{
+    const char *p = strcasestr(sql, "select");
+    size_t n = 0, cap = 0;
+    char **names = NULL;
+    if (!p) {
+        *out = NULL;
+        return 0;
+    }
+    p += 6;
+    int depth = 0;
+    const char *item = p;
+    for (;; p++) {
+        bool end = !*p;
+        if (!end && (*p == '\'' || *p == '"')) {
+            char q = *p++;
+            while (*p && *p != q)
+                p++;
+            if (!*p)
+                end = true;
+            else
+                continue;
+        }
+        if (!end && (*p == '(' || *p == '['))
+            depth++;
+        else if (!end && (*p == ')' || *p == ']'))
+            depth--;
+        bool from = !end && depth == 0 && !strncasecmp(p, "from", 4) && (p[4] == ' ' || p[4] == '\n' ||
+                    p[4] == '\t' || p[4] == '\r') && (p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\t' || p[-1] == '\r');
+        if (end || from || (depth == 0 && *p == ',')) {
+            const char *e = p;
+            while (e > item && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\t' || e[-1] == '\r'))
+                e--;
+            const char *b = e;
+            if (b > item && b[-1] == '"') { /* "Quoted Name" */
+                b--;
+                while (b > item && b[-1] != '"')
+                    b--;
+                e--;
+            } else {
+                while (b > item && (isalnum((unsigned char)b[-1]) || b[-1] == '_'))
+                    b--;
+            }
+            if (e > item) {
+                if (n == cap) {
+                    size_t nc = cap ? cap * 2 : 16;
+                    names = arena_grow(a, names, cap, nc, sizeof *names);
+                    cap = nc;
+                }
+                names[n++] = b < e ? arena_strndup(a, b, (size_t)(e - b)) : arena_strdup(a, "?column?");
+            }
+            item = p + 1;
+            if (end || from)
+                break;
+        }
+    }
+    *out = names;
+    return n;
+}
+
+static void send_empty_description(struct conn *c, const char *sql)
+{
+    char **names;
+    size_t n = guess_columns(c->msg_arena, sql, &names);
+    size_t m = pgwire_begin(&c->out, 'T');
+    pgwire_put16(&c->out, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        pgwire_putstr(&c->out, names[i]);
+        pgwire_put32(&c->out, 0);
+        pgwire_put16(&c->out, 0);
+        pgwire_put32(&c->out, PG_OID_TEXT);
+        pgwire_put16(&c->out, (uint16_t)-1);
+        pgwire_put32(&c->out, (uint32_t)-1);
+        pgwire_put16(&c->out, 0);
+    }
+    pgwire_end(&c->out, m);
+}
+
 /* ---------------------------------------------------------------- running statements */
 
 struct cmd_ctx {
@@ -649,6 +736,7 @@ static void cancel_message(int why, struct loch_err *err)
 /* Runs a command (not a read) through query_run: lake writes, DDL, user management. */
 static int run_command(struct conn *c, const char *sql, bool describe, uint64_t *rows, struct loch_err *err)
 {
+    free_connection(c);
     struct cmd_ctx x = {c, describe, 0, 0, err};
     query_begin(c);
     int rc = query_run(c->qs, sql, cmd_emit, &x, err);
@@ -666,9 +754,9 @@ static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
     if (p->stream)
         return 0;
     struct engine_stmt *st = p->prep->st;
-    if (c->streaming && c->streaming != p)
-        portal_close_stream(c, c->streaming); /* one open stream per DuckDB connection */
-    if (p->rows_sent || p->done)
+    if (c->streaming != p)
+        free_connection(c);
+    if (p->rows_sent)
         return loch_errf(err, LOCH_EUNSUPPORTED,
                          "portal \"%s\" was closed by a later statement on this connection", p->name);
     size_t np = engine_stmt_nparams(st);
@@ -701,6 +789,10 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
 {
     struct engine_stmt *st = p->prep->st;
     *rows = 0;
+    if (p->done && !p->stream) { /* ran to its end before: nothing more (as PostgreSQL) */
+        pgwire_complete(&c->out, "SELECT 0");
+        return 0;
+    }
     if (!p->stream) {
         int rc = portal_start(c, p, err);
         if (rc)
@@ -747,6 +839,7 @@ static void simple_query(struct conn *c, const char *sql)
 {
     struct loch_err err;
     loch_err_clear(&err);
+    free_connection(c);
     struct query_piece *pieces;
     size_t n;
     if (query_split(c->msg_arena, sql, &pieces, &n, &err) != 0) {
@@ -779,6 +872,7 @@ static void simple_query(struct conn *c, const char *sql)
                 log_debug("pgwire: catalog query answered empty: %s", err.msg);
                 loch_err_clear(&err);
                 rc = 0;
+                send_empty_description(c, text);
                 pgwire_complete(&c->out, "SELECT 0");
             } else if (!cat) {
                 rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
@@ -789,6 +883,7 @@ static void simple_query(struct conn *c, const char *sql)
                     log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err.msg);
                     loch_err_clear(&err);
                     rc = 0;
+                    send_empty_description(c, text);
                     pgwire_complete(&c->out, "SELECT 0");
                 }
             }
@@ -885,6 +980,7 @@ static void drop_prep(struct conn *c, const char *name)
 
 static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err *err)
 {
+    free_connection(c);
     const char *name = m->u.parse.name;
     if (*name && find_prep(c, name))
         return loch_errf(err, LOCH_EEXIST, "prepared statement \"%s\" already exists", name);
@@ -1018,6 +1114,8 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
         pgwire_end(&c->out, mk);
         if (pr->st && engine_stmt_returns_rows(pr->st))
             send_row_description(c, NULL, pr->st, NULL, 0);
+        else if (pr->empty)
+            send_empty_description(c, pr->sql);
         else
             describe_intercepted(c, pr->sql);
         return 0;
@@ -1028,15 +1126,22 @@ static int ext_describe(struct conn *c, const struct pgwire_msg *m, struct loch_
     if (p->prep->st) {
         /* The row types can depend on the parameters (DuckDB resolves them when bound):
          * start the portal and describe the stream itself. */
-        int rc = portal_start(c, p, err);
+        int rc = p->done ? 0 : portal_start(c, p, err);
         if (rc)
             return rc;
-        if (engine_stream_ncols(p->stream) > 0) {
+        if (p->stream && engine_stream_ncols(p->stream) > 0) {
             send_row_description(c, p->stream, NULL, p->rfmts, p->n_rfmts);
             return 0;
         }
+        if (!p->stream && engine_stmt_returns_rows(p->prep->st)) {
+            send_row_description(c, NULL, p->prep->st, p->rfmts, p->n_rfmts);
+            return 0;
+        }
     }
-    describe_intercepted(c, p->prep->sql);
+    if (p->prep->empty)
+        send_empty_description(c, p->prep->sql);
+    else
+        describe_intercepted(c, p->prep->sql);
     return 0;
 }
 
@@ -1096,10 +1201,12 @@ static int read_message(struct conn *c, char *type, uint8_t **body, size_t *len)
     if (io_read(c, hdr, 5) != 0)
         return 1;
     uint32_t l = be32(hdr + 1);
-    if (l < 4 || l - 4 > PGWIRE_MAX_MESSAGE) {
+    /* before login, only small SASL messages: a stranger cannot make us allocate much */
+    uint32_t limit = c->qs ? PGWIRE_MAX_MESSAGE : PGWIRE_MAX_STARTUP;
+    if (l < 4 || l - 4 > limit) {
         char msg[160];
         snprintf(msg, sizeof msg, "invalid message length %u for message type 0x%02x (limit %u bytes)", l, hdr[0],
-                 PGWIRE_MAX_MESSAGE);
+                 limit);
         send_fatal(c, "08P01", msg);
         return -1;
     }
@@ -1466,7 +1573,6 @@ static void *accept_main(void *arg)
         c->txn = 'I';
         c->msg_arena = arena_new();
         c->opened = util_mono_s();
-        c->extra_float_digits = 1;
         char host[64] = "?", port[16] = "?";
         getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);

@@ -198,6 +198,8 @@ def test_errors_have_sqlstate_and_position(server):
         with pytest.raises(psycopg.Error) as e:
             conn.execute("SELECT 1 / 0::INTEGER, 'x'::INTEGER")
         assert e.value.sqlstate == "22P02"
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            conn.execute("SELECT no_such_column FROM range(3)")
         assert conn.execute("SELECT 'still here'").fetchone() == ("still here",)
 
 
@@ -242,6 +244,13 @@ def test_non_admin_is_denied_lake_tables(server):
         assert e.value.sqlstate == "42501"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM bank.accounts WHERE id = %s", (1,))
+    # the lake views an admin session made are not listed to bob by DuckDB's own catalog
+    with server.connect() as admin:
+        admin.execute("SELECT count(*) FROM bank.accounts")
+    with server.connect("bob", "bob-pw-42") as conn:
+        for q in ("SELECT table_schema, table_name FROM information_schema.tables",
+                  "SELECT relname FROM pg_class", "SELECT column_name FROM information_schema.columns"):
+            assert conn.execute(q).fetchall() == [], q
     # psql's catalog commands list nothing for bob (and do not fail)
     out = server.psql("-c", r"\dt bank.*", user="bob", password="bob-pw-42").stdout + \
         server.psql("-c", r"\dt", user="bob", password="bob-pw-42").stdout
@@ -401,6 +410,9 @@ def test_pgjdbc_queries_and_metadata(server, tmp_path):
     assert lines["fetch"] == "1000"
     assert "bank.accounts" in lines["tables"].split(",")
     assert lines["columns"].startswith("id:int8,name:varchar,balance:numeric")
+    assert "bank" in lines["schemas"].split(",")
+    assert lines["pks"] == "0"
+    assert lines["prepared"] == "8|s7|2024-01-02 03:04:05.123456|-12.34"
 
 
 def rss_mb(pid):
@@ -454,3 +466,63 @@ def test_metrics_count_pgwire_queries_connections_and_failed_logins(server):
     m = metrics()
     assert m["loch_queries_total"] >= 4 and m["loch_query_errors_total"] >= 1
     assert m["loch_auth_failures_total"] >= 1 and m["loch_connections_total"] >= 1
+
+
+def test_sigterm_stops_the_server_during_a_long_query(pg_lake):
+    s = Server(pg_lake).start()
+    conn = s.connect()
+    errors = []
+
+    def run():
+        try:
+            conn.execute("SELECT count(*) FROM range(100000000000) a")
+        except psycopg.Error as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)
+    s.stop()  # SIGTERM: exits 0 after interrupting the query and closing the connection
+    t.join(30)
+    assert not t.is_alive() and errors
+    log = s.log.read_text()
+    assert "SIGTERM received" in log and "loch serve: stopped" in log
+
+
+def test_sessions_share_tables_with_deletes(server):
+    """Tables with position deletes read through per-connection row masks: a session must
+    never read another (closed) session's masks."""
+    load_accounts(server.lake)
+    server.lake.run("sql", "DELETE FROM bank.accounts WHERE id = 2")
+    for _ in range(3):
+        with server.connect() as conn:
+            assert conn.execute("SELECT id FROM bank.accounts ORDER BY id").fetchall() == [(1,), (3,)]
+    a, b = server.connect(), server.connect()
+    for _ in range(3):
+        assert a.execute("SELECT count(*) FROM bank.accounts").fetchone() == (2,)
+        assert b.execute("SELECT count(*) FROM bank.accounts").fetchone() == (2,)
+    a.close()
+    assert b.execute("SELECT sum(id) FROM bank.accounts").fetchone() == (4,)
+    b.close()
+
+
+def test_suspended_portal_survives_another_statement(server, witness):
+    """A portal stopped by its row limit can still be read after other statements ran
+    (JDBC reads metadata while a fetch-size result set is open)."""
+    s = raw_connect(server)
+    s.sendall(msg(b"P", b"a\0SELECT range FROM range(5)\0\0\0") + msg(b"B", b"pa\0a\0\0\0\0\0\0\0") +
+              msg(b"E", b"pa\0" + struct.pack("!i", 2)) +
+              msg(b"P", b"b\0SELECT 42\0\0\0") + msg(b"B", b"pb\0b\0\0\0\0\0\0\0") +
+              msg(b"E", b"pb\0" + struct.pack("!i", 0)) +
+              msg(b"E", b"pa\0" + struct.pack("!i", 0)) + msg(b"S"))
+    seen, values = [], []
+    while True:
+        t, body = read_msg(s)
+        seen.append(t)
+        if t == b"D":
+            n = struct.unpack("!I", body[2:6])[0]
+            values.append(body[6:6 + n].decode())
+        if t == b"Z":
+            break
+    assert seen == [b"1", b"2", b"D", b"D", b"s", b"1", b"2", b"D", b"C", b"D", b"D", b"D", b"C", b"Z"], seen
+    assert values == ["0", "1", "42", "2", "3", "4"]

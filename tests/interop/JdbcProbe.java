@@ -41,6 +41,31 @@ public class JdbcProbe {
                 while (rs.next()) cols.add(rs.getString("COLUMN_NAME") + ":" + rs.getString("TYPE_NAME"));
             }
             System.out.println("columns=" + String.join(",", cols));
+            List<String> schemas = new ArrayList<>();
+            try (ResultSet rs = md.getSchemas()) {
+                while (rs.next()) schemas.add(rs.getString("TABLE_SCHEM"));
+            }
+            System.out.println("schemas=" + String.join(",", schemas));
+            int pks = 0;
+            try (ResultSet rs = md.getPrimaryKeys(null, "bank", "accounts")) {
+                while (rs.next()) pks++;
+            }
+            System.out.println("pks=" + pks);
+            // past pgjdbc's prepareThreshold (5): a named server-side statement, binary results
+            try (PreparedStatement ps = c.prepareStatement("SELECT ?::INTEGER + 1, ?::VARCHAR, ?::TIMESTAMP, ?::DECIMAL(10,2)")) {
+                String last = "";
+                for (int i = 0; i < 8; i++) {
+                    ps.setInt(1, i);
+                    ps.setString(2, "s" + i);
+                    ps.setTimestamp(3, Timestamp.valueOf("2024-01-02 03:04:05.123456"));
+                    ps.setBigDecimal(4, new java.math.BigDecimal("-12.34"));
+                    try (ResultSet rs = ps.executeQuery()) {
+                        rs.next();
+                        last = rs.getInt(1) + "|" + rs.getString(2) + "|" + rs.getTimestamp(3) + "|" + rs.getBigDecimal(4);
+                    }
+                }
+                System.out.println("prepared=" + last);
+            }
         }
     }
 }
