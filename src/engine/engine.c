@@ -575,6 +575,7 @@ struct engine_chunk {
     uint64_t **valid;
     const struct engine_col *cols;
     const duckdb_type *phys; /* per column: the stored integer width (ints, decimals) */
+    const int *units;        /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
 };
 
 struct engine_stream {
@@ -586,6 +587,7 @@ struct engine_stream {
     struct engine_chunk ch;
     int *units;     /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
     duckdb_type *phys;
+    duckdb_arrow_options arrow; /* made by engine_stream_arrow_schema */
     duckdb_data_chunk *buffered; /* engine_stream_buffer: the rest of the result */
     size_t n_buffered, next_buffered;
     bool is_buffered;
@@ -831,6 +833,7 @@ static struct engine_stream *stream_make(duckdb_result *res)
     s->ch.valid = xcalloc(s->n_cols ? s->n_cols : 1, sizeof *s->ch.valid);
     s->ch.cols = s->cols;
     s->ch.phys = s->phys;
+    s->ch.units = s->units;
     return s;
 }
 
@@ -896,17 +899,6 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
         s->ch.data[i] = duckdb_vector_get_data(v);
         s->ch.valid[i] = duckdb_vector_get_validity(v);
     }
-    /* Timestamps in s/ms/ns become µs here, so readers see one unit. */
-    for (size_t i = 0; i < s->n_cols; i++) {
-        if (!s->units[i])
-            continue;
-        int64_t *d = s->ch.data[i];
-        for (size_t r = 0; r < s->ch.n_rows; r++) {
-            if (d[r] == INT64_MAX || d[r] == -INT64_MAX)
-                continue;
-            d[r] = s->units[i] == 1 ? d[r] * 1000000 : s->units[i] == 2 ? d[r] * 1000 : d[r] / 1000;
-        }
-    }
     *out = &s->ch;
     return 0;
 }
@@ -941,6 +933,8 @@ void engine_stream_free(struct engine_stream *s)
     free(s->buffered);
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
+    if (s->arrow)
+        duckdb_destroy_arrow_options(&s->arrow);
     if (s->owned)
         duckdb_destroy_result(&s->own);
     free(s->ch.data);
@@ -952,6 +946,48 @@ void engine_stream_free(struct engine_stream *s)
 }
 
 size_t engine_chunk_rows(const struct engine_chunk *ch) { return ch->n_rows; }
+
+/* An error DuckDB's Arrow conversion reported (consumes e), or 0. */
+static int arrow_error(duckdb_error_data e, const char *what, struct loch_err *err)
+{
+    if (!e)
+        return 0;
+    int rc = 0;
+    if (duckdb_error_data_has_error(e)) {
+        const char *m = duckdb_error_data_message(e);
+        rc = loch_errf(err, LOCH_EQUERY, "cannot convert %s to Arrow: %s", what, m ? m : "unknown error");
+        loch_err_hint(err, "ask for application/json or text/csv instead");
+    }
+    duckdb_destroy_error_data(&e);
+    return rc;
+}
+
+int engine_stream_arrow_schema(struct engine_stream *s, struct ArrowSchema *out, struct loch_err *err)
+{
+    if (!s->arrow)
+        s->arrow = duckdb_result_get_arrow_options(s->res);
+    size_t n = s->n_cols;
+    duckdb_logical_type *types = xcalloc(n ? n : 1, sizeof *types);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        types[i] = duckdb_column_logical_type(s->res, i);
+        names[i] = s->cols[i].name ? s->cols[i].name : "";
+    }
+    int rc = arrow_error(duckdb_to_arrow_schema(s->arrow, types, names, n, out), "the result's columns", err);
+    for (size_t i = 0; i < n; i++)
+        duckdb_destroy_logical_type(&types[i]);
+    free(types);
+    free(names);
+    return rc;
+}
+
+int engine_chunk_to_arrow(struct engine_stream *s, struct engine_chunk *ch, struct ArrowArray *out,
+                          struct loch_err *err)
+{
+    if (!s->arrow)
+        s->arrow = duckdb_result_get_arrow_options(s->res);
+    return arrow_error(duckdb_data_chunk_to_arrow(s->arrow, ch->dc, out), "a chunk of rows", err);
+}
 
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v)
 {
@@ -1000,7 +1036,17 @@ bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct en
         break;
     }
     case ENGINE_T_DATE: v->i = ((int32_t *)d)[row]; break;
-    case ENGINE_T_TIME: case ENGINE_T_TIMESTAMP: case ENGINE_T_TIMESTAMPTZ: v->i = ((int64_t *)d)[row]; break;
+    case ENGINE_T_TIME: case ENGINE_T_TIMESTAMPTZ: v->i = ((int64_t *)d)[row]; break;
+    case ENGINE_T_TIMESTAMP: {
+        /* Timestamps in s/ms/ns become µs here, so readers see one unit. The chunk itself
+         * keeps DuckDB's unit: engine_chunk_to_arrow hands it on with its own type. */
+        int64_t t = ((int64_t *)d)[row];
+        int unit = ch->units[col];
+        if (unit && t != INT64_MAX && t != -INT64_MAX)
+            t = unit == 1 ? t * 1000000 : unit == 2 ? t * 1000 : t / 1000;
+        v->i = t;
+        break;
+    }
     case ENGINE_T_INTERVAL: {
         duckdb_interval iv = ((duckdb_interval *)d)[row];
         v->months = iv.months;

@@ -174,4 +174,21 @@ size_t engine_chunk_rows(const struct engine_chunk *ch);
 /* Reads (col, row) into *v; false for SQL NULL. */
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v);
 
+/* ---- Streamed results as Arrow (the C data interface:
+ * https://arrow.apache.org/docs/format/CDataInterface.html) ----
+ * DuckDB converts; the session's settings decide the details (time zone UTC, so
+ * TIMESTAMPTZ is timestamp[us, tz=UTC]; DECIMAL is decimal128; VARCHAR is utf8). */
+struct ArrowSchema;
+struct ArrowArray;
+
+/* The schema of s's rows: a struct with one child per column. *out (caller-allocated) is
+ * the caller's to release (out->release(out)); on error it is left unset and the result
+ * is LOCH_EQUERY with DuckDB's message. */
+int engine_stream_arrow_schema(struct engine_stream *s, struct ArrowSchema *out, struct loch_err *err);
+/* The rows of ch (a chunk of s) as one struct array matching engine_stream_arrow_schema.
+ * *out owns copies of the data: it outlives ch and is the caller's to release. Errors as
+ * engine_stream_arrow_schema. */
+int engine_chunk_to_arrow(struct engine_stream *s, struct engine_chunk *ch, struct ArrowArray *out,
+                          struct loch_err *err);
+
 #endif
