@@ -29,10 +29,6 @@ def loch(cfg, *args):
     return dt, p.stdout
 
 
-def median(f, runs):
-    return statistics.median(f() for _ in range(runs))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
