@@ -29,7 +29,7 @@ int app_open(struct app *app, bool with_engine)
         if (app->confine) {
             /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
             dirs[0] = arena_printf(app->a, "%s/", app->st->root);
-            char *local = store_local_path(app->st, dirs[0]);
+            char *local = store_local_root(app->st);
             dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
             free(local);
             o.confine_to = dirs;

@@ -56,6 +56,8 @@ char *fs_store_path(struct store *s, const char *uri)
     return xasprintf("%s/%s", fs_of(s)->dir, uri + rn + 1);
 }
 
+char *fs_store_dir(struct store *s) { return xstrdup(fs_of(s)->dir); }
+
 static int outside(struct store *s, const char *uri, struct loch_err *err)
 {
     loch_errf(err, LOCH_EINVAL, "object URI \"%s\" is outside the store %s", uri ? uri : "(null)", s->root);

@@ -9,5 +9,7 @@
 int fs_store_open(const char *dir, struct store **out, struct loch_err *err);
 /* The filesystem path of uri inside s (malloc'd), or NULL when uri is outside s. */
 char *fs_store_path(struct store *s, const char *uri);
+/* The folder behind the store's root (malloc'd). */
+char *fs_store_dir(struct store *s);
 
 #endif

@@ -66,6 +66,13 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn,
     return s->ops->list(s, prefix, fn, ctx, err);
 }
 
+char *store_local_root(struct store *s)
+{
+    if (!s || strncmp(s->root, "file://", 7) != 0)
+        return NULL;
+    return fs_store_dir(s);
+}
+
 char *store_local_path(struct store *s, const char *uri)
 {
     if (!s || strncmp(s->root, "file://", 7) != 0)

@@ -58,5 +58,7 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn,
 /* For local stores: the filesystem path of uri (malloc'd), so DuckDB can write Parquet
  * straight to its final place; NULL for remote stores (then write locally and put). */
 char *store_local_path(struct store *s, const char *uri);
+/* For local stores: the folder behind the warehouse root (malloc'd); NULL for remote. */
+char *store_local_root(struct store *s);
 
 #endif
