@@ -50,6 +50,10 @@ struct atable {
     size_t n_key;
     bool kills;              /* updates/deletes are applied (has key or full identity) */
     struct engine_appender *app;
+    size_t *sc;              /* staging column of each t column (c<sc[i]>) */
+    int *rev;                /* t column of each staging column, -1 = dropped since */
+    size_t stg_nc;
+    bool drop_after_flush;
     int64_t n_staged, n_unresolved, trunc_seq, next_fid;
     size_t n_buckets;
     struct mentry **buckets; /* in the batch arena */
@@ -427,15 +431,31 @@ static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, s
     return rc;
 }
 
+static void set_rev(struct cdc_applier *ap, struct atable *at)
+{
+    at->rev = arena_alloc(ap->arena, (at->stg_nc + 1) * sizeof *at->rev);
+    for (size_t j = 0; j < at->stg_nc; j++)
+        at->rev[j] = -1;
+    for (size_t i = 0; i < at->t.n_columns; i++)
+        at->rev[at->sc[i]] = (int)i;
+}
+
+/* Staging layout: _seq, _op, _ts, _tx, _txid, _u, (ok<k>, lk<k>) per key column, then
+ * c<j> per column; columns added while rows are staged go at the end (extend_stage). */
 static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
 {
     struct buf b = {0};
     buf_printf(&b, "CREATE OR REPLACE TEMP TABLE stg_%d (_seq BIGINT, _op VARCHAR, _ts BIGINT, _tx BIGINT, "
                "_txid VARCHAR, _u VARCHAR", at->no);
-    for (size_t i = 0; i < at->t.n_columns; i++)
-        buf_printf(&b, ", c%zu VARCHAR", i);
     for (size_t k = 0; k < at->n_key; k++)
         buf_printf(&b, ", ok%zu VARCHAR, lk%zu VARCHAR", k, k);
+    at->sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *at->sc);
+    for (size_t i = 0; i < at->t.n_columns; i++) {
+        buf_printf(&b, ", c%zu VARCHAR", i);
+        at->sc[i] = i;
+    }
+    at->stg_nc = at->t.n_columns;
+    set_rev(ap, at);
     buf_puts(&b, ")");
     int rc = execb(ap, &b, err);
     engine_appender_close(at->app);
@@ -446,6 +466,64 @@ static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_e
         rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
     }
     return rc;
+}
+
+/* The table changed shape while rows of the old shape are staged: keep them, map the
+ * columns by name, add staging columns for new ones. */
+static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct cdc_table *old, const size_t *old_sc,
+                        struct loch_err *err)
+{
+    int rc = engine_appender_flush(at->app, err);
+    engine_appender_close(at->app);
+    at->app = NULL;
+    size_t *sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *sc);
+    for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
+        size_t k = 0;
+        while (k < old->n_columns && strcmp(old->columns[k].name, at->t.columns[i].name))
+            k++;
+        if (k < old->n_columns) {
+            sc[i] = old_sc[k];
+        } else {
+            char sql[128];
+            snprintf(sql, sizeof sql, "ALTER TABLE temp.stg_%d ADD COLUMN c%zu VARCHAR", at->no, at->stg_nc);
+            rc = exec(ap, sql, err);
+            sc[i] = at->stg_nc++;
+        }
+    }
+    at->sc = sc;
+    set_rev(ap, at);
+    if (!rc) {
+        char name[32];
+        snprintf(name, sizeof name, "stg_%d", at->no);
+        rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
+    }
+    return rc;
+}
+
+static bool same_key(const struct cdc_table *a, const struct cdc_table *b)
+{
+    if (a->n_columns != b->n_columns && (b->full_identity || a->full_identity))
+        return false;
+    if (a->has_key != b->has_key || a->full_identity != b->full_identity)
+        return false;
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < a->n_columns; i++)
+        na += a->has_key ? a->columns[i].key : 1;
+    for (size_t i = 0; i < b->n_columns; i++)
+        nb += b->has_key ? b->columns[i].key : 1;
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < b->n_columns; i++) {
+        if (b->has_key && !b->columns[i].key)
+            continue;
+        size_t k = 0;
+        while (k < a->n_columns && strcmp(a->columns[k].name, b->columns[i].name))
+            k++;
+        if (k == a->n_columns || !iceberg_type_equal(&a->columns[k].type, &b->columns[i].type) ||
+            (a->has_key && !a->columns[k].key))
+            return false;
+    }
+    return true;
 }
 
 /* Rebuilds idx_N/fil_N from the live files of the current-state table. */
@@ -523,11 +601,19 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     struct atable *at = find_table(ap, t->schema, t->name);
     if (at && same_shape(&at->t, t))
         return 0;
-    if (ap->in_txn && at)
-        return loch_errf(err, LOCH_EINVAL, "table %s.%s changed shape inside a transaction", t->schema, t->name);
     int rc;
-    if (at && (rc = cdc_applier_flush(ap, NULL, NULL, err)))
-        return rc;
+    bool fresh = !at, key_same = at && same_key(&at->t, t);
+    if (at && at->n_staged && !key_same) {
+        if (ap->in_txn)
+            return loch_errf(err, LOCH_EUNSUPPORTED,
+                             "the key of %s.%s changed inside a transaction that already changed it", t->schema,
+                             t->name);
+        if ((rc = cdc_applier_flush(ap, NULL, NULL, err)))
+            return rc;
+    }
+    struct cdc_table old = at ? at->t : (struct cdc_table){0};
+    const size_t *old_sc = at ? at->sc : NULL;
+    bool keep_stage = at && at->n_staged;
     if (!at) {
         at = arena_alloc(ap->arena, sizeof *at);
         at->lock_fd = at->lock_fd_c = -1;
@@ -572,9 +658,11 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     if (!rc)
         rc = load_md(ap, at, err);
     if (!rc)
-        rc = create_stage(ap, at, err);
-    if (!rc)
+        rc = keep_stage ? extend_stage(ap, at, &old, old_sc, err) : create_stage(ap, at, err);
+    if (!rc && (fresh || !key_same))
         rc = build_index(ap, at, err);
+    /* The in-batch map holds rows of the old shape: forget them (an unchanged value of a
+     * row changed earlier in this batch then resolves from the lake). */
     at->n_buckets = 0;
     at->buckets = NULL;
     return rc;
@@ -586,7 +674,7 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
     struct atable *at = find_table(ap, schema, table);
     if (!at)
         return loch_errf(err, LOCH_EINVAL, "rename of column %s in undeclared table %s.%s", from, schema, table);
-    int rc = cdc_applier_flush(ap, NULL, NULL, err);
+    int rc = 0;
     for (int c = 0; c < 2 && !rc; c++) {
         struct arena *a = arena_new();
         const struct iceberg_metadata *m = c ? at->cmd : at->md;
@@ -614,11 +702,13 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
     struct atable *at = find_table(ap, schema, table);
     if (!at)
         return 0;
-    int rc = cdc_applier_flush(ap, NULL, NULL, err);
-    if (rc)
-        return rc;
+    if (at->n_staged || ap->in_txn) {
+        at->drop_after_flush = true;
+        return 0;
+    }
     table_close(ap, at);
     at->dropped = true;
+    (void)err;
     log_info("%s.%s: source table dropped; the lake table stays", at->ns, at->name);
     return 0;
 }
@@ -835,7 +925,7 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             if (row[i].unchanged) {
                 if (!any_unch)
                     buf_putc(&u, ',');
-                buf_printf(&u, "%zu,", i);
+                buf_printf(&u, "%zu,", at->sc[i]);
                 any_unch = true;
             }
         if (any_unch && !lk) {
@@ -860,14 +950,6 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
     engine_append_int(app, (int64_t)ap->n_txn_batch); /* -> its position at flush */
     engine_append_text(app, ap->txid, strlen(ap->txid));
     engine_append_text(app, u.len ? u.data : "", u.len);
-    for (size_t i = 0; i < n; i++) {
-        if (row)
-            app_text(app, &row[i]);
-        else if (c->op == CDC_DELETE)
-            app_text(app, &c->before[i]);
-        else
-            engine_append_text(app, NULL, 0);
-    }
     for (size_t k = 0; k < at->n_key; k++) {
         if (c->op == CDC_TRUNCATE)
             engine_append_text(app, NULL, 0);
@@ -875,6 +957,17 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             app_text(app, &old[at->key[k]]);
         if (lk && lk[k])
             engine_append_text(app, lk[k], strlen(lk[k]));
+        else
+            engine_append_text(app, NULL, 0);
+    }
+    for (size_t j = 0; j < at->stg_nc; j++) {
+        int i = at->rev[j];
+        if (i < 0)
+            engine_append_text(app, NULL, 0);
+        else if (row)
+            app_text(app, &row[i]);
+        else if (c->op == CDC_DELETE)
+            app_text(app, &c->before[i]);
         else
             engine_append_text(app, NULL, 0);
     }
@@ -1056,10 +1149,10 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
         buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ty AS SELECT s._seq, s._op, s._ts, __pos.pos AS _pos, s._txid");
         for (size_t i = 0; i < n; i++) {
             char x[32];
-            snprintf(x, sizeof x, "s.c%zu", i);
+            snprintf(x, sizeof x, "s.c%zu", at->sc[i]);
             buf_puts(&b, ", ");
             if (toast)
-                buf_printf(&b, "CASE WHEN contains(s._u, ',%zu,') THEN o.c%zu ELSE ", i, i);
+                buf_printf(&b, "CASE WHEN contains(s._u, ',%zu,') THEN o.c%zu ELSE ", at->sc[i], i);
             cast_expr(&b, x, &at->t.columns[i].type);
             buf_printf(&b, "%s AS c%zu", toast ? " END" : "", i);
         }
@@ -1282,6 +1375,10 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
         at->buckets = NULL;
         at->loads = NULL;
         at->n_loads = at->cap_loads = 0;
+        if (at->drop_after_flush && !at->dropped) {
+            table_close(ap, at);
+            at->dropped = true;
+        }
     }
     ap->n_kv = 0;
     ap->checkpoint = NULL;
