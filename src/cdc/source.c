@@ -1,0 +1,16 @@
+/* source.c: picks the source implementation by type (see source.h). */
+#include "cdc/source.h"
+
+#include <string.h>
+
+int cdc_source_run(struct cdc_run *r, struct loch_err *err)
+{
+    if (!strcmp(r->src->type, "postgres"))
+        return cdc_pg_run(r, err);
+    /* cdc-mysql: replace this branch with `return cdc_mysql_run(r, err);` */
+    if (!strcmp(r->src->type, "mysql")) {
+        loch_errf(err, LOCH_EUNSUPPORTED, "source %s: mysql sources are not built into this loch", r->src->name);
+        return loch_err_hint(err, "use a postgres source");
+    }
+    return loch_errf(err, LOCH_ECONFIG, "source %s: unknown type \"%s\"", r->src->name, r->src->type);
+}
