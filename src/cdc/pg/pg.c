@@ -832,6 +832,8 @@ static int stream(struct pgsrc *s, struct loch_err *err)
                 rc = on_message(s, f.payload, f.payload_len, err);
                 arena_reset(s->msg);
             } else if (!rc && f.kind == 'k') {
+                log_debug("source %s: keepalive wal_end %" PRIX64 " reply %d", s->src->name, f.wal_end,
+                          f.reply_requested);
                 if (f.wal_end > s->server_end)
                     s->server_end = f.wal_end;
                 asked = false;
@@ -861,8 +863,11 @@ static int stream(struct pgsrc *s, struct loch_err *err)
             break;
         if (stopping(s) && !s->in_txn)
             break;
-        if (caught_up(s))
+        if (caught_up(s)) {
+            log_debug("source %s: caught up (flushed %" PRIX64 ", server %" PRIX64 ", target %" PRIX64 ")",
+                      s->src->name, s->flushed_lsn, s->server_end, s->catchup_target);
             break;
+        }
         int64_t now = mono_ms();
         if (now - s->last_status_ms >= 10000 || (s->catchup_target && !asked && !s->in_txn)) {
             /* ask for a keepalive: its wal_end tells whether we are caught up */
@@ -922,7 +927,7 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
         return rc;
     if (first && s->r->catch_up) {
         PGresult *r = NULL;
-        rc = query(s, s->sql, "SELECT pg_current_wal_lsn()::text", "reading the WAL position", &r, err);
+        rc = query(s, s->sql, "SELECT pg_current_wal_insert_lsn()::text", "reading the WAL position", &r, err);
         if (rc)
             return rc;
         pgoutput_lsn_parse(PQgetvalue(r, 0, 0), &s->catchup_target);
