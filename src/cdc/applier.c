@@ -376,7 +376,9 @@ static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, s
         struct iceberg_schema *next = NULL;
         if (!f) {
             rc = iceberg_schema_add_column(a, m, cur, c->name, &c->type, &next, err);
-        } else if (!iceberg_type_equal(&f->type, &c->type)) {
+        } else if (!iceberg_type_equal(&f->type, &c->type) && !iceberg_type_promotable(&c->type, &f->type)) {
+            /* (a narrower source type than the lake's, e.g. a stream replayed after a crash
+             * from before a widening, fits as is) */
             if (!iceberg_type_promotable(&f->type, &c->type)) {
                 char t1[64], t2[64];
                 iceberg_type_format(&f->type, t1, sizeof t1);

@@ -963,14 +963,8 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
                                "checkpoint (loch_kv key cdc.%s.checkpoint)", s->src->name);
             rc = LOCH_ECONFIG; /* retrying cannot fix it */
         }
-        /* tables selected since the last run: declare them; their rows come with a load */
-        for (size_t i = 0; !rc && i < n; i++) {
-            struct cdc_table ct;
-            enum pg_conv *conv;
-            rc = describe(s, &t[i], a, &ct, &conv, err);
-            if (!rc)
-                rc = cdc_applier_table(s->ap, &ct, err);
-        }
+        /* Tables are declared by the stream's Relation messages, which describe them as
+         * of each change (the catalog now may be ahead of the resume position). */
     }
     arena_free(a);
     if (!rc)
