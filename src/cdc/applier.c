@@ -116,6 +116,8 @@ static char *qi(struct arena *a, const char *s)
     return o;
 }
 
+void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t);
+
 static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t)
 {
     char duck[64];
@@ -124,6 +126,8 @@ static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t
     else
         buf_printf(b, "CAST(%s AS %s)", x, iceberg_type_duckdb(t, duck, sizeof duck));
 }
+
+void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t) { cast_expr(b, expr, t); }
 
 static int exec(struct cdc_applier *ap, const char *sql, struct loch_err *err)
 {

@@ -334,3 +334,28 @@ def test_types_exact(source, lake):
             got = [g.lower() for g in got]
         assert got == want, n
         assert rows[2][n] is None, n
+
+
+def test_status_and_validate(source, lake):
+    source.execute("CREATE TABLE acc (id int PRIMARY KEY, owner text, bal numeric(10,2), t timestamptz, b bytea)",
+                   "INSERT INTO acc SELECT g, 'o' || g, g, now(), '\\x01'::bytea FROM generate_series(1, 500) g",
+                   "CREATE TABLE empty_one (id int PRIMARY KEY)",
+                   "CREATE TABLE nokey (a int, b text)", "INSERT INTO nokey VALUES (1, 'x'), (1, 'x')")
+    source.catch_up()
+    source.execute("UPDATE acc SET bal = bal + 1 WHERE id < 10")
+    source.catch_up()
+    st = lake.run("status").stdout
+    assert "core.public.acc" in st and " 500 " in st and "core.public.acc_changes" not in st
+    v = lake.run("validate", "--source", "core", check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "core.public.acc: 500 rows at the source, identical in the lake" in v.stdout
+    assert "core.public.nokey: 2 rows at the source, identical" in v.stdout
+    # damage the lake behind replication's back: validate names the keys
+    lake.run("sql", "UPDATE core.public.acc SET owner = 'evil' WHERE id = 3")
+    lake.run("sql", "DELETE FROM core.public.acc WHERE id = 7")
+    v = lake.run("validate", "--source", "core", "--table", "public.acc", check=False)
+    assert v.returncode == 1
+    assert "row (id=3) differs" in v.stdout and "row (id=7) only in the source" in v.stdout
+    assert "2 differing rows" in v.stdout
+    v = lake.run("validate", "--source", "core", "--table", "public.nope", check=False)
+    assert v.returncode == 1 and "no replicated table public.nope" in v.stderr
