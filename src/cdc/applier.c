@@ -1303,6 +1303,7 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
         any_load |= ap->tables[i]->n_loads > 0;
     if (!ap->n_txn_batch && !ap->n_kv && !any_load && !ap->checkpoint)
         return 0;
+    int64_t t_start = now_ms();
     struct arena *a = ap->batch;
     struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
@@ -1368,6 +1369,8 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
     }
     if (rc)
         return rc;
+    log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms", ap->o.source,
+              ap->n_txn_batch, ap->n_changes_batch, n_tc, (long long)(now_ms() - t_start));
     if (checkpoint_out && ap->checkpoint)
         *checkpoint_out = arena_strdup(out_arena, ap->checkpoint);
     if (ap->n_txn_batch)

@@ -54,6 +54,7 @@ struct pgsrc {
     uint64_t catchup_target;   /* 0: not catching up */
     bool in_txn, skip_txn;
     uint64_t txn_commit_lsn;
+    uint64_t last_end;         /* end of the last transaction received */
     int64_t last_status_ms;
     struct arena *msg;         /* lifetime: one message */
 };
@@ -761,6 +762,7 @@ static int on_message(struct pgsrc *s, const uint8_t *data, size_t len, struct l
         char pos[32], ck[32];
         snprintf(pos, sizeof pos, "%" PRIu64, m.u.commit.commit_lsn);
         pgoutput_lsn_format(m.u.commit.end_lsn, ck, sizeof ck);
+        s->last_end = m.u.commit.end_lsn;
         return cdc_applier_commit(s->ap, pos, ck, err);
     }
     case PGO_RELATION:
@@ -855,9 +857,10 @@ static int stream(struct pgsrc *s, struct loch_err *err)
                            PQerrorMessage(s->repl));
             break;
         }
-        /* no data right now */
-        if (!s->in_txn && cdc_applier_pending(s->ap) &&
-            (cdc_applier_flush_due(s->ap) || stopping(s) || s->catchup_target))
+        /* no data right now: flush when due, when stopping, or when catching up and
+         * everything up to the target has arrived */
+        bool at_target = s->catchup_target && (s->last_end >= s->catchup_target || s->server_end >= s->catchup_target);
+        if (!s->in_txn && cdc_applier_pending(s->ap) && (cdc_applier_flush_due(s->ap) || stopping(s) || at_target))
             rc = flush(s, err);
         if (rc)
             break;
