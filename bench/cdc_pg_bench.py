@@ -102,7 +102,7 @@ def main():
             print(f"  {acc_line[-1].strip()}")
 
         # 2. streaming under TPC-B at full speed
-        proc = src.start()
+        proc = src.start()  # LOCH_LOG=debug in the environment shows each flush
         rss, stop = [], threading.Event()
         th = threading.Thread(target=rss_sampler, args=(proc.pid, rss, stop))
         th.start()
@@ -113,6 +113,9 @@ def main():
         stop.set()
         th.join()
         rc, err = src.stop(proc)
+        fl = [int(l.rsplit(" in ", 1)[1].split()[0]) for l in err.splitlines() if "flushed" in l and " ms" in l]
+        if fl:
+            print(f"  flushes (LOCH_LOG=debug): {len(fl)}, duration p50 {statistics.median(fl)} ms, max {max(fl)} ms")
         ls = lags(lake, f"{src.name}.public.pgbench_history_changes")
         print(f"streaming: TPC-B {a.clients} clients {a.stream_seconds} s: {tps[0] if tps else '?'}; "
               f"{len(ls)} transactions; lag p50 {statistics.median(ls):.3f} s, p99 {pct(ls, 99):.3f} s "

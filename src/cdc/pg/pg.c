@@ -834,8 +834,6 @@ static int stream(struct pgsrc *s, struct loch_err *err)
                 rc = on_message(s, f.payload, f.payload_len, err);
                 arena_reset(s->msg);
             } else if (!rc && f.kind == 'k') {
-                log_debug("source %s: keepalive wal_end %" PRIX64 " reply %d", s->src->name, f.wal_end,
-                          f.reply_requested);
                 if (f.wal_end > s->server_end)
                     s->server_end = f.wal_end;
                 asked = false;
