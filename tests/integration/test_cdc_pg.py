@@ -359,3 +359,52 @@ def test_status_and_validate(source, lake):
     assert "2 differing rows" in v.stdout
     v = lake.run("validate", "--source", "core", "--table", "public.nope", check=False)
     assert v.returncode == 1 and "no replicated table public.nope" in v.stderr
+
+
+def test_source_restart_reconnects(source, lake):
+    source.execute("CREATE TABLE r (id int PRIMARY KEY, v int)", "INSERT INTO r VALUES (1, 1)")
+    p = source.start()
+    try:
+        wait_for(lambda: lake.run("tables", check=False).stdout.count("core.public.r\n") > 0)
+        source.server.restart()                     # drops loch's connections
+        source.execute("INSERT INTO r SELECT g, g FROM generate_series(2, 100) g")
+        wait_for(lambda: lake.sql("SELECT count(*) AS n FROM core.public.r")[0]["n"] == 100, timeout=60)
+        source.execute("UPDATE r SET v = -v")
+        wait_for(lambda: lake.sql("SELECT sum(v) AS s FROM core.public.r")[0]["s"] == -5050, timeout=60)
+    finally:
+        rc, err = source.stop(p)
+    assert rc == 0, err
+    assert "reconnecting" in err
+
+
+def test_new_and_dropped_tables_while_replicating(source, lake):
+    source.execute("CREATE TABLE first (id int PRIMARY KEY)", "INSERT INTO first VALUES (1)")
+    p = source.start()
+    try:
+        wait_for(lambda: lake.run("tables", check=False).stdout.count("core.public.first\n") > 0)
+        source.execute("CREATE TABLE second (id int PRIMARY KEY, v text)",
+                       "INSERT INTO second SELECT g, 'v' || g FROM generate_series(1, 300) g")
+        with source.conn() as c:                    # changes while it is being discovered and copied
+            for i in range(1, 50):
+                c.execute("UPDATE second SET v = 'w' || id WHERE id = %s", (i,))
+                c.execute("DELETE FROM second WHERE id = %s", (300 - i,))
+                time.sleep(0.05)
+        source.execute("DROP TABLE first")
+        source.execute("INSERT INTO second VALUES (1000, 'late')")
+        want = [tuple(r) for r in source.rows("SELECT id, v FROM second ORDER BY id")]
+        def same():
+            try:
+                return lake_rows(lake, "core.public.second", ["id", "v"], "id") == want
+            except AssertionError:
+                return False
+        wait_for(same, timeout=60)
+    finally:
+        rc, err = source.stop(p)
+    assert rc == 0, err
+    assert "new table public.second" in err and "public.first is gone" in err
+    # the dropped table's lake tables stay, as history
+    assert lake.sql("SELECT id FROM core.public.first") == [{"id": 1}]
+    # a table created while loch is stopped is loaded by the next run
+    source.execute("CREATE TABLE third (id int PRIMARY KEY)", "INSERT INTO third VALUES (3)")
+    source.catch_up()
+    assert lake.sql("SELECT id FROM core.public.third") == [{"id": 3}]

@@ -55,7 +55,9 @@ struct pgsrc {
     bool in_txn, skip_txn;
     uint64_t txn_commit_lsn;
     uint64_t last_end;         /* end of the last transaction received */
-    int64_t last_status_ms;
+    int64_t last_status_ms, last_poll_ms;
+    char **known;              /* "schema.table" of the tables replicated in this session */
+    size_t n_known;
     struct arena *msg;         /* lifetime: one message */
 };
 
@@ -597,6 +599,76 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
     return rc;
 }
 
+/* ---- tables that appear or go while replicating ---- */
+
+static bool lake_has(struct pgsrc *s, const struct srctab *t, struct arena *a)
+{
+    struct catalog_table ct;
+    struct loch_err e;
+    return catalog_load_table(s->r->cat, arena_printf(a, "%s.%s", s->src->name, t->schema), t->name, a, &ct, &e) == 0;
+}
+
+static void remember(struct pgsrc *s, struct srctab *t, size_t n)
+{
+    s->known = arena_alloc(s->arena, (n + 1) * sizeof *s->known);
+    for (size_t i = 0; i < n; i++)
+        s->known[i] = arena_printf(s->arena, "%s.%s", t[i].schema, t[i].name);
+    s->n_known = n;
+}
+
+/* Loads the selected tables the lake does not have yet (created at the source since the
+ * last run, or while this one runs): they are published first, so every change after
+ * that reaches the stream; the copy is staged at the current stream position and the
+ * changes replayed over it converge to the source (inserts replace rows of the same key).
+ * Tables that left the source are forgotten. */
+static int sync_tables(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    int rc = 0;
+    bool any_new = false;
+    for (size_t i = 0; i < n && !any_new; i++)
+        any_new = !lake_has(s, &t[i], a);
+    if (any_new)
+        rc = setup_publications(s, t, n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (lake_has(s, &t[i], a))
+            continue;
+        log_info("source %s: new table %s.%s: loading it", s->src->name, t[i].schema, t[i].name);
+        rc = load_table(s, s->sql, &t[i], err);
+        if (!t[i].has_key && !rc)
+            log_warn("source %s: %s.%s has no key: rows inserted while it was being copied may appear twice",
+                     s->src->name, t[i].schema, t[i].name);
+    }
+    for (size_t k = 0; k < s->n_known && !rc; k++) {
+        bool still = false;
+        for (size_t i = 0; i < n && !still; i++)
+            still = !strcmp(s->known[k], arena_printf(a, "%s.%s", t[i].schema, t[i].name));
+        if (still)
+            continue;
+        char *dot = strchr(s->known[k], '.');
+        char *sch = arena_strndup(a, s->known[k], (size_t)(dot - s->known[k]));
+        log_info("source %s: table %s is gone from the source (or the selection)", s->src->name, s->known[k]);
+        rc = cdc_applier_drop_table(s->ap, sch, dot + 1, err);
+    }
+    if (!rc)
+        remember(s, t, n);
+    arena_free(a);
+    return rc;
+}
+
+static int poll_tables(struct pgsrc *s, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct srctab *t;
+    size_t n;
+    int rc = list_tables(s, a, &t, &n, err);
+    if (!rc)
+        rc = sync_tables(s, t, n, err);
+    arena_free(a);
+    s->last_poll_ms = mono_ms();
+    return rc;
+}
+
 /* ---- streaming ---- */
 
 static int send_status(struct pgsrc *s, bool reply, struct loch_err *err)
@@ -870,6 +942,8 @@ static int stream(struct pgsrc *s, struct loch_err *err)
             break;
         }
         int64_t now = mono_ms();
+        if (!s->in_txn && now - s->last_poll_ms >= 5000 && (rc = poll_tables(s, err)))
+            break;
         if (now - s->last_status_ms >= 10000 || (s->catchup_target && !asked && !s->in_txn)) {
             /* ask for a keepalive: its wal_end tells whether we are caught up */
             rc = send_status(s, s->catchup_target != 0, err);
@@ -949,6 +1023,8 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
     bool have = !rc && cdc_applier_checkpoint(s->r->cat, s->src->name, a, &ck, &e2) == 0 && ck;
     if (!rc && !have) {
         rc = initial_sync(s, t, n, err);
+        if (!rc)
+            remember(s, t, n);
     } else if (!rc) {
         if (!pgoutput_lsn_parse(ck, &s->resume_lsn))
             rc = loch_errf(err, LOCH_ECORRUPT, "source %s: checkpoint \"%s\" is not an LSN", s->src->name, ck);
@@ -965,9 +1041,13 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
             rc = LOCH_ECONFIG; /* retrying cannot fix it */
         }
         /* Tables are declared by the stream's Relation messages, which describe them as
-         * of each change (the catalog now may be ahead of the resume position). */
+         * of each change (the catalog now may be ahead of the resume position); only
+         * tables the lake lacks are loaded here. */
+        if (!rc)
+            rc = sync_tables(s, t, n, err);
     }
     arena_free(a);
+    s->last_poll_ms = mono_ms();
     if (!rc)
         rc = stream(s, err);
     return rc;
