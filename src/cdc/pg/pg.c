@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -548,6 +549,364 @@ static int drop_slot(struct pgsrc *s, struct loch_err *err)
     return rc;
 }
 
+/* ---- parallel full load: readers COPY into chunk files, the applier loads them ----
+ *
+ * LOAD_READERS connections import the slot's snapshot and take tables in turn; each COPY
+ * is cut into CSV chunk files of LOAD_CHUNK bytes handed to the calling thread, which
+ * turns them into Parquet through the applier while the readers go on reading (so the
+ * source read and the Parquet write overlap, for one big table as for many). At most
+ * LOAD_QUEUE chunks wait, which bounds the disk used. */
+#define LOAD_READERS 2
+#define LOAD_CHUNK (48LL << 20)
+#define LOAD_QUEUE 4
+
+struct ltable {
+    const struct srctab *st;
+    struct cdc_table t;
+    char *copy_sql;
+    int64_t est, rows, bytes, loaded;
+    int chunks_out, chunks_done;
+    bool read_done;
+    double t0;
+};
+
+struct lchunk {
+    size_t table;
+    char *path;
+    int64_t rows;
+};
+
+struct loader {
+    struct pgsrc *s;
+    const char *snap, *dir;
+    struct ltable *lt;
+    size_t n, next;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct lchunk q[LOAD_QUEUE];
+    size_t q_len;
+    int active;                /* readers still running */
+    int seq;
+    bool failed;
+    struct loch_err err;
+};
+
+static bool load_abort(struct loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    bool f = L->failed || stopping(L->s);
+    pthread_mutex_unlock(&L->mu);
+    return f;
+}
+
+static void load_fail(struct loader *L, const struct loch_err *e)
+{
+    pthread_mutex_lock(&L->mu);
+    if (!L->failed) {
+        L->failed = true;
+        L->err = *e;
+    }
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+}
+
+static bool push_chunk(struct loader *L, size_t table, char *path, int64_t rows, bool last)
+{
+    pthread_mutex_lock(&L->mu);
+    while (L->q_len == LOAD_QUEUE && !L->failed && !stopping(L->s))
+        pthread_cond_wait(&L->cv, &L->mu);
+    bool ok = !L->failed && !stopping(L->s);
+    if (ok) {
+        L->q[L->q_len++] = (struct lchunk){table, path, rows};
+        L->lt[table].chunks_out++;
+    } else {
+        unlink(path);
+        free(path);
+    }
+    if (last)
+        L->lt[table].read_done = true;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    return ok;
+}
+
+static char *chunk_path(struct loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    int k = L->seq++;
+    pthread_mutex_unlock(&L->mu);
+    return xasprintf("%s/%s-load-%d.csv", L->dir, L->s->src->name, k);
+}
+
+static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
+{
+    struct pgsrc *s = L->s;
+    struct ltable *lt = &L->lt[ti];
+    PGresult *r = PQexec(c, lt->copy_sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        return q_fail(s, r, "reading a table for the full load", err);
+    PQclear(r);
+    int rc = 0;
+    char *path = chunk_path(L);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    int64_t chunk = 0, rows = 0;
+    char *line;
+    int n;
+    while ((n = PQgetCopyData(c, &line, 0)) > 0) {
+        if (!rc && fwrite(line, 1, (size_t)n, f) != (size_t)n)
+            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        PQfreemem(line);
+        chunk += n;
+        rows++;
+        pthread_mutex_lock(&L->mu);
+        lt->rows++;
+        lt->bytes += n;
+        pthread_mutex_unlock(&L->mu);
+        if (!rc && chunk >= LOAD_CHUNK) {
+            if (fclose(f))
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            f = NULL;
+            if (!rc && !push_chunk(L, ti, path, rows, false))
+                rc = LOCH_ECANCELED;
+            path = NULL;
+            chunk = rows = 0;
+            if (!rc) {
+                path = chunk_path(L);
+                if (!(f = fopen(path, "w")))
+                    rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            }
+        }
+        if (rc || load_abort(L)) {
+            PQrequestCancel(c);
+            if (!rc)
+                rc = LOCH_ECANCELED;
+        }
+    }
+    if (n == -2 && !rc)
+        rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, lt->st->schema,
+                       lt->st->name, PQerrorMessage(c));
+    while ((r = PQgetResult(c))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+            rc = q_fail(s, r, "reading a table for the full load", err);
+        else
+            PQclear(r);
+    }
+    if (f && fclose(f) && !rc)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    if (path) {
+        if (!rc && !push_chunk(L, ti, path, rows, true))
+            rc = LOCH_ECANCELED;
+        else if (rc) {
+            unlink(path);
+            free(path);
+        }
+    } else if (!rc) {
+        push_chunk(L, ti, NULL, 0, true);
+    }
+    return rc;
+}
+
+static void *reader_main(void *arg)
+{
+    struct loader *L = arg;
+    struct pgsrc *s = L->s;
+    struct loch_err err;
+    loch_err_clear(&err);
+    PGconn *c = NULL;
+    int rc = connect_pg(s, false, &c, &err);
+    if (!rc)
+        rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", &err);
+    if (!rc) {
+        struct buf b = {0};
+        buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
+        buf_sql_str(&b, L->snap);
+        rc = run(s, c, b.data, "importing the slot's snapshot", &err);
+        buf_free(&b);
+    }
+    while (!rc) {
+        pthread_mutex_lock(&L->mu);
+        size_t ti = L->next < L->n && !L->failed ? L->next++ : L->n;
+        pthread_mutex_unlock(&L->mu);
+        if (ti == L->n)
+            break;
+        rc = read_table(L, c, ti, &err);
+    }
+    if (c)
+        PQfinish(c);
+    if (rc && rc != LOCH_ECANCELED)
+        load_fail(L, &err);
+    pthread_mutex_lock(&L->mu);
+    L->active--;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+static void load_progress(struct loader *L, bool final)
+{
+    double now = util_mono_s();
+    pthread_mutex_lock(&L->mu);
+    for (size_t i = 0; i < L->n; i++) {
+        struct ltable *lt = &L->lt[i];
+        bool done = lt->read_done && lt->chunks_done == lt->chunks_out;
+        if (!lt->t0 || (final ? false : (done && lt->est < 0)))
+            continue;
+        double el = now - lt->t0 > 1e-3 ? now - lt->t0 : 1e-3, rate = lt->rows / el;
+        if (done) {
+            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s (done)\n", L->s->src->name,
+                    lt->st->schema, lt->st->name, lt->loaded, lt->bytes / 1e6, lt->loaded / el);
+            lt->est = -1; /* printed */
+        } else if (!final) {
+            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s, %" PRId64 " in the lake",
+                    L->s->src->name, lt->st->schema, lt->st->name, lt->rows, lt->bytes / 1e6, rate, lt->loaded);
+            if (lt->est > lt->rows && rate > 0)
+                fprintf(stderr, ", ETA %.0f s", (lt->est - lt->rows) / rate);
+            fprintf(stderr, "\n");
+        }
+    }
+    pthread_mutex_unlock(&L->mu);
+}
+
+static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, size_t n, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct loader L = {0};
+    L.s = s;
+    L.snap = snap;
+    L.n = n;
+    L.dir = arena_printf(a, "%s/spill", s->r->cfg->state_dir);
+    L.lt = arena_alloc(a, (n + 1) * sizeof *L.lt);
+    pthread_mutex_init(&L.mu, NULL);
+    pthread_cond_init(&L.cv, NULL);
+    int rc = util_mkdirs(L.dir, err);
+    /* describe and declare every table first (catalog look-ups run on the main connection) */
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct ltable *lt = &L.lt[i];
+        enum pg_conv *conv;
+        lt->st = &t[i];
+        rc = describe(s, &t[i], a, &lt->t, &conv, err);
+        if (!rc)
+            rc = cdc_applier_table(s->ap, &lt->t, err);
+        if (rc)
+            break;
+        struct buf q = {0};
+        buf_puts(&q, "COPY (SELECT ");
+        for (size_t k = 0; k < lt->t.n_columns; k++)
+            buf_printf(&q, "%s%s", k ? ", " : "", pg_copy_expr(conv[k], qid(a, lt->t.columns[k].name), a));
+        buf_printf(&q, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", qid(a, t[i].schema), qid(a, t[i].name));
+        lt->copy_sql = arena_strdup(a, q.data);
+        buf_free(&q);
+        char est[256];
+        snprintf(est, sizeof est, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %u", t[i].oid);
+        PGresult *r = PQexec(s->sql, est);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            lt->est = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        lt->t0 = 0;
+    }
+    if (rc) {
+        arena_free(a);
+        return rc;
+    }
+    int readers = n < LOAD_READERS ? (int)n : LOAD_READERS;
+    pthread_t th[LOAD_READERS];
+    L.active = readers;
+    double t0 = util_mono_s();
+    for (size_t i = 0; i < n; i++)
+        L.lt[i].t0 = t0;
+    for (int i = 0; i < readers; i++)
+        pthread_create(&th[i], NULL, reader_main, &L);
+    double last = t0;
+    for (;;) {
+        pthread_mutex_lock(&L.mu);
+        while (!L.q_len && L.active && !L.failed) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&L.cv, &L.mu, &ts);
+            if (s->r->progress && util_mono_s() - last >= 1.0)
+                break;
+        }
+        bool have = L.q_len > 0 && !L.failed;
+        struct lchunk c = {0};
+        if (have) {
+            c = L.q[0];
+            memmove(L.q, L.q + 1, (L.q_len - 1) * sizeof *L.q);
+            L.q_len--;
+            pthread_cond_broadcast(&L.cv);
+        }
+        bool finished = !L.q_len && !L.active;
+        bool failed = L.failed;
+        pthread_mutex_unlock(&L.mu);
+        if (have && !rc) {
+            struct ltable *lt = &L.lt[c.table];
+            int64_t got = 0;
+            if (c.path) {
+                struct buf sel = {0};
+                buf_puts(&sel, "SELECT * FROM read_csv(");
+                buf_sql_str(&sel, c.path);
+                buf_puts(&sel, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', "
+                               "quote = '\"', escape = '\"', new_line = '\\n', parallel = true, columns = {");
+                for (size_t k = 0; k < lt->t.n_columns; k++)
+                    buf_printf(&sel, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
+                buf_puts(&sel, "})");
+                if (c.rows > 0)
+                    rc = cdc_applier_load(s->ap, &lt->t, sel.data, &got, err);
+                buf_free(&sel);
+                unlink(c.path);
+                free(c.path);
+                if (!rc && got != c.rows)
+                    rc = loch_errf(err, LOCH_EINTERNAL, "loading %s.%s: a chunk of %" PRId64 " rows gave %" PRId64,
+                                   lt->st->schema, lt->st->name, c.rows, got);
+            }
+            pthread_mutex_lock(&L.mu);
+            lt->loaded += got;
+            lt->chunks_done++;
+            pthread_mutex_unlock(&L.mu);
+            if (rc) {
+                struct loch_err e = *err;
+                load_fail(&L, &e);
+            }
+        } else if (have) {
+            unlink(c.path);
+            free(c.path);
+        }
+        if (s->r->progress && (util_mono_s() - last >= 1.0 || finished)) {
+            load_progress(&L, false);
+            last = util_mono_s();
+        }
+        if (finished || (failed && !L.active))
+            break;
+        if (stopping(s)) {
+            pthread_mutex_lock(&L.mu);
+            pthread_cond_broadcast(&L.cv);
+            pthread_mutex_unlock(&L.mu);
+        }
+    }
+    for (int i = 0; i < readers; i++)
+        pthread_join(th[i], NULL);
+    for (size_t i = 0; i < L.q_len; i++) { /* left over after a failure */
+        if (L.q[i].path) {
+            unlink(L.q[i].path);
+            free(L.q[i].path);
+        }
+    }
+    if (!rc && L.failed) {
+        *err = L.err;
+        rc = err->code ? err->code : LOCH_EINTERNAL;
+    }
+    if (!rc && stopping(s))
+        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
+    if (!rc && s->r->progress)
+        load_progress(&L, true);
+    pthread_cond_destroy(&L.cv);
+    pthread_mutex_destroy(&L.mu);
+    arena_free(a);
+    return rc;
+}
+
 /* ---- initial sync: slot with exported snapshot, then every table ---- */
 
 static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
@@ -570,23 +929,7 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
     char *snap = arena_strdup(s->arena, PQgetvalue(r, 0, 2));
     PQclear(r);
     log_info("source %s: created slot %s at %s; full load from snapshot %s", s->src->name, s->slot, cp, snap);
-    PGconn *c;
-    if ((rc = connect_pg(s, false, &c, err)))
-        return rc;
-    rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", err);
-    if (!rc) {
-        struct buf b = {0};
-        buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
-        buf_sql_str(&b, snap);
-        rc = run(s, c, b.data, "importing the slot's snapshot", err);
-        buf_free(&b);
-    }
-    for (size_t i = 0; i < n && !rc && !stopping(s); i++)
-        rc = load_table(s, c, &t[i], err);
-    if (!rc && stopping(s))
-        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
-    run(s, c, "COMMIT", "ending the snapshot transaction", NULL);
-    PQfinish(c);
+    rc = parallel_load(s, snap, t, n, err);
     if (rc)
         return rc;
     /* the loaded files and the stream's start position become durable together */
