@@ -26,7 +26,7 @@
 #include "iceberg/table.h"
 #include "sink/sink.h"
 
-#define KV_MAX 64
+#define KV_MAX 1024
 
 /* In-batch map: key text -> latest after image, so an unchanged (TOASTed) value can be
  * taken from an earlier change of the same flush. Chained, newest first, so a rollback

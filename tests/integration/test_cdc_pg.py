@@ -466,3 +466,34 @@ def test_many_small_transactions(source, lake):
     assert lake_rows(lake, "core.public.s", ["id", "v"], "id") == [
         tuple(r) for r in source.rows("SELECT id, v FROM s ORDER BY id")]
     assert lake.sql("SELECT count(DISTINCT _txid) AS n FROM core.public.s_changes") == [{"n": 2000 + 667}]
+
+
+def test_interrupted_full_load_resumes_by_key(source, lake):
+    import sqlite3
+    source.execute("CREATE TABLE huge (id int PRIMARY KEY, v int NOT NULL, pad text)",
+                   "INSERT INTO huge SELECT g, 0, repeat('x', 200) FROM generate_series(1, 1200000) g",
+                   "CREATE TABLE nk (a int, b text)", "INSERT INTO nk SELECT g, 'b' FROM generate_series(1, 1000) g")
+    p = source.start()
+    db = lake.root / "state" / "catalog.db"
+
+    def progress():
+        with sqlite3.connect(db) as c:
+            r = c.execute("SELECT value FROM loch_kv WHERE key = 'cdc.core.load.public.huge'").fetchone()
+        return r and r[0] != '"done"' and r[0]
+    try:
+        first = wait_for(progress, timeout=120, interval=0.05)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    # changes after the snapshot, to rows already loaded and rows not loaded yet
+    source.execute("UPDATE huge SET v = 1 WHERE id % 100000 = 7", "DELETE FROM huge WHERE id % 250000 = 3",
+                   "INSERT INTO huge VALUES (2000000, 5, 'late')", "INSERT INTO nk VALUES (-1, 'late')")
+    r = source.catch_up(timeout=600)
+    assert "continuing the full load after key" in r.stderr, r.stderr
+    assert f"after key {first}" in r.stderr
+    got = lake.sql("SELECT count(*) AS n, count(DISTINCT id) AS d, sum(v) AS s FROM core.public.huge")[0]
+    want = source.rows("SELECT count(*), count(DISTINCT id), sum(v) FROM huge")[0]
+    assert (got["n"], got["d"], got["s"]) == tuple(want)
+    assert lake.sql("SELECT count(*) AS n FROM core.public.nk") == [{"n": 1001}]
+    v = lake.run("validate", "--source", "core", check=False)
+    assert v.returncode == 0, v.stdout
