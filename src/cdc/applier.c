@@ -170,7 +170,12 @@ static void sfx(struct buf *b, int no)
 static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err *err)
 {
     sfx(b, no);
-    return execb(ap, b, err);
+    int64_t t0 = now_ms();
+    char head[72];
+    snprintf(head, sizeof head, "%s", b->data);
+    int rc = execb(ap, b, err);
+    log_debug("applier: %lld ms: %s", (long long)(now_ms() - t0), head);
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -726,7 +731,11 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
 static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, const char *sql, struct arena *a,
                       struct iceberg_data_file *f, struct loch_err *err)
 {
-    return sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+    int64_t t0 = now_ms();
+    int rc = sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+    log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name, changes ? " changes" : "",
+              (long long)f->record_count);
+    return rc;
 }
 
 static void add_load(struct cdc_applier *ap, struct atable *at, const struct iceberg_data_file *f)
@@ -1227,7 +1236,10 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
             buf_puts(&b, ")");
         }
         sfx(&b, no);
+        int64_t t0 = now_ms();
         rc = sink_write_deletes(ap->conn, ap->st, at->md, b.data, a, &p->del, err);
+        log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
+                  (long long)p->del.record_count);
         buf_free(&b);
     }
     /* 5. the new live rows, in _rn order (their positions in the file) */

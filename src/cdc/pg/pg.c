@@ -1625,6 +1625,9 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
         .position_type = {ICEBERG_LONG, 0, 0, 0},
         .flush_interval_ms = r->cfg->flush_interval_ms,
     };
+    /* Catching up is for throughput, not latency: flush by size and at the target only. */
+    if (r->catch_up)
+        o.flush_interval_ms = 3600 * 1000;
     int rc = 0;
     int backoff_ms = 500;
     bool first = true;
