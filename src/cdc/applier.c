@@ -350,6 +350,28 @@ static int load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *e
     return 0;
 }
 
+/* Metadata files past the catalog's pointer are orphans of a writer that died between
+ * writing them and its catalog commit (kill -9 during a flush). We hold the table's
+ * writer lock, so no live writer owns them; the next commit needs their version number. */
+static void remove_orphans(struct cdc_applier *ap, const struct iceberg_metadata *m, const char *loc)
+{
+    const char *slash = strrchr(loc, '/');
+    long v = slash && slash[1] == 'v' ? strtol(slash + 2, NULL, 10) : -1;
+    for (long k = 1; v > 0 && k <= 64; k++) {
+        char *uri = xasprintf("%s/metadata/v%ld.metadata.json", m->location, v + k);
+        int64_t size;
+        struct loch_err e;
+        bool there = store_size(ap->st, uri, &size, &e) == 0;
+        if (there) {
+            log_warn("removing %s: written by a flush that never committed", uri);
+            store_delete(ap->st, uri, &e);
+        }
+        free(uri);
+        if (!there)
+            break;
+    }
+}
+
 static int create_lake_table(struct cdc_applier *ap, const char *ns, const char *name,
                              const struct iceberg_schema *s, struct loch_err *err)
 {
@@ -664,6 +686,10 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     arena_free(a);
     if (!rc)
         rc = load_md(ap, at, err);
+    if (!rc && fresh) {
+        remove_orphans(ap, at->md, at->loc);
+        remove_orphans(ap, at->cmd, at->cloc);
+    }
     if (!rc)
         rc = evolve_one(ap, at, false, err);
     if (!rc)
