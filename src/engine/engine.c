@@ -964,6 +964,8 @@ bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct en
         v->len = 0;
     }
     return true;
+}
+
 /* ---- appenders ---- */
 struct engine_appender {
     duckdb_appender app;
