@@ -1103,18 +1103,6 @@ bool cdc_applier_flush_due(const struct cdc_applier *ap)
 
 /* ---- flush ---- */
 
-static void keycols(struct buf *b, struct atable *at, const char *alias, const char *prefix, bool new_key)
-{
-    for (size_t k = 0; k < at->n_key; k++) {
-        if (k)
-            buf_puts(b, ", ");
-        if (new_key)
-            buf_printf(b, "%s%sc%zu", alias ? alias : "", alias ? "." : "", at->key[k]);
-        else
-            buf_printf(b, "%s%s%s%zu", alias ? alias : "", alias ? "." : "", prefix, k);
-    }
-}
-
 static void keymatch(struct buf *b, struct atable *at, const char *l, const char *lp, bool lnew, const char *r,
                      const char *rp, bool rnew)
 {
@@ -1238,8 +1226,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
         buf_puts(&b, "_seq, true FROM __ty WHERE _op IN ('I', 'U')");
         rc = execs(ap, &b, no, err);
         if (!rc) {
-            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT row_number() OVER (ORDER BY t._seq) - 1 AS _rn, "
-                         "t.* FROM __ty t JOIN (SELECT ");
+            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT t.* FROM __ty t JOIN (SELECT ");
             for (size_t k = 0; k < at->n_key; k++)
                 buf_printf(&b, "k%zu, ", k);
             buf_puts(&b, "max(_seq) AS _ms FROM __ev GROUP BY ALL) m ON ");
@@ -1248,8 +1235,8 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
             rc = execs(ap, &b, no, err);
         }
     } else if (!rc) {
-        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT row_number() OVER (ORDER BY _seq) - 1 AS _rn, * "
-                   "FROM __ty WHERE _op = 'I' AND _seq > %lld", (long long)at->trunc_seq);
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT * FROM __ty WHERE _op = 'I' AND _seq > %lld",
+                   (long long)at->trunc_seq);
         rc = execs(ap, &b, no, err);
     }
     /* 4. position deletes of indexed rows whose key was touched (all on truncate) */
@@ -1268,12 +1255,12 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
                   (long long)p->del.record_count);
         buf_free(&b);
     }
-    /* 5. the new live rows, in _rn order (their positions in the file) */
+    /* 5. the new live rows (in any order: the index reads their positions back from the file) */
     const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
     if (!rc) {
         buf_puts(&b, "SELECT ");
         select_cols(&b, at, s, "c", s->n_fields, a);
-        buf_puts(&b, " FROM __lv ORDER BY _rn");
+        buf_puts(&b, " FROM __lv");
         sfx(&b, no);
         rc = write_file(ap, at, false, b.data, a, &p->data, err);
         buf_free(&b);
@@ -1337,8 +1324,15 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, struct pendi
         buf_sql_str(&b, lp ? lp : p->data.path);
         free(lp);
         buf_printf(&b, "); INSERT INTO idx_%d SELECT ", no);
-        keycols(&b, at, NULL, NULL, true);
-        buf_printf(&b, "%s%d, _rn FROM __lv; ", at->n_key ? ", " : "", fid);
+        for (size_t k = 0; k < at->n_key; k++) {
+            buf_sql_ident(&b, at->t.columns[at->key[k]].name);
+            buf_puts(&b, ", ");
+        }
+        buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
+        char *lp2 = store_local_path(ap->st, p->data.path);
+        buf_sql_str(&b, lp2 ? lp2 : p->data.path);
+        free(lp2);
+        buf_puts(&b, ", file_row_number = true); ");
     }
     buf_printf(&b, "DELETE FROM stg_%d; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
                "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv", no);
