@@ -1,5 +1,5 @@
-/* serve.c: `loch serve`: the SQL (pgwire) listener and, later, HTTP and background
- * replication, until SIGINT or SIGTERM. Not for protocol code (server/). */
+/* serve.c: `loch serve`: the SQL (pgwire) listener, HTTP and background replication of
+ * every configured source, until SIGINT or SIGTERM. Not for protocol code (server/). */
 #include "cmd/cmd.h"
 
 #include <pthread.h>
