@@ -403,6 +403,28 @@ static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, s
     struct iceberg_schema *cur = iceberg_schema_copy(a, iceberg_metadata_current_schema(m));
     bool changed = false;
     int rc = 0;
+    /* A renamed column (seen first after a restart, so no stream message told the old
+     * name): a source column the lake lacks, where the lake has a column at the same
+     * place that the source lacks, of the same type. Renaming keeps the field id, so old
+     * files keep their values (and a key keeps its identity). */
+    for (size_t i = 0; i < at->t.n_columns && i < cur->n_fields && !rc; i++) {
+        const struct cdc_column *c = &at->t.columns[i];
+        const struct iceberg_field *f = &cur->fields[i];
+        if (iceberg_schema_find(cur, c->name) || !iceberg_type_equal(&f->type, &c->type))
+            continue;
+        bool in_source = false;
+        for (size_t k = 0; k < at->t.n_columns && !in_source; k++)
+            in_source = !strcmp(at->t.columns[k].name, f->name);
+        if (in_source || (changes && f->name[0] == '_'))
+            continue;
+        struct iceberg_schema *next = NULL;
+        log_info("%s.%s: column %s is now %s", at->ns, name, f->name, c->name);
+        rc = iceberg_schema_rename_column(a, cur, f->name, c->name, &next, err);
+        if (next) {
+            cur = next;
+            changed = true;
+        }
+    }
     for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
         const struct cdc_column *c = &at->t.columns[i];
         const struct iceberg_field *f = iceberg_schema_find(cur, c->name);
@@ -599,10 +621,20 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
         buf_sql_str(&b, lp ? lp : scan->data[i].path);
         buf_printf(&b, "); INSERT INTO idx_%d SELECT ", at->no);
         for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, "%s, ", qi(a, at->t.columns[at->key[k]].name));
+            buf_printf(&b, "k%zu, ", k);
         buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
         buf_sql_str(&b, lp ? lp : scan->data[i].path);
-        buf_puts(&b, ", file_row_number = true)");
+        /* key columns by field id: files written before a rename carry the old name */
+        buf_puts(&b, at->n_key ? ", file_row_number = true, schema = MAP {" : ", file_row_number = true");
+        const struct iceberg_schema *cur = iceberg_metadata_current_schema(at->md);
+        for (size_t k = 0; k < at->n_key; k++) {
+            const struct iceberg_field *f = iceberg_schema_find(cur, at->t.columns[at->key[k]].name);
+            char duck[64];
+            buf_printf(&b, "%s%d: {name: 'k%zu', type: ", k ? ", " : "", f ? f->id : -1, k);
+            buf_sql_str(&b, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
+            buf_puts(&b, ", default_value: NULL}");
+        }
+        buf_puts(&b, at->n_key ? "})" : ")");
         if (scan->n_deletes) {
             buf_puts(&b, " WHERE file_row_number NOT IN (SELECT pos FROM __loch_dl WHERE file_path = ");
             buf_sql_str(&b, scan->data[i].path);
