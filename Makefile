@@ -3,6 +3,7 @@ CC      ?= cc
 SANITIZE ?=
 PKGS    := libpq sqlite3 jansson yaml-0.1 libmicrohttpd libcurl libxml-2.0 openssl zlib avro-c libmariadb
 DUCK    := third_party/duckdb
+NA      := third_party/nanoarrow
 ifeq ($(SANITIZE),1)
 BUILD   := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -12,10 +13,20 @@ SANFLAGS :=
 endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter \
-           -Isrc -isystem $(DUCK)/include $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           -Isrc -isystem $(DUCK)/include $(NA_INC) $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := -L$(abspath $(DUCK)/lib) -Wl,-rpath,$(abspath $(DUCK)/lib) -lduckdb \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
 LDFLAGS += $(SANFLAGS)
+
+# nanoarrow's C library + the flatcc runtime (Arrow IPC), fetched by scripts/setup into
+# third_party/nanoarrow. Not our code: built with their own relaxed flags (no -Werror),
+# still with $(SANFLAGS) so sanitizer builds link.
+NA_INC  := -isystem $(NA)/config -isystem $(NA)/src -isystem $(NA)/flatcc/include
+NA_SRC  := $(addprefix $(NA)/src/nanoarrow/common/,array.c schema.c utils.c array_stream.c) \
+           $(addprefix $(NA)/src/nanoarrow/ipc/,codecs.c encoder.c writer.c decoder.c reader.c) \
+           $(addprefix $(NA)/flatcc/src/runtime/,builder.c emitter.c refmap.c verifier.c)
+NA_OBJ  := $(NA_SRC:%.c=$(BUILD)/na/%.o)
+NA_LIB  := $(BUILD)/libnanoarrow.a
 
 SRC     := $(shell find src -name '*.c' | sort)
 LIB_SRC := $(filter-out src/loch.c,$(SRC))
@@ -33,16 +44,24 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+$(BUILD)/na/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -fPIC -w $(NA_INC) $(SANFLAGS) -c -o $@ $<
+
+$(NA_LIB): $(NA_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/libloch.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/loch: $(BUILD)/obj/src/loch.o $(BUILD)/libloch.a
+$(BUILD)/loch: $(BUILD)/obj/src/loch.o $(BUILD)/libloch.a $(NA_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libloch.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libloch.a $(NA_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libloch.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libloch.a $(NA_LIB) $(LDLIBS) -lcmocka
 
 unit: setup $(BUILD)/loch $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -66,7 +85,7 @@ fuzz: setup
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "== $$n"; \
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Isrc -isystem $(DUCK)/include \
-	    $(shell pkg-config --cflags $(PKGS)) $$f $(LIB_SRC) -o build/fuzz/$$n $(LDLIBS) -llmdb; done
+	    $(NA_INC) $(shell pkg-config --cflags $(PKGS)) $$f $(LIB_SRC) $(NA_SRC) -o build/fuzz/$$n $(LDLIBS) -llmdb; done
 
 clean:
 	rm -rf build

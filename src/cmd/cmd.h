@@ -16,6 +16,7 @@ struct app {
     struct catalog *cat;
     struct store *st;
     struct engine *eng;
+    bool confine;             /* set before app_open: the engine may touch only the lake's folders */
 };
 
 /* Loads the config, opens catalog and store, and the engine when with_engine. Prints

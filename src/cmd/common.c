@@ -24,7 +24,16 @@ int app_open(struct app *app, bool with_engine)
     if (!rc)
         rc = store_open(app->cfg->warehouse, &app->st, &err);
     if (!rc && with_engine) {
-        struct engine_options o = {app->cfg->threads, app->cfg->query_memory_mb, NULL};
+        struct engine_options o = {app->cfg->threads, app->cfg->query_memory_mb, NULL, NULL};
+        const char *dirs[4] = {NULL, NULL, app->cfg->state_dir, NULL};
+        if (app->confine) {
+            /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
+            dirs[0] = arena_printf(app->a, "%s/", app->st->root);
+            char *local = store_local_path(app->st, dirs[0]);
+            dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
+            free(local);
+            o.confine_to = dirs;
+        }
         rc = engine_open(&o, &app->eng, &err);
     }
     if (rc) {

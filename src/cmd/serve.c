@@ -26,6 +26,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    app->confine = true; /* clients' SQL reaches no file outside the lake */
     if (app_open(app, true))
         return 1;
     struct loch_err err;

@@ -8,16 +8,17 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/util.h"
 
-/* A row mask: the deleted positions of one data file, as bits. A slot is live while
- * bits != NULL; gen changes each time the slot is reused, so a stale id never reads
- * another statement's mask. */
+/* A row mask: the deleted positions of one data file, as bits, shared by every session
+ * (it depends only on the files in its key). A slot is live while bits != NULL; gen
+ * changes each time the slot is reused, so a stale id never reads another mask. */
 struct mask_slot {
     uint64_t *bits;
     uint64_t nrows;
     uint32_t gen;
-    const struct engine_conn *owner;
     char *key;    /* what the mask was built from; a build with the same key reuses it */
+    _Atomic int64_t last_used_ms;
 };
 
 struct engine {
@@ -26,6 +27,7 @@ struct engine {
     struct mask_slot *masks;
     size_t n_masks;
     uint64_t id;
+    bool confined; /* configuration locked: no per-connection SET */
 };
 
 static _Atomic uint64_t next_engine_id = 1;
@@ -42,6 +44,36 @@ struct engine_rows {
 };
 
 static int register_keep(struct engine *e, struct loch_err *err);
+
+/* Locks file access to dirs (see engine_options.confine_to). */
+static int confine(struct engine *e, const char *const *dirs, struct loch_err *err)
+{
+    struct buf q = {0};
+    buf_puts(&q, "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL allowed_directories = [");
+    for (size_t i = 0; dirs[i]; i++) {
+        if (i)
+            buf_puts(&q, ", ");
+        size_t n = strlen(dirs[i]);
+        char *dir = xasprintf("%s%s", dirs[i], n && dirs[i][n - 1] == '/' ? "" : "/");
+        buf_sql_str(&q, dir);
+        free(dir);
+    }
+    buf_puts(&q, "]; SET GLOBAL enable_external_access = false; SET GLOBAL lock_configuration = true");
+    duckdb_connection con;
+    if (duckdb_connect(e->db, &con) != DuckDBSuccess) {
+        buf_free(&q);
+        return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
+    }
+    duckdb_result r;
+    int rc = 0;
+    if (duckdb_query(con, q.data, &r) != DuckDBSuccess)
+        rc = loch_errf(err, LOCH_EENGINE, "cannot confine DuckDB to the lake's folders: %s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&con);
+    buf_free(&q);
+    e->confined = rc == 0;
+    return rc;
+}
 
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err)
 {
@@ -88,6 +120,10 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         duckdb_destroy_result(&r);
         duckdb_disconnect(&con);
     }
+    if (o && o->confine_to && (rc = confine(e, o->confine_to, err)) != 0) {
+        engine_close(e);
+        return rc;
+    }
     e->id = next_engine_id++;
     *out = e;
     return 0;
@@ -115,8 +151,9 @@ int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *
         free(c);
         return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
     }
-    /* Timestamps with time zone print in UTC whatever the machine's zone. */
-    int rc = engine_exec(c, "SET TimeZone = 'UTC'", err);
+    /* Timestamps with time zone print in UTC whatever the machine's zone (a confined
+     * engine set that globally before locking its configuration). */
+    int rc = e->confined ? 0 : engine_exec(c, "SET TimeZone = 'UTC'", err);
     if (rc) {
         engine_disconnect(c);
         return rc;
@@ -130,7 +167,6 @@ void engine_disconnect(struct engine_conn *c)
     if (!c)
         return;
     duckdb_disconnect(&c->con);
-    engine_masks_clear(c);
     free(c);
 }
 
@@ -418,17 +454,27 @@ static int64_t mask_id(const struct engine *e, size_t slot)
     return (int64_t)(((uint64_t)e->masks[slot].gen << 32) | slot);
 }
 
+/* Under the masks lock (either mode): the live slot built from key for nrows rows. */
+static int mask_find(struct engine *e, const char *key, uint64_t nrows)
+{
+    for (size_t i = 0; i < e->n_masks; i++)
+        if (e->masks[i].bits && e->masks[i].nrows == nrows && !strcmp(e->masks[i].key, key))
+            return (int)i;
+    return -1;
+}
+
 int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
                       int64_t *id_out, struct loch_err *err)
 {
     struct engine *e = c->e;
     pthread_rwlock_rdlock(&e->masks_lock);
-    for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c && e->masks[i].nrows == nrows && !strcmp(e->masks[i].key, key)) {
-            *id_out = mask_id(e, i);
-            pthread_rwlock_unlock(&e->masks_lock);
-            return 0;
-        }
+    int hit = mask_find(e, key, nrows);
+    if (hit >= 0) {
+        e->masks[hit].last_used_ms = util_now_ms();
+        *id_out = mask_id(e, (size_t)hit);
+        pthread_rwlock_unlock(&e->masks_lock);
+        return 0;
+    }
     pthread_rwlock_unlock(&e->masks_lock);
 
     duckdb_result r;
@@ -457,6 +503,14 @@ int engine_mask_build(struct engine_conn *c, const char *key, const char *positi
     duckdb_destroy_result(&r);
 
     pthread_rwlock_wrlock(&e->masks_lock);
+    hit = mask_find(e, key, nrows); /* another session may have built it meanwhile */
+    if (hit >= 0) {
+        free(bits);
+        e->masks[hit].last_used_ms = util_now_ms();
+        *id_out = mask_id(e, (size_t)hit);
+        pthread_rwlock_unlock(&e->masks_lock);
+        return 0;
+    }
     size_t slot = 0;
     while (slot < e->n_masks && e->masks[slot].bits)
         slot++;
@@ -468,39 +522,40 @@ int engine_mask_build(struct engine_conn *c, const char *key, const char *positi
     m->bits = bits;
     m->nrows = nrows;
     m->gen++;
-    m->owner = c;
     m->key = xstrdup(key);
+    m->last_used_ms = util_now_ms();
     *id_out = mask_id(e, slot);
     pthread_rwlock_unlock(&e->masks_lock);
     return 0;
 }
 
-void engine_masks_clear(struct engine_conn *c)
+/* Drops the masks last used before cutoff_ms (all when cutoff_ms is INT64_MAX). */
+static void masks_drop(struct engine *e, int64_t cutoff_ms)
 {
-    struct engine *e = c->e;
     pthread_rwlock_wrlock(&e->masks_lock);
     for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c) {
+        if (e->masks[i].bits && e->masks[i].last_used_ms < cutoff_ms) {
             free(e->masks[i].bits);
             free(e->masks[i].key);
             e->masks[i].bits = NULL;
             e->masks[i].key = NULL;
-            e->masks[i].owner = NULL;
         }
     pthread_rwlock_unlock(&e->masks_lock);
 }
 
-void engine_masks_trim(struct engine_conn *c, size_t max_bytes)
+void engine_masks_clear(struct engine_conn *c) { masks_drop(c->e, INT64_MAX); }
+
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes, int64_t idle_ms)
 {
     struct engine *e = c->e;
     size_t total = 0;
     pthread_rwlock_rdlock(&e->masks_lock);
     for (size_t i = 0; i < e->n_masks; i++)
-        if (e->masks[i].bits && e->masks[i].owner == c)
+        if (e->masks[i].bits)
             total += (size_t)(e->masks[i].nrows / 64 + 1) * sizeof(uint64_t);
     pthread_rwlock_unlock(&e->masks_lock);
     if (total > max_bytes)
-        engine_masks_clear(c);
+        masks_drop(e, util_now_ms() - idle_ms);
 }
 
 /* ---- Prepared statements and streamed results ---- */
@@ -520,6 +575,7 @@ struct engine_chunk {
     uint64_t **valid;
     const struct engine_col *cols;
     const duckdb_type *phys; /* per column: the stored integer width (ints, decimals) */
+    const int *units;        /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
 };
 
 struct engine_stream {
@@ -531,6 +587,7 @@ struct engine_stream {
     struct engine_chunk ch;
     int *units;     /* per column: 0 µs, 1 s, 2 ms, 3 ns (timestamps) */
     duckdb_type *phys;
+    duckdb_arrow_options arrow; /* made by engine_stream_arrow_schema */
     duckdb_data_chunk *buffered; /* engine_stream_buffer: the rest of the result */
     size_t n_buffered, next_buffered;
     bool is_buffered;
@@ -776,6 +833,7 @@ static struct engine_stream *stream_make(duckdb_result *res)
     s->ch.valid = xcalloc(s->n_cols ? s->n_cols : 1, sizeof *s->ch.valid);
     s->ch.cols = s->cols;
     s->ch.phys = s->phys;
+    s->ch.units = s->units;
     return s;
 }
 
@@ -841,17 +899,6 @@ int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struc
         s->ch.data[i] = duckdb_vector_get_data(v);
         s->ch.valid[i] = duckdb_vector_get_validity(v);
     }
-    /* Timestamps in s/ms/ns become µs here, so readers see one unit. */
-    for (size_t i = 0; i < s->n_cols; i++) {
-        if (!s->units[i])
-            continue;
-        int64_t *d = s->ch.data[i];
-        for (size_t r = 0; r < s->ch.n_rows; r++) {
-            if (d[r] == INT64_MAX || d[r] == -INT64_MAX)
-                continue;
-            d[r] = s->units[i] == 1 ? d[r] * 1000000 : s->units[i] == 2 ? d[r] * 1000 : d[r] / 1000;
-        }
-    }
     *out = &s->ch;
     return 0;
 }
@@ -886,6 +933,8 @@ void engine_stream_free(struct engine_stream *s)
     free(s->buffered);
     if (s->ch.dc)
         duckdb_destroy_data_chunk(&s->ch.dc);
+    if (s->arrow)
+        duckdb_destroy_arrow_options(&s->arrow);
     if (s->owned)
         duckdb_destroy_result(&s->own);
     free(s->ch.data);
@@ -897,6 +946,48 @@ void engine_stream_free(struct engine_stream *s)
 }
 
 size_t engine_chunk_rows(const struct engine_chunk *ch) { return ch->n_rows; }
+
+/* An error DuckDB's Arrow conversion reported (consumes e), or 0. */
+static int arrow_error(duckdb_error_data e, const char *what, struct loch_err *err)
+{
+    if (!e)
+        return 0;
+    int rc = 0;
+    if (duckdb_error_data_has_error(e)) {
+        const char *m = duckdb_error_data_message(e);
+        rc = loch_errf(err, LOCH_EQUERY, "cannot convert %s to Arrow: %s", what, m ? m : "unknown error");
+        loch_err_hint(err, "ask for application/json or text/csv instead");
+    }
+    duckdb_destroy_error_data(&e);
+    return rc;
+}
+
+int engine_stream_arrow_schema(struct engine_stream *s, struct ArrowSchema *out, struct loch_err *err)
+{
+    if (!s->arrow)
+        s->arrow = duckdb_result_get_arrow_options(s->res);
+    size_t n = s->n_cols;
+    duckdb_logical_type *types = xcalloc(n ? n : 1, sizeof *types);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        types[i] = duckdb_column_logical_type(s->res, i);
+        names[i] = s->cols[i].name ? s->cols[i].name : "";
+    }
+    int rc = arrow_error(duckdb_to_arrow_schema(s->arrow, types, names, n, out), "the result's columns", err);
+    for (size_t i = 0; i < n; i++)
+        duckdb_destroy_logical_type(&types[i]);
+    free(types);
+    free(names);
+    return rc;
+}
+
+int engine_chunk_to_arrow(struct engine_stream *s, struct engine_chunk *ch, struct ArrowArray *out,
+                          struct loch_err *err)
+{
+    if (!s->arrow)
+        s->arrow = duckdb_result_get_arrow_options(s->res);
+    return arrow_error(duckdb_data_chunk_to_arrow(s->arrow, ch->dc, out), "a chunk of rows", err);
+}
 
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v)
 {
@@ -945,7 +1036,17 @@ bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct en
         break;
     }
     case ENGINE_T_DATE: v->i = ((int32_t *)d)[row]; break;
-    case ENGINE_T_TIME: case ENGINE_T_TIMESTAMP: case ENGINE_T_TIMESTAMPTZ: v->i = ((int64_t *)d)[row]; break;
+    case ENGINE_T_TIME: case ENGINE_T_TIMESTAMPTZ: v->i = ((int64_t *)d)[row]; break;
+    case ENGINE_T_TIMESTAMP: {
+        /* Timestamps in s/ms/ns become µs here, so readers see one unit. The chunk itself
+         * keeps DuckDB's unit: engine_chunk_to_arrow hands it on with its own type. */
+        int64_t t = ((int64_t *)d)[row];
+        int unit = ch->units[col];
+        if (unit && t != INT64_MAX && t != -INT64_MAX)
+            t = unit == 1 ? t * 1000000 : unit == 2 ? t * 1000 : t / 1000;
+        v->i = t;
+        break;
+    }
     case ENGINE_T_INTERVAL: {
         duckdb_interval iv = ((duckdb_interval *)d)[row];
         v->months = iv.months;

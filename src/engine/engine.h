@@ -17,6 +17,10 @@ struct engine_options {
     int threads;            /* 0 = DuckDB default (all cores) */
     int64_t memory_mb;      /* 0 = DuckDB default */
     const char *temp_dir;   /* spill folder; NULL = DuckDB default */
+    /* NULL, or a NULL-terminated list of folders: every file DuckDB reads or writes must
+     * then lie below one of them (allowed_directories, external access off), and the
+     * configuration is locked so no statement can undo it. Sessions keep UTC. */
+    const char *const *confine_to;
 };
 
 struct engine;       /* one per process: a DuckDB in-memory database */
@@ -49,17 +53,18 @@ int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows
 /* Row masks apply position deletes inside DuckDB: engine_mask_build runs positions_sql
  * (one BIGINT column: deleted row positions of one data file, 0-based, below nrows) and
  * returns an id; in SQL `loch_keep(id, file_row_number)` is then false for those rows.
- * key names what the positions come from (data file + its delete files): a later build
- * on c with the same key and nrows returns the existing mask without running the query.
- * A mask belongs to c and lives until engine_masks_clear / engine_masks_trim drop it or
- * c is disconnected; a statement that uses a dropped mask fails (never reads another). */
+ * key names what the positions come from (data file + its delete files, which never
+ * change): masks are shared by all connections of the engine, and a later build with the
+ * same key and nrows returns the existing mask without running the query. A statement
+ * that uses a dropped mask fails with "expired" (it never reads another mask). */
 int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
                       int64_t *id_out, struct loch_err *err);
-/* Drops every mask of c. No statement of c that uses them may still be running. */
+/* Drops every mask of the engine. No running statement may use them. */
 void engine_masks_clear(struct engine_conn *c);
-/* Drops every mask of c when together they take more than max_bytes; for the start of a
- * statement, so masks are reused across statements but do not grow without bound. */
-void engine_masks_trim(struct engine_conn *c, size_t max_bytes);
+/* When the engine's masks take more than max_bytes, drops those unused for idle_ms; for
+ * the start of a statement, so memory stays bounded while running statements (which
+ * touched their masks when their views were made) keep theirs. */
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes, int64_t idle_ms);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 
@@ -168,6 +173,23 @@ int engine_stream_buffer(struct engine_stream *s, struct loch_err *err);
 size_t engine_chunk_rows(const struct engine_chunk *ch);
 /* Reads (col, row) into *v; false for SQL NULL. */
 bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v);
+
+/* ---- Streamed results as Arrow (the C data interface:
+ * https://arrow.apache.org/docs/format/CDataInterface.html) ----
+ * DuckDB converts; the session's settings decide the details (time zone UTC, so
+ * TIMESTAMPTZ is timestamp[us, tz=UTC]; DECIMAL is decimal128; VARCHAR is utf8). */
+struct ArrowSchema;
+struct ArrowArray;
+
+/* The schema of s's rows: a struct with one child per column. *out (caller-allocated) is
+ * the caller's to release (out->release(out)); on error it is left unset and the result
+ * is LOCH_EQUERY with DuckDB's message. */
+int engine_stream_arrow_schema(struct engine_stream *s, struct ArrowSchema *out, struct loch_err *err);
+/* The rows of ch (a chunk of s) as one struct array matching engine_stream_arrow_schema.
+ * *out owns copies of the data: it outlives ch and is the caller's to release. Errors as
+ * engine_stream_arrow_schema. */
+int engine_chunk_to_arrow(struct engine_stream *s, struct engine_chunk *ch, struct ArrowArray *out,
+                          struct loch_err *err);
 
 /* ---- appenders: fast row loading into a table (CDC staging) ---- */
 struct engine_appender;

@@ -3,8 +3,9 @@
  * Not for moving the catalog pointer (catalog/) or encoding Avro (manifest.c).
  *
  * Commit protocol (spec "Commits", "Sequence Numbers"): every object is written under a
- * fresh name; the metadata file v<N+1>.metadata.json is created with STORE_NO_OVERWRITE,
- * so of two writers racing from the same base exactly one wins; the loser gets EEXIST. */
+ * fresh name; the metadata file v<N+1>.metadata.json is created with STORE_NO_OVERWRITE
+ * (the next free version when a killed writer left v<N+1> behind). Of two writers racing
+ * from the same base, the catalog's compare-and-swap on the pointer lets exactly one win. */
 #include "iceberg/table.h"
 
 #include <inttypes.h>
@@ -139,7 +140,13 @@ int iceberg_table_load(struct store *s, const char *metadata_location, struct ar
     return rc;
 }
 
-static int put_metadata(struct store *s, const struct iceberg_metadata *m, long version,
+/* Writes m as metadata version `version` (or, when that name is taken, the next free one
+ * up to MAX_VERSION_SKIP further: a writer killed between writing its metadata file and
+ * the catalog commit leaves an orphan that must not block the table forever). Which of
+ * two racing writers wins is decided by the catalog's compare-and-swap, not by the name. */
+#define MAX_VERSION_SKIP 64
+
+static int put_metadata(struct store *s, const struct iceberg_metadata *m, long version, long max_skip,
                         struct arena *a, const char **out_location, struct loch_err *err)
 {
     struct buf json = {0};
@@ -148,14 +155,20 @@ static int put_metadata(struct store *s, const struct iceberg_metadata *m, long 
         buf_free(&json);
         return rc;
     }
-    const char *uri = arena_printf(a, "%s/metadata/v%ld.metadata.json", m->location, version);
-    rc = store_put(s, uri, json.data, json.len, STORE_NO_OVERWRITE, err);
+    const char *uri = NULL;
+    for (long v = version; v <= version + max_skip; v++) {
+        uri = arena_printf(a, "%s/metadata/v%ld.metadata.json", m->location, v);
+        rc = store_put(s, uri, json.data, json.len, STORE_NO_OVERWRITE, err);
+        if (rc != LOCH_EEXIST)
+            break;
+    }
     buf_free(&json);
     if (rc == LOCH_EEXIST) {
-        loch_errf(err, LOCH_EEXIST, "metadata version %ld of table %s was written by another writer",
-                  version, m->location);
+        loch_errf(err, LOCH_EEXIST, "metadata version%s %ld%s of table %s already exist%s", max_skip ? "s" : "",
+                  version, max_skip ? arena_printf(a, " to %ld", version + max_skip) : "", m->location,
+                  max_skip ? "" : "s");
         loch_err_detail(err, "%s already exists", uri);
-        return loch_err_hint(err, "reload the table and retry the change");
+        return loch_err_hint(err, "remove unreferenced metadata files with: loch maintain");
     }
     if (rc)
         return rc;
@@ -166,7 +179,27 @@ static int put_metadata(struct store *s, const struct iceberg_metadata *m, long 
 int iceberg_table_create(struct store *s, struct iceberg_metadata *m, struct arena *a,
                          const char **out_location, struct loch_err *err)
 {
-    return put_metadata(s, m, 1, a, out_location, err);
+    /* A location that already holds metadata (a dropped table's files, which stay until
+     * maintenance, or a create that crashed before its catalog entry) is left alone: the
+     * new table gets a location of its own beside it. */
+    const char *base = m->location;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        const char *v1 = arena_printf(a, "%s/metadata/v1.metadata.json", m->location);
+        int64_t size;
+        struct loch_err probe;
+        loch_err_clear(&probe);
+        int rc = store_size(s, v1, &size, &probe);
+        if (rc == LOCH_ENOENT) {
+            rc = put_metadata(s, m, 1, 0, a, out_location, err);
+            if (rc != LOCH_EEXIST)
+                return rc;
+        } else if (rc) {
+            *err = probe;
+            return rc;
+        }
+        m->location = arena_printf(a, "%s-%08llx", base, (unsigned long long)(util_random_id() & 0xffffffffu));
+    }
+    return loch_errf(err, LOCH_EEXIST, "no free location for a new table at %s", base);
 }
 
 int iceberg_table_write_hint(struct store *s, const struct iceberg_metadata *m,
@@ -661,7 +694,7 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
         long v = metadata_version(c->base_location);
         if (v < 0)
             v = (long)c->base->n_metadata_log + 1;
-        rc = put_metadata(s, m, v + 1, a, out_location, err);
+        rc = put_metadata(s, m, v + 1, MAX_VERSION_SKIP, a, out_location, err);
     }
     if (rc) {
         /* Nothing references these objects: remove them, best effort. */

@@ -17,8 +17,11 @@
 int iceberg_table_load(struct store *s, const char *metadata_location, struct arena *a,
                        struct iceberg_metadata **out, struct loch_err *err);
 
-/* Writes the first metadata file (v1, no snapshot) of a new table at location.
- * *out_location (in a) is the metadata file URI to create in the catalog. */
+/* Writes the first metadata file (v1, no snapshot) of a new table at m->location.
+ * *out_location (in a) is the metadata file URI to create in the catalog. When that
+ * location already holds metadata (a dropped table's files, a create that crashed before
+ * its catalog entry), the table gets its own location beside it, m->location + "-<8 hex>",
+ * and m->location is updated: write data files after this call. */
 int iceberg_table_create(struct store *s, struct iceberg_metadata *m, struct arena *a,
                          const char **out_location, struct loch_err *err);
 

@@ -330,9 +330,10 @@ static const char *select_tag(struct arena *a, struct engine_rows *r)
     return arena_printf(a, "SELECT %zu", engine_rows_count(r));
 }
 
-/* Row masks (position deletes as bitmaps) are kept per session and reused by later
- * statements on the same table state, up to this much memory. */
+/* Row masks (position deletes as bitmaps) are shared by all sessions and reused while a
+ * table state lasts; past this much memory, those unused for MASK_IDLE_MS go. */
 #define MASK_BUDGET ((size_t)256 << 20)
+#define MASK_IDLE_MS (15 * 60 * 1000)
 
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
 {
@@ -349,7 +350,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
-        engine_masks_trim(s->conn, MASK_BUDGET);
+        engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
         bool handled = false, admin = session_is_admin(s);
@@ -467,7 +468,7 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
         loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
         return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
     }
-    engine_masks_trim(s->conn, MASK_BUDGET);
+    engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
     if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
         struct stmt *stmts;
         size_t n, bad;

@@ -171,7 +171,7 @@ struct made {
     char *ident, *location;
     int64_t snapshot;
     bool positional;
-    bool masked; /* reads row masks of the connection that made it: made again per statement */
+    bool masked; /* reads row masks: made again per statement, which keeps its masks in use (see engine_masks_trim) */
 };
 static struct made *made;
 static size_t n_made;

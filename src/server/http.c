@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/arrow_ipc.h"
 #include "server/history.h"
 #include "server/metrics.h"
 #include "server/pgwire_types.h"
@@ -219,14 +220,23 @@ static char *authenticate(struct MHD_Connection *c, struct worker *w, enum MHD_R
 
 /* ---- POST /v1/sql ---- */
 
-enum out_format { OUT_JSON, OUT_CSV };
+enum out_format { OUT_JSON, OUT_CSV, OUT_ARROW };
+
+#define ARROW_STREAM_TYPE "application/vnd.apache.arrow.stream"
+
+static const char *content_type(enum out_format f)
+{
+    return f == OUT_CSV ? "text/csv; charset=utf-8" : f == OUT_ARROW ? ARROW_STREAM_TYPE : "application/json";
+}
 
 struct run {
     enum out_format fmt;
     struct arena *a;   /* lifetime: one statement's rendering */
     json_t *result;    /* JSON: the last statement's result */
-    struct buf csv;    /* CSV: the last statement's result */
+    struct buf csv;    /* CSV or Arrow IPC: the last statement's result */
     int64_t rows;
+    bool emit_failed;  /* Arrow: the last result could not be written */
+    struct loch_err emit_err;
 };
 
 static bool is_decimal_type(const char *t) { return !strncmp(t, "DECIMAL", 7); }
@@ -289,11 +299,37 @@ static int64_t tag_count(const char *tag)
     return *end ? 0 : v;
 }
 
+/* The last statement's result as an Arrow IPC stream in r->csv (no columns when it has
+ * no result set). */
+static int emit_arrow(struct run *r, const struct query_result *res, struct loch_err *err)
+{
+    buf_reset(&r->csv);
+    if (!res->rows)
+        return arrow_ipc_empty(&r->csv, err);
+    struct engine_stream *es = engine_stream_rows(res->rows);
+    struct arrow_ipc *w = NULL;
+    struct engine_chunk *ch = NULL;
+    int rc = arrow_ipc_begin(&r->csv, es, &w, err);
+    while (!rc && !(rc = engine_stream_next(es, &ch, err)) && ch)
+        rc = arrow_ipc_chunk(w, ch, err);
+    if (!rc)
+        rc = arrow_ipc_end(w, err);
+    arrow_ipc_free(w);
+    engine_stream_free(es);
+    return rc;
+}
+
 static int emit(void *ctx, const struct query_result *res)
 {
     struct run *r = ctx;
     arena_reset(r->a);
     r->rows = tag_count(res->tag);
+    if (r->fmt == OUT_ARROW) {
+        /* query_run's emit cannot fail with a message: a conversion error (not expected:
+         * the columns were made Arrow-friendly by engine_prepare's rules) is kept here. */
+        r->emit_failed = emit_arrow(r, res, &r->emit_err) != 0;
+        return 0;
+    }
     if (r->fmt == OUT_CSV) {
         buf_reset(&r->csv);
         if (!res->rows)
@@ -406,22 +442,65 @@ static bool watchdog_stop(struct watchdog *w)
     return w->fired;
 }
 
-/* The format the Accept header asks for; -1 after queueing a 406. */
+/* The format one media range of an Accept header names, or -1. */
+static int range_format(const char *r, size_t n)
+{
+    static const struct {
+        const char *range;
+        int fmt;
+    } known[] = {
+        {"application/json", OUT_JSON}, {"*/*", OUT_JSON}, {"application/*", OUT_JSON},
+        {"text/csv", OUT_CSV}, {"text/*", OUT_CSV}, {ARROW_STREAM_TYPE, OUT_ARROW},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i].range) == n && !strncasecmp(r, known[i].range, n))
+            return known[i].fmt;
+    return -1;
+}
+
+/* The format the Accept header asks for (RFC 9110 section 12.5.1: of the media ranges loch
+ * can produce, the one with the highest q, the first listed on a tie; q=0 means "not
+ * this"); -1 after queueing a 406. */
 static int pick_format(struct MHD_Connection *c, enum MHD_Result *sent)
 {
     const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    if (!acc || !*acc || strstr(acc, "application/json") || strstr(acc, "*/*") || strstr(acc, "application/*"))
+    if (!acc || !acc[strspn(acc, " \t")])
         return OUT_JSON;
-    if (strstr(acc, "text/csv") || strstr(acc, "text/*"))
-        return OUT_CSV;
-    if (strstr(acc, "application/vnd.apache.arrow.stream")) {
-        *sent = fail(c, LOCH_ENOTACCEPT, "Arrow IPC results are not available in this build",
-                     "ask for application/json or text/csv; loch has no Arrow IPC writer yet");
-        return -1;
+    int best = -1;
+    double best_q = 0;
+    for (const char *p = acc; *p;) {
+        size_t len = strcspn(p, ","); /* one element: range *( ";" parameter ) */
+        const char *next = p[len] ? p + len + 1 : p + len;
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        size_t rlen = strcspn(p, ";, \t");
+        if (rlen > len)
+            rlen = len;
+        double q = 1;
+        for (size_t i = rlen; i < len; i++) {
+            if (p[i] != ';')
+                continue;
+            size_t j = i + 1;
+            while (j < len && (p[j] == ' ' || p[j] == '\t'))
+                j++;
+            if (j + 1 < len && (p[j] == 'q' || p[j] == 'Q') && p[j + 1] == '=') {
+                char *e;
+                q = strtod(p + j + 2, &e);
+                if (e == p + j + 2 || e > p + len || q < 0 || q > 1)
+                    q = 0; /* a malformed weight: do not pick this range */
+            }
+        }
+        int f = range_format(p, rlen);
+        if (f >= 0 && q > best_q) {
+            best = f;
+            best_q = q;
+        }
+        p = next;
     }
-    *sent = fail(c, LOCH_ENOTACCEPT, "cannot produce any of the types in the Accept header",
-                 "accept application/json (the default) or text/csv");
-    return -1;
+    if (best < 0)
+        *sent = fail(c, LOCH_ENOTACCEPT, "cannot produce any of the types in the Accept header",
+                     "accept application/json (the default), text/csv or " ARROW_STREAM_TYPE);
+    return best;
 }
 
 /* The "sql" member of a JSON body (*sql malloc'd), or *sql NULL after queueing a 400. */
@@ -547,6 +626,7 @@ struct stream {
     struct engine_stream *es;
     struct engine_chunk *ch; /* current chunk; NULL at the end */
     size_t row;              /* next row of ch */
+    struct arrow_ipc *ipc;   /* Arrow: the IPC writer, appending to out */
     size_t n_cols;
     struct buf out, tmp;     /* bytes produced, not yet handed to MHD; scratch */
     size_t out_off;
@@ -640,9 +720,39 @@ static void stream_timeout_error(struct stream *x, int rc)
     }
 }
 
+/* Arrow: one record batch per chunk (DuckDB's vector size, 2048 rows), then the
+ * end-of-stream marker. A failure midway leaves the stream without its end, so readers
+ * report it cut short (the chunked transfer fails too) instead of reading fewer rows. */
+static void stream_fill_arrow(struct stream *x, size_t max)
+{
+    while (x->out.len - x->out_off < max && x->phase < 2) {
+        int rc;
+        if (x->ch) {
+            rc = arrow_ipc_chunk(x->ipc, x->ch, &x->err);
+            if (!rc) {
+                x->rows += (int64_t)engine_chunk_rows(x->ch);
+                rc = engine_stream_next(x->es, &x->ch, &x->err);
+            }
+        } else {
+            rc = arrow_ipc_end(x->ipc, &x->err);
+            x->phase = 2;
+        }
+        if (rc) {
+            stream_timeout_error(x, rc);
+            x->failed = true;
+            x->ch = NULL;
+            x->phase = 2;
+        }
+    }
+}
+
 /* Produces up to about `max` bytes more into x->out. */
 static void stream_fill(struct stream *x, size_t max)
 {
+    if (x->fmt == OUT_ARROW) {
+        stream_fill_arrow(x, max);
+        return;
+    }
     while (x->out.len - x->out_off < max && x->phase < 2) {
         if (x->phase == 0) {
             stream_header(x);
@@ -667,18 +777,32 @@ static void stream_fill(struct stream *x, size_t max)
     }
 }
 
+/* Bytes of x->out not to send yet. An Arrow IPC stream ends with a marker, but readers
+ * (pyarrow among them) also take the end of input after a whole message as the end of
+ * the stream; so the last byte produced waits until the stream has ended well, and a
+ * stream that fails midway always stops inside a message, which every reader reports. */
+static size_t stream_held(const struct stream *x)
+{
+    return x->fmt == OUT_ARROW && (x->phase < 2 || x->failed) ? 1 : 0;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct stream *x = cls;
-    if (x->out.len == x->out_off) {
-        buf_reset(&x->out);
-        x->out_off = 0;
-        stream_fill(x, max);
+    size_t pending = x->out.len - x->out_off;
+    if (pending <= stream_held(x) && x->phase < 2) {
+        if (x->out_off) {
+            memmove(x->out.data, x->out.data + x->out_off, pending);
+            x->out.len = pending;
+            x->out_off = 0;
+        }
+        stream_fill(x, max + stream_held(x));
     }
-    size_t n = x->out.len - x->out_off;
+    pending = x->out.len - x->out_off;
+    size_t n = pending > stream_held(x) ? pending - stream_held(x) : 0;
     if (n == 0)
-        return x->failed && x->fmt == OUT_CSV ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        return x->failed && x->fmt != OUT_JSON ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     if (n > max)
         n = max;
     memcpy(buf, x->out.data + x->out_off, n);
@@ -697,6 +821,7 @@ static void stream_free(void *cls)
         x->failed = true;
         loch_errf(&x->err, LOCH_ECANCELED, "the client closed the connection before the end of the result");
     }
+    arrow_ipc_free(x->ipc);
     engine_stream_free(x->es);
     engine_stmt_free(x->st);
     session_close(x->s, x->qs);
@@ -726,6 +851,10 @@ static enum MHD_Result stream_sql(struct http_server *s, struct MHD_Connection *
         rc = engine_execute(x->st, &x->es, &x->err);
     if (!rc) /* the first chunk: most errors show here, before the status line goes out */
         rc = engine_stream_next(x->es, &x->ch, &x->err);
+    if (!rc && fmt == OUT_ARROW) { /* the schema message too: a type Arrow cannot carry is a 4xx */
+        rc = arrow_ipc_begin(&x->out, x->es, &x->ipc, &x->err);
+        x->phase = 1;
+    }
     if (rc) {
         stream_timeout_error(x, rc);
         x->failed = true;
@@ -741,8 +870,7 @@ static enum MHD_Result stream_sql(struct http_server *s, struct MHD_Connection *
         stream_free(x);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            fmt == OUT_CSV ? "text/csv; charset=utf-8" : "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(fmt));
     MHD_add_response_header(r, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
@@ -788,6 +916,10 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
     bool watching = !rc && wd.ms > 0 && watchdog_start(&wd);
     if (!rc)
         rc = query_run(qs, sql, emit, &r, &err);
+    if (!rc && r.emit_failed) {
+        err = r.emit_err;
+        rc = err.code;
+    }
     if (watching && watchdog_stop(&wd) && rc) {
         loch_errf(&err, LOCH_ECANCELED, "canceling statement due to statement timeout");
         loch_err_detail(&err, "the limit is %lld ms (query.timeout_ms)", (long long)wd.ms);
@@ -805,11 +937,15 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
         return send_error(c, &err);
     }
     arena_free(r.a);
-    if (r.fmt == OUT_CSV) {
+    if (r.fmt == OUT_ARROW && !r.csv.len && arrow_ipc_empty(&r.csv, &err) != 0) { /* no statements */
+        buf_free(&r.csv);
+        return send_error(c, &err);
+    }
+    if (r.fmt != OUT_JSON) {
         json_decref(r.result);
         size_t len = r.csv.len;
         char *text = buf_take(&r.csv);
-        return send_text(c, MHD_HTTP_OK, "text/csv; charset=utf-8", text ? text : xstrdup(""), text ? len : 0);
+        return send_text(c, MHD_HTTP_OK, content_type(r.fmt), text ? text : xstrdup(""), text ? len : 0);
     }
     if (!r.result) { /* no statements: an empty result */
         r.result = json_object();

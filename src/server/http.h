@@ -1,6 +1,8 @@
 /* http.h: loch's HTTP API on libmicrohttpd (a thread per connection):
  *   POST /v1/sql      body {"sql": "..."} with "Authorization: Bearer <token>"; results as
- *                     JSON (default), CSV (Accept: text/csv); Arrow IPC is refused (406)
+ *                     JSON (default), CSV (Accept: text/csv) or an Arrow IPC stream
+ *                     (Accept: application/vnd.apache.arrow.stream); the Accept type with
+ *                     the highest q wins, none loch makes is 406
  *   GET  /v1/queries  the caller's query history (?limit=N, newest first)
  *   GET  /metrics     Prometheus text (no authentication: counters only, no data)
  *   GET  /healthz     {"status":"ok"}
@@ -10,9 +12,11 @@
  * {"error":{"sqlstate","message","detail","hint"}} with the status of err.h's table.
  * One read statement (SELECT, WITH, ...) streams: rows go out as DuckDB produces them, so
  * a large result does not sit in memory; an error after rows have gone out ends a JSON
- * body with an "error" member instead of "tag", and cuts a CSV body short (the chunked
- * transfer fails). Scripts of several statements, and writes, answer when done with the
- * last statement's result.
+ * body with an "error" member instead of "tag", and cuts a CSV or Arrow body short (the
+ * chunked transfer fails; an Arrow stream stops inside a message). Arrow types are
+ * DuckDB's conversion (engine.h): decimal128, timestamp[us, tz=UTC], utf8, ... Scripts of
+ * several statements, and writes, answer when done with the last statement's result (in
+ * Arrow: a stream of no columns when it has no result set).
  * query.timeout_ms limits each request's statements (57014 when it passes).
  * Not for the PostgreSQL protocol (pgwire.h) nor SQL semantics (query/). */
 #ifndef LOCH_SERVER_HTTP_H

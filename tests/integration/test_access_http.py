@@ -224,13 +224,6 @@ def test_http_results_json_csv(server):
     assert j["rows"] == [[7]] and j["tag"] == "SELECT 1"
 
 
-def test_http_arrow_not_available(server):
-    admin = token_for(server.lake, "admin")
-    r = server.sql("SELECT 1", admin, accept="application/vnd.apache.arrow.stream")
-    assert r.status == 406
-    assert "Arrow" in r.json()["error"]["message"]
-
-
 def test_http_auth_and_deny(server):
     lake = server.lake
     load_accounts(lake)

@@ -190,3 +190,12 @@ def test_column_added_without_new_snapshot_is_readable_and_updatable(lake):
     assert "UPDATE 1" in lake.run("sql", "UPDATE bank.acc SET status = 'frozen' WHERE id = 2").stdout
     assert lake.sql("SELECT id, status FROM bank.acc ORDER BY id") == [{"id": 1, "status": None},
                                                                        {"id": 2, "status": "frozen"}]
+
+
+def test_drop_then_create_again(lake):
+    lake.run("sql", "CREATE TABLE core.public.t AS SELECT 1 AS x")
+    lake.run("sql", "DROP TABLE core.public.t")
+    lake.run("sql", "CREATE TABLE core.public.t AS SELECT 2 AS x")  # the old files stay beside it
+    assert lake.sql("SELECT x FROM core.public.t") == [{"x": 2}]
+    t = lake.catalog().load_table("core.public.t")
+    assert t.scan().to_arrow().to_pylist() == [{"x": 2}]

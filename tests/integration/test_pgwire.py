@@ -526,3 +526,23 @@ def test_suspended_portal_survives_another_statement(server, witness):
             break
     assert seen == [b"1", b"2", b"D", b"D", b"s", b"1", b"2", b"D", b"C", b"D", b"D", b"D", b"C", b"Z"], seen
     assert values == ["0", "1", "42", "2", "3", "4"]
+
+
+def test_server_sql_reaches_no_file_outside_the_lake(server, tmp_path):
+    """Even the administrator's SQL over the wire cannot read, write or attach files
+    outside the warehouse and state folders, nor unlock that; lake tables still read."""
+    load_accounts(server.lake)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    with server.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM bank.accounts").fetchone() == (3,)
+        for stmt in (f"SELECT * FROM read_csv('{outside}')",
+                     "SELECT * FROM read_csv('/etc/passwd')",
+                     f"COPY (SELECT 1) TO '{tmp_path}/leak.csv'",
+                     f"ATTACH '{tmp_path}/x.duckdb' AS x",
+                     "SET enable_external_access = true",
+                     "SET lock_configuration = false"):
+            with pytest.raises(psycopg.Error):
+                conn.execute(stmt)
+        assert not (tmp_path / "leak.csv").exists() and not (tmp_path / "x.duckdb").exists()
+        assert conn.execute("SELECT count(*) FROM bank.accounts").fetchone() == (3,)

@@ -1,6 +1,6 @@
 /* test_engine_mask.c: row masks (how position deletes are applied in DuckDB): the rows
- * a mask marks are dropped and no other, two connections' masks stay apart, and a mask
- * used after it was cleared fails instead of reading some other mask. */
+ * a mask marks are dropped and no other, masks are shared by key across connections,
+ * trimming drops only idle masks, and a dropped mask fails instead of reading another. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,42 +50,43 @@ static void test_mask_drops_exactly_the_marked_rows(void **state)
     snprintf(q, sizeof q, "SELECT count(*) FROM range(1000000, 1000100) t(i) WHERE loch_keep(%lld, i)", (long long)m);
     assert_int_equal(scalar(c, q), 100);
 
-    /* the same key on the same connection reuses the mask: the query is not run again */
+    /* the same key reuses the mask, from any connection: the query is not run again */
     int64_t again;
     assert_int_equal(engine_mask_build(c, "file-a", "SELECT no_such_column", 1000000, &again, &err), 0);
     assert_int_equal(again, m);
-    /* trimming under budget keeps it; over budget drops it */
-    engine_masks_trim(c, 1 << 20);
-    snprintf(q, sizeof q, "SELECT count(*) FROM range(14) t(i) WHERE loch_keep(%lld, i)", (long long)m);
-    assert_int_equal(scalar(c, q), 12);
-
-    /* a second connection's mask is its own */
     struct engine_conn *c2;
     assert_int_equal(engine_connect(e, &c2, &err), 0);
-    int64_t m2;
-    assert_int_equal(engine_mask_build(c2, "file-a", "SELECT CAST(3 AS BIGINT)", 10, &m2, &err), 0);
-    assert_true(m2 != m);
-    snprintf(q, sizeof q, "SELECT count(*) FROM range(10) t(i) WHERE loch_keep(%lld, i)", (long long)m2);
-    assert_int_equal(scalar(c2, q), 9);
-    engine_masks_clear(c2);
-    /* c's mask survives c2's clear */
+    assert_int_equal(engine_mask_build(c2, "file-a", "SELECT no_such_column", 1000000, &again, &err), 0);
+    assert_int_equal(again, m);
     snprintf(q, sizeof q, "SELECT count(*) FROM range(14) t(i) WHERE loch_keep(%lld, i)", (long long)m);
-    assert_int_equal(scalar(c, q), 12);
+    assert_int_equal(scalar(c2, q), 12);
+    /* a different key is a different mask; a connection closing drops nothing */
+    int64_t m2;
+    assert_int_equal(engine_mask_build(c2, "file-b", "SELECT CAST(3 AS BIGINT)", 10, &m2, &err), 0);
+    assert_true(m2 != m);
+    engine_disconnect(c2);
+    snprintf(q, sizeof q, "SELECT count(*) FROM range(10) t(i) WHERE loch_keep(%lld, i)", (long long)m2);
+    assert_int_equal(scalar(c, q), 9);
+
+    /* trimming: under budget nothing goes; over budget only masks idle long enough */
+    engine_masks_trim(c, 1 << 20, 0);
+    assert_int_equal(scalar(c, q), 9);
+    engine_masks_trim(c, 1000, 3600 * 1000);
+    assert_int_equal(scalar(c, q), 9);
 
     /* a dropped mask is an error, even once its slot is reused */
-    engine_masks_trim(c, 1000);
+    engine_masks_trim(c, 1000, -1000);
     int64_t m3;
-    assert_int_equal(engine_mask_build(c, "file-b", "SELECT CAST(1 AS BIGINT)", 10, &m3, &err), 0);
-    snprintf(q, sizeof q, "SELECT count(*) FROM range(10) t(i) WHERE loch_keep(%lld, i)", (long long)m);
+    assert_int_equal(engine_mask_build(c, "file-c", "SELECT CAST(1 AS BIGINT)", 10, &m3, &err), 0);
     struct engine_rows *r = NULL;
     assert_int_not_equal(engine_query(c, q, &r, &err), 0);
     assert_non_null(strstr(err.msg, "expired"));
     engine_rows_free(r);
+    engine_masks_clear(c);
 
     /* a query of the wrong shape is refused */
-    assert_int_not_equal(engine_mask_build(c, "file-c", "SELECT 'x'", 10, &m3, &err), 0);
+    assert_int_not_equal(engine_mask_build(c, "file-d", "SELECT 'x'", 10, &m3, &err), 0);
 
-    engine_disconnect(c2);
     engine_disconnect(c);
     engine_close(e);
 }

@@ -137,8 +137,6 @@ static void test_create_append_scan(void **state)
     assert_int_equal(iceberg_table_load(f->store, v1, f->a, &back, &err), 0);
     assert_string_equal(back->table_uuid, m->table_uuid);
     assert_int_equal(back->current_snapshot_id, -1);
-    /* v1 exists: a second create is refused. */
-    assert_int_equal(iceberg_table_create(f->store, m, f->a, &v2, &err), LOCH_EEXIST);
 
     struct iceberg_scan *scan;
     assert_int_equal(iceberg_scan_plan(f->store, back, -1, f->a, &scan, &err), 0);
@@ -210,11 +208,14 @@ static void test_create_append_scan(void **state)
     assert_int_equal(iceberg_scan_plan(f->store, back, 12345, f->a, &scan, &err), LOCH_ENOENT);
 }
 
-/* Two writers from the same base: the second gets EEXIST and leaves no orphans. */
+/* Two writers from the same base: both write metadata (the second under the next free
+ * version); the catalog's compare-and-swap picks one (test_catalog covers that). A
+ * killed writer's leftover v<N> never blocks the table. */
 static int count_objects(void *ctx, const char *uri, int64_t size, int64_t mtime_ms)
 {
     (void)uri;
     (void)size;
+    (void)mtime_ms;
     (*(int *)ctx)++;
     return 0;
 }
@@ -231,16 +232,43 @@ static void test_concurrent_writers(void **state)
     iceberg_change_add_file(c1, &d);
     iceberg_change_add_file(c2, &d);
     commit(f, c1, &v2);
-    int before = 0, after = 0;
-    char *prefix = arena_printf(f->a, "%s/metadata/", f->location);
-    assert_int_equal(store_list(f->store, prefix, count_objects, &before, &err), 0);
-    assert_int_equal(iceberg_change_write(c2, f->store, &v2b, &m, &err), LOCH_EEXIST);
-    assert_non_null(strstr(err.hint, "retry"));
-    assert_int_equal(store_list(f->store, prefix, count_objects, &after, &err), 0);
-    assert_int_equal(before, after);
+    assert_non_null(strstr(v2, "/v2.metadata.json"));
+    assert_int_equal(iceberg_change_write(c2, f->store, &v2b, &m, &err), 0);
+    assert_non_null(strstr(v2b, "/v3.metadata.json"));
+
+    /* a writer killed after its metadata file: v4 is left behind, unreferenced */
+    const char *orphan = arena_printf(f->a, "%s/metadata/v4.metadata.json", f->location);
+    assert_int_equal(store_put(f->store, orphan, "{}", 2, STORE_NO_OVERWRITE, &err), 0);
+    struct iceberg_metadata *cur;
+    assert_int_equal(iceberg_table_load(f->store, v2b, f->a, &cur, &err), 0);
+    struct iceberg_change *c3 = iceberg_change_begin(f->a, cur, v2b);
+    iceberg_change_add_file(c3, &d);
+    const char *v5;
+    assert_int_equal(iceberg_change_write(c3, f->store, &v5, &m, &err), 0);
+    assert_non_null(strstr(v5, "/v5.metadata.json"));
 
     struct iceberg_change *empty = iceberg_change_begin(f->a, base, v1);
     assert_int_equal(iceberg_change_write(empty, f->store, &v2b, &m, &err), LOCH_EINVAL);
+}
+
+/* A new table where a dropped one left its files gets a location of its own. */
+static void test_create_over_leftovers(void **state)
+{
+    struct fixture *f = *state;
+    struct loch_err err;
+    const char *v1, *v1b;
+    struct iceberg_metadata *first = create(f, &v1);
+    (void)first;
+    struct iceberg_metadata *again = iceberg_metadata_new(f->a, f->location, base_schema(f->a));
+    assert_int_equal(iceberg_table_create(f->store, again, f->a, &v1b, &err), 0);
+    assert_string_not_equal(again->location, f->location);
+    assert_true(strncmp(again->location, f->location, strlen(f->location)) == 0);
+    assert_non_null(strstr(v1b, "/v1.metadata.json"));
+    assert_string_not_equal(v1, v1b);
+    int n = 0;
+    char *prefix = arena_printf(f->a, "%s/", again->location);
+    assert_int_equal(store_list(f->store, prefix, count_objects, &n, &err), 0);
+    assert_int_equal(n, 1);
 }
 
 static void test_deletes_and_schema(void **state)
@@ -449,6 +477,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_append_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_over_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes_and_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_merge, setup, teardown),
     };
