@@ -603,7 +603,7 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     if (!rc && scan->n_deletes) {
         buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __loch_dl AS SELECT file_path, pos FROM read_parquet([");
         for (size_t i = 0; i < scan->n_deletes; i++) {
-            char *lp = store_local_path(ap->st, scan->deletes[i].path);
+            char *lp = xstrdup(scan->deletes[i].path);
             if (i)
                 buf_puts(&b, ", ");
             buf_sql_str(&b, lp ? lp : scan->deletes[i].path);
@@ -614,7 +614,7 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     }
     for (size_t i = 0; !rc && i < scan->n_data; i++) {
         int fid = (int)at->next_fid++;
-        char *lp = store_local_path(ap->st, scan->data[i].path);
+        char *lp = xstrdup(scan->data[i].path);
         buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
         buf_sql_str(&b, scan->data[i].path);
         buf_puts(&b, ", ");
@@ -861,7 +861,7 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     add_load(ap, at, &f);
     /* Index the new rows now (read back their keys); the file is committed by the next flush. */
     int fid = (int)at->next_fid++;
-    char *lp = store_local_path(ap->st, f.path);
+    char *lp = xstrdup(f.path);
     buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
     buf_sql_str(&b, f.path);
     buf_puts(&b, ", ");
@@ -1349,7 +1349,7 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, struct pendi
     }
     if (p->data.record_count > 0) {
         int fid = (int)at->next_fid++;
-        char *lp = store_local_path(ap->st, p->data.path);
+        char *lp = xstrdup(p->data.path);
         buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", no, fid);
         buf_sql_str(&b, p->data.path);
         buf_puts(&b, ", ");
@@ -1361,7 +1361,7 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, struct pendi
             buf_puts(&b, ", ");
         }
         buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
-        char *lp2 = store_local_path(ap->st, p->data.path);
+        char *lp2 = xstrdup(p->data.path);
         buf_sql_str(&b, lp2 ? lp2 : p->data.path);
         free(lp2);
         buf_puts(&b, ", file_row_number = true); ");

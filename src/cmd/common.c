@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void app_fail(const struct loch_err *err)
 {
@@ -29,7 +30,10 @@ int app_open(struct app *app, bool with_engine)
         if (app->confine) {
             /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
             dirs[0] = arena_printf(app->a, "%s/", app->st->root);
-            char *local = store_local_path(app->st, dirs[0]);
+            /* (store_local_path takes object URIs only: ask for one and keep its folder) */
+            char *local = store_local_path(app->st, arena_printf(app->a, "%s/x", app->st->root));
+            if (local && strlen(local) > 1)
+                local[strlen(local) - 1] = 0;
             dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
             free(local);
             o.confine_to = dirs;

@@ -549,7 +549,11 @@ def test_loch_serve_replicates_in_the_background(source, lake):
                 return lake.sql("SELECT id, v FROM core.public.sv ORDER BY id")
             except AssertionError:
                 return None
-        wait_for(lambda: rows() == [{"id": 1, "v": "a"}], timeout=60)
+        try:
+            wait_for(lambda: rows() == [{"id": 1, "v": "a"}], timeout=60)
+        except AssertionError:
+            p.send_signal(signal.SIGTERM)
+            raise AssertionError(p.communicate(timeout=60)[1])
         source.execute("INSERT INTO sv VALUES (2, 'b')", "UPDATE sv SET v = 'z' WHERE id = 1")
         wait_for(lambda: rows() == [{"id": 1, "v": "z"}, {"id": 2, "v": "b"}], timeout=60)
     finally:
