@@ -20,6 +20,9 @@ static const struct {
     {"maintain", cmd_maintain, "maintain [NS.TABLE ...]       expire old snapshots, remove unreferenced files"},
     {"serve", cmd_serve, "serve                         serve SQL over the PostgreSQL wire protocol (server.sql_listen)"},
     {"token", cmd_token, "token create|list|revoke      HTTP bearer tokens: create --user NAME [--expires DAYS]"},
+    {"replicate", cmd_replicate, "replicate [--source NAME] [--catch-up]  copy sources into the lake until stopped"},
+    {"status", cmd_status, "status [--source NAME]        replicated tables: rows, last source commit, lag"},
+    {"validate", cmd_validate, "validate --source NAME [--table S.T]  compare source and lake row by row"},
 };
 
 static void usage(FILE *f)

@@ -1,5 +1,5 @@
-/* serve.c: `loch serve`: the SQL (pgwire) listener and, later, HTTP and background
- * replication, until SIGINT or SIGTERM. Not for protocol code (server/). */
+/* serve.c: `loch serve`: the SQL (pgwire) listener, HTTP and background replication of
+ * every configured source, until SIGINT or SIGTERM. Not for protocol code (server/). */
 #include "cmd/cmd.h"
 
 #include <pthread.h>
@@ -48,9 +48,11 @@ int cmd_serve(struct app *app, int argc, char **argv)
     log_info("loch serve: SQL on %s (tls %s), config %s", app->cfg->sql_listen, app->cfg->tls_mode,
              app->cfg->path);
     log_info("loch serve: HTTP on %s (port %d)", app->cfg->http_listen, http_server_port(http));
+    struct replication *rep = replication_start(app);
     int sig = 0;
     sigwait(&set, &sig);
     log_info("loch serve: %s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    replication_stop(rep);
     http_server_stop(http);
     pgwire_server_stop(pg);
     log_info("loch serve: stopped");
