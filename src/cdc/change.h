@@ -1,0 +1,200 @@
+/* change.h: the source-neutral change model every CDC source speaks (PostgreSQL pgoutput,
+ * MariaDB binlog) and the applier that turns whole source transactions into lake commits.
+ * Not for talking to a source (cdc/pg/, cdc/mysql/) or for Parquet/metadata writing
+ * (sink/, iceberg/), which the applier calls.
+ *
+ * A source describes each table (struct cdc_table), then feeds transactions:
+ *
+ *     cdc_applier_table(ap, &t)                       (new table or changed shape)
+ *     cdc_applier_begin(ap, txid, commit_ts_us)
+ *     cdc_applier_change(ap, &change) ...             (rows of that transaction)
+ *     cdc_applier_commit(ap, position, checkpoint)
+ *     if (cdc_applier_flush_due(ap)) cdc_applier_flush(ap, ...) -> ack the source
+ *
+ * Every source table <schema>.<table> of source S becomes two Iceberg tables in
+ * namespace "S.<schema>": <table> (current state: data files + position deletes found
+ * through a primary-key index) and <table>_changes (append-only: all columns, then
+ * _op ('I','U','D','T'), _commit_ts (timestamptz), the source's position column
+ * (e.g. _lsn long, _binlog_pos / _gtid string), _txid (string)).
+ *
+ * Exactly once: a flush writes the files of every touched table and commits all their
+ * metadata pointers plus the checkpoint key/value of the last whole transaction in ONE
+ * catalog transaction (sink_commit). The source acknowledges (PostgreSQL: standby status
+ * flush LSN; MySQL: nothing to ack) only positions cdc_applier_flush reported as durable,
+ * and resumes from cdc_applier_checkpoint after a restart. Transactions are never split
+ * across flushes. */
+#ifndef LOCH_CDC_CHANGE_H
+#define LOCH_CDC_CHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "catalog/catalog.h"
+#include "engine/engine.h"
+#include "iceberg/iceberg.h"
+#include "store/store.h"
+
+/* ---- source tables ---- */
+
+struct cdc_column {
+    const char *name;         /* source column name = lake column name */
+    struct iceberg_type type; /* natural Iceberg type (README type table) */
+    bool nullable;
+    bool key;                 /* part of the primary key */
+    const char *source_type;  /* the source's spelling ("numeric(12,2)"), for messages */
+};
+
+struct cdc_table {
+    const char *source;       /* source name: first namespace level */
+    const char *schema;       /* source schema (MySQL: database): second level */
+    const char *name;         /* source table name = lake table name */
+    size_t n_columns;
+    struct cdc_column *columns; /* in source order; an update or insert carries one value each */
+    bool has_key;             /* at least one column has key = true */
+    bool full_identity;       /* no key: rows matched on all columns (PG REPLICA IDENTITY FULL) */
+    bool insert_only;         /* no key and no full identity: only inserts are replicated */
+};
+
+/* ---- values and changes ---- */
+
+/* One column value, as text in the canonical literal form DuckDB casts exactly to the
+ * column's Iceberg type (see cdc_value_forms below); text points at bytes the caller owns
+ * until cdc_applier_change returns (the applier copies). */
+struct cdc_value {
+    const char *text;  /* NULL = SQL NULL */
+    size_t len;
+    bool unchanged;    /* not sent by the source (PG: unchanged TOASTed value in an update;
+                        * in a key-only before image: every non-key column). The applier
+                        * keeps the lake's current value; never written as a placeholder. */
+};
+
+/* Canonical literal forms, by Iceberg type (the sources convert to these):
+ *   boolean      "t"/"f" or "true"/"false"
+ *   int, long    decimal digits with optional '-'
+ *   float,double decimal or exponent form; "NaN", "Infinity", "-Infinity"
+ *   decimal(p,s) plain decimal text ("-1234.50"), never through a float
+ *   date         "YYYY-MM-DD"
+ *   time         "HH:MM:SS[.ffffff]"
+ *   timestamp    "YYYY-MM-DD HH:MM:SS[.ffffff]"
+ *   timestamptz  "YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]" (any offset; stored as UTC)
+ *   string       UTF-8 text as is
+ *   uuid         "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+ *   binary       hexadecimal digits, two per byte, no prefix ("" = empty)
+ */
+
+enum cdc_op {
+    CDC_INSERT = 'I',
+    CDC_UPDATE = 'U',
+    CDC_DELETE = 'D',
+    CDC_TRUNCATE = 'T', /* every row of the table goes; before and after are NULL */
+};
+
+struct cdc_change {
+    enum cdc_op op;
+    const struct cdc_table *table; /* as last given to cdc_applier_table */
+    /* table->n_columns values each, or NULL:
+     *   INSERT  before NULL,             after = new row
+     *   UPDATE  before = old key or full old row when the key changed or the source
+     *           sends it (else NULL: the key is after's key), after = new row (may hold
+     *           unchanged values)
+     *   DELETE  before = old key (other columns unchanged=true) or full old row, after NULL */
+    const struct cdc_value *before;
+    const struct cdc_value *after;
+};
+
+/* ---- the applier ---- */
+
+struct cdc_applier_options {
+    const char *source;            /* namespace first level; also the checkpoint key's name */
+    const char *state_dir;         /* for writer locks (sink_lock) and spill files */
+    const char *position_column;   /* "_lsn", "_binlog_pos", "_gtid" */
+    struct iceberg_type position_type; /* of that column (long for _lsn, string otherwise) */
+    int64_t flush_interval_ms;     /* flush at most this long after the first change; <=0: 1000 */
+    size_t flush_max_changes;      /* also flush when this many changes are staged; 0: 500000 */
+};
+
+struct cdc_applier;
+
+/* Opens an applier writing through cat and st with its own connection to eng (callers
+ * keep them open until cdc_applier_close). The applier holds the writer lock of every
+ * table it touches until closed. */
+int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, struct store *st,
+                     struct engine *eng, struct cdc_applier **out, struct loch_err *err);
+/* Drops staged changes that were not flushed and releases everything. ap may be NULL. */
+void cdc_applier_close(struct cdc_applier *ap);
+
+/* The last checkpoint this source committed (the string given to cdc_applier_commit), in
+ * a; LOCH_ENOENT when the source never committed (then the source starts with a full
+ * load). Usable without an applier. */
+int cdc_applier_checkpoint(struct catalog *cat, const char *source, struct arena *a, char **out,
+                           struct loch_err *err);
+/* Writes a checkpoint alone (e.g. the start position after a full load when no change
+ * followed). */
+int cdc_applier_set_checkpoint(struct catalog *cat, const char *source, const char *checkpoint,
+                               struct loch_err *err);
+
+/* Declares a table, or its new shape. t is copied. Creates <source>.<schema>.<name> and
+ * <name>_changes when missing; otherwise evolves them to t by name: new columns are
+ * added (optional), columns missing from t are dropped, a changed type is widened when
+ * Iceberg allows it (else LOCH_EUNSUPPORTED naming table, column, both types). Staged
+ * changes of the old shape are flushed first when the shape changes (the flush happens
+ * between transactions only: call it outside begin/commit). Builds the primary-key index
+ * from the lake when the table is first seen. */
+int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct loch_err *err);
+/* Renames a column in both lake tables (field id kept), so old files read under the new
+ * name. Call before cdc_applier_table with the new shape. */
+int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const char *table,
+                              const char *from, const char *to, struct loch_err *err);
+/* A source table was dropped: its lake tables stay (history) but it is forgotten here;
+ * a table of the same name declared later continues them. */
+int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const char *table,
+                           struct loch_err *err);
+
+/* Full load: appends the rows of select_sql (run on the applier's connection; columns in
+ * t's order, VARCHAR in the canonical forms above, or already typed) to the current-state
+ * table as one data file, staged in the current flush (no _changes rows: a full load is
+ * not a change). Returns the rows written in *n_rows. Must be outside begin/commit. */
+int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const char *select_sql,
+                     int64_t *n_rows, struct loch_err *err);
+/* The applier's DuckDB connection, for a source to stage full-load data (e.g. read_csv
+ * of a spill file) before cdc_applier_load. */
+struct engine_conn *cdc_applier_conn(struct cdc_applier *ap);
+
+/* One source transaction: txid (source's id as text), commit time in µs since the Unix
+ * epoch (UTC). */
+int cdc_applier_begin(struct cdc_applier *ap, const char *txid, int64_t commit_ts_us, struct loch_err *err);
+/* Stages one row change of the open transaction (copied). LOCH_EINVAL on a change for an
+ * undeclared table or with a wrong image. */
+int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struct loch_err *err);
+/* Ends the transaction: position is the value of the position column for its rows (text
+ * in the position type's canonical form), checkpoint is what the source needs to resume
+ * after it (stored under loch_kv "cdc.<source>.checkpoint"). Both copied. */
+int cdc_applier_commit(struct cdc_applier *ap, const char *position, const char *checkpoint,
+                       struct loch_err *err);
+/* Forgets the open transaction's staged changes (source aborted it or the connection
+ * dropped mid-transaction). */
+void cdc_applier_rollback(struct cdc_applier *ap);
+
+/* True when whole transactions are staged and the flush interval since the first of
+ * them has passed or the size bound is reached. */
+bool cdc_applier_flush_due(const struct cdc_applier *ap);
+/* True when committed transactions are staged and not yet flushed. */
+bool cdc_applier_pending(const struct cdc_applier *ap);
+/* Writes every table touched by the staged whole transactions and commits them with the
+ * checkpoint of the last one in one catalog transaction. Nothing staged: no-op. On
+ * success, *checkpoint_out (may be NULL; in a) is the checkpoint now durable, or NULL
+ * when nothing was flushed. On error nothing is visible in the lake; the applier must be
+ * closed and replication restarted from cdc_applier_checkpoint. */
+int cdc_applier_flush(struct cdc_applier *ap, struct arena *a, char **checkpoint_out, struct loch_err *err);
+
+/* Progress counters (since open). */
+struct cdc_applier_stats {
+    int64_t transactions, changes, flushes, rows_loaded;
+    int64_t last_commit_ts_us; /* source commit time of the last flushed transaction; 0 none */
+};
+void cdc_applier_stats(const struct cdc_applier *ap, struct cdc_applier_stats *out);
+
+#endif

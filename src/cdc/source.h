@@ -1,0 +1,41 @@
+/* source.h: running one configured source's replication (full load, then streaming) until
+ * stopped, in the calling thread: `loch replicate` calls it directly, `loch serve` from a
+ * background thread. Not for the change model (change.h) or protocol details (pg/, mysql/).
+ */
+#ifndef LOCH_CDC_SOURCE_H
+#define LOCH_CDC_SOURCE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+#include "catalog/catalog.h"
+#include "config.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+struct cdc_run {
+    const struct loch_config *cfg;
+    const struct loch_source *src;
+    struct catalog *cat;       /* one per thread (catalog handles are per thread) */
+    struct store *st;
+    struct engine *eng;        /* shared; the run opens its own connections */
+    bool catch_up;             /* return 0 once everything committed at the source before
+                                * the run started is in the lake */
+    atomic_bool *stop;         /* set (from a signal handler or another thread) to stop:
+                                * the flush in hand finishes, then the run returns 0 */
+    bool progress;             /* full-load progress lines on stderr */
+};
+
+/* Runs the source named r->src (type "postgres" or "mysql"): creates what it needs at the
+ * source (PG: publication, slot), loads tables not yet loaded, then streams changes into
+ * the lake. Reconnects with backoff on dropped connections. Returns 0 when stopped or
+ * caught up; a LOCH_E* code with err filled on a condition a retry cannot fix (wrong
+ * server settings, missing privilege, unsupported type). */
+int cdc_source_run(struct cdc_run *r, struct loch_err *err);
+
+/* Per-source entry points behind cdc_source_run. */
+int cdc_pg_run(struct cdc_run *r, struct loch_err *err);
+int cdc_mysql_run(struct cdc_run *r, struct loch_err *err);
+
+#endif
