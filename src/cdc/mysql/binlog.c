@@ -424,13 +424,14 @@ static int decimal_text(struct cursor *c, unsigned prec, unsigned scale, struct 
     return 0;
 }
 
+/* Binary values: two hex digits per byte, no prefix (cdc/change.h canonical form). */
 static void bin_escape(struct buf *b, const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    buf_reserve(b, n * 4);
+    buf_reserve(b, n * 2);
     for (size_t i = 0; i < n; i++) {
-        char e[4] = {'\\', 'x', hex[p[i] >> 4], hex[p[i] & 15]};
-        buf_append(b, e, 4);
+        char e[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+        buf_append(b, e, 2);
     }
 }
 
@@ -449,7 +450,7 @@ static int string_text(const struct binlog_column *col, const uint8_t *p, size_t
          * SELECT returns them padded to n bytes. */
         if (pad)
             for (size_t i = n; i < col->meta; i++)
-                buf_append(&b, "\\x00", 4);
+                buf_append(&b, "00", 2);
         *out = arena_strndup(a, b.data ? b.data : "", b.len);
         buf_free(&b);
         return 0;

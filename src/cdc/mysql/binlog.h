@@ -107,7 +107,7 @@ int binlog_column_type(const struct binlog_column *c, struct iceberg_type *out, 
 /* Decodes one value of column c at the cursor into canonical text in a: integers and
  * decimals in plain decimal notation, floats with enough digits to round-trip, dates
  * 'YYYY-MM-DD', times 'HH:MM:SS.ffffff', timestamps 'YYYY-MM-DD HH:MM:SS.ffffff' (+00 for
- * TIMESTAMP), binary as \xHH escapes (DuckDB's BLOB text form), ENUM/SET by name, MySQL
+ * TIMESTAMP), binary as hex digits, two per byte (cdc/change.h), ENUM/SET by name, MySQL
  * binary JSON as JSON text. MySQL's zero dates ('0000-00-00') have no Iceberg value and
  * become NULL (*out = NULL). Returns 0 or LOCH_ECORRUPT / LOCH_EUNSUPPORTED. */
 struct cursor;
