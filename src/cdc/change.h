@@ -163,6 +163,11 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
  * of a spill file) before cdc_applier_load. */
 struct engine_conn *cdc_applier_conn(struct cdc_applier *ap);
 
+/* Stages a loch_kv key/value (copied; value NULL deletes the key) to be written by the
+ * next flush, in the same catalog transaction (e.g. full-load progress per table: a
+ * chunk's data and "loaded up to key K" become durable together). */
+void cdc_applier_set_kv(struct cdc_applier *ap, const char *key, const char *value);
+
 /* One source transaction: txid (source's id as text), commit time in µs since the Unix
  * epoch (UTC). */
 int cdc_applier_begin(struct cdc_applier *ap, const char *txid, int64_t commit_ts_us, struct loch_err *err);

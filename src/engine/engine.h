@@ -61,4 +61,20 @@ int64_t engine_rows_int(struct engine_rows *r, size_t col, size_t row);
 int64_t engine_rows_changed(struct engine_rows *r);
 void engine_rows_free(struct engine_rows *r); /* r may be NULL */
 
+
+/* ---- appenders: fast row loading into a table (CDC staging) ---- */
+struct engine_appender;
+/* Opens an appender on table (catalog may be NULL = default; "temp" for temp tables,
+ * schema NULL = main). Rows are buffered; engine_appender_flush makes them visible. */
+int engine_appender_open(struct engine_conn *c, const char *catalog, const char *table,
+                         struct engine_appender **out, struct loch_err *err);
+/* Appends one value of the current row: text (len bytes; s NULL = SQL NULL) or an int. */
+void engine_append_text(struct engine_appender *ap, const char *s, size_t len);
+void engine_append_int(struct engine_appender *ap, int64_t v);
+/* Ends the current row; LOCH_EENGINE (with DuckDB's message) when a value did not fit. */
+int engine_append_end_row(struct engine_appender *ap, struct loch_err *err);
+int engine_appender_flush(struct engine_appender *ap, struct loch_err *err);
+/* Flushes what is buffered (errors ignored) and destroys. ap may be NULL. */
+void engine_appender_close(struct engine_appender *ap);
+
 #endif

@@ -1,0 +1,1392 @@
+/* applier.c: whole source transactions -> lake commits (see change.h). Not for talking
+ * to sources (cdc/pg/, cdc/mysql/).
+ *
+ * How a flush works, per touched table (all inside DuckDB, on temp tables):
+ *   stg_N  every staged change as text (_seq, _op, _ts, _pos, _txid, _u = unchanged
+ *          column list, c<i> = after image (D: before image), ok<k> = old key,
+ *          lk<k> = key under which the lake holds the row an unchanged value comes from)
+ *   idx_N  the primary-key index: key columns (typed) -> (_fid, _pos) of the live row;
+ *          fil_N maps _fid to the data file URI. Built from the lake when a table is
+ *          first seen (live files, deletes applied), so it needs no state of its own.
+ * The typed changes (ty) give the live rows (lv: for each key touched, the last put,
+ * unless a later change killed it), position deletes for every indexed row whose key
+ * was touched, and the _changes rows. All tables + the checkpoint go in one sink_commit;
+ * the index moves only after that commit succeeded. */
+#include "cdc/change.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "iceberg/table.h"
+#include "sink/sink.h"
+
+#define KV_MAX 64
+
+/* In-batch map: key text -> latest after image, so an unchanged (TOASTed) value can be
+ * taken from an earlier change of the same flush. Chained, newest first, so a rollback
+ * can pop the open transaction's entries. */
+struct mentry {
+    struct mentry *next;
+    uint64_t h;
+    char *key;
+    size_t key_len;
+    int64_t seq;
+    struct cdc_value *row; /* n_columns values (arena copies); unchanged ones still marked */
+    char **lk;             /* lake key texts for values still unchanged */
+};
+
+struct atable {
+    struct cdc_table t;
+    char *ns, *name, *cname;
+    int no;                  /* temp table suffix */
+    int lock_fd, lock_fd_c;
+    size_t *key;             /* column indexes: primary key, all columns (full identity), none */
+    size_t n_key;
+    bool kills;              /* updates/deletes are applied (has key or full identity) */
+    struct engine_appender *app;
+    size_t *sc;              /* staging column of each t column (c<sc[i]>) */
+    int *rev;                /* t column of each staging column, -1 = dropped since */
+    size_t stg_nc;
+    bool drop_after_flush;
+    int64_t n_staged, n_unresolved, trunc_seq, next_fid;
+    size_t n_buckets;
+    struct mentry **buckets; /* in the batch arena */
+    struct iceberg_data_file *loads; /* batch arena */
+    size_t n_loads, cap_loads;
+    bool dropped;
+    /* lake state, reloaded after each commit */
+    struct arena *md_arena;
+    const char *loc, *cloc;
+    struct iceberg_metadata *md, *cmd;
+};
+
+struct cdc_applier {
+    struct cdc_applier_options o;
+    struct catalog *cat;
+    struct store *st;
+    struct engine_conn *conn;
+    struct arena *arena;       /* lifetime: the applier */
+    struct arena *batch;       /* lifetime: one flush */
+    struct atable **tables;
+    size_t n_tables, cap_tables;
+    int next_no;
+    int64_t seq;
+    bool in_txn;
+    int64_t txn_first_seq;
+    char *txid;
+    int64_t ts;
+    char *checkpoint;          /* of the last whole transaction staged (batch arena) */
+    int64_t last_ts, first_ms;
+    size_t n_changes_batch;
+    size_t n_txn_batch;
+    char **pos;                /* position of each staged transaction, by ordinal */
+    size_t cap_pos;
+    struct catalog_kv kv[KV_MAX];
+    size_t n_kv;
+    struct cdc_applier_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t fnv(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static char *qi(struct arena *a, const char *s)
+{
+    struct buf b = {0};
+    buf_sql_ident(&b, s);
+    char *o = arena_strdup(a, b.data);
+    buf_free(&b);
+    return o;
+}
+
+static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t)
+{
+    char duck[64];
+    if (t->id == ICEBERG_BINARY || t->id == ICEBERG_FIXED)
+        buf_printf(b, "from_hex(%s)", x);
+    else
+        buf_printf(b, "CAST(%s AS %s)", x, iceberg_type_duckdb(t, duck, sizeof duck));
+}
+
+static int exec(struct cdc_applier *ap, const char *sql, struct loch_err *err)
+{
+    return engine_exec(ap->conn, sql, err);
+}
+
+static int execb(struct cdc_applier *ap, struct buf *b, struct loch_err *err)
+{
+    int rc = engine_exec(ap->conn, b->data, err);
+    buf_free(b);
+    return rc;
+}
+
+/* The flush's work tables are per source table (__ty -> __ty_<no>), because the index
+ * moves only after every table's files are written. Rewrites b in place. */
+static void sfx(struct buf *b, int no)
+{
+    static const char *names[] = {"__ty", "__ev", "__lv", "__need", "__oldv"};
+    struct buf o = {0};
+    for (size_t i = 0; i < b->len;) {
+        bool hit = false;
+        for (size_t k = 0; k < sizeof names / sizeof names[0] && !hit; k++) {
+            size_t l = strlen(names[k]);
+            char nx = i + l < b->len ? b->data[i + l] : 0;
+            if (i + l <= b->len && !memcmp(b->data + i, names[k], l) && !(nx == '_' || (nx >= 'a' && nx <= 'z'))) {
+                buf_printf(&o, "%s_%d", names[k], no);
+                i += l;
+                hit = true;
+            }
+        }
+        if (!hit)
+            buf_putc(&o, b->data[i++]);
+    }
+    buf_free(b);
+    *b = o;
+}
+
+static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err *err)
+{
+    sfx(b, no);
+    return execb(ap, b, err);
+}
+
+/* ---- open / close ---- */
+
+int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, struct store *st,
+                     struct engine *eng, struct cdc_applier **out, struct loch_err *err)
+{
+    struct cdc_applier *ap = xcalloc(1, sizeof *ap);
+    ap->o = *o;
+    if (ap->o.flush_interval_ms <= 0)
+        ap->o.flush_interval_ms = 1000;
+    if (!ap->o.flush_max_changes)
+        ap->o.flush_max_changes = 500000;
+    ap->arena = arena_new();
+    ap->batch = arena_new();
+    ap->o.source = arena_strdup(ap->arena, o->source);
+    ap->o.state_dir = arena_strdup(ap->arena, o->state_dir);
+    ap->o.position_column = arena_strdup(ap->arena, o->position_column);
+    ap->cat = cat;
+    ap->st = st;
+    int rc = engine_connect(eng, &ap->conn, err);
+    if (rc) {
+        arena_free(ap->arena);
+        arena_free(ap->batch);
+        free(ap);
+        return rc;
+    }
+    *out = ap;
+    return 0;
+}
+
+static void table_close(struct cdc_applier *ap, struct atable *at)
+{
+    engine_appender_close(at->app);
+    at->app = NULL;
+    if (at->lock_fd >= 0)
+        sink_unlock(at->lock_fd);
+    if (at->lock_fd_c >= 0)
+        sink_unlock(at->lock_fd_c);
+    at->lock_fd = at->lock_fd_c = -1;
+    arena_free(at->md_arena);
+    at->md_arena = NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS temp.stg_%d; DROP TABLE IF EXISTS temp.idx_%d; "
+             "DROP TABLE IF EXISTS temp.fil_%d", at->no, at->no, at->no);
+    engine_exec(ap->conn, sql, NULL);
+}
+
+void cdc_applier_close(struct cdc_applier *ap)
+{
+    if (!ap)
+        return;
+    for (size_t i = 0; i < ap->n_tables; i++)
+        table_close(ap, ap->tables[i]);
+    free(ap->tables);
+    engine_disconnect(ap->conn);
+    arena_free(ap->batch);
+    arena_free(ap->arena);
+    free(ap);
+}
+
+struct engine_conn *cdc_applier_conn(struct cdc_applier *ap) { return ap->conn; }
+
+static char *ckpt_key(struct arena *a, const char *source) { return arena_printf(a, "cdc.%s.checkpoint", source); }
+
+int cdc_applier_checkpoint(struct catalog *cat, const char *source, struct arena *a, char **out,
+                           struct loch_err *err)
+{
+    return catalog_get_kv(cat, ckpt_key(a, source), a, out, err);
+}
+
+int cdc_applier_set_checkpoint(struct catalog *cat, const char *source, const char *checkpoint,
+                               struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct catalog_kv kv = {ckpt_key(a, source), checkpoint};
+    int rc = catalog_commit(cat, NULL, 0, &kv, 1, err);
+    arena_free(a);
+    return rc;
+}
+
+void cdc_applier_set_kv(struct cdc_applier *ap, const char *key, const char *value)
+{
+    for (size_t i = 0; i < ap->n_kv; i++)
+        if (!strcmp(ap->kv[i].key, key)) {
+            ap->kv[i].value = arena_strdup(ap->batch, value);
+            return;
+        }
+    if (ap->n_kv == KV_MAX)
+        log_warn("applier: too many staged keys; %s dropped", key);
+    else
+        ap->kv[ap->n_kv++] = (struct catalog_kv){arena_strdup(ap->batch, key), arena_strdup(ap->batch, value)};
+}
+
+void cdc_applier_stats(const struct cdc_applier *ap, struct cdc_applier_stats *out) { *out = ap->stats; }
+
+/* ---- tables ---- */
+
+static struct atable *find_table(struct cdc_applier *ap, const char *schema, const char *name)
+{
+    for (size_t i = 0; i < ap->n_tables; i++) {
+        struct atable *at = ap->tables[i];
+        if (!at->dropped && !strcmp(at->t.schema, schema) && !strcmp(at->t.name, name))
+            return at;
+    }
+    return NULL;
+}
+
+static void copy_table(struct arena *a, struct cdc_table *dst, const struct cdc_table *src)
+{
+    *dst = *src;
+    dst->source = arena_strdup(a, src->source);
+    dst->schema = arena_strdup(a, src->schema);
+    dst->name = arena_strdup(a, src->name);
+    dst->columns = arena_alloc(a, (src->n_columns ? src->n_columns : 1) * sizeof *dst->columns);
+    for (size_t i = 0; i < src->n_columns; i++) {
+        dst->columns[i] = src->columns[i];
+        dst->columns[i].name = arena_strdup(a, src->columns[i].name);
+        dst->columns[i].source_type = arena_strdup(a, src->columns[i].source_type);
+    }
+}
+
+static struct iceberg_schema *schema_for(struct arena *a, const struct cdc_table *t, bool changes,
+                                         const struct iceberg_type *pos_type, const char *pos_col)
+{
+    struct iceberg_schema *s = arena_alloc(a, sizeof *s);
+    size_t n = t->n_columns + (changes ? 4 : 0);
+    s->fields = arena_alloc(a, n * sizeof *s->fields);
+    s->identifier_ids = arena_alloc(a, (t->n_columns + 1) * sizeof *s->identifier_ids);
+    for (size_t i = 0; i < t->n_columns; i++) {
+        struct iceberg_field *f = &s->fields[s->n_fields++];
+        f->id = (int)s->n_fields;
+        f->name = t->columns[i].name;
+        f->type = t->columns[i].type;
+        f->required = !changes && t->columns[i].key && t->has_key;
+        if (f->required)
+            s->identifier_ids[s->n_identifier_ids++] = f->id;
+    }
+    if (changes) {
+        static const struct iceberg_type str = {ICEBERG_STRING, 0, 0, 0}, tstz = {ICEBERG_TIMESTAMPTZ, 0, 0, 0};
+        const char *names[4] = {"_op", "_commit_ts", pos_col, "_txid"};
+        const struct iceberg_type *types[4] = {&str, &tstz, pos_type, &str};
+        for (int i = 0; i < 4; i++) {
+            struct iceberg_field *f = &s->fields[s->n_fields++];
+            f->id = (int)s->n_fields;
+            f->name = names[i];
+            f->type = *types[i];
+        }
+    }
+    return s;
+}
+
+static int load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct catalog_table ct, cc;
+    int rc = catalog_load_table(ap->cat, at->ns, at->name, a, &ct, err);
+    if (!rc)
+        rc = catalog_load_table(ap->cat, at->ns, at->cname, a, &cc, err);
+    if (!rc)
+        rc = iceberg_table_load(ap->st, ct.metadata_location, a, &at->md, err);
+    if (!rc)
+        rc = iceberg_table_load(ap->st, cc.metadata_location, a, &at->cmd, err);
+    if (rc) {
+        arena_free(a);
+        return rc;
+    }
+    at->loc = ct.metadata_location;
+    at->cloc = cc.metadata_location;
+    arena_free(at->md_arena);
+    at->md_arena = a;
+    return 0;
+}
+
+static int create_lake_table(struct cdc_applier *ap, const char *ns, const char *name,
+                             const struct iceberg_schema *s, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct catalog_table ct;
+    struct loch_err e2;
+    int rc = 0;
+    if (catalog_load_table(ap->cat, ns, name, a, &ct, &e2) != 0) {
+        char *location = sink_table_location(a, ap->st->root, ns, name);
+        struct iceberg_metadata *md = iceberg_metadata_new(a, location, s);
+        const char *v1;
+        rc = iceberg_table_create(ap->st, md, a, &v1, err);
+        if (!rc) {
+            struct catalog_update u = {ns, name, NULL, v1};
+            rc = catalog_commit(ap->cat, &u, 1, NULL, 0, err);
+        }
+    }
+    arena_free(a);
+    return rc;
+}
+
+/* Brings the lake table at (current or changes) to the columns of t by name. */
+static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    const struct iceberg_metadata *m = changes ? at->cmd : at->md;
+    const char *loc = changes ? at->cloc : at->loc;
+    const char *name = changes ? at->cname : at->name;
+    struct iceberg_schema *cur = iceberg_schema_copy(a, iceberg_metadata_current_schema(m));
+    bool changed = false;
+    int rc = 0;
+    for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
+        const struct cdc_column *c = &at->t.columns[i];
+        const struct iceberg_field *f = iceberg_schema_find(cur, c->name);
+        struct iceberg_schema *next = NULL;
+        if (!f) {
+            rc = iceberg_schema_add_column(a, m, cur, c->name, &c->type, &next, err);
+        } else if (!iceberg_type_equal(&f->type, &c->type)) {
+            if (!iceberg_type_promotable(&f->type, &c->type)) {
+                char t1[64], t2[64];
+                iceberg_type_format(&f->type, t1, sizeof t1);
+                iceberg_type_format(&c->type, t2, sizeof t2);
+                rc = loch_errf(err, LOCH_EUNSUPPORTED, "column \"%s\" of %s.%s changed type from %s to %s (%s)",
+                               c->name, at->ns, name, t1, t2, c->source_type ? c->source_type : "?");
+                loch_err_hint(err, "Iceberg only widens int->long, float->double and decimal precision; "
+                                   "re-create the lake table to take the new type");
+            } else {
+                rc = iceberg_schema_alter_type(a, cur, c->name, &c->type, &next, err);
+            }
+        }
+        if (next) {
+            cur = next;
+            changed = true;
+        }
+    }
+    for (size_t i = 0; i < cur->n_fields && !rc;) {
+        const char *fname = cur->fields[i].name;
+        bool keep = changes && (!strcmp(fname, "_op") || !strcmp(fname, "_commit_ts") ||
+                                !strcmp(fname, ap->o.position_column) || !strcmp(fname, "_txid"));
+        for (size_t k = 0; k < at->t.n_columns && !keep; k++)
+            keep = !strcmp(at->t.columns[k].name, fname);
+        if (keep) {
+            i++;
+            continue;
+        }
+        struct iceberg_schema *next = NULL;
+        /* A key column that left the table: make it plain first, so it can be dropped. */
+        if (cur->n_identifier_ids) {
+            struct iceberg_schema *c2 = iceberg_schema_copy(a, cur);
+            c2->n_identifier_ids = 0;
+            for (size_t k = 0; k < c2->n_fields; k++)
+                c2->fields[k].required = false;
+            cur = c2;
+        }
+        rc = iceberg_schema_drop_column(a, cur, fname, &next, err);
+        if (!rc) {
+            cur = next;
+            changed = true;
+        }
+    }
+    if (!rc && changed) {
+        struct iceberg_change *ch = iceberg_change_begin(a, m, loc);
+        iceberg_change_set_schema(ch, cur);
+        struct sink_table_change tc = {at->ns, name, loc, ch};
+        rc = sink_commit(ap->cat, ap->st, &tc, 1, NULL, 0, a, err);
+        if (!rc)
+            log_info("%s.%s: schema evolved to the source's columns", at->ns, name);
+    }
+    arena_free(a);
+    return rc;
+}
+
+static void set_rev(struct cdc_applier *ap, struct atable *at)
+{
+    at->rev = arena_alloc(ap->arena, (at->stg_nc + 1) * sizeof *at->rev);
+    for (size_t j = 0; j < at->stg_nc; j++)
+        at->rev[j] = -1;
+    for (size_t i = 0; i < at->t.n_columns; i++)
+        at->rev[at->sc[i]] = (int)i;
+}
+
+/* Staging layout: _seq, _op, _ts, _tx, _txid, _u, (ok<k>, lk<k>) per key column, then
+ * c<j> per column; columns added while rows are staged go at the end (extend_stage). */
+static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_printf(&b, "CREATE OR REPLACE TEMP TABLE stg_%d (_seq BIGINT, _op VARCHAR, _ts BIGINT, _tx BIGINT, "
+               "_txid VARCHAR, _u VARCHAR", at->no);
+    for (size_t k = 0; k < at->n_key; k++)
+        buf_printf(&b, ", ok%zu VARCHAR, lk%zu VARCHAR", k, k);
+    at->sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *at->sc);
+    for (size_t i = 0; i < at->t.n_columns; i++) {
+        buf_printf(&b, ", c%zu VARCHAR", i);
+        at->sc[i] = i;
+    }
+    at->stg_nc = at->t.n_columns;
+    set_rev(ap, at);
+    buf_puts(&b, ")");
+    int rc = execb(ap, &b, err);
+    engine_appender_close(at->app);
+    at->app = NULL;
+    if (!rc) {
+        char name[32];
+        snprintf(name, sizeof name, "stg_%d", at->no);
+        rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
+    }
+    return rc;
+}
+
+/* The table changed shape while rows of the old shape are staged: keep them, map the
+ * columns by name, add staging columns for new ones. */
+static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct cdc_table *old, const size_t *old_sc,
+                        struct loch_err *err)
+{
+    int rc = engine_appender_flush(at->app, err);
+    engine_appender_close(at->app);
+    at->app = NULL;
+    size_t *sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *sc);
+    for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
+        size_t k = 0;
+        while (k < old->n_columns && strcmp(old->columns[k].name, at->t.columns[i].name))
+            k++;
+        if (k < old->n_columns) {
+            sc[i] = old_sc[k];
+        } else {
+            char sql[128];
+            snprintf(sql, sizeof sql, "ALTER TABLE temp.stg_%d ADD COLUMN c%zu VARCHAR", at->no, at->stg_nc);
+            rc = exec(ap, sql, err);
+            sc[i] = at->stg_nc++;
+        }
+    }
+    at->sc = sc;
+    set_rev(ap, at);
+    if (!rc) {
+        char name[32];
+        snprintf(name, sizeof name, "stg_%d", at->no);
+        rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
+    }
+    return rc;
+}
+
+static bool same_key(const struct cdc_table *a, const struct cdc_table *b)
+{
+    if (a->n_columns != b->n_columns && (b->full_identity || a->full_identity))
+        return false;
+    if (a->has_key != b->has_key || a->full_identity != b->full_identity)
+        return false;
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < a->n_columns; i++)
+        na += a->has_key ? a->columns[i].key : 1;
+    for (size_t i = 0; i < b->n_columns; i++)
+        nb += b->has_key ? b->columns[i].key : 1;
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < b->n_columns; i++) {
+        if (b->has_key && !b->columns[i].key)
+            continue;
+        size_t k = 0;
+        while (k < a->n_columns && strcmp(a->columns[k].name, b->columns[i].name))
+            k++;
+        if (k == a->n_columns || !iceberg_type_equal(&a->columns[k].type, &b->columns[i].type) ||
+            (a->has_key && !a->columns[k].key))
+            return false;
+    }
+    return true;
+}
+
+/* Rebuilds idx_N/fil_N from the live files of the current-state table. */
+static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct buf b = {0};
+    buf_printf(&b, "CREATE OR REPLACE TEMP TABLE fil_%d (_fid INTEGER, path VARCHAR, local VARCHAR); "
+               "CREATE OR REPLACE TEMP TABLE idx_%d (", at->no, at->no);
+    for (size_t k = 0; k < at->n_key; k++) {
+        char duck[64];
+        buf_printf(&b, "k%zu %s, ", k, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
+    }
+    buf_puts(&b, "_fid INTEGER, _pos BIGINT)");
+    int rc = execb(ap, &b, err);
+    struct iceberg_scan *scan = NULL;
+    if (!rc)
+        rc = iceberg_scan_plan(ap->st, at->md, -1, a, &scan, err);
+    at->next_fid = 0;
+    if (!rc && scan->n_deletes) {
+        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __loch_dl AS SELECT file_path, pos FROM read_parquet([");
+        for (size_t i = 0; i < scan->n_deletes; i++) {
+            char *lp = store_local_path(ap->st, scan->deletes[i].path);
+            if (i)
+                buf_puts(&b, ", ");
+            buf_sql_str(&b, lp ? lp : scan->deletes[i].path);
+            free(lp);
+        }
+        buf_puts(&b, "])");
+        rc = execb(ap, &b, err);
+    }
+    for (size_t i = 0; !rc && i < scan->n_data; i++) {
+        int fid = (int)at->next_fid++;
+        char *lp = store_local_path(ap->st, scan->data[i].path);
+        buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
+        buf_sql_str(&b, scan->data[i].path);
+        buf_puts(&b, ", ");
+        buf_sql_str(&b, lp ? lp : scan->data[i].path);
+        buf_printf(&b, "); INSERT INTO idx_%d SELECT ", at->no);
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, "%s, ", qi(a, at->t.columns[at->key[k]].name));
+        buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
+        buf_sql_str(&b, lp ? lp : scan->data[i].path);
+        buf_puts(&b, ", file_row_number = true)");
+        if (scan->n_deletes) {
+            buf_puts(&b, " WHERE file_row_number NOT IN (SELECT pos FROM __loch_dl WHERE file_path = ");
+            buf_sql_str(&b, scan->data[i].path);
+            buf_puts(&b, ")");
+        }
+        free(lp);
+        rc = execb(ap, &b, err);
+    }
+    engine_exec(ap->conn, "DROP TABLE IF EXISTS temp.__loch_dl", NULL);
+    buf_free(&b);
+    arena_free(a);
+    if (rc)
+        loch_err_prefix(err, "building the key index of %s.%s", at->ns, at->name);
+    return rc;
+}
+
+static bool same_shape(const struct cdc_table *a, const struct cdc_table *b)
+{
+    if (a->n_columns != b->n_columns || a->has_key != b->has_key || a->full_identity != b->full_identity ||
+        a->insert_only != b->insert_only)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) || a->columns[i].key != b->columns[i].key ||
+            !iceberg_type_equal(&a->columns[i].type, &b->columns[i].type))
+            return false;
+    return true;
+}
+
+int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct loch_err *err)
+{
+    struct atable *at = find_table(ap, t->schema, t->name);
+    if (at && same_shape(&at->t, t))
+        return 0;
+    int rc;
+    bool fresh = !at, key_same = at && same_key(&at->t, t);
+    if (at && at->n_staged && !key_same) {
+        if (ap->in_txn)
+            return loch_errf(err, LOCH_EUNSUPPORTED,
+                             "the key of %s.%s changed inside a transaction that already changed it", t->schema,
+                             t->name);
+        if ((rc = cdc_applier_flush(ap, NULL, NULL, err)))
+            return rc;
+    }
+    struct cdc_table old = at ? at->t : (struct cdc_table){0};
+    const size_t *old_sc = at ? at->sc : NULL;
+    bool keep_stage = at && at->n_staged;
+    if (!at) {
+        at = arena_alloc(ap->arena, sizeof *at);
+        at->lock_fd = at->lock_fd_c = -1;
+        at->no = ap->next_no++;
+        at->trunc_seq = -1;
+        at->ns = arena_printf(ap->arena, "%s.%s", ap->o.source, t->schema);
+        at->name = arena_strdup(ap->arena, t->name);
+        at->cname = arena_printf(ap->arena, "%s_changes", t->name);
+        if (ap->n_tables == ap->cap_tables) {
+            ap->cap_tables = ap->cap_tables ? 2 * ap->cap_tables : 16;
+            ap->tables = xrealloc(ap->tables, ap->cap_tables * sizeof *ap->tables);
+        }
+        ap->tables[ap->n_tables++] = at;
+        rc = sink_lock(ap->o.state_dir, at->ns, at->name, &at->lock_fd, err);
+        if (!rc)
+            rc = sink_lock(ap->o.state_dir, at->ns, at->cname, &at->lock_fd_c, err);
+        if (rc) {
+            at->dropped = true;
+            return rc;
+        }
+    }
+    copy_table(ap->arena, &at->t, t);
+    at->t.source = ap->o.source;
+    at->kills = t->has_key || t->full_identity;
+    at->key = arena_alloc(ap->arena, (t->n_columns + 1) * sizeof *at->key);
+    at->n_key = 0;
+    for (size_t i = 0; i < t->n_columns; i++)
+        if ((t->has_key && t->columns[i].key) || (!t->has_key && t->full_identity))
+            at->key[at->n_key++] = i;
+    struct arena *a = arena_new();
+    rc = create_lake_table(ap, at->ns, at->name, schema_for(a, &at->t, false, NULL, NULL), err);
+    if (!rc)
+        rc = create_lake_table(ap, at->ns, at->cname,
+                               schema_for(a, &at->t, true, &ap->o.position_type, ap->o.position_column), err);
+    arena_free(a);
+    if (!rc)
+        rc = load_md(ap, at, err);
+    if (!rc)
+        rc = evolve_one(ap, at, false, err);
+    if (!rc)
+        rc = evolve_one(ap, at, true, err);
+    if (!rc)
+        rc = load_md(ap, at, err);
+    if (!rc)
+        rc = keep_stage ? extend_stage(ap, at, &old, old_sc, err) : create_stage(ap, at, err);
+    if (!rc && (fresh || !key_same))
+        rc = build_index(ap, at, err);
+    /* The in-batch map holds rows of the old shape: forget them (an unchanged value of a
+     * row changed earlier in this batch then resolves from the lake). */
+    at->n_buckets = 0;
+    at->buckets = NULL;
+    return rc;
+}
+
+int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const char *table, const char *from,
+                              const char *to, struct loch_err *err)
+{
+    struct atable *at = find_table(ap, schema, table);
+    if (!at)
+        return loch_errf(err, LOCH_EINVAL, "rename of column %s in undeclared table %s.%s", from, schema, table);
+    int rc = 0;
+    for (int c = 0; c < 2 && !rc; c++) {
+        struct arena *a = arena_new();
+        const struct iceberg_metadata *m = c ? at->cmd : at->md;
+        const char *loc = c ? at->cloc : at->loc;
+        struct iceberg_schema *next;
+        rc = iceberg_schema_rename_column(a, iceberg_metadata_current_schema(m), from, to, &next, err);
+        if (!rc) {
+            struct iceberg_change *ch = iceberg_change_begin(a, m, loc);
+            iceberg_change_set_schema(ch, next);
+            struct sink_table_change tc = {at->ns, c ? at->cname : at->name, loc, ch};
+            rc = sink_commit(ap->cat, ap->st, &tc, 1, NULL, 0, a, err);
+        }
+        arena_free(a);
+    }
+    if (!rc)
+        rc = load_md(ap, at, err);
+    for (size_t i = 0; !rc && i < at->t.n_columns; i++)
+        if (!strcmp(at->t.columns[i].name, from))
+            at->t.columns[i].name = arena_strdup(ap->arena, to);
+    return rc;
+}
+
+int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const char *table, struct loch_err *err)
+{
+    struct atable *at = find_table(ap, schema, table);
+    if (!at)
+        return 0;
+    if (at->n_staged || ap->in_txn) {
+        at->drop_after_flush = true;
+        return 0;
+    }
+    table_close(ap, at);
+    at->dropped = true;
+    (void)err;
+    log_info("%s.%s: source table dropped; the lake table stays", at->ns, at->name);
+    return 0;
+}
+
+/* ---- full load ---- */
+
+static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, const char *sql, struct arena *a,
+                      struct iceberg_data_file *f, struct loch_err *err)
+{
+    return sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+}
+
+static void add_load(struct cdc_applier *ap, struct atable *at, const struct iceberg_data_file *f)
+{
+    if (at->n_loads == at->cap_loads) {
+        size_t n = at->cap_loads ? 2 * at->cap_loads : 8;
+        at->loads = arena_grow(ap->batch, at->loads, at->n_loads, n, sizeof *at->loads);
+        at->cap_loads = n;
+    }
+    at->loads[at->n_loads++] = *f;
+}
+
+/* Columns of the current schema in order, each from t's column of that name as
+ * <prefix><i>, NULL when t has no such column. */
+static void select_cols(struct buf *b, struct atable *at, const struct iceberg_schema *s, const char *prefix,
+                        size_t limit, struct arena *a)
+{
+    for (size_t f = 0; f < s->n_fields && f < limit; f++) {
+        if (f)
+            buf_puts(b, ", ");
+        size_t i = 0;
+        while (i < at->t.n_columns && strcmp(at->t.columns[i].name, s->fields[f].name))
+            i++;
+        if (i < at->t.n_columns)
+            buf_printf(b, "%s%zu AS %s", prefix, i, qi(a, s->fields[f].name));
+        else
+            buf_printf(b, "NULL AS %s", qi(a, s->fields[f].name));
+    }
+}
+
+int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const char *select_sql, int64_t *n_rows,
+                     struct loch_err *err)
+{
+    struct atable *at = find_table(ap, t->schema, t->name);
+    if (!at)
+        return loch_errf(err, LOCH_EINVAL, "load of undeclared table %s.%s", t->schema, t->name);
+    if (ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "load of %s.%s inside a transaction", t->schema, t->name);
+    struct arena *a = ap->batch;
+    struct buf b = {0}, q = {0};
+    buf_puts(&q, "SELECT ");
+    const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
+    select_cols(&q, at, s, "c", s->n_fields, a);
+    buf_printf(&q, " FROM (SELECT ");
+    for (size_t i = 0; i < at->t.n_columns; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "__s%zu", i);
+        if (i)
+            buf_puts(&q, ", ");
+        cast_expr(&q, src, &at->t.columns[i].type);
+        buf_printf(&q, " AS c%zu", i);
+    }
+    buf_printf(&q, " FROM (%s) AS __s(", select_sql);
+    for (size_t i = 0; i < at->t.n_columns; i++)
+        buf_printf(&q, "%s__s%zu", i ? ", " : "", i);
+    buf_puts(&q, "))");
+    struct iceberg_data_file f;
+    int rc = write_file(ap, at, false, q.data, a, &f, err);
+    buf_free(&q);
+    if (rc)
+        return loch_err_prefix(err, "loading %s.%s", at->ns, at->name);
+    *n_rows = f.record_count;
+    if (f.record_count == 0)
+        return 0;
+    add_load(ap, at, &f);
+    /* Index the new rows now (read back their keys); the file is committed by the next flush. */
+    int fid = (int)at->next_fid++;
+    char *lp = store_local_path(ap->st, f.path);
+    buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
+    buf_sql_str(&b, f.path);
+    buf_puts(&b, ", ");
+    buf_sql_str(&b, lp ? lp : f.path);
+    buf_printf(&b, "); INSERT INTO idx_%d SELECT ", at->no);
+    for (size_t k = 0; k < at->n_key; k++)
+        buf_printf(&b, "%s, ", qi(a, at->t.columns[at->key[k]].name));
+    buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
+    buf_sql_str(&b, lp ? lp : f.path);
+    buf_puts(&b, ", file_row_number = true)");
+    free(lp);
+    rc = execb(ap, &b, err);
+    if (!ap->first_ms)
+        ap->first_ms = now_ms();
+    ap->stats.rows_loaded += f.record_count;
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+int cdc_applier_begin(struct cdc_applier *ap, const char *txid, int64_t commit_ts_us, struct loch_err *err)
+{
+    if (ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "transaction %s begins inside transaction %s", txid, ap->txid);
+    ap->in_txn = true;
+    ap->txn_first_seq = ap->seq;
+    ap->txid = arena_strdup(ap->batch, txid);
+    ap->ts = commit_ts_us;
+    return 0;
+}
+
+static size_t key_text(struct atable *at, const struct cdc_value *v, struct buf *out)
+{
+    buf_reset(out);
+    for (size_t k = 0; k < at->n_key; k++) {
+        const struct cdc_value *x = &v[at->key[k]];
+        if (!x->text) {
+            buf_puts(out, "N|");
+        } else {
+            buf_printf(out, "%zu:", x->len);
+            buf_append(out, x->text, x->len);
+        }
+    }
+    return out->len;
+}
+
+static struct mentry *map_find(struct atable *at, const char *key, size_t len, uint64_t h)
+{
+    if (!at->n_buckets)
+        return NULL;
+    for (struct mentry *e = at->buckets[h % at->n_buckets]; e; e = e->next)
+        if (e->h == h && e->key_len == len && !memcmp(e->key, key, len))
+            return e;
+    return NULL;
+}
+
+static void map_put(struct cdc_applier *ap, struct atable *at, const char *key, size_t len, uint64_t h, int64_t seq,
+                    struct cdc_value *row, char **lk)
+{
+    if (!at->n_buckets) {
+        at->n_buckets = 4096;
+        at->buckets = arena_alloc(ap->batch, at->n_buckets * sizeof *at->buckets);
+    }
+    struct mentry *e = arena_alloc(ap->batch, sizeof *e);
+    e->h = h;
+    e->key = arena_memdup(ap->batch, key, len);
+    e->key_len = len;
+    e->seq = seq;
+    e->row = row;
+    e->lk = lk;
+    size_t b = h % at->n_buckets;
+    e->next = at->buckets[b];
+    at->buckets[b] = e;
+}
+
+static void app_text(struct engine_appender *app, const struct cdc_value *v)
+{
+    if (!v || !v->text || v->unchanged)
+        engine_append_text(app, NULL, 0);
+    else
+        engine_append_text(app, v->text, v->len);
+}
+
+int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struct loch_err *err)
+{
+    if (!ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "change outside a transaction");
+    struct atable *at = find_table(ap, c->table->schema, c->table->name);
+    if (!at)
+        return loch_errf(err, LOCH_EINVAL, "change for undeclared table %s.%s", c->table->schema, c->table->name);
+    size_t n = at->t.n_columns;
+    if ((c->op == CDC_INSERT && !c->after) || (c->op == CDC_UPDATE && !c->after) || (c->op == CDC_DELETE && !c->before))
+        return loch_errf(err, LOCH_EINVAL, "%c change for %s.%s without its row image", c->op, at->ns, at->name);
+    if (!at->kills && (c->op == CDC_UPDATE || c->op == CDC_DELETE))
+        return 0; /* insert-only table: the source should not send these */
+    int64_t seq = ap->seq++;
+    struct arena *a = ap->batch;
+    struct cdc_value *row = NULL;
+    char **lk = NULL;
+    const struct cdc_value *old = c->before ? c->before : c->after;
+    struct buf kb = {0}, u = {0};
+    int rc = 0;
+    if (c->op == CDC_INSERT || c->op == CDC_UPDATE) {
+        row = arena_alloc(a, (n ? n : 1) * sizeof *row);
+        bool any_unch = false;
+        for (size_t i = 0; i < n; i++) {
+            row[i] = c->after[i];
+            if (row[i].text && !row[i].unchanged)
+                row[i].text = arena_memdup(a, row[i].text, row[i].len);
+            any_unch |= row[i].unchanged;
+        }
+        if (any_unch && c->before) {
+            /* a full old row (REPLICA IDENTITY FULL) holds the value */
+            for (size_t i = 0; i < n; i++)
+                if (row[i].unchanged && !c->before[i].unchanged) {
+                    row[i] = c->before[i];
+                    if (row[i].text)
+                        row[i].text = arena_memdup(a, row[i].text, row[i].len);
+                }
+        }
+        any_unch = false;
+        for (size_t i = 0; i < n; i++)
+            any_unch |= row[i].unchanged;
+        if (any_unch && at->n_key) {
+            size_t kl = key_text(at, old, &kb);
+            struct mentry *e = map_find(at, kb.data, kl, fnv(kb.data, kl));
+            if (e) {
+                for (size_t i = 0; i < n; i++)
+                    if (row[i].unchanged)
+                        row[i] = e->row[i];
+                lk = e->lk;
+            }
+        }
+        any_unch = false;
+        for (size_t i = 0; i < n; i++)
+            if (row[i].unchanged) {
+                if (!any_unch)
+                    buf_putc(&u, ',');
+                buf_printf(&u, "%zu,", at->sc[i]);
+                any_unch = true;
+            }
+        if (any_unch && !lk) {
+            lk = arena_alloc(a, (at->n_key + 1) * sizeof *lk);
+            for (size_t k = 0; k < at->n_key; k++) {
+                const struct cdc_value *x = &old[at->key[k]];
+                lk[k] = x->text ? arena_strndup(a, x->text, x->len) : NULL;
+            }
+        }
+        if (any_unch)
+            at->n_unresolved++;
+        if (at->n_key) {
+            size_t kl = key_text(at, row, &kb);
+            map_put(ap, at, kb.data, kl, fnv(kb.data, kl), seq, row, any_unch ? lk : NULL);
+        }
+    }
+    struct engine_appender *app = at->app;
+    engine_append_int(app, seq);
+    char op = (char)c->op;
+    engine_append_text(app, &op, 1);
+    engine_append_int(app, ap->ts);
+    engine_append_int(app, (int64_t)ap->n_txn_batch); /* -> its position at flush */
+    engine_append_text(app, ap->txid, strlen(ap->txid));
+    engine_append_text(app, u.len ? u.data : "", u.len);
+    for (size_t k = 0; k < at->n_key; k++) {
+        if (c->op == CDC_TRUNCATE)
+            engine_append_text(app, NULL, 0);
+        else
+            app_text(app, &old[at->key[k]]);
+        if (lk && lk[k])
+            engine_append_text(app, lk[k], strlen(lk[k]));
+        else
+            engine_append_text(app, NULL, 0);
+    }
+    for (size_t j = 0; j < at->stg_nc; j++) {
+        int i = at->rev[j];
+        if (i < 0)
+            engine_append_text(app, NULL, 0);
+        else if (row)
+            app_text(app, &row[i]);
+        else if (c->op == CDC_DELETE)
+            app_text(app, &c->before[i]);
+        else
+            engine_append_text(app, NULL, 0);
+    }
+    rc = engine_append_end_row(app, err);
+    if (c->op == CDC_TRUNCATE) {
+        at->trunc_seq = seq;
+        at->n_buckets = 0; /* nothing earlier in the batch survives */
+        at->buckets = NULL;
+    }
+    at->n_staged++;
+    ap->n_changes_batch++;
+    ap->stats.changes++;
+    buf_free(&kb);
+    buf_free(&u);
+    if (rc)
+        return loch_err_prefix(err, "staging a change of %s.%s", at->ns, at->name);
+    return 0;
+}
+
+int cdc_applier_commit(struct cdc_applier *ap, const char *position, const char *checkpoint, struct loch_err *err)
+{
+    if (!ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "commit outside a transaction");
+    ap->in_txn = false;
+    if (ap->n_txn_batch == ap->cap_pos) {
+        size_t nc = ap->cap_pos ? 2 * ap->cap_pos : 1024;
+        ap->pos = arena_grow(ap->batch, ap->pos, ap->n_txn_batch, nc, sizeof *ap->pos);
+        ap->cap_pos = nc;
+    }
+    ap->pos[ap->n_txn_batch] = arena_strdup(ap->batch, position);
+    ap->checkpoint = arena_strdup(ap->batch, checkpoint);
+    ap->last_ts = ap->ts;
+    ap->n_txn_batch++;
+    ap->stats.transactions++;
+    if (!ap->first_ms)
+        ap->first_ms = now_ms();
+    return 0;
+}
+
+void cdc_applier_rollback(struct cdc_applier *ap)
+{
+    if (!ap->in_txn)
+        return;
+    ap->in_txn = false;
+    for (size_t i = 0; i < ap->n_tables; i++) {
+        struct atable *at = ap->tables[i];
+        if (at->dropped || !at->app)
+            continue;
+        struct loch_err e;
+        engine_appender_flush(at->app, &e);
+        char sql[128];
+        snprintf(sql, sizeof sql, "DELETE FROM temp.stg_%d WHERE _seq >= %lld", at->no, (long long)ap->txn_first_seq);
+        engine_exec(ap->conn, sql, NULL);
+        for (size_t b = 0; b < at->n_buckets; b++)
+            while (at->buckets[b] && at->buckets[b]->seq >= ap->txn_first_seq)
+                at->buckets[b] = at->buckets[b]->next;
+        if (at->trunc_seq >= ap->txn_first_seq)
+            at->trunc_seq = -1; /* an earlier truncate of this batch would be lost; see flush */
+    }
+    ap->seq = ap->txn_first_seq;
+}
+
+bool cdc_applier_pending(const struct cdc_applier *ap)
+{
+    bool any_load = false;
+    for (size_t i = 0; i < ap->n_tables; i++)
+        any_load |= ap->tables[i]->n_loads > 0;
+    return ap->n_txn_batch > 0 || ap->n_kv > 0 || any_load || ap->checkpoint;
+}
+
+bool cdc_applier_flush_due(const struct cdc_applier *ap)
+{
+    if (ap->in_txn || !ap->first_ms)
+        return false;
+    return ap->n_changes_batch >= ap->o.flush_max_changes || now_ms() - ap->first_ms >= ap->o.flush_interval_ms;
+}
+
+/* ---- flush ---- */
+
+static void keycols(struct buf *b, struct atable *at, const char *alias, const char *prefix, bool new_key)
+{
+    for (size_t k = 0; k < at->n_key; k++) {
+        if (k)
+            buf_puts(b, ", ");
+        if (new_key)
+            buf_printf(b, "%s%sc%zu", alias ? alias : "", alias ? "." : "", at->key[k]);
+        else
+            buf_printf(b, "%s%s%s%zu", alias ? alias : "", alias ? "." : "", prefix, k);
+    }
+}
+
+static void keymatch(struct buf *b, struct atable *at, const char *l, const char *lp, bool lnew, const char *r,
+                     const char *rp, bool rnew)
+{
+    if (!at->n_key)
+        buf_puts(b, "true");
+    for (size_t k = 0; k < at->n_key; k++) {
+        if (k)
+            buf_puts(b, " AND ");
+        if (lnew)
+            buf_printf(b, "%s.c%zu", l, at->key[k]);
+        else
+            buf_printf(b, "%s.%s%zu", l, lp, k);
+        buf_puts(b, " IS NOT DISTINCT FROM ");
+        if (rnew)
+            buf_printf(b, "%s.c%zu", r, at->key[k]);
+        else
+            buf_printf(b, "%s.%s%zu", r, rp, k);
+    }
+}
+
+struct pending {
+    struct atable *at;
+    struct iceberg_data_file data, del, chg;
+    bool truncated;
+};
+
+/* Writes the files of one table's batch; fills p. */
+static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+{
+    struct arena *a = ap->batch;
+    int no = at->no;
+    size_t n = at->t.n_columns;
+    struct buf b = {0};
+    int rc = engine_appender_flush(at->app, err);
+    if (rc)
+        return rc;
+    /* 1. values the source did not send (TOAST): from the lake rows they left unchanged */
+    bool toast = at->n_unresolved > 0 && at->n_key;
+    if (!rc && toast) {
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __need AS SELECT s._seq, f.local, i._pos FROM stg_%d s "
+                   "JOIN idx_%d i ON ", no, no);
+        for (size_t k = 0; k < at->n_key; k++) {
+            if (k)
+                buf_puts(&b, " AND ");
+            buf_printf(&b, "i.k%zu IS NOT DISTINCT FROM ", k);
+            char x[32];
+            snprintf(x, sizeof x, "s.lk%zu", k);
+            cast_expr(&b, x, &at->t.columns[at->key[k]].type);
+        }
+        buf_printf(&b, " JOIN fil_%d f ON f._fid = i._fid WHERE s._u <> ''", no);
+        rc = execs(ap, &b, no, err);
+        struct engine_rows *r = NULL;
+        buf_puts(&b, "SELECT DISTINCT local FROM __need");
+        sfx(&b, no);
+        if (!rc)
+            rc = engine_query(ap->conn, b.data, &r, err);
+        buf_free(&b);
+        if (!rc) {
+            size_t nf = engine_rows_count(r);
+            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __oldv AS SELECT n._seq");
+            for (size_t i = 0; i < n; i++)
+                buf_printf(&b, ", r.%s AS c%zu", qi(a, at->t.columns[i].name), i);
+            if (nf) {
+                buf_puts(&b, " FROM __need n JOIN read_parquet([");
+                for (size_t i = 0; i < nf; i++) {
+                    if (i)
+                        buf_puts(&b, ", ");
+                    buf_sql_str(&b, engine_rows_text(r, 0, i, a));
+                }
+                buf_puts(&b, "], filename = true, file_row_number = true, union_by_name = true) r "
+                             "ON r.filename = n.local AND r.file_row_number = n._pos");
+            } else {
+                buf_puts(&b, " FROM __need n, (SELECT ");
+                for (size_t i = 0; i < n; i++) {
+                    char duck[64];
+                    buf_printf(&b, "%sNULL::%s AS %s", i ? ", " : "",
+                               iceberg_type_duckdb(&at->t.columns[i].type, duck, sizeof duck),
+                               qi(a, at->t.columns[i].name));
+                }
+                buf_puts(&b, ") r WHERE false");
+            }
+            rc = execs(ap, &b, no, err);
+        }
+        engine_rows_free(r);
+    }
+    /* 2. typed changes */
+    if (!rc) {
+        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ty AS SELECT s._seq, s._op, s._ts, __pos.pos AS _pos, s._txid");
+        for (size_t i = 0; i < n; i++) {
+            char x[32];
+            snprintf(x, sizeof x, "s.c%zu", at->sc[i]);
+            buf_puts(&b, ", ");
+            if (toast)
+                buf_printf(&b, "CASE WHEN contains(s._u, ',%zu,') THEN o.c%zu ELSE ", at->sc[i], i);
+            cast_expr(&b, x, &at->t.columns[i].type);
+            buf_printf(&b, "%s AS c%zu", toast ? " END" : "", i);
+        }
+        for (size_t k = 0; k < at->n_key; k++) {
+            char x[32];
+            snprintf(x, sizeof x, "s.ok%zu", k);
+            buf_puts(&b, ", ");
+            cast_expr(&b, x, &at->t.columns[at->key[k]].type);
+            buf_printf(&b, " AS ok%zu", k);
+        }
+        buf_printf(&b, " FROM stg_%d s LEFT JOIN __pos ON __pos.ord = s._tx%s", no,
+                   toast ? " LEFT JOIN __oldv o ON o._seq = s._seq" : "");
+        rc = execs(ap, &b, no, err);
+        if (rc)
+            loch_err_prefix(err, "converting the changes of %s.%s to their lake types", at->ns, at->name);
+    }
+    /* 3. live rows */
+    if (!rc && at->kills) {
+        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ev AS SELECT ");
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, "ok%zu AS k%zu, ", k, k);
+        buf_puts(&b, "_seq, false AS put FROM __ty WHERE _op = 'D' OR (_op = 'U' AND NOT (");
+        keymatch(&b, at, "__ty", "ok", false, "__ty", NULL, true);
+        buf_puts(&b, ")) UNION ALL SELECT ");
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, "c%zu AS k%zu, ", at->key[k], k);
+        buf_puts(&b, "_seq, true FROM __ty WHERE _op IN ('I', 'U')");
+        rc = execs(ap, &b, no, err);
+        if (!rc) {
+            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT row_number() OVER (ORDER BY t._seq) - 1 AS _rn, "
+                         "t.* FROM __ty t JOIN (SELECT ");
+            for (size_t k = 0; k < at->n_key; k++)
+                buf_printf(&b, "k%zu, ", k);
+            buf_puts(&b, "max(_seq) AS _ms FROM __ev GROUP BY ALL) m ON ");
+            keymatch(&b, at, "t", NULL, true, "m", "k", false);
+            buf_printf(&b, " AND t._seq = m._ms WHERE t._op IN ('I', 'U') AND t._seq > %lld", (long long)at->trunc_seq);
+            rc = execs(ap, &b, no, err);
+        }
+    } else if (!rc) {
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT row_number() OVER (ORDER BY _seq) - 1 AS _rn, * "
+                   "FROM __ty WHERE _op = 'I' AND _seq > %lld", (long long)at->trunc_seq);
+        rc = execs(ap, &b, no, err);
+    }
+    /* 4. position deletes of indexed rows whose key was touched (all on truncate) */
+    p->truncated = at->trunc_seq >= 0;
+    if (!rc && (at->kills || p->truncated)) {
+        buf_printf(&b, "SELECT f.path, i._pos FROM idx_%d i JOIN fil_%d f ON f._fid = i._fid", no, no);
+        if (!p->truncated) {
+            buf_puts(&b, " WHERE EXISTS (SELECT 1 FROM __ev e WHERE ");
+            keymatch(&b, at, "i", "k", false, "e", "k", false);
+            buf_puts(&b, ")");
+        }
+        sfx(&b, no);
+        rc = sink_write_deletes(ap->conn, ap->st, at->md, b.data, a, &p->del, err);
+        buf_free(&b);
+    }
+    /* 5. the new live rows, in _rn order (their positions in the file) */
+    const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
+    if (!rc) {
+        buf_puts(&b, "SELECT ");
+        select_cols(&b, at, s, "c", s->n_fields, a);
+        buf_puts(&b, " FROM __lv ORDER BY _rn");
+        sfx(&b, no);
+        rc = write_file(ap, at, false, b.data, a, &p->data, err);
+        buf_free(&b);
+    }
+    /* 6. the change log */
+    if (!rc) {
+        const struct iceberg_schema *cs = iceberg_metadata_current_schema(at->cmd);
+        buf_puts(&b, "SELECT ");
+        for (size_t f = 0; f < cs->n_fields; f++) {
+            const char *fn = cs->fields[f].name;
+            if (f)
+                buf_puts(&b, ", ");
+            if (!strcmp(fn, "_op"))
+                buf_puts(&b, "_op");
+            else if (!strcmp(fn, "_commit_ts"))
+                buf_puts(&b, "make_timestamp(_ts)::TIMESTAMPTZ");
+            else if (!strcmp(fn, ap->o.position_column))
+                cast_expr(&b, "_pos", &ap->o.position_type);
+            else if (!strcmp(fn, "_txid"))
+                buf_puts(&b, "_txid");
+            else {
+                size_t i = 0;
+                while (i < n && strcmp(at->t.columns[i].name, fn))
+                    i++;
+                if (i < n)
+                    buf_printf(&b, "c%zu", i);
+                else
+                    buf_puts(&b, "NULL");
+            }
+            buf_printf(&b, " AS %s", qi(a, fn));
+        }
+        buf_puts(&b, " FROM __ty ORDER BY _seq");
+        sfx(&b, no);
+        rc = write_file(ap, at, true, b.data, a, &p->chg, err);
+        buf_free(&b);
+    }
+    buf_free(&b);
+    if (rc)
+        loch_err_prefix(err, "flushing %s.%s", at->ns, at->name);
+    return rc;
+}
+
+/* After the commit: the index follows the lake. */
+static int advance_index(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+{
+    struct buf b = {0};
+    int no = at->no;
+    if (p->truncated) {
+        buf_printf(&b, "DELETE FROM idx_%d; ", no);
+    } else if (at->kills) {
+        buf_printf(&b, "DELETE FROM idx_%d i WHERE EXISTS (SELECT 1 FROM __ev e WHERE ", no);
+        keymatch(&b, at, "i", "k", false, "e", "k", false);
+        buf_puts(&b, "); ");
+    }
+    if (p->data.record_count > 0) {
+        int fid = (int)at->next_fid++;
+        char *lp = store_local_path(ap->st, p->data.path);
+        buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", no, fid);
+        buf_sql_str(&b, p->data.path);
+        buf_puts(&b, ", ");
+        buf_sql_str(&b, lp ? lp : p->data.path);
+        free(lp);
+        buf_printf(&b, "); INSERT INTO idx_%d SELECT ", no);
+        keycols(&b, at, NULL, NULL, true);
+        buf_printf(&b, "%s%d, _rn FROM __lv; ", at->n_key ? ", " : "", fid);
+    }
+    buf_printf(&b, "DELETE FROM stg_%d; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
+               "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv", no);
+    return execs(ap, &b, no, err);
+}
+
+int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **checkpoint_out, struct loch_err *err)
+{
+    if (checkpoint_out)
+        *checkpoint_out = NULL;
+    if (ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "flush inside a transaction");
+    bool any_load = false;
+    for (size_t i = 0; i < ap->n_tables; i++)
+        any_load |= ap->tables[i]->n_loads > 0;
+    if (!ap->n_txn_batch && !ap->n_kv && !any_load && !ap->checkpoint)
+        return 0;
+    struct arena *a = ap->batch;
+    struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
+    struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
+    size_t n_p = 0, n_tc = 0;
+    int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
+    struct engine_appender *pa = NULL;
+    if (!rc && ap->n_txn_batch)
+        rc = engine_appender_open(ap->conn, "temp", "__pos", &pa, err);
+    for (size_t i = 0; i < ap->n_txn_batch && !rc; i++) {
+        engine_append_int(pa, (int64_t)i);
+        engine_append_text(pa, ap->pos[i], strlen(ap->pos[i]));
+        rc = engine_append_end_row(pa, err);
+    }
+    if (pa && !rc)
+        rc = engine_appender_flush(pa, err);
+    engine_appender_close(pa);
+    for (size_t i = 0; i < ap->n_tables && !rc; i++) {
+        struct atable *at = ap->tables[i];
+        if (at->dropped || (!at->n_staged && !at->n_loads))
+            continue;
+        struct pending *pp = &p[n_p++];
+        pp->at = at;
+        if (at->n_staged)
+            rc = flush_files(ap, at, pp, err);
+        if (rc)
+            break;
+        struct iceberg_change *ch = iceberg_change_begin(a, at->md, at->loc);
+        for (size_t k = 0; k < at->n_loads; k++)
+            iceberg_change_add_file(ch, &at->loads[k]);
+        if (pp->data.record_count > 0)
+            iceberg_change_add_file(ch, &pp->data);
+        if (pp->del.record_count > 0)
+            iceberg_change_add_file(ch, &pp->del);
+        if (!iceberg_change_empty(ch))
+            tc[n_tc++] = (struct sink_table_change){at->ns, at->name, at->loc, ch};
+        if (pp->chg.record_count > 0) {
+            struct iceberg_change *cc = iceberg_change_begin(a, at->cmd, at->cloc);
+            iceberg_change_add_file(cc, &pp->chg);
+            tc[n_tc++] = (struct sink_table_change){at->ns, at->cname, at->cloc, cc};
+        }
+    }
+    struct catalog_kv kv[KV_MAX + 1];
+    size_t n_kv = 0;
+    for (size_t i = 0; i < ap->n_kv; i++)
+        kv[n_kv++] = ap->kv[i];
+    if (ap->checkpoint)
+        kv[n_kv++] = (struct catalog_kv){ckpt_key(a, ap->o.source), ap->checkpoint};
+    if (!rc)
+        for (size_t i = 0; i < n_tc; i++) {
+            char num[32];
+            if (ap->checkpoint)
+                iceberg_change_set_summary(tc[i].change, "loch.source-position", ap->checkpoint);
+            snprintf(num, sizeof num, "%lld", (long long)ap->n_txn_batch);
+            iceberg_change_set_summary(tc[i].change, "loch.source-transactions", num);
+        }
+    if (!rc)
+        rc = sink_commit(ap->cat, ap->st, tc, n_tc, kv, n_kv, a, err);
+    for (size_t i = 0; i < n_p && !rc; i++) {
+        if (p[i].at->n_staged)
+            rc = advance_index(ap, p[i].at, &p[i], err);
+        if (!rc)
+            rc = load_md(ap, p[i].at, err);
+    }
+    if (rc)
+        return rc;
+    if (checkpoint_out && ap->checkpoint)
+        *checkpoint_out = arena_strdup(out_arena, ap->checkpoint);
+    if (ap->n_txn_batch)
+        ap->stats.last_commit_ts_us = ap->last_ts;
+    ap->stats.flushes++;
+    for (size_t i = 0; i < ap->n_tables; i++) {
+        struct atable *at = ap->tables[i];
+        at->n_staged = at->n_unresolved = 0;
+        at->trunc_seq = -1;
+        at->n_buckets = 0;
+        at->buckets = NULL;
+        at->loads = NULL;
+        at->n_loads = at->cap_loads = 0;
+        if (at->drop_after_flush && !at->dropped) {
+            table_close(ap, at);
+            at->dropped = true;
+        }
+    }
+    ap->n_kv = 0;
+    ap->checkpoint = NULL;
+    ap->txid = NULL;
+    ap->first_ms = 0;
+    ap->n_changes_batch = ap->n_txn_batch = 0;
+    ap->pos = NULL;
+    ap->cap_pos = 0;
+    arena_reset(ap->batch);
+    return 0;
+}
