@@ -17,6 +17,7 @@ static const struct {
     {"tables", cmd_tables, "tables [NS]                   list tables"},
     {"describe", cmd_describe, "describe NS.TABLE             schema, snapshot, files and rows of a table"},
     {"history", cmd_history, "history NS.TABLE              snapshots of a table"},
+    {"replicate", cmd_replicate, "replicate [--source S] [--catch-up]  replicate sources into the lake"},
 };
 
 static void usage(FILE *f)

@@ -33,5 +33,6 @@ int cmd_sql(struct app *app, int argc, char **argv);
 int cmd_tables(struct app *app, int argc, char **argv);
 int cmd_describe(struct app *app, int argc, char **argv);
 int cmd_history(struct app *app, int argc, char **argv);
+int cmd_replicate(struct app *app, int argc, char **argv);
 
 #endif
