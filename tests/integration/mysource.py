@@ -76,7 +76,7 @@ class MariaDB:
 
     def root_sql(self, sql, db=None):
         """Runs SQL as root through the mariadb client; returns stdout (tab-separated)."""
-        args = ["mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}", "-N", "-B", "-e", sql]
+        args = ["mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}", "--default-character-set=utf8mb4", "-N", "-B", "-e", sql]
         if db:
             args.insert(-2, f"--database={db}")
         return subprocess.run(args, check=True, capture_output=True, text=True).stdout

@@ -89,3 +89,196 @@ def test_full_load_then_streaming_dml(lake, mdb):
     assert lake_table_rows(lake, "core_my.bank.accounts", cols) == want
     ch = lake.sql("SELECT _op, count(*) AS n FROM core_my.bank.accounts_changes GROUP BY _op ORDER BY _op")
     assert {r["_op"]: r["n"] for r in ch} == {"D": 1, "I": 2, "U": 3}
+
+
+TYPES_DDL = """
+CREATE TABLE t (
+  id INT PRIMARY KEY,
+  ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT,
+  mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED,
+  d DECIMAL(38,10), d2 DECIMAL(5,0), d3 DECIMAL(12,4), f FLOAT, dbl DOUBLE, bt BIT(12), b64 BIT(64), bo BOOL,
+  c CHAR(10), vc VARCHAR(300), tx TEXT, bn BINARY(4), vb VARBINARY(20), bl BLOB,
+  dt DATE, tm TIME(6), dtm DATETIME(6), ts TIMESTAMP(6) NULL, yr YEAR,
+  en ENUM('low','mid','high'), st SET('a','b','c'), js JSON
+) DEFAULT CHARSET=utf8mb4
+"""
+
+TYPE_ROWS = [
+    "(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, "
+    "-9223372036854775808, 18446744073709551615, '1234567890123456789012345678.0123456789', 99999, "
+    "-12345678.9876, 3.14159, 2.718281828459045, b'101010101010', b'1111111111111111111111111111111111111111111111111111111111111111', TRUE, "
+    "'abc', 'Überweisung → 東京 😀', 'long text', x'00ff1000', x'deadbeef', x'000102', "
+    "'2024-02-29', '23:59:59.999999', '1999-12-31 23:59:59.000001', '2024-01-02 10:00:00.123456', 2024, "
+    "'high', 'a,c', '{\"k\": [1, 2.5, \"x\"], \"n\": null}')",
+    "(2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '-0.0000000001', -1, 0, -1.5, -1e300, b'0', b'0', FALSE, "
+    "'', '', '', x'', x'', x'', '1000-01-01', '00:00:00', '1000-01-01 00:00:00', '1970-01-01 00:00:01', 1901, "
+    "'low', '', '[]')",
+    "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+]
+
+TYPE_COLS = ["id", "ti", "tu", "si", "su", "mi", "mu", "i", "iu", "bi", "bu", "d", "d2", "d3", "f", "dbl",
+             "bt", "b64", "bo", "c", "vc", "tx", "bn", "vb", "bl", "dt", "tm", "dtm", "ts", "yr", "en", "st",
+             "js"]
+
+
+def source_typed(mdb, db):
+    """The source rows in the lake's types: what the user expects to find."""
+    import datetime as dt
+    conn = mdb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = '+00:00'")
+        cur.execute("SELECT " + ", ".join(
+            f"CAST({c} AS UNSIGNED)" if c in ("bt", "b64") else c for c in TYPE_COLS) + " FROM t ORDER BY id")
+        out = []
+        for r in cur.fetchall():
+            row = dict(zip(TYPE_COLS, r))
+            if row["tm"] is not None:  # PyMySQL gives TIME as timedelta
+                s = int(row["tm"].total_seconds())
+                row["tm"] = dt.time(s // 3600, s // 60 % 60, s % 60, row["tm"].microseconds)
+            if row["ts"] is not None:
+                row["ts"] = row["ts"].replace(tzinfo=dt.timezone.utc)
+            if row["f"] is not None:  # FLOAT: compare as the single-precision value
+                import struct
+                row["f"] = struct.unpack("f", struct.pack("f", row["f"]))[0]
+            if row["st"] is not None:
+                row["st"] = ",".join(sorted(row["st"])) if isinstance(row["st"], set) else row["st"]
+            out.append({k: norm(v) for k, v in row.items()})
+    conn.close()
+    return out
+
+
+def lake_typed(lake, table):
+    import json
+    rows = lake.catalog().load_table(table).scan().to_arrow().to_pylist()
+    out = []
+    for r in sorted(rows, key=lambda r: r["id"]):
+        row = {c: r[c] for c in TYPE_COLS}
+        out.append({k: norm(v) for k, v in row.items()})
+    return out
+
+
+def normalise_json(rows):
+    import json
+    for r in rows:
+        if r["js"] is not None:
+            r["js"] = json.loads(r["js"])
+    return rows
+
+
+def test_types_exact_full_load_and_streaming(lake, mdb):
+    fresh_db(mdb, "typ", TYPES_DDL + ";\nINSERT INTO t VALUES " + TYPE_ROWS[0])
+    configure(lake, mdb, "ty", '["typ.t"]')
+    catch_up(lake, "ty")
+    # rows 2 and 3 arrive through the binlog, row 1 is updated through it
+    mdb.root_sql("INSERT INTO t VALUES " + ",".join(TYPE_ROWS[1:]) +
+                 "; INSERT INTO t SELECT 11, ti, tu, si, su, mi, mu, i, iu, bi, bu, d, d2, d3, f, dbl, bt, b64, bo, c, "
+                 "vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, en, st, js FROM t WHERE id = 1", db="typ")
+    catch_up(lake, "ty")
+    schema = {f.name: str(f.field_type) for f in lake.catalog().load_table("ty.typ.t").schema().fields}
+    assert schema["bu"] == "decimal(20, 0)" and schema["iu"] == "long" and schema["i"] == "int"
+    assert schema["d"] == "decimal(38, 10)" and schema["f"] == "float" and schema["dbl"] == "double"
+    assert schema["ts"] == "timestamptz" and schema["dtm"] == "timestamp" and schema["tm"] == "time"
+    assert schema["bn"] == "binary" and schema["vc"] == "string" and schema["js"] == "string"
+    assert schema["dt"] == "date" and schema["yr"] == "int" and schema["b64"] == "decimal(20, 0)"
+    want = normalise_json(source_typed(mdb, "typ"))
+    got = normalise_json(lake_typed(lake, "ty.typ.t"))
+    assert got == want
+    # the loaded row (1) and its streamed copy (11) are identical apart from the key
+    by_id = {r["id"]: r for r in got}
+    assert {**by_id[D(1)], "id": None} == {**by_id[D(11)], "id": None}
+
+
+def test_truncate_and_schema_changes(lake, mdb):
+    fresh_db(mdb, "ddl", """
+        CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10));
+        INSERT INTO a VALUES (1, 'x'), (2, 'y');
+        CREATE TABLE b (id INT PRIMARY KEY, n INT);
+        INSERT INTO b VALUES (1, 10);
+    """)
+    configure(lake, mdb, "dd", '["ddl.*"]')
+    catch_up(lake, "dd")
+    mdb.root_sql("""
+        TRUNCATE TABLE a;
+        INSERT INTO a VALUES (3, 'z');
+        ALTER TABLE b ADD COLUMN note VARCHAR(20);
+        INSERT INTO b VALUES (2, 20, 'added');
+        ALTER TABLE b RENAME COLUMN n TO amount;
+        UPDATE b SET amount = 11 WHERE id = 1;
+        ALTER TABLE b DROP COLUMN note;
+        INSERT INTO b VALUES (3, 30);
+        CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(5));
+        INSERT INTO c VALUES (1, 'new');
+    """, db="ddl")
+    catch_up(lake, "dd")
+    assert lake.sql("SELECT id, v FROM dd.ddl.a ORDER BY id") == [{"id": 3, "v": "z"}]
+    assert lake.sql("SELECT * FROM dd.ddl.b ORDER BY id") == [
+        {"id": 1, "amount": 11}, {"id": 2, "amount": 20}, {"id": 3, "amount": 30}]
+    assert lake.sql("SELECT * FROM dd.ddl.c") == [{"id": 1, "s": "new"}]
+    ops = lake.sql("SELECT _op FROM dd.ddl.a_changes ORDER BY _commit_ts, _op")
+    assert "T" in [r["_op"] for r in ops]
+
+
+def test_kill_9_and_restart_lake_equals_source(lake, mdb):
+    fresh_db(mdb, "crash", "CREATE TABLE k (id INT PRIMARY KEY, v INT, pad VARCHAR(100))")
+    configure(lake, mdb, "cr", '["crash.*"]', "    server_id: 4242\n")
+    catch_up(lake, "cr")
+    p = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate", "--source", "cr"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    conn = mdb.connect("crash")
+    cur = conn.cursor()
+    n = 0
+    for round in range(6):
+        for _ in range(40):
+            n += 1
+            cur.execute("START TRANSACTION")
+            cur.execute("INSERT INTO k VALUES (%s, %s, REPEAT('p', 50))", (n, n))
+            cur.execute("UPDATE k SET v = v + 1 WHERE id = %s", (max(1, n - 3),))
+            if n % 7 == 0:
+                cur.execute("DELETE FROM k WHERE id = %s", (n - 5,))
+            cur.execute("COMMIT")
+        time.sleep(0.3 + 0.2 * round)
+        if round % 2 == 1:  # kill -9 at an arbitrary moment, restart
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            p = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate", "--source", "cr"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    conn.close()
+    catch_up(lake, "cr")
+    cols = ["id", "v", "pad"]
+    want = source_rows(mdb, "crash", "k", cols)
+    assert len(want) > 200
+    assert lake.sql("SELECT id, v, pad FROM cr.crash.k ORDER BY id") == want
+    assert lake_table_rows(lake, "cr.crash.k", cols) == want
+
+
+def test_refusals_name_the_setting(lake, mdb, tmp_path):
+    configure(lake, mdb, "rf", '["nothing.*"]')
+    mdb.root_sql("SET GLOBAL binlog_format = 'STATEMENT'")
+    try:
+        p = catch_up(lake, "rf", check=False)
+    finally:
+        mdb.root_sql("SET GLOBAL binlog_format = 'ROW'")
+    assert p.returncode != 0
+    assert "binlog_format=STATEMENT" in p.stderr and "binlog_format=ROW" in p.stderr
+    mdb.root_sql("SET GLOBAL binlog_row_image = 'MINIMAL'")
+    try:
+        p = catch_up(lake, "rf", check=False)
+    finally:
+        mdb.root_sql("SET GLOBAL binlog_row_image = 'FULL'")
+    assert p.returncode != 0 and "binlog_row_image" in p.stderr and "FULL" in p.stderr
+    # a user without REPLICATION SLAVE
+    mdb.create_repl_user("weak", "weak-pw", grants="SELECT")
+    cfg = lake.config.read_text().replace("mysql://repl@", "mysql://weak@")
+    lake.config.write_text(cfg)
+    os.environ["LOCH_TEST_MYSQL_PW"] = "weak-pw"
+    p = catch_up(lake, "rf", check=False)
+    os.environ["LOCH_TEST_MYSQL_PW"] = REPL_PASSWORD
+    assert p.returncode != 0 and "REPLICATION SLAVE" in p.stderr and "GRANT" in p.stderr
+    # a wrong password
+    os.environ["LOCH_TEST_MYSQL_PW"] = "wrong"
+    p = catch_up(lake, "rf", check=False)
+    os.environ["LOCH_TEST_MYSQL_PW"] = REPL_PASSWORD
+    assert p.returncode != 0 and "refused the login" in p.stderr

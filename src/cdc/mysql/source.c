@@ -48,6 +48,7 @@ struct my {
     struct mysql_params prm;
     uint32_t server_id;
     bool is_mariadb, gtid_positions;
+    bool checksum;        /* events end with a CRC32 (binlog_checksum != NONE) */
     const char *position_column;
     MYSQL *q;             /* queries: checks, schema look-ups (lifetime: one attempt) */
     struct cdc_applier *ap;
@@ -208,6 +209,9 @@ static int check_server(struct my *m, struct arena *a, struct loch_err *err)
         mysql_free_result(res);
     if (!v || strcasecmp(v, "FULL") != 0)
         return refuse_setting(err, "binlog_row_metadata", v, "FULL", NULL);
+    if ((rc = q_value(m, m->q, "SELECT @@global.binlog_checksum", a, &v, err)))
+        return rc;
+    m->checksum = v && strcasecmp(v, "NONE") != 0;
     if (!m->is_mariadb) {
         /* MySQL 8 features MariaDB Connector/C cannot read (cdc-anchors 4b). */
         if (mysql_real_query(m->q, "SELECT @@binlog_transaction_compression", 39) == 0) {
@@ -968,7 +972,9 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     cursor_le32(&hc, &ev_size);
     cursor_le32(&hc, &log_pos);
     cursor_le16(&hc, &flags);
-    size_t csum = rpl->use_checksum && type != BL_EV_FORMAT_DESCRIPTION ? 4 : 0;
+    /* Known from binlog_checksum, not from the library: the artificial ROTATE that opens
+     * the stream comes before the FORMAT_DESCRIPTION that tells the library. */
+    size_t csum = m->checksum && type != BL_EV_FORMAT_DESCRIPTION ? 4 : 0;
     if (ev_size < 19 + csum || ev_size > size - 1)
         return loch_errf(err, LOCH_ECORRUPT, "binlog event length %u in a packet of %zu bytes", ev_size, size);
     const uint8_t *body = raw + 20;
