@@ -274,6 +274,8 @@ int binlog_table_map_decode(const uint8_t *body, size_t len, int table_id_len, s
     t->name = arena_strndup(a, (const char *)s, n);
     if (!binlog_cursor_packed(&c, &ncols) || ncols > c.left || !cursor_bytes(&c, ncols, &types))
         return TRUNC(err, "table map column types");
+    if (ncols == 0) /* every image would be empty: a rows event could never end */
+        return loch_errf(err, LOCH_ECORRUPT, "table map of %s.%s has no columns", t->db, t->name);
     if (!binlog_cursor_packed(&c, &meta_len) || meta_len > c.left ||
         !cursor_bytes(&c, meta_len, &meta))
         return TRUNC(err, "table map metadata");

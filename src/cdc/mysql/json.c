@@ -96,7 +96,9 @@ static json_t *container(uint8_t type, const uint8_t *p, size_t len, int depth, 
                 goto trunc;
             }
             char *k = arena_strndup(a, (const char *)p + koff, klen);
-            if (strlen(k) != klen || json_object_set_new(out, k, v) != 0) {
+            if (strlen(k) != klen) /* a NUL inside the key */
+                json_decref(v);
+            if (strlen(k) != klen || json_object_set_new(out, k, v) != 0) { /* set_new frees v on error */
                 json_decref(out);
                 loch_errf(err, LOCH_ECORRUPT, "JSON object key is not valid UTF-8 text");
                 return NULL;
