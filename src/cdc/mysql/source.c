@@ -10,6 +10,7 @@
 #include <mysqld_error.h>
 #include <errmsg.h>
 #include <mariadb_rpl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,15 +487,51 @@ static int table_from_schema(struct my *m, MYSQL *c, const char *db, const char 
     return 0;
 }
 
-/* ---- full load ---- */
+/* ---- full load ----
+ * A reader thread streams each table from the snapshot connection (mysql_use_result) into
+ * CSV spill files of LOAD_CHUNK_ROWS rows; the calling thread hands each finished file to
+ * the applier (DuckDB read_csv -> Parquet). Reading the source and writing the lake
+ * overlap; at most QUEUE_MAX files wait on disk. */
+
+#define LOAD_CHUNK_ROWS 500000
+#define QUEUE_MAX 2
+
+struct chunk {
+    size_t table;       /* index into the load's table list */
+    char *path;         /* NULL: no rows (declares the table only) */
+    int64_t rows;
+};
+
+struct load {
+    struct my *m;
+    MYSQL *snap;
+    struct arena *a;    /* the reader's: tables and their shapes (read-only for the loader) */
+    size_t n;
+    char **dbs, **names;
+    struct cdc_table *tables;
+    struct binlog_column **cols;
+    char *dir;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct chunk q[QUEUE_MAX + 1];
+    size_t q_n;
+    bool done, cancel;
+    int rc;             /* the reader's result */
+    struct loch_err err;
+    int64_t seq;
+};
 
 static void csv_field(FILE *f, const char *s, size_t n)
 {
     putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            putc('"', f);
-        putc(s[i], f);
+    while (n > 0) {
+        const char *q = memchr(s, '"', n);
+        size_t k = q ? (size_t)(q - s) + 1 : n;
+        fwrite(s, 1, k, f);
+        if (q)
+            putc('"', f); /* a quote doubled */
+        s += k;
+        n -= k;
     }
     putc('"', f);
 }
@@ -534,9 +571,128 @@ static char *select_expr(struct arena *a, const struct binlog_column *c)
     }
 }
 
+/* Reader side: queues a chunk, waiting while QUEUE_MAX are pending. False when canceled. */
+static bool push_chunk(struct load *l, size_t table, char *path, int64_t rows)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->q_n >= QUEUE_MAX && !l->cancel)
+        pthread_cond_wait(&l->cv, &l->mu);
+    bool ok = !l->cancel;
+    if (ok)
+        l->q[l->q_n++] = (struct chunk){table, path, rows};
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+static char *next_path(struct load *l)
+{
+    return arena_printf(l->a, "%s/mysql-%s-load-%" PRId64 ".csv", l->dir, l->m->r->src->name, l->seq++);
+}
+
+static int read_table(struct load *l, size_t ti)
+{
+    struct my *m = l->m;
+    struct loch_err *err = &l->err;
+    struct binlog_column *cols = l->cols[ti];
+    const struct cdc_table *t = &l->tables[ti];
+    struct buf q = {0};
+    buf_puts(&q, "SELECT ");
+    for (size_t i = 0; i < t->n_columns; i++)
+        buf_printf(&q, "%s%s", i ? ", " : "", select_expr(l->a, &cols[i]));
+    buf_printf(&q, " FROM `%s`.`%s`", l->dbs[ti], l->names[ti]); /* names from information_schema */
+    int rc = mysql_real_query(l->snap, q.data, q.len);
+    buf_free(&q);
+    if (rc != 0)
+        return conn_error(l->snap, m, "reading a table for the full load", err);
+    MYSQL_RES *res = mysql_use_result(l->snap);
+    if (!res)
+        return conn_error(l->snap, m, "reading a table for the full load", err);
+    FILE *f = NULL;
+    char *path = NULL;
+    int64_t chunk = 0;
+    bool pushed = false;
+    MYSQL_ROW row;
+    static char fbuf[1 << 20];
+    rc = 0;
+    while ((row = mysql_fetch_row(res))) {
+        if (!f) {
+            path = next_path(l);
+            f = fopen(path, "w");
+            if (!f) {
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+                break;
+            }
+            setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
+        }
+        unsigned long *lens = mysql_fetch_lengths(res);
+        for (size_t i = 0; i < t->n_columns; i++) {
+            if (i)
+                putc(',', f);
+            if (!row[i])
+                continue;
+            uint8_t ty = cols[i].type;
+            if ((ty == BL_DATE || ty == BL_DATETIME2 || ty == BL_TIMESTAMP2) && zero_date(row[i]))
+                continue;
+            csv_field(f, row[i], lens[i]);
+        }
+        putc('\n', f);
+        if (++chunk == LOAD_CHUNK_ROWS) {
+            int cl = fclose(f);
+            f = NULL;
+            if (cl != 0) {
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+                break;
+            }
+            if (!push_chunk(l, ti, path, chunk)) {
+                unlink(path);
+                rc = LOCH_ECANCELED;
+                break;
+            }
+            pushed = true;
+            chunk = 0;
+        }
+    }
+    if (!rc && mysql_errno(l->snap))
+        rc = conn_error(l->snap, m, "reading a table for the full load", err);
+    mysql_free_result(res);
+    if (f) {
+        if (fclose(f) != 0 && !rc)
+            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        if (rc)
+            unlink(path);
+        else if (!push_chunk(l, ti, path, chunk)) {
+            unlink(path);
+            rc = LOCH_ECANCELED;
+        }
+        pushed = true;
+    }
+    if (!rc && !pushed && !push_chunk(l, ti, NULL, 0))
+        rc = LOCH_ECANCELED;
+    return rc;
+}
+
+static void *reader_main(void *arg)
+{
+    struct load *l = arg;
+    int rc = 0;
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        rc = table_from_schema(l->m, l->snap, l->dbs[i], l->names[i], l->a, &l->tables[i], &l->cols[i], &l->err);
+        if (!rc)
+            rc = read_table(l, i);
+    }
+    pthread_mutex_lock(&l->mu);
+    l->rc = rc;
+    l->done = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
 static int load_chunk(struct my *m, const struct cdc_table *t, const char *path, size_t ncols,
                       int64_t *total, struct loch_err *err)
 {
+    int64_t t0 = util_now_ms();
     struct buf cols = {0};
     for (size_t i = 0; i < ncols; i++)
         buf_printf(&cols, "%s'c%zu': 'VARCHAR'", i ? ", " : "", i);
@@ -550,94 +706,56 @@ static int load_chunk(struct my *m, const struct cdc_table *t, const char *path,
     buf_free(&cols);
     buf_free(&sql);
     *total += n;
+    log_debug("mysql source %s: %s.%s: %" PRId64 " rows into the lake in %" PRId64 " ms", m->r->src->name,
+              t->schema, t->name, n, util_now_ms() - t0);
     return rc;
 }
 
-#define LOAD_CHUNK_ROWS 1000000
-
-static int load_table(struct my *m, MYSQL *snap, const char *db, const char *name, struct arena *a,
-                      struct loch_err *err)
+/* Loader side: declares each table on its first chunk and loads every chunk. */
+static int apply_chunks(struct load *l, struct loch_err *err)
 {
-    struct cdc_table t;
-    struct binlog_column *cols;
-    int rc = table_from_schema(m, snap, db, name, a, &t, &cols, err);
-    if (rc)
-        return rc;
-    struct shape *s = shape_get(m, db, name);
-    if ((rc = shape_declare(m, s, &t, err)))
-        return rc;
-    struct buf q = {0};
-    buf_puts(&q, "SELECT ");
-    for (size_t i = 0; i < t.n_columns; i++)
-        buf_printf(&q, "%s%s", i ? ", " : "", select_expr(a, &cols[i]));
-    buf_printf(&q, " FROM `%s`.`%s`", db, name); /* names from information_schema */
-    rc = mysql_real_query(snap, q.data, q.len);
-    buf_free(&q);
-    if (rc != 0)
-        return conn_error(snap, m, "reading a table for the full load", err);
-    MYSQL_RES *res = mysql_use_result(snap);
-    if (!res)
-        return conn_error(snap, m, "reading a table for the full load", err);
-    char *dir = arena_printf(a, "%s/spill", m->r->cfg->state_dir);
-    if ((rc = util_mkdirs(dir, err))) {
-        mysql_free_result(res);
-        return rc;
-    }
-    char *path = arena_printf(a, "%s/mysql-%s-load.csv", dir, m->r->src->name);
-    FILE *f = NULL;
-    int64_t rows = 0, total = 0, chunk = 0;
-    MYSQL_ROW row;
-    static char fbuf[1 << 20];
-    while ((row = mysql_fetch_row(res))) {
-        if (!f) {
-            f = fopen(path, "w");
-            if (!f) {
-                mysql_free_result(res);
-                return loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-            }
-            setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
+    struct my *m = l->m;
+    int64_t *totals = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *totals);
+    bool *declared = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *declared);
+    int rc = 0;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (l->q_n == 0 && !l->done)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->q_n == 0) {
+            pthread_mutex_unlock(&l->mu);
+            break;
         }
-        unsigned long *lens = mysql_fetch_lengths(res);
-        for (size_t i = 0; i < t.n_columns; i++) {
-            if (i)
-                putc(',', f);
-            if (!row[i])
-                continue;
-            uint8_t ty = cols[i].type;
-            if ((ty == BL_DATE || ty == BL_DATETIME2 || ty == BL_TIMESTAMP2) && zero_date(row[i]))
-                continue;
-            csv_field(f, row[i], lens[i]);
+        struct chunk c = l->q[0];
+        memmove(l->q, l->q + 1, --l->q_n * sizeof l->q[0]);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        struct shape *s = shape_get(m, l->dbs[c.table], l->names[c.table]);
+        if (!declared[c.table]) {
+            rc = shape_declare(m, s, &l->tables[c.table], err);
+            declared[c.table] = true;
         }
-        putc('\n', f);
-        rows++;
-        if (++chunk == LOAD_CHUNK_ROWS) {
-            if (fclose(f) != 0) {
-                f = NULL;
-                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-                break;
-            }
-            f = NULL;
-            chunk = 0;
-            if ((rc = load_chunk(m, &s->t, path, t.n_columns, &total, err)))
-                break;
-            if (m->r->progress)
-                fprintf(stderr, "loch: %s.%s: %" PRId64 " rows loaded\n", db, name, total);
-        }
+        if (!rc && c.path)
+            rc = load_chunk(m, &s->t, c.path, l->tables[c.table].n_columns, &totals[c.table], err);
+        if (c.path)
+            unlink(c.path);
+        if (!rc && m->r->progress && c.path)
+            fprintf(stderr, "loch: %s.%s: %" PRId64 " rows loaded\n", l->dbs[c.table], l->names[c.table],
+                    totals[c.table]);
+        if (!rc && m->r->stop && atomic_load(m->r->stop))
+            rc = loch_errf(err, LOCH_ECANCELED, "full load stopped");
+        if (rc)
+            break;
     }
-    if (!rc && mysql_errno(snap))
-        rc = conn_error(snap, m, "reading a table for the full load", err);
-    mysql_free_result(res);
-    if (f) {
-        if (fclose(f) != 0 && !rc)
-            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-        if (!rc)
-            rc = load_chunk(m, &s->t, path, t.n_columns, &total, err);
-    }
-    unlink(path);
-    if (!rc) {
-        log_info("mysql source %s: loaded %s.%s (%" PRId64 " rows)", m->r->src->name, db, name, rows);
-        if (m->r->progress)
-            fprintf(stderr, "loch: %s.%s: %" PRId64 " rows loaded\n", db, name, total);
+    if (rc) { /* stop the reader and drop what it queued */
+        pthread_mutex_lock(&l->mu);
+        l->cancel = true;
+        for (size_t i = 0; i < l->q_n; i++)
+            if (l->q[i].path)
+                unlink(l->q[i].path);
+        l->q_n = 0;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
     }
     return rc;
 }
@@ -649,7 +767,7 @@ static int load_table(struct my *m, MYSQL *snap, const char *db, const char *nam
  * moment of opening the snapshot only (never for the load). */
 static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err)
 {
-    struct arena *a = arena_new(); /* lifetime: the full load */
+    struct arena *a = arena_new(); /* lifetime: the full load (the reader thread's) */
     MYSQL *snap = NULL;
     int rc = connect_server(m, &snap, err);
     if (rc) {
@@ -683,7 +801,7 @@ static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err
         if (!rc)
             rc = rc2;
     }
-    /* Tables to load. */
+    struct load l = {.m = m, .snap = snap, .a = a};
     MYSQL_RES *res = NULL;
     if (!rc) {
         const char *sql = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
@@ -691,29 +809,43 @@ static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err
         if (mysql_real_query(snap, sql, strlen(sql)) != 0 || !(res = mysql_store_result(snap)))
             rc = conn_error(snap, m, "listing tables", err);
     }
-    size_t n = 0;
-    char **dbs = NULL, **names = NULL;
     if (!rc) {
         size_t cap = mysql_num_rows(res) + 1;
-        dbs = arena_alloc(a, cap * sizeof *dbs);
-        names = arena_alloc(a, cap * sizeof *names);
+        l.dbs = arena_alloc(a, cap * sizeof *l.dbs);
+        l.names = arena_alloc(a, cap * sizeof *l.names);
+        l.tables = arena_alloc(a, cap * sizeof *l.tables);
+        l.cols = arena_alloc(a, cap * sizeof *l.cols);
         MYSQL_ROW row;
         while ((row = mysql_fetch_row(res)))
             if (mysql_table_selected(row[0], row[1], m->r->src->tables, m->r->src->n_tables,
                                      m->r->src->exclude, m->r->src->n_exclude)) {
-                dbs[n] = arena_strdup(a, row[0]);
-                names[n++] = arena_strdup(a, row[1]);
+                l.dbs[l.n] = arena_strdup(a, row[0]);
+                l.names[l.n++] = arena_strdup(a, row[1]);
             }
     }
     if (res)
         mysql_free_result(res);
-    for (size_t i = 0; i < n && !rc; i++) {
-        if (m->r->stop && atomic_load(m->r->stop)) {
-            rc = LOCH_ECANCELED;
-            loch_errf(err, rc, "full load stopped");
-            break;
+    if (!rc) {
+        l.dir = arena_printf(a, "%s/spill", m->r->cfg->state_dir);
+        rc = util_mkdirs(l.dir, err);
+    }
+    if (!rc) {
+        pthread_t th;
+        pthread_mutex_init(&l.mu, NULL);
+        pthread_cond_init(&l.cv, NULL);
+        loch_err_clear(&l.err);
+        if (pthread_create(&th, NULL, reader_main, &l) != 0) {
+            rc = loch_errf(err, LOCH_EINTERNAL, "cannot start the full-load reader thread");
+        } else {
+            rc = apply_chunks(&l, err);
+            pthread_join(th, NULL);
+            if (!rc && l.rc) {
+                rc = l.rc;
+                *err = l.err;
+            }
         }
-        rc = load_table(m, snap, dbs[i], names[i], a, err);
+        pthread_mutex_destroy(&l.mu);
+        pthread_cond_destroy(&l.cv);
     }
     if (!rc)
         rc = q_exec(m, snap, "COMMIT", err);
@@ -729,7 +861,7 @@ static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err
         if (!rc)
             rc = cdc_applier_flush(m->ap, a, &done, err);
         if (!rc)
-            log_info("mysql source %s: full load of %zu tables done at %s", m->r->src->name, n, cp);
+            log_info("mysql source %s: full load of %zu tables done at %s", m->r->src->name, l.n, cp);
     }
     arena_free(a);
     return rc;
