@@ -17,7 +17,9 @@ static const struct {
     {"tables", cmd_tables, "tables [NS]                   list tables"},
     {"describe", cmd_describe, "describe NS.TABLE             schema, snapshot, files and rows of a table"},
     {"history", cmd_history, "history NS.TABLE              snapshots of a table"},
-    {"replicate", cmd_replicate, "replicate [--source S] [--catch-up]  replicate sources into the lake"},
+    {"replicate", cmd_replicate, "replicate [--source NAME] [--catch-up]  copy sources into the lake until stopped"},
+    {"status", cmd_status, "status [--source NAME]        replicated tables: rows, last source commit, lag"},
+    {"validate", cmd_validate, "validate --source NAME [--table S.T]  compare source and lake row by row"},
 };
 
 static void usage(FILE *f)

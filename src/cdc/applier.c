@@ -116,6 +116,8 @@ static char *qi(struct arena *a, const char *s)
     return o;
 }
 
+void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t);
+
 static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t)
 {
     char duck[64];
@@ -124,6 +126,8 @@ static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t
     else
         buf_printf(b, "CAST(%s AS %s)", x, iceberg_type_duckdb(t, duck, sizeof duck));
 }
+
+void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t) { cast_expr(b, expr, t); }
 
 static int exec(struct cdc_applier *ap, const char *sql, struct loch_err *err)
 {
@@ -376,7 +380,9 @@ static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, s
         struct iceberg_schema *next = NULL;
         if (!f) {
             rc = iceberg_schema_add_column(a, m, cur, c->name, &c->type, &next, err);
-        } else if (!iceberg_type_equal(&f->type, &c->type)) {
+        } else if (!iceberg_type_equal(&f->type, &c->type) && !iceberg_type_promotable(&c->type, &f->type)) {
+            /* (a narrower source type than the lake's, e.g. a stream replayed after a crash
+             * from before a widening, fits as is) */
             if (!iceberg_type_promotable(&f->type, &c->type)) {
                 char t1[64], t2[64];
                 iceberg_type_format(&f->type, t1, sizeof t1);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "catalog/catalog.h"
@@ -194,6 +195,10 @@ bool cdc_applier_pending(const struct cdc_applier *ap);
  * when nothing was flushed. On error nothing is visible in the lake; the applier must be
  * closed and replication restarted from cdc_applier_checkpoint. */
 int cdc_applier_flush(struct cdc_applier *ap, struct arena *a, char **checkpoint_out, struct loch_err *err);
+
+/* Appends the SQL that turns expr (VARCHAR in the canonical form above) into type t's
+ * DuckDB type, exactly as the applier does (validation reuses it). */
+void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t);
 
 /* Progress counters (since open). */
 struct cdc_applier_stats {

@@ -14,6 +14,12 @@
 #include "engine/engine.h"
 #include "store/store.h"
 
+struct cdc_table;
+struct cdc_table_list {
+    size_t n;
+    struct cdc_table *t;
+};
+
 struct cdc_run {
     const struct loch_config *cfg;
     const struct loch_source *src;
@@ -34,8 +40,19 @@ struct cdc_run {
  * server settings, missing privilege, unsupported type). */
 int cdc_source_run(struct cdc_run *r, struct loch_err *err);
 
-/* Per-source entry points behind cdc_source_run. */
+/* For `loch validate`: copies the current rows of every selected source table (or only
+ * "schema.table") into DuckDB temp tables __src_0, __src_1, ... on conn, each value
+ * converted exactly as replication converts it (so equal rows are equal values). *out
+ * (in a) describes the tables in that order. r->cat/st/eng may be NULL. */
+int cdc_source_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                    struct cdc_table_list *out, struct loch_err *err);
+
+/* Per-source entry points behind cdc_source_run / cdc_source_copy. */
 int cdc_pg_run(struct cdc_run *r, struct loch_err *err);
 int cdc_mysql_run(struct cdc_run *r, struct loch_err *err);
+int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                struct cdc_table_list *out, struct loch_err *err);
+int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                   struct cdc_table_list *out, struct loch_err *err);
 
 #endif

@@ -34,5 +34,7 @@ int cmd_tables(struct app *app, int argc, char **argv);
 int cmd_describe(struct app *app, int argc, char **argv);
 int cmd_history(struct app *app, int argc, char **argv);
 int cmd_replicate(struct app *app, int argc, char **argv);
+int cmd_status(struct app *app, int argc, char **argv);
+int cmd_validate(struct app *app, int argc, char **argv);
 
 #endif

@@ -1,27 +1,50 @@
-/* replicate.c: `loch replicate [--source NAME] [--catch-up]` (interim version on the
- * cdc-mysql branch; cdc-pg's replicate.c replaces it on merge). */
+/* replicate.c: `loch replicate [--source NAME] [--catch-up]`: runs every selected source
+ * in its own thread until SIGINT/SIGTERM (or, with --catch-up, until each has everything
+ * committed at the source before it started). Not for the replication itself (cdc/). */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cdc/source.h"
 #include "cmd/cmd.h"
 
-static atomic_bool stop_flag;
+static atomic_bool g_stop;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&stop_flag, true);
+    atomic_store(&g_stop, true);
+}
+
+struct job {
+    struct cdc_run run;
+    char catalog_path[4096];
+    int rc;
+    struct loch_err err;
+};
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    loch_err_clear(&j->err);
+    j->rc = catalog_open(j->catalog_path, false, &j->run.cat, &j->err);
+    if (!j->rc)
+        j->rc = cdc_source_run(&j->run, &j->err);
+    catalog_close(j->run.cat);
+    if (j->rc)
+        atomic_store(&g_stop, true); /* one source failing stops the command */
+    return NULL;
 }
 
 int cmd_replicate(struct app *app, int argc, char **argv)
 {
-    const char *name = NULL;
+    const char *only = NULL;
     bool catch_up = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--source") && i + 1 < argc)
-            name = argv[++i];
+            only = argv[++i];
         else if (!strcmp(argv[i], "--catch-up"))
             catch_up = true;
         else {
@@ -31,33 +54,39 @@ int cmd_replicate(struct app *app, int argc, char **argv)
     }
     if (app_open(app, true))
         return 1;
-    const struct loch_source *src = NULL;
-    for (size_t i = 0; i < app->cfg->n_sources; i++)
-        if (!name || !strcmp(app->cfg->sources[i].name, name)) {
-            src = &app->cfg->sources[i];
-            break;
+    size_t n = 0;
+    struct job *jobs = arena_alloc(app->a, (app->cfg->n_sources + 1) * sizeof *jobs);
+    for (size_t i = 0; i < app->cfg->n_sources; i++) {
+        const struct loch_source *src = &app->cfg->sources[i];
+        if (only && strcmp(only, src->name))
+            continue;
+        struct job *j = &jobs[n++];
+        j->run = (struct cdc_run){app->cfg, src, NULL, app->st, app->eng, catch_up, &g_stop, true};
+        snprintf(j->catalog_path, sizeof j->catalog_path, "%s/catalog.db", app->cfg->state_dir);
+    }
+    if (!n) {
+        struct loch_err e;
+        loch_errf(&e, LOCH_ECONFIG, only ? "no source named \"%s\" in %s" : "no sources in %s%s",
+                  only ? only : app->config_path ? app->config_path : "loch.yaml", only ? "" : "");
+        loch_err_hint(&e, "add it under sources: in loch.yaml");
+        app_fail(&e);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pthread_t *th = arena_alloc(app->a, n * sizeof *th);
+    for (size_t i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, job_main, &jobs[i]);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        if (jobs[i].rc) {
+            app_fail(&jobs[i].err);
+            rc = 1;
         }
-    if (!src) {
-        fprintf(stderr, "loch: no source%s%s in %s\n", name ? " named " : "", name ? name : "", app->cfg->path);
-        return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    struct cdc_run r = {.cfg = app->cfg, .src = src, .cat = app->cat, .st = app->st, .eng = app->eng,
-                        .catch_up = catch_up, .stop = &stop_flag, .progress = true};
-    struct loch_err err;
-    loch_err_clear(&err);
-    int rc = cdc_source_run(&r, &err);
-    if (rc) {
-        app_fail(&err);
-        return 1;
-    }
-    return 0;
-}
-
-int cdc_source_run(struct cdc_run *r, struct loch_err *err)
-{
-    if (!strcmp(r->src->type, "mysql"))
-        return cdc_mysql_run(r, err);
-    return loch_errf(err, LOCH_EUNSUPPORTED, "source type %s is not supported here", r->src->type);
+    return rc;
 }

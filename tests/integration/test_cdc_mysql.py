@@ -282,3 +282,53 @@ def test_refusals_name_the_setting(lake, mdb, tmp_path):
     p = catch_up(lake, "rf", check=False)
     os.environ["LOCH_TEST_MYSQL_PW"] = REPL_PASSWORD
     assert p.returncode != 0 and "refused the login" in p.stderr
+
+
+def test_status_and_validate(lake, mdb):
+    fresh_db(mdb, "val", TYPES_DDL + ";\nINSERT INTO t VALUES " + ",".join(TYPE_ROWS))
+    mdb.root_sql("CREATE TABLE nokey (a INT, b VARCHAR(5)); INSERT INTO nokey VALUES (1, 'x'), (1, 'x')", db="val")
+    configure(lake, mdb, "va", '["val.*"]')
+    catch_up(lake, "va")
+    mdb.root_sql("UPDATE t SET vc = 'changed', d = d + 1 WHERE id = 1; INSERT INTO nokey VALUES (2, 'y')", db="val")
+    catch_up(lake, "va")
+    st = lake.run("status").stdout
+    assert "va.val.t" in st
+    v = lake.run("validate", "--source", "va", check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "va.val.t: 3 rows at the source, identical in the lake" in v.stdout
+    assert "va.val.nokey: 3 rows at the source, identical" in v.stdout
+    lake.run("sql", "DELETE FROM va.val.t WHERE id = 2")
+    v = lake.run("validate", "--source", "va", "--table", "val.t", check=False)
+    assert v.returncode == 1 and "row (id=2) only in the source" in v.stdout
+
+
+def test_server_restart_and_large_transaction(lake, mdb):
+    fresh_db(mdb, "big", "CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(20))")
+    configure(lake, mdb, "bg", '["big.*"]')
+    catch_up(lake, "bg")
+    p = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate", "--source", "bg"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # one transaction of 60,000 row changes (several rows events, binlog cache spill)
+        mdb.root_sql("SET SESSION max_recursive_iterations = 100000; START TRANSACTION; "
+                     "INSERT INTO r WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 40000) "
+                     "SELECT n, CONCAT('v', n) FROM s; "
+                     "UPDATE r SET v = 'updated' WHERE id <= 10000; DELETE FROM r WHERE id > 30000; COMMIT", db="big")
+        time.sleep(1)
+        mdb.restart()  # the server goes away under a running replication
+        mdb.root_sql("INSERT INTO r VALUES (50001, 'after restart')", db="big")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            rows = lake.sql("SELECT count(*) AS n FROM bg.big.r WHERE id = 50001")
+            if rows and rows[0]["n"] == 1:
+                break
+            time.sleep(0.5)
+        assert p.poll() is None, "replication must survive a server restart"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert b"reconnecting" in err
+    want = source_rows(mdb, "big", "r", ["id", "v"])
+    assert len(want) == 30001
+    assert lake.sql("SELECT id, v FROM bg.big.r ORDER BY id") == want

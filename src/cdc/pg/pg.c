@@ -1,0 +1,1144 @@
+/* pg.c: one PostgreSQL source: checks, publications and slot, the full load from the
+ * slot's exported snapshot, then the pgoutput stream into the applier, acknowledged only
+ * after each flush is committed. Not for decoding bytes (pgoutput.c) or type mapping
+ * (types.c).
+ *
+ * Two connections: `sql` (plain: catalog queries, publication management, the full load)
+ * and `repl` (replication=database: CREATE_REPLICATION_SLOT, START_REPLICATION). Both
+ * run with DateStyle ISO, TimeZone UTC, IntervalStyle iso_8601, bytea_output hex and
+ * lc_monetary C, so every value's text is in one known form. */
+#include "cdc/source.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "cdc/change.h"
+#include "cdc/pg/pg.h"
+#include "cdc/pg/pgoutput.h"
+
+#define SESSION_OPTIONS \
+    "-c datestyle=ISO,YMD -c timezone=UTC -c intervalstyle=iso_8601 -c extra_float_digits=3 " \
+    "-c bytea_output=hex -c lc_monetary=C"
+
+struct prel {                  /* a source table as the stream describes it */
+    uint32_t relid;
+    struct cdc_table t;
+    enum pg_conv *conv;
+    bool declared;
+};
+
+struct pgsrc {
+    struct cdc_run *r;
+    const struct loch_source *src;
+    struct arena *arena;       /* lifetime: the run */
+    const char *password;
+    PGconn *sql, *repl;
+    char *slot, *pub, *pub_ins;
+    struct cdc_applier *ap;
+    struct prel *rels;
+    size_t n_rels, cap_rels;
+    /* positions */
+    uint64_t resume_lsn;       /* transactions whose commit is before this were applied */
+    uint64_t flushed_lsn;      /* durable in the lake: what we confirm */
+    uint64_t server_end;       /* last wal_end the server reported */
+    uint64_t catchup_target;   /* 0: not catching up */
+    bool in_txn, skip_txn;
+    uint64_t txn_commit_lsn;
+    int64_t last_status_ms;
+    struct arena *msg;         /* lifetime: one message */
+};
+
+static int64_t mono_ms(void) { return (int64_t)(util_mono_s() * 1000.0); }
+
+static bool stopping(struct pgsrc *s) { return s->r->stop && atomic_load(s->r->stop); }
+
+static char *ident_part(struct arena *a, const char *s)
+{
+    char *o = arena_strdup(a, s);
+    for (char *p = o; *p; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            *p = (char)(c - 'A' + 'a');
+        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            *p = '_';
+    }
+    return o;
+}
+
+static char *qid(struct arena *a, const char *s)
+{
+    struct buf b = {0};
+    buf_sql_ident(&b, s);
+    char *o = arena_strdup(a, b.data);
+    buf_free(&b);
+    return o;
+}
+
+/* ---- connections ---- */
+
+static int connect_pg(struct pgsrc *s, bool replication, PGconn **out, struct loch_err *err)
+{
+    const char *keys[6], *vals[6];
+    int n = 0;
+    keys[n] = "dbname"; vals[n++] = s->src->url;
+    keys[n] = "options"; vals[n++] = SESSION_OPTIONS;
+    keys[n] = "fallback_application_name"; vals[n++] = "loch";
+    if (replication) {
+        keys[n] = "replication"; vals[n++] = "database";
+    }
+    if (s->password) {
+        keys[n] = "password"; vals[n++] = s->password;
+    }
+    keys[n] = NULL; vals[n] = NULL;
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char *m = PQerrorMessage(c);
+        size_t l = strlen(m);
+        while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
+            m[--l] = 0;
+        loch_errf(err, LOCH_ESOURCE, "source %s: cannot connect%s: %s", s->src->name,
+                  replication ? " for replication" : "", m);
+        if (strstr(m, "replication") && strstr(m, "pg_hba"))
+            loch_err_hint(err, "allow replication connections for this role in pg_hba.conf");
+        else if (!s->password && strstr(m, "password"))
+            loch_err_hint(err, "set password_env: VAR for source %s, or use a .pgpass file", s->src->name);
+        PQfinish(c);
+        return LOCH_ESOURCE;
+    }
+    *out = c;
+    return 0;
+}
+
+static int q_fail(struct pgsrc *s, PGresult *r, const char *what, struct loch_err *err)
+{
+    const char *m = PQresultErrorMessage(r);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int code = LOCH_ESOURCE;
+    if (state && !strcmp(state, "42501"))
+        code = LOCH_EPERM;
+    loch_errf(err, code, "source %s: %s: %s", s->src->name, what, m && *m ? m : "connection lost");
+    size_t l = strlen(err->msg);
+    while (l && err->msg[l - 1] == '\n')
+        err->msg[--l] = 0;
+    PQclear(r);
+    return code;
+}
+
+static int run(struct pgsrc *s, PGconn *c, const char *sql, const char *what, struct loch_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return q_fail(s, r, what, err);
+    PQclear(r);
+    return 0;
+}
+
+static int query(struct pgsrc *s, PGconn *c, const char *sql, const char *what, PGresult **out,
+                 struct loch_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return q_fail(s, r, what, err);
+    *out = r;
+    return 0;
+}
+
+/* ---- checks ---- */
+
+static int check_server(struct pgsrc *s, struct loch_err *err)
+{
+    PGresult *r = NULL;
+    int rc = query(s, s->sql,
+                   "SELECT current_setting('wal_level'), (SELECT rolreplication OR rolsuper FROM pg_roles "
+                   "WHERE rolname = current_user), current_user, current_setting('server_version_num')::int",
+                   "checking server settings", &r, err);
+    if (rc)
+        return rc;
+    const char *wal = PQgetvalue(r, 0, 0);
+    bool repl = PQgetvalue(r, 0, 1)[0] == 't';
+    char *user = arena_strdup(s->arena, PQgetvalue(r, 0, 2));
+    int ver = atoi(PQgetvalue(r, 0, 3));
+    if (strcmp(wal, "logical")) {
+        loch_errf(err, LOCH_ECONFIG, "source %s: wal_level is '%s', logical replication needs 'logical'",
+                  s->src->name, wal);
+        PQclear(r);
+        return loch_err_hint(err, "run ALTER SYSTEM SET wal_level = logical; on the source, then restart PostgreSQL");
+    }
+    PQclear(r);
+    if (!repl) {
+        loch_errf(err, LOCH_EPERM, "source %s: role \"%s\" lacks the REPLICATION privilege", s->src->name, user);
+        return loch_err_hint(err, "run ALTER ROLE \"%s\" REPLICATION; as a superuser on the source", user);
+    }
+    if (ver < 100000) {
+        loch_errf(err, LOCH_EUNSUPPORTED, "source %s: PostgreSQL %d is too old", s->src->name, ver / 10000);
+        return loch_err_hint(err, "loch needs PostgreSQL 10 or newer (pgoutput)");
+    }
+    return 0;
+}
+
+/* ---- tables ---- */
+
+struct srctab {
+    uint32_t oid;
+    char *schema, *name;
+    char replident;
+    bool has_key;
+    bool can_select;
+};
+
+static bool selected(const struct loch_source *src, const char *schema, const char *name)
+{
+    char full[512];
+    snprintf(full, sizeof full, "%s.%s", schema, name);
+    bool in = src->n_tables == 0;
+    for (size_t i = 0; i < src->n_tables && !in; i++)
+        in = !fnmatch(src->tables[i], full, 0);
+    for (size_t i = 0; i < src->n_exclude && in; i++)
+        in = fnmatch(src->exclude[i], full, 0) != 0;
+    return in;
+}
+
+static int list_tables(struct pgsrc *s, struct arena *a, struct srctab **out, size_t *n_out, struct loch_err *err)
+{
+    PGresult *r = NULL;
+    int rc = query(s, s->sql,
+                   "SELECT c.oid, n.nspname, c.relname, c.relreplident, "
+                   "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
+                   "((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), "
+                   "has_table_privilege(c.oid, 'SELECT') "
+                   "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                   "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
+                   "ORDER BY 2, 3",
+                   "listing tables", &r, err);
+    if (rc)
+        return rc;
+    int nt = PQntuples(r);
+    struct srctab *t = arena_alloc(a, (size_t)(nt + 1) * sizeof *t);
+    size_t n = 0;
+    for (int i = 0; i < nt; i++) {
+        const char *sch = PQgetvalue(r, i, 1), *nm = PQgetvalue(r, i, 2);
+        if (!selected(s->src, sch, nm))
+            continue;
+        t[n].oid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+        t[n].schema = arena_strdup(a, sch);
+        t[n].name = arena_strdup(a, nm);
+        t[n].replident = PQgetvalue(r, i, 3)[0];
+        t[n].has_key = PQgetvalue(r, i, 4)[0] == 't';
+        t[n].can_select = PQgetvalue(r, i, 5)[0] == 't';
+        n++;
+    }
+    PQclear(r);
+    *out = t;
+    *n_out = n;
+    return 0;
+}
+
+static bool full_pub(const struct srctab *t) { return t->has_key || t->replident == 'f'; }
+
+/* The table's columns from the catalog, in attnum order (as pgoutput sends them). */
+static int describe(struct pgsrc *s, const struct srctab *st, struct arena *a, struct cdc_table *t, enum pg_conv **conv,
+                    struct loch_err *err)
+{
+    char q[1024];
+    snprintf(q, sizeof q,
+             "SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, EXISTS (SELECT 1 FROM pg_index i WHERE "
+             "i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey) AND ((c.relreplident = 'd' AND i.indisprimary) "
+             "OR (c.relreplident = 'i' AND i.indisreplident))) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+             "WHERE a.attrelid = %u AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
+             st->oid);
+    PGresult *r = NULL;
+    int rc = query(s, s->sql, q, "describing a table", &r, err);
+    if (rc)
+        return rc;
+    int n = PQntuples(r);
+    memset(t, 0, sizeof *t);
+    t->source = s->src->name;
+    t->schema = st->schema;
+    t->name = st->name;
+    t->n_columns = (size_t)n;
+    t->columns = arena_alloc(a, (size_t)(n + 1) * sizeof *t->columns);
+    *conv = arena_alloc(a, (size_t)(n + 1) * sizeof **conv);
+    char *full = arena_printf(a, "%s.%s", st->schema, st->name);
+    for (int i = 0; i < n && !rc; i++) {
+        struct cdc_column *c = &t->columns[i];
+        struct pg_coltype ct;
+        c->name = arena_strdup(a, PQgetvalue(r, i, 0));
+        rc = pg_type_map(s->sql, (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10),
+                         (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10), full, c->name, a, &ct, err);
+        c->type = ct.type;
+        c->source_type = ct.type_name;
+        (*conv)[i] = ct.conv;
+        c->nullable = PQgetvalue(r, i, 3)[0] != 't';
+        c->key = st->has_key && PQgetvalue(r, i, 4)[0] == 't';
+    }
+    PQclear(r);
+    t->has_key = st->has_key;
+    t->full_identity = !st->has_key && st->replident == 'f';
+    t->insert_only = !t->has_key && !t->full_identity;
+    return rc;
+}
+
+/* ---- publications ---- */
+
+static int sync_publication(struct pgsrc *s, const char *pub, bool inserts_only, struct srctab *t, size_t n,
+                            struct loch_err *err)
+{
+    struct arena *a = s->arena;
+    char q[512];
+    PGresult *r = NULL;
+    struct buf b = {0};
+    buf_puts(&b, "SELECT count(*) FROM pg_publication WHERE pubname = ");
+    buf_sql_str(&b, pub);
+    int rc = query(s, s->sql, b.data, "looking up the publication", &r, err);
+    buf_free(&b);
+    if (rc)
+        return rc;
+    bool exists = atoi(PQgetvalue(r, 0, 0)) > 0;
+    PQclear(r);
+    if (!exists) {
+        snprintf(q, sizeof q, "CREATE PUBLICATION %s WITH (publish = '%s')", qid(a, pub),
+                 inserts_only ? "insert, truncate" : "insert, update, delete, truncate");
+        if ((rc = run(s, s->sql, q, "creating the publication", err))) {
+            loch_err_hint(err, "the role needs CREATE on the database; or create publication %s yourself", pub);
+            return rc;
+        }
+        log_info("source %s: created publication %s", s->src->name, pub);
+    }
+    buf_puts(&b, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = ");
+    buf_sql_str(&b, pub);
+    rc = query(s, s->sql, b.data, "listing the publication's tables", &r, err);
+    buf_free(&b);
+    if (rc)
+        return rc;
+    int nr = PQntuples(r);
+    /* add the tables that belong here and are missing */
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (full_pub(&t[i]) == inserts_only)
+            continue;
+        bool have = false;
+        for (int k = 0; k < nr && !have; k++)
+            have = !strcmp(PQgetvalue(r, k, 0), t[i].schema) && !strcmp(PQgetvalue(r, k, 1), t[i].name);
+        if (have)
+            continue;
+        char *sql = arena_printf(a, "ALTER PUBLICATION %s ADD TABLE %s.%s", qid(a, pub), qid(a, t[i].schema),
+                                 qid(a, t[i].name));
+        if ((rc = run(s, s->sql, sql, "adding a table to the publication", err)))
+            loch_err_hint(err, "the role must own %s.%s (or be superuser) to publish it", t[i].schema, t[i].name);
+    }
+    /* drop the ones that do not (anymore): not selected, or in the wrong publication */
+    for (int k = 0; k < nr && !rc; k++) {
+        const char *sch = PQgetvalue(r, k, 0), *nm = PQgetvalue(r, k, 1);
+        bool keep = false;
+        for (size_t i = 0; i < n && !keep; i++)
+            keep = !strcmp(sch, t[i].schema) && !strcmp(nm, t[i].name) && full_pub(&t[i]) != inserts_only;
+        if (keep)
+            continue;
+        char *sql = arena_printf(a, "ALTER PUBLICATION %s DROP TABLE %s.%s", qid(a, pub), qid(a, sch), qid(a, nm));
+        rc = run(s, s->sql, sql, "removing a table from the publication", err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int setup_publications(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].can_select) {
+            loch_errf(err, LOCH_EPERM, "source %s: no SELECT privilege on table %s.%s", s->src->name, t[i].schema,
+                      t[i].name);
+            return loch_err_hint(err, "GRANT SELECT ON %s.%s TO the replication role, or exclude the table",
+                                 t[i].schema, t[i].name);
+        }
+        if (!full_pub(&t[i]))
+            log_warn("source %s: table %s.%s has no primary key: replicated insert-only (updates and deletes are not "
+                     "captured). Fix: ALTER TABLE %s.%s REPLICA IDENTITY FULL;",
+                     s->src->name, t[i].schema, t[i].name, qid(s->arena, t[i].schema), qid(s->arena, t[i].name));
+    }
+    int rc = sync_publication(s, s->pub, false, t, n, err);
+    if (!rc)
+        rc = sync_publication(s, s->pub_ins, true, t, n, err);
+    return rc;
+}
+
+/* ---- the full load ---- */
+
+static int load_table(struct pgsrc *s, PGconn *c, const struct srctab *st, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct cdc_table t;
+    enum pg_conv *conv;
+    int rc = describe(s, st, a, &t, &conv, err);
+    if (!rc)
+        rc = cdc_applier_table(s->ap, &t, err);
+    if (rc) {
+        arena_free(a);
+        return rc;
+    }
+    /* estimated rows, for the ETA */
+    char q[256];
+    snprintf(q, sizeof q, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %u", st->oid);
+    int64_t est = 0;
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        est = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    struct buf sql = {0};
+    buf_puts(&sql, "COPY (SELECT ");
+    for (size_t i = 0; i < t.n_columns; i++)
+        buf_printf(&sql, "%s%s", i ? ", " : "", pg_copy_expr(conv[i], qid(a, t.columns[i].name), a));
+    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", qid(a, st->schema), qid(a, st->name));
+    r = PQexec(c, sql.data);
+    buf_free(&sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        rc = q_fail(s, r, arena_printf(a, "reading table %s.%s", st->schema, st->name), err);
+        arena_free(a);
+        return rc;
+    }
+    PQclear(r);
+    char *dir = arena_printf(a, "%s/spill", s->r->cfg->state_dir);
+    if ((rc = util_mkdirs(dir, err))) {
+        arena_free(a);
+        return rc;
+    }
+    char *path = arena_printf(a, "%s/%s-%s.%s.csv", dir, s->src->name, st->schema, st->name);
+    /* Chunks of ~256 MB of CSV: each becomes one Parquet file, so memory stays bounded. */
+    const int64_t chunk_bytes = 256LL << 20;
+    int64_t rows = 0, bytes = 0, chunk = 0, loaded = 0;
+    double t0 = util_mono_s(), last = t0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        arena_free(a);
+        return loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    struct buf sel = {0};
+    buf_puts(&sel, "SELECT * FROM read_csv(");
+    buf_sql_str(&sel, path);
+    buf_printf(&sel, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', quote = '\"', "
+                     "escape = '\"', new_line = '\\n', parallel = true, columns = {");
+    for (size_t i = 0; i < t.n_columns; i++)
+        buf_printf(&sel, "%s'c%zu': 'VARCHAR'", i ? ", " : "", i);
+    buf_puts(&sel, "})");
+    for (;;) {
+        char *line = NULL;
+        int n = PQgetCopyData(c, &line, 0);
+        if (n > 0) {
+            if (fwrite(line, 1, (size_t)n, f) != (size_t)n)
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            PQfreemem(line);
+            rows++;
+            bytes += n;
+            chunk += n;
+        }
+        bool end = n < 0;
+        if (!rc && (chunk >= chunk_bytes || (end && chunk > 0))) {
+            if (fclose(f) != 0)
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            f = NULL;
+            int64_t got = 0;
+            if (!rc)
+                rc = cdc_applier_load(s->ap, &t, sel.data, &got, err);
+            loaded += got;
+            chunk = 0;
+            if (!rc && !end && !(f = fopen(path, "w")))
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        }
+        double now = util_mono_s();
+        if (s->r->progress && (now - last >= 1.0 || end)) {
+            double rate = rows / (now - t0 > 0 ? now - t0 : 1e-9);
+            if (est > rows && !end)
+                fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s, ETA %.0f s\n", s->src->name,
+                        st->schema, st->name, rows, bytes / 1e6, rate, (est - rows) / (rate > 0 ? rate : 1));
+            else
+                fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s%s\n", s->src->name, st->schema,
+                        st->name, rows, bytes / 1e6, rate, end ? " (done)" : "");
+            last = now;
+        }
+        if (end || rc) {
+            if (!end) { /* drain the COPY so the connection stays usable */
+                while ((n = PQgetCopyData(c, &line, 0)) > 0)
+                    PQfreemem(line);
+            }
+            if (n == -2 && !rc)
+                rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, st->schema,
+                               st->name, PQerrorMessage(c));
+            PGresult *fin;
+            while ((fin = PQgetResult(c))) {
+                if (PQresultStatus(fin) != PGRES_COMMAND_OK && !rc)
+                    rc = q_fail(s, fin, arena_printf(a, "reading table %s.%s", st->schema, st->name), err);
+                else
+                    PQclear(fin);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    unlink(path);
+    buf_free(&sel);
+    if (!rc && loaded != rows)
+        rc = loch_errf(err, LOCH_EINTERNAL, "loading %s.%s: read %" PRId64 " rows but %" PRId64 " reached the lake",
+                       st->schema, st->name, rows, loaded);
+    arena_free(a);
+    return rc;
+}
+
+/* ---- slot ---- */
+
+struct slotinfo {
+    bool exists, active;
+    int active_pid;
+};
+
+static int slot_info(struct pgsrc *s, struct slotinfo *o, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "SELECT active, coalesce(active_pid, 0), plugin, database = current_database() "
+                 "FROM pg_replication_slots WHERE slot_name = ");
+    buf_sql_str(&b, s->slot);
+    PGresult *r = NULL;
+    int rc = query(s, s->sql, b.data, "looking up the replication slot", &r, err);
+    buf_free(&b);
+    if (rc)
+        return rc;
+    memset(o, 0, sizeof *o);
+    if (PQntuples(r) == 1) {
+        o->exists = true;
+        o->active = PQgetvalue(r, 0, 0)[0] == 't';
+        o->active_pid = atoi(PQgetvalue(r, 0, 1));
+        if (strcmp(PQgetvalue(r, 0, 2), "pgoutput") || PQgetvalue(r, 0, 3)[0] != 't') {
+            loch_errf(err, LOCH_ECONFLICT, "source %s: replication slot %s exists but is not a pgoutput slot of this "
+                      "database", s->src->name, s->slot);
+            PQclear(r);
+            return loch_err_hint(err, "set another slot: name for the source in loch.yaml");
+        }
+    }
+    PQclear(r);
+    if (o->active) {
+        loch_errf(err, LOCH_ECONFLICT, "source %s: replication slot %s is in use by process %d", s->src->name, s->slot,
+                  o->active_pid);
+        return loch_err_hint(err, "another loch replicate (or another consumer) reads this slot; stop it, or set "
+                                  "slot: to another name in loch.yaml");
+    }
+    return 0;
+}
+
+static int drop_slot(struct pgsrc *s, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "SELECT pg_drop_replication_slot(");
+    buf_sql_str(&b, s->slot);
+    buf_puts(&b, ")");
+    int rc = run(s, s->sql, b.data, "dropping a stale replication slot", err);
+    buf_free(&b);
+    return rc;
+}
+
+/* ---- initial sync: slot with exported snapshot, then every table ---- */
+
+static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
+{
+    struct slotinfo si;
+    int rc = slot_info(s, &si, err);
+    if (!rc && si.exists) {
+        log_info("source %s: slot %s exists without a lake checkpoint (an unfinished full load); re-creating it",
+                 s->src->name, s->slot);
+        rc = drop_slot(s, err);
+    }
+    if (rc)
+        return rc;
+    char *sql = arena_printf(s->arena, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
+                             qid(s->arena, s->slot));
+    PGresult *r = PQexec(s->repl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return q_fail(s, r, "creating the replication slot", err);
+    char *cp = arena_strdup(s->arena, PQgetvalue(r, 0, 1));
+    char *snap = arena_strdup(s->arena, PQgetvalue(r, 0, 2));
+    PQclear(r);
+    log_info("source %s: created slot %s at %s; full load from snapshot %s", s->src->name, s->slot, cp, snap);
+    PGconn *c;
+    if ((rc = connect_pg(s, false, &c, err)))
+        return rc;
+    rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", err);
+    if (!rc) {
+        struct buf b = {0};
+        buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
+        buf_sql_str(&b, snap);
+        rc = run(s, c, b.data, "importing the slot's snapshot", err);
+        buf_free(&b);
+    }
+    for (size_t i = 0; i < n && !rc && !stopping(s); i++)
+        rc = load_table(s, c, &t[i], err);
+    if (!rc && stopping(s))
+        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
+    run(s, c, "COMMIT", "ending the snapshot transaction", NULL);
+    PQfinish(c);
+    if (rc)
+        return rc;
+    /* the loaded files and the stream's start position become durable together */
+    cdc_applier_set_kv(s->ap, arena_printf(s->arena, "cdc.%s.checkpoint", s->src->name), cp);
+    rc = cdc_applier_flush(s->ap, NULL, NULL, err);
+    if (!rc) {
+        pgoutput_lsn_parse(cp, &s->resume_lsn);
+        s->flushed_lsn = s->resume_lsn;
+    }
+    return rc;
+}
+
+/* ---- streaming ---- */
+
+static int send_status(struct pgsrc *s, bool reply, struct loch_err *err)
+{
+    uint8_t msg[34];
+    int64_t now = util_now_us() - PGO_EPOCH_OFFSET_US;
+    pgoutput_status_update(msg, s->flushed_lsn, s->flushed_lsn, s->flushed_lsn, now, reply);
+    if (PQputCopyData(s->repl, (const char *)msg, sizeof msg) != 1 || PQflush(s->repl) != 0)
+        return loch_errf(err, LOCH_ESOURCE, "source %s: cannot send a status update: %s", s->src->name,
+                         PQerrorMessage(s->repl));
+    s->last_status_ms = mono_ms();
+    return 0;
+}
+
+static int flush(struct pgsrc *s, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    char *ck = NULL;
+    int rc = cdc_applier_flush(s->ap, a, &ck, err);
+    uint64_t lsn;
+    if (!rc && ck && pgoutput_lsn_parse(ck, &lsn)) {
+        if (lsn > s->flushed_lsn)
+            s->flushed_lsn = lsn;
+        rc = send_status(s, false, err);
+    }
+    arena_free(a);
+    return rc;
+}
+
+static struct prel *find_rel(struct pgsrc *s, uint32_t relid)
+{
+    for (size_t i = 0; i < s->n_rels; i++)
+        if (s->rels[i].relid == relid)
+            return &s->rels[i];
+    return NULL;
+}
+
+static int on_relation(struct pgsrc *s, const struct pgo_msg *m, struct loch_err *err)
+{
+    struct prel *p = find_rel(s, m->u.rel.relid);
+    if (!p) {
+        if (s->n_rels == s->cap_rels) {
+            s->cap_rels = s->cap_rels ? 2 * s->cap_rels : 32;
+            s->rels = xrealloc(s->rels, s->cap_rels * sizeof *s->rels);
+        }
+        p = &s->rels[s->n_rels++];
+        memset(p, 0, sizeof *p);
+        p->relid = m->u.rel.relid;
+    }
+    struct arena *a = s->arena;
+    struct cdc_table t = {0};
+    t.source = s->src->name;
+    t.schema = arena_strdup(a, m->u.rel.nspname);
+    t.name = arena_strdup(a, m->u.rel.relname);
+    t.n_columns = m->u.rel.ncols;
+    t.columns = arena_alloc(a, (t.n_columns + 1) * sizeof *t.columns);
+    enum pg_conv *conv = arena_alloc(a, (t.n_columns + 1) * sizeof *conv);
+    char replident = m->u.rel.replident;
+    bool any_key = false;
+    for (size_t i = 0; i < t.n_columns; i++)
+        any_key |= (m->u.rel.cols[i].flags & 1) != 0;
+    t.has_key = any_key && (replident == 'd' || replident == 'i');
+    t.full_identity = replident == 'f';
+    t.insert_only = !t.has_key && !t.full_identity;
+    char *full = arena_printf(a, "%s.%s", t.schema, t.name);
+    for (size_t i = 0; i < t.n_columns; i++) {
+        struct pg_coltype ct;
+        int rc = pg_type_map(s->sql, m->u.rel.cols[i].type_oid, m->u.rel.cols[i].typmod, full, m->u.rel.cols[i].name,
+                             a, &ct, err);
+        if (rc)
+            return rc;
+        t.columns[i].name = arena_strdup(a, m->u.rel.cols[i].name);
+        t.columns[i].type = ct.type;
+        t.columns[i].source_type = ct.type_name;
+        t.columns[i].nullable = true;
+        t.columns[i].key = t.has_key && (m->u.rel.cols[i].flags & 1);
+        conv[i] = ct.conv;
+    }
+    int rc = 0;
+    /* A rename keeps the column's place: one name differs at one position, same type. */
+    if (p->declared && (strcmp(p->t.schema, t.schema) || strcmp(p->t.name, t.name))) {
+        log_warn("source %s: table %s.%s is now %s; continuing it as a new lake table", s->src->name, p->t.schema,
+                 p->t.name, full);
+        rc = cdc_applier_drop_table(s->ap, p->t.schema, p->t.name, err);
+        p->declared = false;
+    } else if (p->declared && p->t.n_columns == t.n_columns) {
+        size_t diff = 0, at = 0;
+        for (size_t i = 0; i < t.n_columns; i++)
+            if (strcmp(p->t.columns[i].name, t.columns[i].name)) {
+                diff++;
+                at = i;
+            }
+        if (diff == 1 && iceberg_type_equal(&p->t.columns[at].type, &t.columns[at].type)) {
+            bool clash = false;
+            for (size_t i = 0; i < p->t.n_columns; i++)
+                clash |= !strcmp(p->t.columns[i].name, t.columns[at].name);
+            if (!clash) {
+                log_info("source %s: %s column %s renamed to %s", s->src->name, full, p->t.columns[at].name,
+                         t.columns[at].name);
+                rc = cdc_applier_rename_column(s->ap, t.schema, t.name, p->t.columns[at].name, t.columns[at].name, err);
+            }
+        }
+    }
+    if (!rc)
+        rc = cdc_applier_table(s->ap, &t, err);
+    if (!rc) {
+        p->t = t;
+        p->conv = conv;
+        p->declared = true;
+    }
+    return rc;
+}
+
+static struct cdc_value *values(struct pgsrc *s, struct prel *p, const struct pgo_tuple *tu, bool key_only,
+                                struct loch_err *err)
+{
+    if (tu->n != p->t.n_columns) {
+        loch_errf(err, LOCH_EPROTO, "source %s: a row of %s.%s has %zu columns, its relation %zu", s->src->name,
+                  p->t.schema, p->t.name, tu->n, p->t.n_columns);
+        return NULL;
+    }
+    struct cdc_value *v = arena_alloc(s->msg, (tu->n + 1) * sizeof *v);
+    for (size_t i = 0; i < tu->n; i++) {
+        const struct pgo_col *c = &tu->cols[i];
+        if (key_only && !p->t.columns[i].key) {
+            v[i].unchanged = true;
+        } else if (c->kind == 'u') {
+            v[i].unchanged = true;
+        } else if (c->kind == 't') {
+            v[i].text = pg_value_canon(p->conv[i], c->data, c->len, s->msg, &v[i].len);
+        } else if (c->kind == 'b') {
+            loch_errf(err, LOCH_EPROTO, "source %s: binary value in %s.%s (binary mode is not requested)",
+                      s->src->name, p->t.schema, p->t.name);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static int on_message(struct pgsrc *s, const uint8_t *data, size_t len, struct loch_err *err)
+{
+    struct pgo_msg m;
+    int rc = pgoutput_decode(data, len, s->msg, &m, err);
+    if (rc)
+        return rc;
+    switch (m.kind) {
+    case PGO_BEGIN: {
+        s->in_txn = true;
+        s->txn_commit_lsn = m.u.begin.final_lsn;
+        s->skip_txn = m.u.begin.final_lsn < s->resume_lsn;
+        if (s->skip_txn)
+            return 0;
+        char xid[16];
+        snprintf(xid, sizeof xid, "%" PRIu32, m.u.begin.xid);
+        return cdc_applier_begin(s->ap, xid, m.u.begin.commit_ts + PGO_EPOCH_OFFSET_US, err);
+    }
+    case PGO_COMMIT: {
+        s->in_txn = false;
+        if (s->skip_txn) {
+            s->skip_txn = false;
+            return 0;
+        }
+        char pos[32], ck[32];
+        snprintf(pos, sizeof pos, "%" PRIu64, m.u.commit.commit_lsn);
+        pgoutput_lsn_format(m.u.commit.end_lsn, ck, sizeof ck);
+        return cdc_applier_commit(s->ap, pos, ck, err);
+    }
+    case PGO_RELATION:
+        return on_relation(s, &m, err);
+    case PGO_INSERT: case PGO_UPDATE: case PGO_DELETE: {
+        if (s->skip_txn)
+            return 0;
+        struct prel *p = find_rel(s, m.u.dml.relid);
+        if (!p || !p->declared)
+            return loch_errf(err, LOCH_EPROTO, "source %s: change for relation %u before its Relation message",
+                             s->src->name, m.u.dml.relid);
+        struct cdc_change c = {.op = (enum cdc_op)m.kind, .table = &p->t};
+        if (m.kind != PGO_DELETE && !(c.after = values(s, p, &m.u.dml.new, false, err)))
+            return err->code;
+        if (m.u.dml.old_kind && !(c.before = values(s, p, &m.u.dml.old, m.u.dml.old_kind == 'K', err)))
+            return err->code;
+        return cdc_applier_change(s->ap, &c, err);
+    }
+    case PGO_TRUNCATE:
+        if (s->skip_txn)
+            return 0;
+        for (size_t i = 0; i < m.u.trunc.nrels; i++) {
+            struct prel *p = find_rel(s, m.u.trunc.relids[i]);
+            if (!p || !p->declared)
+                continue;
+            struct cdc_change c = {.op = CDC_TRUNCATE, .table = &p->t};
+            if ((rc = cdc_applier_change(s->ap, &c, err)))
+                return rc;
+        }
+        return 0;
+    default: /* Origin, Type (types are looked up by OID), Message */
+        return 0;
+    }
+}
+
+static bool caught_up(struct pgsrc *s)
+{
+    if (!s->catchup_target || s->in_txn || cdc_applier_pending(s->ap))
+        return false;
+    return s->flushed_lsn >= s->catchup_target || s->server_end >= s->catchup_target;
+}
+
+/* Streams until stopped, caught up, or an error. */
+static int stream(struct pgsrc *s, struct loch_err *err)
+{
+    char lsn[32];
+    pgoutput_lsn_format(s->resume_lsn, lsn, sizeof lsn);
+    char *cmd = arena_printf(s->arena,
+                             "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names '%s,%s')",
+                             qid(s->arena, s->slot), lsn, s->pub, s->pub_ins);
+    PGresult *r = PQexec(s->repl, cmd);
+    if (PQresultStatus(r) != PGRES_COPY_BOTH) {
+        int rc = q_fail(s, r, "starting replication", err);
+        if (strstr(err->msg, "is active for PID"))
+            loch_err_hint(err, "another consumer reads slot %s; stop it or set slot: to another name", s->slot);
+        return rc == LOCH_ESOURCE && strstr(err->msg, "is active") ? LOCH_ECONFLICT : rc;
+    }
+    PQclear(r);
+    log_info("source %s: streaming from %s", s->src->name, lsn);
+    int rc = 0;
+    bool asked = false;
+    while (!rc) {
+        char *buf = NULL;
+        int n = PQgetCopyData(s->repl, &buf, 1);
+        if (n > 0) {
+            struct pgo_frame f;
+            rc = pgoutput_decode_frame((const uint8_t *)buf, (size_t)n, &f, err);
+            if (!rc && f.kind == 'w') {
+                rc = on_message(s, f.payload, f.payload_len, err);
+                arena_reset(s->msg);
+            } else if (!rc && f.kind == 'k') {
+                log_debug("source %s: keepalive wal_end %" PRIX64 " reply %d", s->src->name, f.wal_end,
+                          f.reply_requested);
+                if (f.wal_end > s->server_end)
+                    s->server_end = f.wal_end;
+                asked = false;
+                /* Idle (nothing staged, no open transaction): everything the server sent up
+                 * to wal_end is in the lake, so the slot may move there (no WAL pinned by
+                 * writes to tables we do not replicate). */
+                if (!s->in_txn && !cdc_applier_pending(s->ap) && s->server_end > s->flushed_lsn)
+                    s->flushed_lsn = s->server_end;
+                if (f.reply_requested)
+                    rc = send_status(s, false, err);
+            }
+            PQfreemem(buf);
+            if (!rc && !s->in_txn && cdc_applier_flush_due(s->ap))
+                rc = flush(s, err);
+            continue;
+        }
+        if (n == -2 || n == -1) {
+            rc = loch_errf(err, LOCH_ESOURCE, "source %s: replication stream ended: %s", s->src->name,
+                           PQerrorMessage(s->repl));
+            break;
+        }
+        /* no data right now */
+        if (!s->in_txn && cdc_applier_pending(s->ap) &&
+            (cdc_applier_flush_due(s->ap) || stopping(s) || s->catchup_target))
+            rc = flush(s, err);
+        if (rc)
+            break;
+        if (stopping(s) && !s->in_txn)
+            break;
+        if (caught_up(s)) {
+            log_debug("source %s: caught up (flushed %" PRIX64 ", server %" PRIX64 ", target %" PRIX64 ")",
+                      s->src->name, s->flushed_lsn, s->server_end, s->catchup_target);
+            break;
+        }
+        int64_t now = mono_ms();
+        if (now - s->last_status_ms >= 10000 || (s->catchup_target && !asked && !s->in_txn)) {
+            /* ask for a keepalive: its wal_end tells whether we are caught up */
+            rc = send_status(s, s->catchup_target != 0, err);
+            asked = true;
+            if (rc)
+                break;
+        }
+        int fd = PQsocket(s->repl);
+        fd_set rs;
+        FD_ZERO(&rs);
+        FD_SET(fd, &rs);
+        struct timeval tv = {0, 100000};
+        if (select(fd + 1, &rs, NULL, NULL, &tv) < 0 && errno != EINTR) {
+            rc = loch_errf(err, LOCH_ESOURCE, "source %s: waiting for the stream: %s", s->src->name, strerror(errno));
+            break;
+        }
+        if (PQconsumeInput(s->repl) != 1) {
+            rc = loch_errf(err, LOCH_ESOURCE, "source %s: replication connection lost: %s", s->src->name,
+                           PQerrorMessage(s->repl));
+            break;
+        }
+    }
+    if (rc && s->in_txn) {
+        cdc_applier_rollback(s->ap);
+        s->in_txn = false;
+    }
+    /* whole transactions already received are kept */
+    if (rc == LOCH_ESOURCE && cdc_applier_pending(s->ap)) {
+        struct loch_err e2;
+        loch_err_clear(&e2);
+        if (flush(s, &e2))
+            log_error("source %s: flushing before reconnect: %s", s->src->name, e2.msg);
+    }
+    if (!rc) {
+        struct loch_err e2;
+        send_status(s, false, &e2);
+        PQputCopyEnd(s->repl, NULL);
+    }
+    return rc;
+}
+
+static void disconnect(struct pgsrc *s)
+{
+    PQfinish(s->repl);
+    PQfinish(s->sql);
+    s->repl = s->sql = NULL;
+    s->n_rels = 0; /* Relation messages come again on the next session */
+}
+
+static int session(struct pgsrc *s, bool first, struct loch_err *err)
+{
+    int rc = connect_pg(s, false, &s->sql, err);
+    if (!rc)
+        rc = check_server(s, err);
+    if (rc)
+        return rc;
+    if (first && s->r->catch_up) {
+        PGresult *r = NULL;
+        rc = query(s, s->sql, "SELECT pg_current_wal_insert_lsn()::text", "reading the WAL position", &r, err);
+        if (rc)
+            return rc;
+        pgoutput_lsn_parse(PQgetvalue(r, 0, 0), &s->catchup_target);
+        if (!s->catchup_target)
+            s->catchup_target = 1;
+        PQclear(r);
+    }
+    struct arena *a = arena_new();
+    struct srctab *t;
+    size_t n;
+    rc = list_tables(s, a, &t, &n, err);
+    if (!rc)
+        rc = setup_publications(s, t, n, err);
+    if (!rc)
+        rc = connect_pg(s, true, &s->repl, err);
+    char *ck = NULL;
+    struct loch_err e2;
+    bool have = !rc && cdc_applier_checkpoint(s->r->cat, s->src->name, a, &ck, &e2) == 0 && ck;
+    if (!rc && !have) {
+        rc = initial_sync(s, t, n, err);
+    } else if (!rc) {
+        if (!pgoutput_lsn_parse(ck, &s->resume_lsn))
+            rc = loch_errf(err, LOCH_ECORRUPT, "source %s: checkpoint \"%s\" is not an LSN", s->src->name, ck);
+        if (s->resume_lsn > s->flushed_lsn)
+            s->flushed_lsn = s->resume_lsn;
+        struct slotinfo si;
+        if (!rc)
+            rc = slot_info(s, &si, err);
+        if (!rc && !si.exists) {
+            rc = loch_errf(err, LOCH_ESOURCE, "source %s: replication slot %s is gone; changes after %s are lost to it",
+                           s->src->name, s->slot, ck);
+            loch_err_hint(err, "to start over with a full load, drop the source's lake tables and delete the "
+                               "checkpoint (loch_kv key cdc.%s.checkpoint)", s->src->name);
+            rc = LOCH_ECONFIG; /* retrying cannot fix it */
+        }
+        /* Tables are declared by the stream's Relation messages, which describe them as
+         * of each change (the catalog now may be ahead of the resume position). */
+    }
+    arena_free(a);
+    if (!rc)
+        rc = stream(s, err);
+    return rc;
+}
+
+int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
+{
+    struct pgsrc s = {0};
+    s.r = r;
+    s.src = r->src;
+    s.arena = arena_new();
+    s.msg = arena_new();
+    if (r->src->password_env) {
+        s.password = getenv(r->src->password_env);
+        if (!s.password) {
+            arena_free(s.arena);
+            arena_free(s.msg);
+            loch_errf(err, LOCH_ECONFIG, "source %s: environment variable %s (password_env) is not set", r->src->name,
+                      r->src->password_env);
+            return loch_err_hint(err, "export %s=... before starting loch", r->src->password_env);
+        }
+    }
+    char *base = ident_part(s.arena, r->src->name);
+    s.slot = r->src->slot ? arena_strdup(s.arena, r->src->slot) : arena_printf(s.arena, "loch_%s", base);
+    s.pub = r->src->publication ? arena_strdup(s.arena, r->src->publication) : arena_printf(s.arena, "loch_%s", base);
+    s.pub_ins = arena_printf(s.arena, "%s_ins", s.pub);
+    struct cdc_applier_options o = {
+        .source = r->src->name,
+        .state_dir = r->cfg->state_dir,
+        .position_column = "_lsn",
+        .position_type = {ICEBERG_LONG, 0, 0, 0},
+        .flush_interval_ms = r->cfg->flush_interval_ms,
+    };
+    int rc = 0;
+    int backoff_ms = 500;
+    bool first = true;
+    while (!stopping(&s)) {
+        rc = cdc_applier_open(&o, r->cat, r->st, r->eng, &s.ap, err);
+        if (rc)
+            break;
+        int64_t t0 = mono_ms();
+        rc = session(&s, first, err);
+        first = false;
+        disconnect(&s);
+        cdc_applier_close(s.ap);
+        s.ap = NULL;
+        if (!rc || rc != LOCH_ESOURCE)
+            break;
+        if (mono_ms() - t0 > 30000)
+            backoff_ms = 500;
+        log_warn("%s; reconnecting in %.1f s", err->msg, backoff_ms / 1000.0);
+        for (int w = 0; w < backoff_ms / 100 && !stopping(&s); w++)
+            usleep(100000);
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+        loch_err_clear(err);
+        rc = 0;
+    }
+    if (rc == LOCH_ECANCELED && stopping(&s))
+        rc = 0;
+    arena_free(s.msg);
+    arena_free(s.arena);
+    free(s.rels);
+    return rc;
+}
+
+/* ---- validation: the source's rows, converted as replication converts them ---- */
+
+static int copy_whole(struct pgsrc *s, const struct srctab *st, const struct cdc_table *t, const enum pg_conv *conv,
+                      const char *path, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct buf sql = {0};
+    buf_puts(&sql, "COPY (SELECT ");
+    for (size_t i = 0; i < t->n_columns; i++)
+        buf_printf(&sql, "%s%s", i ? ", " : "", pg_copy_expr(conv[i], qid(a, t->columns[i].name), a));
+    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", qid(a, st->schema), qid(a, st->name));
+    PGresult *r = PQexec(s->sql, sql.data);
+    buf_free(&sql);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        rc = q_fail(s, r, arena_printf(a, "reading table %s.%s", st->schema, st->name), err);
+        arena_free(a);
+        return rc;
+    }
+    PQclear(r);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    char *line;
+    int n;
+    while ((n = PQgetCopyData(s->sql, &line, 0)) > 0) {
+        if (f && !rc && fwrite(line, 1, (size_t)n, f) != (size_t)n)
+            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        PQfreemem(line);
+    }
+    if (f && fclose(f) && !rc)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    if (n == -2 && !rc)
+        rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, st->schema, st->name,
+                       PQerrorMessage(s->sql));
+    while ((r = PQgetResult(s->sql))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+            rc = q_fail(s, r, "reading a table", err);
+        else
+            PQclear(r);
+    }
+    arena_free(a);
+    return rc;
+}
+
+int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                struct cdc_table_list *out, struct loch_err *err)
+{
+    struct pgsrc s = {0};
+    s.r = r;
+    s.src = r->src;
+    s.arena = a;
+    if (r->src->password_env)
+        s.password = getenv(r->src->password_env);
+    int rc = connect_pg(&s, false, &s.sql, err);
+    struct srctab *t = NULL;
+    size_t n = 0;
+    if (!rc)
+        rc = list_tables(&s, a, &t, &n, err);
+    out->t = arena_alloc(a, (n + 1) * sizeof *out->t);
+    out->n = 0;
+    char *dir = arena_printf(a, "%s/spill", r->cfg->state_dir);
+    if (!rc)
+        rc = util_mkdirs(dir, err);
+    bool found = !only;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *full = arena_printf(a, "%s.%s", t[i].schema, t[i].name);
+        if (only && strcmp(only, full))
+            continue;
+        found = true;
+        struct cdc_table *ct = &out->t[out->n];
+        enum pg_conv *conv;
+        rc = describe(&s, &t[i], a, ct, &conv, err);
+        char *path = arena_printf(a, "%s/validate-%s-%zu.csv", dir, r->src->name, out->n);
+        if (!rc)
+            rc = copy_whole(&s, &t[i], ct, conv, path, err);
+        if (!rc) {
+            struct buf b = {0};
+            buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __src_%zu AS SELECT ", out->n);
+            for (size_t k = 0; k < ct->n_columns; k++) {
+                char x[32];
+                snprintf(x, sizeof x, "c%zu", k);
+                if (k)
+                    buf_puts(&b, ", ");
+                cdc_cast_sql(&b, x, &ct->columns[k].type);
+                buf_puts(&b, " AS ");
+                buf_sql_ident(&b, ct->columns[k].name);
+            }
+            buf_puts(&b, " FROM read_csv(");
+            buf_sql_str(&b, path);
+            buf_puts(&b, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', quote = '\"', "
+                         "escape = '\"', new_line = '\\n', columns = {");
+            for (size_t k = 0; k < ct->n_columns; k++)
+                buf_printf(&b, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
+            buf_puts(&b, "})");
+            rc = engine_exec(conn, b.data, err);
+            buf_free(&b);
+        }
+        unlink(path);
+        if (!rc)
+            out->n++;
+    }
+    if (!rc && !found) {
+        loch_errf(err, LOCH_ENOENT, "source %s has no replicated table %s", r->src->name, only);
+        loch_err_hint(err, "name it as SCHEMA.TABLE, as the source spells it; it must match tables: and not exclude:");
+        rc = LOCH_ENOENT;
+    }
+    PQfinish(s.sql);
+    return rc;
+}
