@@ -35,7 +35,7 @@ def configure(lake, mdb, name, tables, extra=""):
 
 
 def catch_up(lake, source, check=True):
-    return lake.run("replicate", "--source", source, "--catch-up", check=check, timeout=300)
+    return lake.run("replicate", "--source", source, "--catch-up", check=check, timeout=120)
 
 
 def source_rows(mdb, db, table, cols, order="id"):
@@ -332,3 +332,45 @@ def test_server_restart_and_large_transaction(lake, mdb):
     want = source_rows(mdb, "big", "r", ["id", "v"])
     assert len(want) == 30001
     assert lake.sql("SELECT id, v FROM bg.big.r ORDER BY id") == want
+
+
+def purge_before(mdb, keep):
+    """PURGE BINARY LOGS TO keep, retried: the server holds a file until its binlog
+    checkpoint has passed it."""
+    for _ in range(50):
+        mdb.root_sql(f"PURGE BINARY LOGS TO '{keep}'")
+        if mdb.root_sql("SHOW BINARY LOGS").split()[0] == keep:
+            return
+        mdb.root_sql("FLUSH BINARY LOGS")
+        time.sleep(0.2)
+    raise AssertionError("the server kept its old binlogs")
+
+
+def test_purged_binlog_resumes_by_gtid_or_refuses(lake, mdb):
+    fresh_db(mdb, "pur", "CREATE TABLE p (id INT PRIMARY KEY, v INT); INSERT INTO p VALUES (1, 1)")
+    configure(lake, mdb, "pu", '["pur.*"]')
+    catch_up(lake, "pu")
+    # loch is stopped; the file holding the saved position is rotated away and purged,
+    # the changes after it live in later files: resumed through the GTID position
+    mdb.root_sql("FLUSH BINARY LOGS")
+    keep = mdb.root_sql("SHOW MASTER STATUS").split()[0]
+    mdb.root_sql("INSERT INTO p VALUES (2, 2); UPDATE p SET v = 10 WHERE id = 1", db="pur")
+    purge_before(mdb, keep)
+    p = catch_up(lake, "pu")
+    assert "resuming from GTID" in p.stderr
+    assert lake.sql("SELECT id, v FROM pu.pur.p ORDER BY id") == source_rows(mdb, "pur", "p", ["id", "v"])
+    # changes loch never read are purged: refused, with how to re-snapshot
+    mdb.root_sql("FLUSH BINARY LOGS; INSERT INTO p VALUES (3, 3); FLUSH BINARY LOGS", db="pur")
+    purge_before(mdb, mdb.root_sql("SHOW MASTER STATUS").split()[0])
+    p = catch_up(lake, "pu", check=False)
+    assert p.returncode != 0
+    assert "purged" in p.stderr and "re-snapshot" in p.stderr
+    # without a GTID in the checkpoint, a purged file is refused before streaming
+    import sqlite3
+    db = sqlite3.connect(lake.root / "state" / "catalog.db")
+    db.execute("UPDATE loch_kv SET value = ? WHERE key = ?", ("binlog.000001:4", "cdc.pu.checkpoint"))
+    db.commit()
+    db.close()
+    p = catch_up(lake, "pu", check=False)
+    assert p.returncode != 0
+    assert "was purged" in p.stderr and "re-snapshot" in p.stderr

@@ -790,6 +790,13 @@ static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err
         if (!rc) {
             snprintf(start->file, sizeof start->file, "%s", file);
             start->pos = strtoull(pos, NULL, 10);
+            /* the GTID position of that file:pos, so a later resume works even when the
+             * file is purged (MariaDB's BINLOG_GTID_POS) */
+            char esc[600], *g = NULL;
+            mysql_real_escape_string(snap, esc, file, (unsigned long)strlen(file));
+            if (q_value(m, snap, arena_printf(a, "SELECT BINLOG_GTID_POS('%s', %s)", esc, pos), a, &g, err) == 0 && g)
+                snprintf(start->gtid, sizeof start->gtid, "%s", g);
+            loch_err_clear(err);
         }
     } else if (!rc) {
         rc = q_exec(m, snap, "FLUSH TABLES WITH READ LOCK", err);
@@ -1113,6 +1120,15 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     size_t blen = ev_size - 19 - csum;
     int64_t ts_us = (int64_t)when * 1000000;
     int rc = 0;
+    /* Events between groups (FORMAT_DESCRIPTION, GTID_LIST, BINLOG_CHECKPOINT, ...) move
+     * the read position too, so a catch-up target that ends on them is reached.
+     * Artificial events (log_pos 0) and heartbeats do not. */
+    if (!m->in_tx && log_pos != 0 && !(flags & LOG_EVENT_ARTIFICIAL_F) && type != BL_EV_HEARTBEAT &&
+        type != BL_EV_ROTATE && type != BL_EV_GTID_MARIADB && type != BL_EV_GTID_MYSQL && type != BL_EV_QUERY &&
+        m->file[0]) {
+        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
+        m->pos.pos = log_pos;
+    }
     switch (type) {
     case BL_EV_ROTATE: {
         const char *file;
