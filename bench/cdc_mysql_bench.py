@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--stream-s", type=int, default=60)
     ap.add_argument("--backlog-s", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--flush-ms", type=int, default=1000, help="loch.yaml flush_interval_ms")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="loch-mybench-")
     m = MariaDB(Path(root) / "mariadb")
@@ -99,10 +100,12 @@ def run(a, root, m):
     m.root_sql("CREATE DATABASE sbtest; CREATE DATABASE bench; "
                "CREATE TABLE bench.marker (id INT PRIMARY KEY, t DOUBLE)")
     print(f"MariaDB {m.root_sql('SELECT VERSION()').strip()}; sysbench oltp_read_write prepare: "
-          f"{a.tables} tables x {a.rows:,} rows; {os.cpu_count()} cores")
+          f"{a.tables} tables x {a.rows:,} rows; {os.cpu_count()} cores; flush_interval_ms {a.flush_ms}")
     sysbench(m, "oltp_read_write", f"--tables={a.tables}", f"--table-size={a.rows}", "prepare")
     subprocess.run([LOCH, "init", f"{root}/lake"], check=True, capture_output=True)
     cfg = f"{root}/lake/loch.yaml"
+    text = Path(cfg).read_text().replace("flush_interval_ms: 1000", f"flush_interval_ms: {a.flush_ms}")
+    Path(cfg).write_text(text)
     with open(cfg, "a") as f:
         f.write(f"sources:\n  - name: {SRC}\n    type: mysql\n    url: {m.url}\n"
                 f"    password_env: LOCH_BENCH_MYSQL_PW\n    tables: [\"sbtest.*\", \"bench.*\"]\n")

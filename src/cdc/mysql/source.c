@@ -68,6 +68,9 @@ struct my {
     struct mysql_pos pos; /* read position: end of the last whole event group */
     char file[256];       /* current binlog file */
     char gtid_state[512]; /* MariaDB: last GTID per domain, comma-separated */
+    int64_t last_event_s; /* header timestamp of the last event read (0 = none) */
+    int64_t last_flush_ms;
+    int64_t staged;       /* row changes handed to the applier since its last flush */
     bool progressed;
 };
 
@@ -923,10 +926,23 @@ static char *checkpoint_text(struct my *m, struct arena *a)
     return mysql_pos_format(&p, a);
 }
 
+/* Behind the source (draining a backlog), fewer, larger flushes apply faster and nobody
+ * waits on the lag: flush every BEHIND_FLUSH_MS or BEHIND_FLUSH_CHANGES instead of at the
+ * configured interval. "Behind" = the last event was written more than BEHIND_S ago. */
+#define BEHIND_S 2
+#define BEHIND_FLUSH_MS 10000
+#define BEHIND_FLUSH_CHANGES 300000
+
 static int flush_if(struct my *m, bool force, struct loch_err *err)
 {
     if (!cdc_applier_pending(m->ap) || (!force && !cdc_applier_flush_due(m->ap)))
         return 0;
+    int64_t now = util_now_ms();
+    if (!force && m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S &&
+        now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES)
+        return 0;
+    m->last_flush_ms = now;
+    m->staged = 0;
     struct arena *a = arena_new();
     char *done = NULL;
     int rc = cdc_applier_flush(m->ap, a, &done, err);
@@ -979,6 +995,7 @@ static int tx_commit(struct my *m, int64_t ts_us, struct loch_err *err)
             };
             rc = cdc_applier_change(m->ap, &c, err);
         }
+        m->staged += (int64_t)m->n_rows;
         if (!rc)
             rc = cdc_applier_commit(m->ap, position, cp, err);
         else
@@ -1120,6 +1137,10 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     size_t blen = ev_size - 19 - csum;
     int64_t ts_us = (int64_t)when * 1000000;
     int rc = 0;
+    if (type == BL_EV_HEARTBEAT) /* the server had nothing more to send: caught up */
+        m->last_event_s = 0;
+    else if (when && !(flags & LOG_EVENT_ARTIFICIAL_F))
+        m->last_event_s = when;
     /* Events between groups (FORMAT_DESCRIPTION, GTID_LIST, BINLOG_CHECKPOINT, ...) move
      * the read position too, so a catch-up target that ends on them is reached.
      * Artificial events (log_pos 0) and heartbeats do not. */
