@@ -170,7 +170,17 @@ def run(a, root, m):
     sysbench(m, "oltp_write_only", f"--tables={a.tables}", f"--table-size={a.rows}", f"--threads={a.threads}",
              f"--time={a.backlog_s}", "--rate=0", "run")
     last_file = m.root_sql("SHOW MASTER STATUS").split()[0]
-    t_drain, _ = loch(cfg, "replicate", "--source", SRC, "--catch-up")
+    os.environ["LOCH_LOG"] = "info"
+    t0 = time.perf_counter()
+    pd = subprocess.Popen([LOCH, "-c", cfg, "replicate", "--source", SRC, "--catch-up"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    t_start = None
+    for line in pd.stderr:  # "streaming from": the lake's key index is loaded, the stream begins
+        if "streaming from" in line and t_start is None:
+            t_start = time.perf_counter() - t0
+    if pd.wait():
+        raise SystemExit("loch replicate --catch-up failed")
+    t_drain = time.perf_counter() - t0
     n = changes_count(cfg, a.tables) - before
     files = [first_file]
     k = int(first_file.split(".")[-1])
@@ -186,7 +196,8 @@ def run(a, root, m):
     t_raw = time.perf_counter() - t0
     print(f"backlog ({a.backlog_s} s of oltp_write_only, {n:,} row changes): loch --catch-up {n / t_drain:,.0f} "
           f"row changes/s ({t_drain:.2f} s); mariadb-binlog --raw {n / t_raw:,.0f} row events/s ({t_raw:.2f} s); "
-          f"ratio {t_raw / t_drain:.2f} (goal >= 0.5)")
+          f"ratio {t_raw / t_drain:.2f} (goal >= 0.5); of which start-up (open the lake, rebuild key indexes) "
+          f"{t_start or 0:.2f} s")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ D = decimal.Decimal
 
 @pytest.fixture(scope="module")
 def mdb(tmp_path_factory):
-    m = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    root = tmp_path_factory.mktemp("mariadb")
+    # a self-signed certificate, so TLS logins can be tested
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem")],
+                   check=True, capture_output=True)
+    m = MariaDB(root / "srv", extra_args=[f"--ssl-cert={root / 'cert.pem'}", f"--ssl-key={root / 'key.pem'}"])
     m.install()
     m.start()
     m.create_repl_user()
@@ -374,3 +379,31 @@ def test_purged_binlog_resumes_by_gtid_or_refuses(lake, mdb):
     p = catch_up(lake, "pu", check=False)
     assert p.returncode != 0
     assert "was purged" in p.stderr and "re-snapshot" in p.stderr
+
+
+def test_ed25519_and_tls_logins(lake, mdb):
+    fresh_db(mdb, "auth", "CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1), (2)")
+    mdb.root_sql("INSTALL SONAME 'auth_ed25519'")
+    mdb.root_sql("CREATE USER 'ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-pw'); "
+                 "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'ed'@'%'")
+    # a user that may only log in over TLS
+    mdb.root_sql("CREATE USER 'sec'@'%' IDENTIFIED BY 'sec-pw' REQUIRE SSL; "
+                 "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'sec'@'%'")
+    configure(lake, mdb, "au", '["auth.*"]')
+    base = lake.config.read_text()
+    try:
+        lake.config.write_text(base.replace("mysql://repl@", "mysql://ed@"))
+        os.environ["LOCH_TEST_MYSQL_PW"] = "ed-pw"
+        catch_up(lake, "au")
+        assert lake.sql("SELECT count(*) AS n FROM au.auth.a") == [{"n": 2}]
+        mdb.root_sql("INSERT INTO a VALUES (3)", db="auth")
+        os.environ["LOCH_TEST_MYSQL_PW"] = "sec-pw"
+        lake.config.write_text(base.replace("mysql://repl@", "mysql://sec@"))
+        p = catch_up(lake, "au", check=False)  # without TLS the server refuses the login
+        assert p.returncode != 0 and "refused the login of sec" in p.stderr
+        lake.config.write_text(base.replace("mysql://repl@", "mysql://sec@").replace(
+            f":{mdb.port}\n", f":{mdb.port}/?tls=require\n"))
+        catch_up(lake, "au")
+        assert lake.sql("SELECT count(*) AS n FROM au.auth.a") == [{"n": 3}]
+    finally:
+        os.environ["LOCH_TEST_MYSQL_PW"] = REPL_PASSWORD

@@ -71,6 +71,7 @@ struct my {
     int64_t last_event_s; /* header timestamp of the last event read (0 = none) */
     int64_t last_flush_ms;
     int64_t staged;       /* row changes handed to the applier since its last flush */
+    const struct mysql_pos *until; /* catch-up target (NULL when following) */
     bool progressed;
 };
 
@@ -938,8 +939,9 @@ static int flush_if(struct my *m, bool force, struct loch_err *err)
     if (!cdc_applier_pending(m->ap) || (!force && !cdc_applier_flush_due(m->ap)))
         return 0;
     int64_t now = util_now_ms();
-    if (!force && m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S &&
-        now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES)
+    bool behind = (m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S) ||
+                  (m->until && m->pos.file[0] && mysql_pos_cmp(&m->pos, m->until) < 0);
+    if (!force && behind && now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES)
         return 0;
     m->last_flush_ms = now;
     m->staged = 0;
@@ -1328,6 +1330,7 @@ static int stream(struct my *m, const struct mysql_pos *until, struct loch_err *
              m->pos.file[0] ? m->pos.file : "(gtid)", start, m->server_id);
     MARIADB_RPL_EVENT *ev = NULL;
     tx_reset(m);
+    m->until = until;
     for (;;) {
         if (stopping(m))
             break;
@@ -1349,6 +1352,7 @@ static int stream(struct my *m, const struct mysql_pos *until, struct loch_err *
         if (end)
             m->progressed = true;
     }
+    m->until = NULL;
     if (ev)
         mariadb_free_rpl_event(ev);
     mariadb_rpl_close(rpl);
