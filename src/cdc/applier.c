@@ -83,6 +83,8 @@ struct cdc_applier {
     int64_t ts;
     char *checkpoint;          /* of the last whole transaction staged (batch arena) */
     int64_t last_ts, first_ms;
+    int64_t first_commit_us;   /* source commit time of the oldest staged transaction */
+    int64_t flush_ewma_ms;     /* how long flushes take (moving average) */
     size_t n_changes_batch;
     size_t n_txn_batch;
     char **pos;                /* position of each staged transaction, by ordinal */
@@ -1010,6 +1012,8 @@ int cdc_applier_commit(struct cdc_applier *ap, const char *position, const char 
     ap->stats.transactions++;
     if (!ap->first_ms)
         ap->first_ms = now_ms();
+    if (!ap->first_commit_us)
+        ap->first_commit_us = ap->ts;
     return 0;
 }
 
@@ -1044,11 +1048,22 @@ bool cdc_applier_pending(const struct cdc_applier *ap)
     return ap->n_txn_batch > 0 || ap->n_kv > 0 || any_load || ap->checkpoint;
 }
 
+/* The interval is a bound on the time from source commit to lake commit: the batch is
+ * flushed when its oldest transaction, counted from its commit at the source, would
+ * otherwise wait longer than the interval minus what a flush takes (moving average). A
+ * quarter interval of local time at least, so a lagging or skewed source clock cannot
+ * cause a flush storm; at most the interval of local time. */
 bool cdc_applier_flush_due(const struct cdc_applier *ap)
 {
     if (ap->in_txn || !ap->first_ms)
         return false;
-    return ap->n_changes_batch >= ap->o.flush_max_changes || now_ms() - ap->first_ms >= ap->o.flush_interval_ms;
+    int64_t local = now_ms() - ap->first_ms, iv = ap->o.flush_interval_ms;
+    if (ap->n_changes_batch >= ap->o.flush_max_changes || local >= iv)
+        return true;
+    if (!ap->first_commit_us || local < iv / 4)
+        return false;
+    int64_t since_commit = (util_now_us() - ap->first_commit_us) / 1000;
+    return since_commit >= iv - ap->flush_ewma_ms;
 }
 
 /* ---- flush ---- */
@@ -1303,6 +1318,7 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
         any_load |= ap->tables[i]->n_loads > 0;
     if (!ap->n_txn_batch && !ap->n_kv && !any_load && !ap->checkpoint)
         return 0;
+    int64_t t_start = now_ms();
     struct arena *a = ap->batch;
     struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
@@ -1358,8 +1374,10 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
             snprintf(num, sizeof num, "%lld", (long long)ap->n_txn_batch);
             iceberg_change_set_summary(tc[i].change, "loch.source-transactions", num);
         }
+    int64_t t_files = now_ms();
     if (!rc)
         rc = sink_commit(ap->cat, ap->st, tc, n_tc, kv, n_kv, a, err);
+    int64_t t_commit = now_ms();
     for (size_t i = 0; i < n_p && !rc; i++) {
         if (p[i].at->n_staged)
             rc = advance_index(ap, p[i].at, &p[i], err);
@@ -1368,6 +1386,9 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
     }
     if (rc)
         return rc;
+    log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms (files %lld, commit %lld, "
+              "index %lld)", ap->o.source, ap->n_txn_batch, ap->n_changes_batch, n_tc, (long long)(now_ms() - t_start),
+              (long long)(t_files - t_start), (long long)(t_commit - t_files), (long long)(now_ms() - t_commit));
     if (checkpoint_out && ap->checkpoint)
         *checkpoint_out = arena_strdup(out_arena, ap->checkpoint);
     if (ap->n_txn_batch)
@@ -1390,6 +1411,11 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
     ap->checkpoint = NULL;
     ap->txid = NULL;
     ap->first_ms = 0;
+    ap->first_commit_us = 0;
+    int64_t took = now_ms() - t_start;
+    ap->flush_ewma_ms = ap->flush_ewma_ms ? (3 * ap->flush_ewma_ms + took) / 4 : took;
+    if (ap->flush_ewma_ms > ap->o.flush_interval_ms * 3 / 4)
+        ap->flush_ewma_ms = ap->o.flush_interval_ms * 3 / 4;
     ap->n_changes_batch = ap->n_txn_batch = 0;
     ap->pos = NULL;
     ap->cap_pos = 0;

@@ -359,3 +359,110 @@ def test_status_and_validate(source, lake):
     assert "2 differing rows" in v.stdout
     v = lake.run("validate", "--source", "core", "--table", "public.nope", check=False)
     assert v.returncode == 1 and "no replicated table public.nope" in v.stderr
+
+
+def test_source_restart_reconnects(source, lake):
+    source.execute("CREATE TABLE r (id int PRIMARY KEY, v int)", "INSERT INTO r VALUES (1, 1)")
+    p = source.start()
+    try:
+        wait_for(lambda: lake.run("tables", check=False).stdout.count("core.public.r\n") > 0)
+        source.server.restart()                     # drops loch's connections
+        source.execute("INSERT INTO r SELECT g, g FROM generate_series(2, 100) g")
+        wait_for(lambda: lake.sql("SELECT count(*) AS n FROM core.public.r")[0]["n"] == 100, timeout=60)
+        source.execute("UPDATE r SET v = -v")
+        wait_for(lambda: lake.sql("SELECT sum(v) AS s FROM core.public.r")[0]["s"] == -5050, timeout=60)
+    finally:
+        rc, err = source.stop(p)
+    assert rc == 0, err
+    assert "reconnecting" in err
+
+
+def test_new_and_dropped_tables_while_replicating(source, lake):
+    source.execute("CREATE TABLE first (id int PRIMARY KEY)", "INSERT INTO first VALUES (1)")
+    p = source.start()
+    try:
+        wait_for(lambda: lake.run("tables", check=False).stdout.count("core.public.first\n") > 0)
+        source.execute("CREATE TABLE second (id int PRIMARY KEY, v text)",
+                       "INSERT INTO second SELECT g, 'v' || g FROM generate_series(1, 300) g")
+        with source.conn() as c:                    # changes while it is being discovered and copied
+            for i in range(1, 50):
+                c.execute("UPDATE second SET v = 'w' || id WHERE id = %s", (i,))
+                c.execute("DELETE FROM second WHERE id = %s", (300 - i,))
+                time.sleep(0.05)
+        source.execute("DROP TABLE first")
+        source.execute("INSERT INTO second VALUES (1000, 'late')")
+        want = [tuple(r) for r in source.rows("SELECT id, v FROM second ORDER BY id")]
+        def same():
+            try:
+                return lake_rows(lake, "core.public.second", ["id", "v"], "id") == want
+            except AssertionError:
+                return False
+        wait_for(same, timeout=60)
+    finally:
+        rc, err = source.stop(p)
+    assert rc == 0, err
+    assert "new table public.second" in err and "public.first is gone" in err
+    # the dropped table's lake tables stay, as history
+    assert lake.sql("SELECT id FROM core.public.first") == [{"id": 1}]
+    # a table created while loch is stopped is loaded by the next run
+    source.execute("CREATE TABLE third (id int PRIMARY KEY)", "INSERT INTO third VALUES (3)")
+    source.catch_up()
+    assert lake.sql("SELECT id FROM core.public.third") == [{"id": 3}]
+
+
+def test_full_load_under_writes_is_consistent(source, lake):
+    """Writes running while the parallel full load reads: each change is in the snapshot
+    or in the stream, never both, never neither."""
+    source.execute("CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, pad text)",
+                   "INSERT INTO big SELECT g, 0, repeat('p', 100) FROM generate_series(1, 200000) g",
+                   "CREATE TABLE small (id int PRIMARY KEY, v int NOT NULL)",
+                   "INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g")
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import psycopg, random
+with psycopg.connect({source.server.url(source.db)!r}, autocommit=True) as c:
+    for i in range(1500):
+        with c.transaction():
+            k = random.randint(1, 200000)
+            c.execute("UPDATE big SET v = v + 1 WHERE id = %s", (k,))
+            c.execute("UPDATE small SET v = v + 1 WHERE id = %s", (k % 100 + 1,))
+            c.execute("INSERT INTO big VALUES (%s, 1, 'new')", (200000 + i + 1,))
+"""])
+    try:
+        time.sleep(0.3)
+        p = source.catch_up()
+    finally:
+        assert writer.wait(timeout=300) == 0
+    assert "rows/s (done)" in p.stderr
+    source.catch_up()
+    for t in ("big", "small"):
+        src = source.rows(f"SELECT id, v FROM {t} ORDER BY id")
+        assert lake_rows(lake, f"core.public.{t}", ["id", "v"], "id") == [tuple(r) for r in src], t
+    tot = lake.sql("SELECT sum(v) AS s FROM core.public.big")[0]["s"]
+    assert tot == source.rows("SELECT sum(v) FROM big")[0][0]
+
+
+def test_million_row_transaction(source, lake):
+    source.execute("CREATE TABLE m (id bigint PRIMARY KEY, v int)")
+    source.catch_up()
+    source.execute("INSERT INTO m SELECT g, 1 FROM generate_series(1, 1000000) g")
+    source.catch_up(timeout=600)
+    assert lake.sql("SELECT count(*) AS n, sum(v) AS s FROM core.public.m") == [{"n": 1000000, "s": 1000000}]
+    source.execute("BEGIN; UPDATE m SET v = 2 WHERE id % 2 = 0; DELETE FROM m WHERE id % 10 = 1; COMMIT")
+    source.catch_up(timeout=600)
+    assert lake.sql("SELECT count(*) AS n, sum(v) AS s FROM core.public.m") == [
+        {"n": 900000, "s": source.rows("SELECT sum(v) FROM m")[0][0]}]
+    assert lake.sql("SELECT count(*) AS n FROM core.public.m_changes") == [{"n": 1000000 + 500000 + 100000}]
+
+
+def test_many_small_transactions(source, lake):
+    source.execute("CREATE TABLE s (id int PRIMARY KEY, v int)")
+    source.catch_up()
+    with source.conn() as c:
+        for i in range(2000):
+            c.execute("INSERT INTO s VALUES (%s, %s)", (i, i))
+            if i % 3 == 0:
+                c.execute("UPDATE s SET v = -v WHERE id = %s", (i,))
+    source.catch_up()
+    assert lake_rows(lake, "core.public.s", ["id", "v"], "id") == [
+        tuple(r) for r in source.rows("SELECT id, v FROM s ORDER BY id")]
+    assert lake.sql("SELECT count(DISTINCT _txid) AS n FROM core.public.s_changes") == [{"n": 2000 + 667}]

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,7 +55,10 @@ struct pgsrc {
     uint64_t catchup_target;   /* 0: not catching up */
     bool in_txn, skip_txn;
     uint64_t txn_commit_lsn;
-    int64_t last_status_ms;
+    uint64_t last_end;         /* end of the last transaction received */
+    int64_t last_status_ms, last_poll_ms;
+    char **known;              /* "schema.table" of the tables replicated in this session */
+    size_t n_known;
     struct arena *msg;         /* lifetime: one message */
 };
 
@@ -545,6 +549,364 @@ static int drop_slot(struct pgsrc *s, struct loch_err *err)
     return rc;
 }
 
+/* ---- parallel full load: readers COPY into chunk files, the applier loads them ----
+ *
+ * LOAD_READERS connections import the slot's snapshot and take tables in turn; each COPY
+ * is cut into CSV chunk files of LOAD_CHUNK bytes handed to the calling thread, which
+ * turns them into Parquet through the applier while the readers go on reading (so the
+ * source read and the Parquet write overlap, for one big table as for many). At most
+ * LOAD_QUEUE chunks wait, which bounds the disk used. */
+#define LOAD_READERS 2
+#define LOAD_CHUNK (48LL << 20)
+#define LOAD_QUEUE 4
+
+struct ltable {
+    const struct srctab *st;
+    struct cdc_table t;
+    char *copy_sql;
+    int64_t est, rows, bytes, loaded;
+    int chunks_out, chunks_done;
+    bool read_done;
+    double t0;
+};
+
+struct lchunk {
+    size_t table;
+    char *path;
+    int64_t rows;
+};
+
+struct loader {
+    struct pgsrc *s;
+    const char *snap, *dir;
+    struct ltable *lt;
+    size_t n, next;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct lchunk q[LOAD_QUEUE];
+    size_t q_len;
+    int active;                /* readers still running */
+    int seq;
+    bool failed;
+    struct loch_err err;
+};
+
+static bool load_abort(struct loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    bool f = L->failed || stopping(L->s);
+    pthread_mutex_unlock(&L->mu);
+    return f;
+}
+
+static void load_fail(struct loader *L, const struct loch_err *e)
+{
+    pthread_mutex_lock(&L->mu);
+    if (!L->failed) {
+        L->failed = true;
+        L->err = *e;
+    }
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+}
+
+static bool push_chunk(struct loader *L, size_t table, char *path, int64_t rows, bool last)
+{
+    pthread_mutex_lock(&L->mu);
+    while (L->q_len == LOAD_QUEUE && !L->failed && !stopping(L->s))
+        pthread_cond_wait(&L->cv, &L->mu);
+    bool ok = !L->failed && !stopping(L->s);
+    if (ok) {
+        L->q[L->q_len++] = (struct lchunk){table, path, rows};
+        L->lt[table].chunks_out++;
+    } else {
+        unlink(path);
+        free(path);
+    }
+    if (last)
+        L->lt[table].read_done = true;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    return ok;
+}
+
+static char *chunk_path(struct loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    int k = L->seq++;
+    pthread_mutex_unlock(&L->mu);
+    return xasprintf("%s/%s-load-%d.csv", L->dir, L->s->src->name, k);
+}
+
+static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
+{
+    struct pgsrc *s = L->s;
+    struct ltable *lt = &L->lt[ti];
+    PGresult *r = PQexec(c, lt->copy_sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        return q_fail(s, r, "reading a table for the full load", err);
+    PQclear(r);
+    int rc = 0;
+    char *path = chunk_path(L);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    int64_t chunk = 0, rows = 0;
+    char *line;
+    int n;
+    while ((n = PQgetCopyData(c, &line, 0)) > 0) {
+        if (!rc && fwrite(line, 1, (size_t)n, f) != (size_t)n)
+            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        PQfreemem(line);
+        chunk += n;
+        rows++;
+        pthread_mutex_lock(&L->mu);
+        lt->rows++;
+        lt->bytes += n;
+        pthread_mutex_unlock(&L->mu);
+        if (!rc && chunk >= LOAD_CHUNK) {
+            if (fclose(f))
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            f = NULL;
+            if (!rc && !push_chunk(L, ti, path, rows, false))
+                rc = LOCH_ECANCELED;
+            path = NULL;
+            chunk = rows = 0;
+            if (!rc) {
+                path = chunk_path(L);
+                if (!(f = fopen(path, "w")))
+                    rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+            }
+        }
+        if (rc || load_abort(L)) {
+            PQrequestCancel(c);
+            if (!rc)
+                rc = LOCH_ECANCELED;
+        }
+    }
+    if (n == -2 && !rc)
+        rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, lt->st->schema,
+                       lt->st->name, PQerrorMessage(c));
+    while ((r = PQgetResult(c))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+            rc = q_fail(s, r, "reading a table for the full load", err);
+        else
+            PQclear(r);
+    }
+    if (f && fclose(f) && !rc)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    if (path) {
+        if (!rc && !push_chunk(L, ti, path, rows, true))
+            rc = LOCH_ECANCELED;
+        else if (rc) {
+            unlink(path);
+            free(path);
+        }
+    } else if (!rc) {
+        push_chunk(L, ti, NULL, 0, true);
+    }
+    return rc;
+}
+
+static void *reader_main(void *arg)
+{
+    struct loader *L = arg;
+    struct pgsrc *s = L->s;
+    struct loch_err err;
+    loch_err_clear(&err);
+    PGconn *c = NULL;
+    int rc = connect_pg(s, false, &c, &err);
+    if (!rc)
+        rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", &err);
+    if (!rc) {
+        struct buf b = {0};
+        buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
+        buf_sql_str(&b, L->snap);
+        rc = run(s, c, b.data, "importing the slot's snapshot", &err);
+        buf_free(&b);
+    }
+    while (!rc) {
+        pthread_mutex_lock(&L->mu);
+        size_t ti = L->next < L->n && !L->failed ? L->next++ : L->n;
+        pthread_mutex_unlock(&L->mu);
+        if (ti == L->n)
+            break;
+        rc = read_table(L, c, ti, &err);
+    }
+    if (c)
+        PQfinish(c);
+    if (rc && rc != LOCH_ECANCELED)
+        load_fail(L, &err);
+    pthread_mutex_lock(&L->mu);
+    L->active--;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+static void load_progress(struct loader *L, bool final)
+{
+    double now = util_mono_s();
+    pthread_mutex_lock(&L->mu);
+    for (size_t i = 0; i < L->n; i++) {
+        struct ltable *lt = &L->lt[i];
+        bool done = lt->read_done && lt->chunks_done == lt->chunks_out;
+        if (!lt->t0 || (final ? false : (done && lt->est < 0)))
+            continue;
+        double el = now - lt->t0 > 1e-3 ? now - lt->t0 : 1e-3, rate = lt->rows / el;
+        if (done) {
+            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s (done)\n", L->s->src->name,
+                    lt->st->schema, lt->st->name, lt->loaded, lt->bytes / 1e6, lt->loaded / el);
+            lt->est = -1; /* printed */
+        } else if (!final) {
+            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s, %" PRId64 " in the lake",
+                    L->s->src->name, lt->st->schema, lt->st->name, lt->rows, lt->bytes / 1e6, rate, lt->loaded);
+            if (lt->est > lt->rows && rate > 0)
+                fprintf(stderr, ", ETA %.0f s", (lt->est - lt->rows) / rate);
+            fprintf(stderr, "\n");
+        }
+    }
+    pthread_mutex_unlock(&L->mu);
+}
+
+static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, size_t n, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct loader L = {0};
+    L.s = s;
+    L.snap = snap;
+    L.n = n;
+    L.dir = arena_printf(a, "%s/spill", s->r->cfg->state_dir);
+    L.lt = arena_alloc(a, (n + 1) * sizeof *L.lt);
+    pthread_mutex_init(&L.mu, NULL);
+    pthread_cond_init(&L.cv, NULL);
+    int rc = util_mkdirs(L.dir, err);
+    /* describe and declare every table first (catalog look-ups run on the main connection) */
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct ltable *lt = &L.lt[i];
+        enum pg_conv *conv;
+        lt->st = &t[i];
+        rc = describe(s, &t[i], a, &lt->t, &conv, err);
+        if (!rc)
+            rc = cdc_applier_table(s->ap, &lt->t, err);
+        if (rc)
+            break;
+        struct buf q = {0};
+        buf_puts(&q, "COPY (SELECT ");
+        for (size_t k = 0; k < lt->t.n_columns; k++)
+            buf_printf(&q, "%s%s", k ? ", " : "", pg_copy_expr(conv[k], qid(a, lt->t.columns[k].name), a));
+        buf_printf(&q, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", qid(a, t[i].schema), qid(a, t[i].name));
+        lt->copy_sql = arena_strdup(a, q.data);
+        buf_free(&q);
+        char est[256];
+        snprintf(est, sizeof est, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %u", t[i].oid);
+        PGresult *r = PQexec(s->sql, est);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            lt->est = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        lt->t0 = 0;
+    }
+    if (rc) {
+        arena_free(a);
+        return rc;
+    }
+    int readers = n < LOAD_READERS ? (int)n : LOAD_READERS;
+    pthread_t th[LOAD_READERS];
+    L.active = readers;
+    double t0 = util_mono_s();
+    for (size_t i = 0; i < n; i++)
+        L.lt[i].t0 = t0;
+    for (int i = 0; i < readers; i++)
+        pthread_create(&th[i], NULL, reader_main, &L);
+    double last = t0;
+    for (;;) {
+        pthread_mutex_lock(&L.mu);
+        while (!L.q_len && L.active && !L.failed) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&L.cv, &L.mu, &ts);
+            if (s->r->progress && util_mono_s() - last >= 1.0)
+                break;
+        }
+        bool have = L.q_len > 0 && !L.failed;
+        struct lchunk c = {0};
+        if (have) {
+            c = L.q[0];
+            memmove(L.q, L.q + 1, (L.q_len - 1) * sizeof *L.q);
+            L.q_len--;
+            pthread_cond_broadcast(&L.cv);
+        }
+        bool finished = !L.q_len && !L.active;
+        bool failed = L.failed;
+        pthread_mutex_unlock(&L.mu);
+        if (have && !rc) {
+            struct ltable *lt = &L.lt[c.table];
+            int64_t got = 0;
+            if (c.path) {
+                struct buf sel = {0};
+                buf_puts(&sel, "SELECT * FROM read_csv(");
+                buf_sql_str(&sel, c.path);
+                buf_puts(&sel, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', "
+                               "quote = '\"', escape = '\"', new_line = '\\n', parallel = true, columns = {");
+                for (size_t k = 0; k < lt->t.n_columns; k++)
+                    buf_printf(&sel, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
+                buf_puts(&sel, "})");
+                if (c.rows > 0)
+                    rc = cdc_applier_load(s->ap, &lt->t, sel.data, &got, err);
+                buf_free(&sel);
+                unlink(c.path);
+                free(c.path);
+                if (!rc && got != c.rows)
+                    rc = loch_errf(err, LOCH_EINTERNAL, "loading %s.%s: a chunk of %" PRId64 " rows gave %" PRId64,
+                                   lt->st->schema, lt->st->name, c.rows, got);
+            }
+            pthread_mutex_lock(&L.mu);
+            lt->loaded += got;
+            lt->chunks_done++;
+            pthread_mutex_unlock(&L.mu);
+            if (rc) {
+                struct loch_err e = *err;
+                load_fail(&L, &e);
+            }
+        } else if (have) {
+            unlink(c.path);
+            free(c.path);
+        }
+        if (s->r->progress && (util_mono_s() - last >= 1.0 || finished)) {
+            load_progress(&L, false);
+            last = util_mono_s();
+        }
+        if (finished || (failed && !L.active))
+            break;
+        if (stopping(s)) {
+            pthread_mutex_lock(&L.mu);
+            pthread_cond_broadcast(&L.cv);
+            pthread_mutex_unlock(&L.mu);
+        }
+    }
+    for (int i = 0; i < readers; i++)
+        pthread_join(th[i], NULL);
+    for (size_t i = 0; i < L.q_len; i++) { /* left over after a failure */
+        if (L.q[i].path) {
+            unlink(L.q[i].path);
+            free(L.q[i].path);
+        }
+    }
+    if (!rc && L.failed) {
+        *err = L.err;
+        rc = err->code ? err->code : LOCH_EINTERNAL;
+    }
+    if (!rc && stopping(s))
+        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
+    if (!rc && s->r->progress)
+        load_progress(&L, true);
+    pthread_cond_destroy(&L.cv);
+    pthread_mutex_destroy(&L.mu);
+    arena_free(a);
+    return rc;
+}
+
 /* ---- initial sync: slot with exported snapshot, then every table ---- */
 
 static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
@@ -567,23 +929,7 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
     char *snap = arena_strdup(s->arena, PQgetvalue(r, 0, 2));
     PQclear(r);
     log_info("source %s: created slot %s at %s; full load from snapshot %s", s->src->name, s->slot, cp, snap);
-    PGconn *c;
-    if ((rc = connect_pg(s, false, &c, err)))
-        return rc;
-    rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", err);
-    if (!rc) {
-        struct buf b = {0};
-        buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
-        buf_sql_str(&b, snap);
-        rc = run(s, c, b.data, "importing the slot's snapshot", err);
-        buf_free(&b);
-    }
-    for (size_t i = 0; i < n && !rc && !stopping(s); i++)
-        rc = load_table(s, c, &t[i], err);
-    if (!rc && stopping(s))
-        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
-    run(s, c, "COMMIT", "ending the snapshot transaction", NULL);
-    PQfinish(c);
+    rc = parallel_load(s, snap, t, n, err);
     if (rc)
         return rc;
     /* the loaded files and the stream's start position become durable together */
@@ -593,6 +939,76 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
         pgoutput_lsn_parse(cp, &s->resume_lsn);
         s->flushed_lsn = s->resume_lsn;
     }
+    return rc;
+}
+
+/* ---- tables that appear or go while replicating ---- */
+
+static bool lake_has(struct pgsrc *s, const struct srctab *t, struct arena *a)
+{
+    struct catalog_table ct;
+    struct loch_err e;
+    return catalog_load_table(s->r->cat, arena_printf(a, "%s.%s", s->src->name, t->schema), t->name, a, &ct, &e) == 0;
+}
+
+static void remember(struct pgsrc *s, struct srctab *t, size_t n)
+{
+    s->known = arena_alloc(s->arena, (n + 1) * sizeof *s->known);
+    for (size_t i = 0; i < n; i++)
+        s->known[i] = arena_printf(s->arena, "%s.%s", t[i].schema, t[i].name);
+    s->n_known = n;
+}
+
+/* Loads the selected tables the lake does not have yet (created at the source since the
+ * last run, or while this one runs): they are published first, so every change after
+ * that reaches the stream; the copy is staged at the current stream position and the
+ * changes replayed over it converge to the source (inserts replace rows of the same key).
+ * Tables that left the source are forgotten. */
+static int sync_tables(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    int rc = 0;
+    bool any_new = false;
+    for (size_t i = 0; i < n && !any_new; i++)
+        any_new = !lake_has(s, &t[i], a);
+    if (any_new)
+        rc = setup_publications(s, t, n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (lake_has(s, &t[i], a))
+            continue;
+        log_info("source %s: new table %s.%s: loading it", s->src->name, t[i].schema, t[i].name);
+        rc = load_table(s, s->sql, &t[i], err);
+        if (!t[i].has_key && !rc)
+            log_warn("source %s: %s.%s has no key: rows inserted while it was being copied may appear twice",
+                     s->src->name, t[i].schema, t[i].name);
+    }
+    for (size_t k = 0; k < s->n_known && !rc; k++) {
+        bool still = false;
+        for (size_t i = 0; i < n && !still; i++)
+            still = !strcmp(s->known[k], arena_printf(a, "%s.%s", t[i].schema, t[i].name));
+        if (still)
+            continue;
+        char *dot = strchr(s->known[k], '.');
+        char *sch = arena_strndup(a, s->known[k], (size_t)(dot - s->known[k]));
+        log_info("source %s: table %s is gone from the source (or the selection)", s->src->name, s->known[k]);
+        rc = cdc_applier_drop_table(s->ap, sch, dot + 1, err);
+    }
+    if (!rc)
+        remember(s, t, n);
+    arena_free(a);
+    return rc;
+}
+
+static int poll_tables(struct pgsrc *s, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct srctab *t;
+    size_t n;
+    int rc = list_tables(s, a, &t, &n, err);
+    if (!rc)
+        rc = sync_tables(s, t, n, err);
+    arena_free(a);
+    s->last_poll_ms = mono_ms();
     return rc;
 }
 
@@ -761,6 +1177,7 @@ static int on_message(struct pgsrc *s, const uint8_t *data, size_t len, struct l
         char pos[32], ck[32];
         snprintf(pos, sizeof pos, "%" PRIu64, m.u.commit.commit_lsn);
         pgoutput_lsn_format(m.u.commit.end_lsn, ck, sizeof ck);
+        s->last_end = m.u.commit.end_lsn;
         return cdc_applier_commit(s->ap, pos, ck, err);
     }
     case PGO_RELATION:
@@ -832,8 +1249,6 @@ static int stream(struct pgsrc *s, struct loch_err *err)
                 rc = on_message(s, f.payload, f.payload_len, err);
                 arena_reset(s->msg);
             } else if (!rc && f.kind == 'k') {
-                log_debug("source %s: keepalive wal_end %" PRIX64 " reply %d", s->src->name, f.wal_end,
-                          f.reply_requested);
                 if (f.wal_end > s->server_end)
                     s->server_end = f.wal_end;
                 asked = false;
@@ -855,9 +1270,10 @@ static int stream(struct pgsrc *s, struct loch_err *err)
                            PQerrorMessage(s->repl));
             break;
         }
-        /* no data right now */
-        if (!s->in_txn && cdc_applier_pending(s->ap) &&
-            (cdc_applier_flush_due(s->ap) || stopping(s) || s->catchup_target))
+        /* no data right now: flush when due, when stopping, or when catching up and
+         * everything up to the target has arrived */
+        bool at_target = s->catchup_target && (s->last_end >= s->catchup_target || s->server_end >= s->catchup_target);
+        if (!s->in_txn && cdc_applier_pending(s->ap) && (cdc_applier_flush_due(s->ap) || stopping(s) || at_target))
             rc = flush(s, err);
         if (rc)
             break;
@@ -869,6 +1285,8 @@ static int stream(struct pgsrc *s, struct loch_err *err)
             break;
         }
         int64_t now = mono_ms();
+        if (!s->in_txn && now - s->last_poll_ms >= 5000 && (rc = poll_tables(s, err)))
+            break;
         if (now - s->last_status_ms >= 10000 || (s->catchup_target && !asked && !s->in_txn)) {
             /* ask for a keepalive: its wal_end tells whether we are caught up */
             rc = send_status(s, s->catchup_target != 0, err);
@@ -948,6 +1366,8 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
     bool have = !rc && cdc_applier_checkpoint(s->r->cat, s->src->name, a, &ck, &e2) == 0 && ck;
     if (!rc && !have) {
         rc = initial_sync(s, t, n, err);
+        if (!rc)
+            remember(s, t, n);
     } else if (!rc) {
         if (!pgoutput_lsn_parse(ck, &s->resume_lsn))
             rc = loch_errf(err, LOCH_ECORRUPT, "source %s: checkpoint \"%s\" is not an LSN", s->src->name, ck);
@@ -964,9 +1384,13 @@ static int session(struct pgsrc *s, bool first, struct loch_err *err)
             rc = LOCH_ECONFIG; /* retrying cannot fix it */
         }
         /* Tables are declared by the stream's Relation messages, which describe them as
-         * of each change (the catalog now may be ahead of the resume position). */
+         * of each change (the catalog now may be ahead of the resume position); only
+         * tables the lake lacks are loaded here. */
+        if (!rc)
+            rc = sync_tables(s, t, n, err);
     }
     arena_free(a);
+    s->last_poll_ms = mono_ms();
     if (!rc)
         rc = stream(s, err);
     return rc;

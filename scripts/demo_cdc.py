@@ -1,0 +1,99 @@
+"""make demo, part 2: change data capture. Starts a throw-away PostgreSQL with a small bank
+(customers, accounts, loans, payments), a workload generator doing transfers and
+payments, and `loch replicate` copying it into a fresh lake; prints queries to try and,
+every few seconds, what the lake holds. Ctrl-C stops all of it."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+os.environ.setdefault("LOCH_BIN", str(ROOT / "build" / "loch"))
+from conftest import LOCH, Lake  # noqa: E402
+from pgsource import PgServer, Source  # noqa: E402
+
+SCHEMA = [
+    "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, country char(2), since date)",
+    "CREATE TABLE accounts (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, "
+    "currency char(3) NOT NULL, balance numeric(14,2) NOT NULL, opened timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE loans (id int PRIMARY KEY, account_id int NOT NULL REFERENCES accounts, principal numeric(14,2), "
+    "rate numeric(6,4), status text NOT NULL DEFAULT 'active')",
+    "CREATE TABLE payments (id bigserial PRIMARY KEY, from_account int NOT NULL, to_account int, "
+    "amount numeric(14,2) NOT NULL, kind text NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    "INSERT INTO customers SELECT g, 'customer ' || g, (ARRAY['CH','DE','FR','IT','AT'])[1 + g % 5], "
+    "date '2015-01-01' + g * 7 % 3000 FROM generate_series(1, 200) g",
+    "INSERT INTO accounts (id, customer_id, currency, balance) SELECT g, 1 + g % 200, "
+    "(ARRAY['EUR','CHF','USD'])[1 + g % 3], 10000 FROM generate_series(1, 500) g",
+    "INSERT INTO loans SELECT g, g * 3, 50000 + g * 100, 0.0125 + (g % 7) / 1000.0 FROM generate_series(1, 100) g",
+]
+
+
+def workload(src, stop):
+    with src.conn() as c:
+        while not stop.is_set():
+            a, b = random.sample(range(1, 501), 2)
+            amt = round(random.uniform(1, 500), 2)
+            with c.transaction():
+                if random.random() < 0.7:    # transfer: two accounts, one transaction
+                    c.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amt, a))
+                    c.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amt, b))
+                    c.execute("INSERT INTO payments (from_account, to_account, amount, kind) "
+                              "VALUES (%s, %s, %s, 'transfer')", (a, b, amt))
+                else:                        # loan repayment
+                    c.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amt, a))
+                    c.execute("INSERT INTO payments (from_account, amount, kind) VALUES (%s, %s, 'loan')", (a, amt))
+            time.sleep(0.02)
+
+
+def main():
+    d = Path(os.environ.get("LOCH_DEMO_CDC_DIR") or tempfile.mkdtemp(prefix="loch-demo-cdc-"))
+    subprocess.run([LOCH, "init", str(d / "lake")], check=True, capture_output=True)
+    lake = Lake(d / "lake")
+    print(f"\n== change data capture: a throw-away PostgreSQL 15, lake in {d / 'lake'}")
+    srv = PgServer()
+    rep = None
+    stop = threading.Event()
+    try:
+        src = Source(srv, lake, name="core")
+        src.execute(*SCHEMA)
+        rep = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate"], stderr=subprocess.DEVNULL)
+        w = threading.Thread(target=workload, args=(src, stop), daemon=True)
+        w.start()
+        cfg = f"LOCH_CONFIG={lake.config}"
+        print(f"PostgreSQL: psql {srv.url(src.db)}")
+        print("loch replicate is running; a workload does transfers and loan payments. Try, in another shell:")
+        for q in ("SELECT currency, sum(balance) AS total FROM core.public.accounts GROUP BY 1   -- balances by currency",
+                  "SELECT kind, count(*), sum(amount) FROM core.public.payments GROUP BY kind",
+                  "SELECT _op, count(*) FROM core.public.accounts_changes GROUP BY _op"):
+            print(f"  {cfg} {LOCH} sql \"{q.split('   --')[0]}\"")
+        print(f"  {cfg} {LOCH} status      {cfg} {LOCH} validate --source core")
+        print("Ctrl-C stops all of it.\n")
+        while True:
+            time.sleep(5)
+            try:
+                r = lake.sql("SELECT (SELECT sum(balance) FROM core.public.accounts) AS lake_total, "
+                             "(SELECT count(*) FROM core.public.payments) AS payments")[0]
+                s = src.rows("SELECT (SELECT sum(balance) FROM accounts), (SELECT count(*) FROM payments)")[0]
+                print(f"lake: total {r['lake_total']}, {r['payments']} payments | source: total {s[0]}, "
+                      f"{s[1]} payments")
+            except AssertionError:
+                print("lake: full load in progress")
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not skip the clean-up
+        stop.set()
+        if rep and rep.poll() is None:
+            rep.send_signal(signal.SIGTERM)
+            rep.wait(timeout=60)
+        srv.close()
+
+
+if __name__ == "__main__":
+    main()
