@@ -407,3 +407,32 @@ def test_ed25519_and_tls_logins(lake, mdb):
         assert lake.sql("SELECT count(*) AS n FROM au.auth.a") == [{"n": 3}]
     finally:
         os.environ["LOCH_TEST_MYSQL_PW"] = REPL_PASSWORD
+
+
+def test_checkpoint_advances_when_only_other_tables_change(lake, mdb):
+    fresh_db(mdb, "idle", "CREATE TABLE followed (id INT PRIMARY KEY); CREATE TABLE other (id INT PRIMARY KEY)")
+    configure(lake, mdb, "id", '["idle.followed"]')
+    catch_up(lake, "id")
+    import sqlite3
+
+    def saved():
+        db = sqlite3.connect(lake.root / "state" / "catalog.db")
+        (v,) = db.execute("SELECT value FROM loch_kv WHERE key = 'cdc.id.checkpoint'").fetchone()
+        db.close()
+        return v
+
+    before = saved()
+    p = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate", "--source", "id"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 40
+        n = 0
+        while time.time() < deadline and saved() == before:
+            n += 1
+            mdb.root_sql(f"INSERT INTO other VALUES ({n})", db="idle")
+            time.sleep(0.5)
+        assert saved() != before, "the checkpoint must follow the binlog even without followed changes"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+    assert lake.sql("SELECT count(*) AS n FROM id.idle.followed") == [{"n": 0}]

@@ -72,6 +72,7 @@ struct my {
     int64_t last_flush_ms;
     int64_t staged;       /* row changes handed to the applier since its last flush */
     const struct mysql_pos *until; /* catch-up target (NULL when following) */
+    struct mysql_pos saved;        /* read position at the last flush */
     bool progressed;
 };
 
@@ -945,6 +946,7 @@ static int flush_if(struct my *m, bool force, struct loch_err *err)
         return 0;
     m->last_flush_ms = now;
     m->staged = 0;
+    m->saved = m->pos; /* at least this far once the flush below succeeds */
     struct arena *a = arena_new();
     char *done = NULL;
     int rc = cdc_applier_flush(m->ap, a, &done, err);
@@ -1284,6 +1286,29 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     }
 }
 
+/* When only tables loch does not follow change, no transaction reaches the applier and
+ * the checkpoint would stay behind; on a busy server its file could even be purged.
+ * Every IDLE_CHECKPOINT_MS with nothing staged, an empty transaction carries the read
+ * position into the lake. */
+#define IDLE_CHECKPOINT_MS 10000
+
+static int advance_idle(struct my *m, struct loch_err *err)
+{
+    if (m->in_tx || cdc_applier_pending(m->ap) || !m->pos.file[0])
+        return 0;
+    int64_t now = util_now_ms();
+    if (now - m->last_flush_ms < IDLE_CHECKPOINT_MS || mysql_pos_cmp(&m->pos, &m->saved) <= 0)
+        return 0;
+    char *cp = checkpoint_text(m, m->tx);
+    int rc = cdc_applier_begin(m->ap, "idle", now * 1000, err);
+    if (!rc)
+        rc = cdc_applier_commit(m->ap, m->gtid_positions ? "" : cp, cp, err);
+    if (!rc)
+        rc = flush_if(m, true, err);
+    tx_reset(m);
+    return rc;
+}
+
 static bool stopping(const struct my *m)
 {
     return m->r->stop && atomic_load(m->r->stop);
@@ -1351,6 +1376,8 @@ static int stream(struct my *m, const struct mysql_pos *until, struct loch_err *
             break;
         if (end)
             m->progressed = true;
+        if ((end || ev->event_type == HEARTBEAT_LOG_EVENT) && (rc = advance_idle(m, err)))
+            break;
     }
     m->until = NULL;
     if (ev)
@@ -1412,8 +1439,11 @@ static int attempt(struct my *m, struct loch_err *err)
             }
         }
     }
-    if (!rc)
+    if (!rc) {
         snprintf(m->gtid_state, sizeof m->gtid_state, "%s", m->pos.gtid);
+        m->saved = m->pos;
+        m->last_flush_ms = util_now_ms();
+    }
     if (!rc && !(m->r->catch_up && m->pos.file[0] && mysql_pos_cmp(&m->pos, &until) >= 0))
         rc = stream(m, m->r->catch_up ? &until : NULL, err);
     if (m->ap && (rc == 0 || rc == LOCH_ESOURCE)) {
