@@ -274,6 +274,18 @@ def test_refusals_name_the_setting(lake, mdb, tmp_path):
     finally:
         mdb.root_sql("SET GLOBAL binlog_row_image = 'FULL'")
     assert p.returncode != 0 and "binlog_row_image" in p.stderr and "FULL" in p.stderr
+    mdb.root_sql("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+    try:
+        p = catch_up(lake, "rf", check=False)
+    finally:
+        mdb.root_sql("SET GLOBAL binlog_row_metadata = 'FULL'")
+    assert p.returncode != 0 and "binlog_row_metadata=MINIMAL" in p.stderr and "binlog_row_metadata=FULL" in p.stderr
+    mdb.restart("--skip-log-bin")
+    try:
+        p = catch_up(lake, "rf", check=False)
+    finally:
+        mdb.restart()
+    assert p.returncode != 0 and "binary logging is off" in p.stderr and "log_bin" in p.stderr
     # a user without REPLICATION SLAVE
     mdb.create_repl_user("weak", "weak-pw", grants="SELECT")
     cfg = lake.config.read_text().replace("mysql://repl@", "mysql://weak@")
