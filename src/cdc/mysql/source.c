@@ -931,8 +931,10 @@ static char *checkpoint_text(struct my *m, struct arena *a)
 
 /* Behind the source (draining a backlog), fewer, larger flushes apply faster and nobody
  * waits on the lag: flush every BEHIND_FLUSH_MS or BEHIND_FLUSH_CHANGES instead of at the
- * configured interval. "Behind" = the last event was written more than BEHIND_S ago. */
-#define BEHIND_S 2
+ * configured interval. Behind = a catch-up run short of its target, or events written
+ * more than BEHIND_S ago (far enough above a normal flush's duration that a busy but
+ * keeping-up stream never counts as behind). */
+#define BEHIND_S 5
 #define BEHIND_FLUSH_MS 10000
 #define BEHIND_FLUSH_CHANGES 300000
 
