@@ -67,14 +67,17 @@ def fresh_db(mdb, name, ddl):
 def test_full_load_then_streaming_dml(lake, mdb):
     fresh_db(mdb, "bank", """
         CREATE TABLE accounts (id INT PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance DECIMAL(18,2));
-        INSERT INTO accounts VALUES (1, 'alice', 100.00), (2, 'bob', -5.50), (3, 'carol', NULL);
+        INSERT INTO accounts VALUES (1, 'alice', 100.00), (2, 'bob', -5.50), (3, 'carol', NULL),
+                                    (6, 'quote " comma , newline \n end', 0), (7, '', 0);
     """)
     configure(lake, mdb, "core_my", '["bank.*"]')
     catch_up(lake, "core_my")
     rows = lake.sql("SELECT id, owner, balance FROM core_my.bank.accounts ORDER BY id")
     assert rows == [{"id": 1, "owner": "alice", "balance": D("100.00")},
                     {"id": 2, "owner": "bob", "balance": D("-5.50")},
-                    {"id": 3, "owner": "carol", "balance": None}]
+                    {"id": 3, "owner": "carol", "balance": None},
+                    {"id": 6, "owner": 'quote " comma , newline \n end', "balance": D("0.00")},
+                    {"id": 7, "owner": "", "balance": D("0.00")}]
     # streaming: inserts, updates, deletes, a multi-statement transaction
     mdb.root_sql("""
         INSERT INTO accounts VALUES (4, 'dave', 1.01);
