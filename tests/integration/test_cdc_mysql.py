@@ -215,14 +215,24 @@ def test_truncate_and_schema_changes(lake, mdb):
         UPDATE b SET amount = 11 WHERE id = 1;
         ALTER TABLE b DROP COLUMN note;
         INSERT INTO b VALUES (3, 30);
+        ALTER TABLE b MODIFY COLUMN amount BIGINT;
+        INSERT INTO b VALUES (4, 9000000000);
         CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(5));
         INSERT INTO c VALUES (1, 'new');
     """, db="ddl")
     catch_up(lake, "dd")
     assert lake.sql("SELECT id, v FROM dd.ddl.a ORDER BY id") == [{"id": 3, "v": "z"}]
     assert lake.sql("SELECT * FROM dd.ddl.b ORDER BY id") == [
-        {"id": 1, "amount": 11}, {"id": 2, "amount": 20}, {"id": 3, "amount": 30}]
+        {"id": 1, "amount": 11}, {"id": 2, "amount": 20}, {"id": 3, "amount": 30}, {"id": 4, "amount": 9000000000}]
     assert lake.sql("SELECT * FROM dd.ddl.c") == [{"id": 1, "s": "new"}]
+    amount = [f for f in lake.catalog().load_table("dd.ddl.b").schema().fields if f.name == "amount"][0]
+    assert str(amount.field_type) == "long"  # widened in place: same field id, old files still read
+    # a dropped table empties its current state (history stays); re-created, it continues
+    mdb.root_sql("DROP TABLE c; CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(5)); INSERT INTO c VALUES (2, 'again')",
+                 db="ddl")
+    catch_up(lake, "dd")
+    assert lake.sql("SELECT * FROM dd.ddl.c ORDER BY id") == [{"id": 2, "s": "again"}]
+    assert sorted(r["_op"] for r in lake.sql("SELECT _op FROM dd.ddl.c_changes")) == ["I", "I", "T"]
     ops = lake.sql("SELECT _op FROM dd.ddl.a_changes ORDER BY _commit_ts, _op")
     assert "T" in [r["_op"] for r in ops]
 

@@ -24,6 +24,7 @@
 #include "cdc/mysql/binlog.h"
 #include "cdc/mysql/mysql.h"
 #include "cdc/source.h"
+#include "iceberg/table.h"
 
 /* A followed table's shape as last declared to the applier. */
 struct shape {
@@ -619,7 +620,7 @@ static int read_table(struct load *l, size_t ti)
     int64_t chunk = 0;
     bool pushed = false;
     MYSQL_ROW row;
-    static char fbuf[1 << 20];
+    char *fbuf = xmalloc(1 << 20); /* per reader: several sources may load at once (loch serve) */
     rc = 0;
     while ((row = mysql_fetch_row(res))) {
         if (!f) {
@@ -629,7 +630,7 @@ static int read_table(struct load *l, size_t ti)
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
                 break;
             }
-            setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
+            setvbuf(f, fbuf, _IOFBF, 1 << 20);
         }
         unsigned long *lens = mysql_fetch_lengths(res);
         for (size_t i = 0; i < t->n_columns; i++) {
@@ -675,6 +676,7 @@ static int read_table(struct load *l, size_t ti)
     }
     if (!rc && !pushed && !push_chunk(l, ti, NULL, 0))
         rc = LOCH_ECANCELED;
+    free(fbuf); /* every FILE using it is closed above */
     return rc;
 }
 
@@ -1014,6 +1016,82 @@ static int tx_commit(struct my *m, int64_t ts_us, struct loch_err *err)
     return rc;
 }
 
+/* The lake's current shape of db.name (for a DROP or TRUNCATE of a table this run has
+ * not declared yet, e.g. right after a restart); LOCH_ENOENT when the lake has no such
+ * table. Columns, types and key come from the Iceberg schema. */
+static int lake_shape(struct my *m, const char *db, const char *name, struct arena *a, struct cdc_table *t,
+                      struct loch_err *err)
+{
+    struct catalog_table ct;
+    struct iceberg_metadata *md;
+    char *ns = arena_printf(a, "%s.%s", m->r->src->name, db);
+    int rc = catalog_load_table(m->r->cat, ns, name, a, &ct, err);
+    if (!rc)
+        rc = iceberg_table_load(m->r->st, ct.metadata_location, a, &md, err);
+    if (rc)
+        return rc;
+    const struct iceberg_schema *sc = iceberg_metadata_current_schema(md);
+    memset(t, 0, sizeof *t);
+    t->source = m->r->src->name;
+    t->schema = arena_strdup(a, db);
+    t->name = arena_strdup(a, name);
+    t->n_columns = sc->n_fields;
+    t->columns = arena_alloc(a, (sc->n_fields ? sc->n_fields : 1) * sizeof *t->columns);
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        struct cdc_column *c = &t->columns[i];
+        c->name = sc->fields[i].name;
+        c->type = sc->fields[i].type;
+        c->nullable = !sc->fields[i].required;
+        c->source_type = "(from the lake)";
+        for (size_t k = 0; k < sc->n_identifier_ids; k++)
+            if (sc->identifier_ids[k] == sc->fields[i].id)
+                c->key = true;
+        t->has_key |= c->key;
+    }
+    t->full_identity = !t->has_key;
+    return 0;
+}
+
+/* Shape s declared to the applier, from the lake when this run has not seen it yet.
+ * *found false when the lake has no such table either (nothing to do). */
+static int declare_known(struct my *m, const char *db, const char *name, struct shape **out, bool *found,
+                         struct loch_err *err)
+{
+    struct shape *s = shape_find(m, db, name);
+    *found = true;
+    *out = s;
+    if (s && s->declared)
+        return 0;
+    struct cdc_table t;
+    int rc = lake_shape(m, db, name, m->tx, &t, err);
+    if (rc == LOCH_ENOENT) {
+        loch_err_clear(err);
+        *found = false;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    s = shape_get(m, db, name);
+    *out = s;
+    return shape_declare(m, s, &t, err);
+}
+
+/* A one-change transaction emptying table s, at the current DDL event's position. */
+static int commit_truncate(struct my *m, struct shape *s, int64_t ts_us, struct loch_err *err)
+{
+    char *cp = checkpoint_text(m, m->tx);
+    char *position = m->gtid_positions ? m->gtid : arena_printf(m->tx, "%s:%" PRIu64, m->pos.file, m->pos.pos);
+    int rc = cdc_applier_begin(m->ap, m->gtid[0] ? m->gtid : position, ts_us, err);
+    struct cdc_change c = {.op = CDC_TRUNCATE, .table = &s->t};
+    if (!rc)
+        rc = cdc_applier_change(m->ap, &c, err);
+    if (!rc)
+        rc = cdc_applier_commit(m->ap, position, cp, err);
+    else
+        cdc_applier_rollback(m->ap);
+    return rc;
+}
+
 static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us, struct loch_err *err)
 {
     struct mysql_ddl d;
@@ -1028,48 +1106,58 @@ static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us,
         if (!mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
                                   src->n_exclude))
             break;
-        struct shape *s = shape_find(m, d.dbs[0], d.tables[0]);
-        if (!s || !s->declared) {
+        struct shape *s;
+        bool found;
+        rc = declare_known(m, d.dbs[0], d.tables[0], &s, &found, err);
+        if (!rc && !found) { /* never loaded (created and truncated before any row): its shape now */
             struct cdc_table t;
             rc = table_from_schema(m, m->q, d.dbs[0], d.tables[0], m->tx, &t, NULL, err);
             if (rc == LOCH_ENOENT) {
                 loch_err_clear(err);
+                rc = 0;
                 break;
             }
             s = shape_get(m, d.dbs[0], d.tables[0]);
             if (!rc)
                 rc = shape_declare(m, s, &t, err);
         }
-        if (rc)
-            break;
-        char *cp = checkpoint_text(m, m->tx);
-        char *position = m->gtid_positions ? m->gtid : arena_printf(m->tx, "%s:%" PRIu64, m->pos.file, m->pos.pos);
-        rc = cdc_applier_begin(m->ap, m->gtid[0] ? m->gtid : position, ts_us, err);
-        struct cdc_change c = {.op = CDC_TRUNCATE, .table = &s->t};
         if (!rc)
-            rc = cdc_applier_change(m->ap, &c, err);
-        if (!rc)
-            rc = cdc_applier_commit(m->ap, position, cp, err);
-        else
-            cdc_applier_rollback(m->ap);
+            rc = commit_truncate(m, s, ts_us, err);
         break;
     }
     case MYSQL_DDL_DROP:
+        /* the current state empties (a T change), history stays in earlier snapshots and
+         * in _changes; a table created again under the name continues the lake tables */
         for (size_t i = 0; i < d.n_tables && !rc; i++) {
-            struct shape *s = shape_find(m, d.dbs[i], d.tables[i]);
-            if (s && s->declared) {
+            struct shape *s;
+            bool found;
+            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
+                                      src->n_exclude))
+                continue;
+            rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
+            if (rc || !found)
+                continue;
+            rc = commit_truncate(m, s, ts_us, err);
+            if (!rc)
                 rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
-                s->declared = false;
-            }
+            s->declared = false;
         }
         break;
     case MYSQL_DDL_RENAME:
-        /* a renamed table keeps its history under the old name; rows under the new
-         * name start with the next row change (see README: RENAME TABLE) */
+        /* a renamed table keeps its history under the old name (current state emptied,
+         * as for DROP); rows under the new name start with the next row change (see
+         * README: RENAME TABLE) */
         for (size_t i = 0; i + 1 < d.n_tables && !rc; i += 2) {
-            struct shape *s = shape_find(m, d.dbs[i], d.tables[i]);
-            if (s && s->declared) {
-                rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
+            struct shape *s;
+            bool found;
+            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
+                                      src->n_exclude))
+                continue;
+            rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
+            if (!rc && found) {
+                rc = commit_truncate(m, s, ts_us, err);
+                if (!rc)
+                    rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
                 s->declared = false;
                 log_warn("mysql source %s: %s.%s renamed to %s.%s; the new name starts empty in the lake "
                          "(re-snapshot to load its rows)", src->name, d.dbs[i], d.tables[i],
