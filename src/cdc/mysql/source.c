@@ -1048,6 +1048,27 @@ static int lake_shape(struct my *m, const char *db, const char *name, struct are
                 c->key = true;
         t->has_key |= c->key;
     }
+    if (!t->has_key && m->q) {
+        /* the lake schema may have lost its identifier fields (a dropped column); the
+         * source still knows its primary key */
+        char edb[512], ename[512];
+        mysql_real_escape_string(m->q, edb, db, (unsigned long)strlen(db));
+        mysql_real_escape_string(m->q, ename, name, (unsigned long)strlen(name));
+        char *sql = arena_printf(a, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='%s' "
+                                    "AND TABLE_NAME='%s' AND COLUMN_KEY='PRI'", edb, ename);
+        MYSQL_RES *res = NULL;
+        if (mysql_real_query(m->q, sql, strlen(sql)) == 0 && (res = mysql_store_result(m->q))) {
+            MYSQL_ROW row;
+            while ((row = mysql_fetch_row(res)))
+                for (size_t i = 0; i < t->n_columns; i++)
+                    if (row[0] && !strcmp(row[0], t->columns[i].name)) {
+                        t->columns[i].key = true;
+                        t->has_key = true;
+                    }
+        }
+        if (res)
+            mysql_free_result(res);
+    }
     t->full_identity = !t->has_key;
     return 0;
 }
@@ -1166,16 +1187,23 @@ static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us,
         }
         break;
     case MYSQL_DDL_ALTER: {
-        struct shape *s = shape_find(m, d.dbs[0], d.tables[0]);
-        if (!s || !s->declared)
+        if (d.n_renames == 0 || !mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables,
+                                                      src->exclude, src->n_exclude))
             break;
-        for (size_t i = 0; i < d.n_renames && !rc; i++) {
+        /* a rename must reach the lake even right after a restart (the next table map
+         * alone would look like a dropped and an added column) */
+        struct shape *s;
+        bool found;
+        rc = declare_known(m, d.dbs[0], d.tables[0], &s, &found, err);
+        for (size_t i = 0; i < d.n_renames && !rc && found; i++) {
+            size_t k = 0;
+            while (k < s->t.n_columns && strcmp(s->t.columns[k].name, d.rename_from[i]))
+                k++;
+            if (k == s->t.n_columns)
+                continue; /* already renamed in the lake */
             rc = cdc_applier_rename_column(m->ap, d.dbs[0], d.tables[0], d.rename_from[i], d.rename_to[i], err);
-            for (size_t k = 0; k < s->t.n_columns && !rc; k++)
-                if (!strcmp(s->t.columns[k].name, d.rename_from[i])) {
-                    s->t.columns[k].name = arena_strdup(m->run, d.rename_to[i]);
-                    break;
-                }
+            if (!rc)
+                s->t.columns[k].name = arena_strdup(m->run, d.rename_to[i]);
         }
         /* other changes (ADD/DROP/MODIFY COLUMN) arrive with the table's next TABLE_MAP */
         break;
