@@ -26,7 +26,7 @@
 #include "iceberg/table.h"
 #include "sink/sink.h"
 
-#define KV_MAX 64
+#define KV_MAX 1024
 
 /* In-batch map: key text -> latest after image, so an unchanged (TOASTed) value can be
  * taken from an earlier change of the same flush. Chained, newest first, so a rollback
@@ -170,7 +170,12 @@ static void sfx(struct buf *b, int no)
 static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err *err)
 {
     sfx(b, no);
-    return execb(ap, b, err);
+    int64_t t0 = now_ms();
+    char head[72];
+    snprintf(head, sizeof head, "%s", b->data);
+    int rc = execb(ap, b, err);
+    log_debug("applier: %lld ms: %s", (long long)(now_ms() - t0), head);
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -343,6 +348,28 @@ static int load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *e
     arena_free(at->md_arena);
     at->md_arena = a;
     return 0;
+}
+
+/* Metadata files past the catalog's pointer are orphans of a writer that died between
+ * writing them and its catalog commit (kill -9 during a flush). We hold the table's
+ * writer lock, so no live writer owns them; the next commit needs their version number. */
+static void remove_orphans(struct cdc_applier *ap, const struct iceberg_metadata *m, const char *loc)
+{
+    const char *slash = strrchr(loc, '/');
+    long v = slash && slash[1] == 'v' ? strtol(slash + 2, NULL, 10) : -1;
+    for (long k = 1; v > 0 && k <= 64; k++) {
+        char *uri = xasprintf("%s/metadata/v%ld.metadata.json", m->location, v + k);
+        int64_t size;
+        struct loch_err e;
+        bool there = store_size(ap->st, uri, &size, &e) == 0;
+        if (there) {
+            log_warn("removing %s: written by a flush that never committed", uri);
+            store_delete(ap->st, uri, &e);
+        }
+        free(uri);
+        if (!there)
+            break;
+    }
 }
 
 static int create_lake_table(struct cdc_applier *ap, const char *ns, const char *name,
@@ -659,6 +686,10 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     arena_free(a);
     if (!rc)
         rc = load_md(ap, at, err);
+    if (!rc && fresh) {
+        remove_orphans(ap, at->md, at->loc);
+        remove_orphans(ap, at->cmd, at->cloc);
+    }
     if (!rc)
         rc = evolve_one(ap, at, false, err);
     if (!rc)
@@ -726,7 +757,11 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
 static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, const char *sql, struct arena *a,
                       struct iceberg_data_file *f, struct loch_err *err)
 {
-    return sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+    int64_t t0 = now_ms();
+    int rc = sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+    log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name, changes ? " changes" : "",
+              (long long)f->record_count);
+    return rc;
 }
 
 static void add_load(struct cdc_applier *ap, struct atable *at, const struct iceberg_data_file *f)
@@ -1227,7 +1262,10 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
             buf_puts(&b, ")");
         }
         sfx(&b, no);
+        int64_t t0 = now_ms();
         rc = sink_write_deletes(ap->conn, ap->st, at->md, b.data, a, &p->del, err);
+        log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
+                  (long long)p->del.record_count);
         buf_free(&b);
     }
     /* 5. the new live rows, in _rn order (their positions in the file) */

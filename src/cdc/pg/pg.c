@@ -10,6 +10,7 @@
 #include "cdc/source.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -558,12 +559,17 @@ static int drop_slot(struct pgsrc *s, struct loch_err *err)
  * LOAD_QUEUE chunks wait, which bounds the disk used. */
 #define LOAD_READERS 2
 #define LOAD_CHUNK (48LL << 20)
+#define LOAD_CHUNK_ROWS 250000
 #define LOAD_QUEUE 4
 
 struct ltable {
     const struct srctab *st;
     struct cdc_table t;
-    char *copy_sql;
+    char *copy_sql;            /* whole table (no key) */
+    char *select_list, *from, *key_list; /* key-chunked tables */
+    char **after;              /* resume after this key (text per key column), NULL = start */
+    size_t n_key;
+    bool done_before;          /* loaded by an earlier run */
     int64_t est, rows, bytes, loaded;
     int chunks_out, chunks_done;
     bool read_done;
@@ -574,6 +580,8 @@ struct lchunk {
     size_t table;
     char *path;
     int64_t rows;
+    char *bound;               /* JSON array of the chunk's last key (key-chunked tables) */
+    bool last;
 };
 
 struct loader {
@@ -610,18 +618,20 @@ static void load_fail(struct loader *L, const struct loch_err *e)
     pthread_mutex_unlock(&L->mu);
 }
 
-static bool push_chunk(struct loader *L, size_t table, char *path, int64_t rows, bool last)
+static bool push_chunk(struct loader *L, size_t table, char *path, int64_t rows, bool last, char *bound)
 {
     pthread_mutex_lock(&L->mu);
     while (L->q_len == LOAD_QUEUE && !L->failed && !stopping(L->s))
         pthread_cond_wait(&L->cv, &L->mu);
     bool ok = !L->failed && !stopping(L->s);
     if (ok) {
-        L->q[L->q_len++] = (struct lchunk){table, path, rows};
+        L->q[L->q_len++] = (struct lchunk){table, path, rows, bound, last};
         L->lt[table].chunks_out++;
     } else {
-        unlink(path);
+        if (path)
+            unlink(path);
         free(path);
+        free(bound);
     }
     if (last)
         L->lt[table].read_done = true;
@@ -638,13 +648,114 @@ static char *chunk_path(struct loader *L)
     return xasprintf("%s/%s-load-%d.csv", L->dir, L->s->src->name, k);
 }
 
-static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
+/* Runs one COPY into chunk files of LOAD_CHUNK bytes; the last one carries bound and
+ * last_of_table. */
+static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, char *bound, bool last_of_table,
+                       struct loch_err *err);
+
+static char *json_key(PGresult *r, int row, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t k = 0; k < n; k++)
+        json_array_append_new(a, json_string(PQgetvalue(r, row, (int)k)));
+    char *o = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return o;
+}
+
+static void key_literals(struct buf *b, PGconn *c, char **vals, size_t n)
+{
+    buf_puts(b, "(");
+    for (size_t k = 0; k < n; k++) {
+        char *lit = PQescapeLiteral(c, vals[k], strlen(vals[k]));
+        buf_printf(b, "%s%s", k ? ", " : "", lit ? lit : "NULL");
+        PQfreemem(lit);
+    }
+    buf_puts(b, ")");
+}
+
+/* A table with a primary key goes in key order, LOAD_CHUNK_ROWS rows a chunk, each chunk
+ * with its last key, so a restart continues after the last chunk committed. */
+static int read_keyed(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
 {
     struct pgsrc *s = L->s;
     struct ltable *lt = &L->lt[ti];
-    PGresult *r = PQexec(c, lt->copy_sql);
-    if (PQresultStatus(r) != PGRES_COPY_OUT)
+    char **after = lt->after; /* the arena's; later ones are malloc'd here */
+    bool own = false;
+    int rc = 0;
+    for (;;) {
+        struct buf q = {0}, w = {0};
+        if (after) {
+            buf_printf(&w, " WHERE (%s) > ", lt->key_list);
+            key_literals(&w, c, after, lt->n_key);
+        }
+        buf_printf(&q, "SELECT %s FROM %s%s ORDER BY %s OFFSET %d LIMIT 1", lt->key_list, lt->from, w.data ? w.data : "",
+                   lt->key_list, LOAD_CHUNK_ROWS - 1);
+        PGresult *r = PQexec(c, q.data);
+        buf_reset(&q);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            buf_free(&w);
+            return q_fail(s, r, "finding the next chunk of a table", err);
+        }
+        bool last = PQntuples(r) == 0;
+        char *bound = NULL;
+        char **upper = NULL;
+        if (!last) {
+            bound = json_key(r, 0, lt->n_key);
+            upper = xcalloc(lt->n_key, sizeof *upper);
+            for (size_t k = 0; k < lt->n_key; k++)
+                upper[k] = xstrdup(PQgetvalue(r, 0, (int)k));
+        }
+        PQclear(r);
+        buf_printf(&q, "COPY (SELECT %s FROM %s%s", lt->select_list, lt->from, w.data ? w.data : "");
+        if (!last) {
+            buf_printf(&q, "%s (%s) <= ", w.data ? " AND" : " WHERE", lt->key_list);
+            key_literals(&q, c, upper, lt->n_key);
+        }
+        buf_puts(&q, ") TO STDOUT (FORMAT csv)");
+        buf_free(&w);
+        rc = copy_chunks(L, c, ti, q.data, last ? xstrdup("\"done\"") : bound, last, err);
+        buf_free(&q);
+        if (own) {
+            for (size_t k = 0; k < lt->n_key; k++)
+                free(after[k]);
+            free(after);
+        }
+        after = upper;
+        own = upper != NULL;
+        if (rc || last) {
+            if (own) {
+                for (size_t k = 0; k < lt->n_key; k++)
+                    free(after[k]);
+                free(after);
+            }
+            return rc;
+        }
+    }
+}
+
+static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
+{
+    struct ltable *lt = &L->lt[ti];
+    if (lt->done_before) {
+        push_chunk(L, ti, NULL, 0, true, NULL);
+        return 0;
+    }
+    if (lt->n_key)
+        return read_keyed(L, c, ti, err);
+    return copy_chunks(L, c, ti, lt->copy_sql, xstrdup("\"done\""), true, err);
+}
+
+static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, char *bound, bool last_of_table,
+                       struct loch_err *err)
+{
+    struct pgsrc *s = L->s;
+    struct ltable *lt = &L->lt[ti];
+    PGresult *r = PQexec(c, copy_sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        free(bound);
         return q_fail(s, r, "reading a table for the full load", err);
+    }
     PQclear(r);
     int rc = 0;
     char *path = chunk_path(L);
@@ -668,7 +779,7 @@ static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *e
             if (fclose(f))
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
             f = NULL;
-            if (!rc && !push_chunk(L, ti, path, rows, false))
+            if (!rc && !push_chunk(L, ti, path, rows, false, NULL))
                 rc = LOCH_ECANCELED;
             path = NULL;
             chunk = rows = 0;
@@ -696,14 +807,17 @@ static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *e
     if (f && fclose(f) && !rc)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
     if (path) {
-        if (!rc && !push_chunk(L, ti, path, rows, true))
+        if (!rc && !push_chunk(L, ti, path, rows, last_of_table, bound))
             rc = LOCH_ECANCELED;
         else if (rc) {
             unlink(path);
             free(path);
+            free(bound);
         }
     } else if (!rc) {
-        push_chunk(L, ti, NULL, 0, true);
+        push_chunk(L, ti, NULL, 0, last_of_table, bound);
+    } else {
+        free(bound);
     }
     return rc;
 }
@@ -718,7 +832,7 @@ static void *reader_main(void *arg)
     int rc = connect_pg(s, false, &c, &err);
     if (!rc)
         rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", &err);
-    if (!rc) {
+    if (!rc && L->snap) {
         struct buf b = {0};
         buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
         buf_sql_str(&b, L->snap);
@@ -751,7 +865,7 @@ static void load_progress(struct loader *L, bool final)
     for (size_t i = 0; i < L->n; i++) {
         struct ltable *lt = &L->lt[i];
         bool done = lt->read_done && lt->chunks_done == lt->chunks_out;
-        if (!lt->t0 || (final ? false : (done && lt->est < 0)))
+        if (!lt->t0 || lt->est == -1 || lt->done_before)
             continue;
         double el = now - lt->t0 > 1e-3 ? now - lt->t0 : 1e-3, rate = lt->rows / el;
         if (done) {
@@ -769,6 +883,14 @@ static void load_progress(struct loader *L, bool final)
     pthread_mutex_unlock(&L->mu);
 }
 
+static char *load_key(struct arena *a, struct pgsrc *s, const struct srctab *t)
+{
+    return arena_printf(a, "cdc.%s.load.%s.%s", s->src->name, t->schema, t->name);
+}
+
+/* snap NULL: a resumed load (the first run's snapshot is gone): tables done before are
+ * skipped, key-chunked ones continue after their last committed chunk; the stream, which
+ * starts at the first run's consistent point, brings every row read later up to date. */
 static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, size_t n, struct loch_err *err)
 {
     struct arena *a = arena_new();
@@ -791,13 +913,37 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
             rc = cdc_applier_table(s->ap, &lt->t, err);
         if (rc)
             break;
-        struct buf q = {0};
-        buf_puts(&q, "COPY (SELECT ");
-        for (size_t k = 0; k < lt->t.n_columns; k++)
-            buf_printf(&q, "%s%s", k ? ", " : "", pg_copy_expr(conv[k], qid(a, lt->t.columns[k].name), a));
-        buf_printf(&q, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", qid(a, t[i].schema), qid(a, t[i].name));
-        lt->copy_sql = arena_strdup(a, q.data);
+        struct buf q = {0}, k = {0};
+        for (size_t c = 0; c < lt->t.n_columns; c++) {
+            buf_printf(&q, "%s%s", c ? ", " : "", pg_copy_expr(conv[c], qid(a, lt->t.columns[c].name), a));
+            if (lt->t.has_key && lt->t.columns[c].key) {
+                buf_printf(&k, "%s%s", lt->n_key ? ", " : "", qid(a, lt->t.columns[c].name));
+                lt->n_key++;
+            }
+        }
+        lt->select_list = arena_strdup(a, q.data);
+        lt->key_list = arena_strdup(a, k.data ? k.data : "");
+        lt->from = arena_printf(a, "ONLY %s.%s", qid(a, t[i].schema), qid(a, t[i].name));
+        lt->copy_sql = arena_printf(a, "COPY (SELECT %s FROM %s) TO STDOUT (FORMAT csv)", lt->select_list, lt->from);
         buf_free(&q);
+        buf_free(&k);
+        if (!snap) { /* resuming */
+            char *v = NULL;
+            struct loch_err e2;
+            if (catalog_get_kv(s->r->cat, load_key(a, s, &t[i]), a, &v, &e2) == 0 && v) {
+                json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+                if (json_is_string(j) && !strcmp(json_string_value(j), "done")) {
+                    lt->done_before = true;
+                } else if (json_is_array(j) && json_array_size(j) == lt->n_key) {
+                    lt->after = arena_alloc(a, lt->n_key * sizeof *lt->after);
+                    for (size_t c = 0; c < lt->n_key; c++)
+                        lt->after[c] = arena_strdup(a, json_string_value(json_array_get(j, c)));
+                    log_info("source %s: %s.%s: continuing the full load after key %s", s->src->name, t[i].schema,
+                             t[i].name, v);
+                }
+                json_decref(j);
+            }
+        }
         char est[256];
         snprintf(est, sizeof est, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %u", t[i].oid);
         PGresult *r = PQexec(s->sql, est);
@@ -842,6 +988,12 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         pthread_mutex_unlock(&L.mu);
         if (have && !rc) {
             struct ltable *lt = &L.lt[c.table];
+            if (lt->done_before) {
+                pthread_mutex_lock(&L.mu);
+                lt->chunks_done++;
+                pthread_mutex_unlock(&L.mu);
+                continue;
+            }
             int64_t got = 0;
             if (c.path) {
                 struct buf sel = {0};
@@ -865,13 +1017,30 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
             lt->loaded += got;
             lt->chunks_done++;
             pthread_mutex_unlock(&L.mu);
+            /* A chunk that ends a key range (or a table) commits with its progress, unless
+             * a key-less table is half-read: its rows must commit all at once, since it
+             * cannot be continued. */
+            if (!rc && c.bound) {
+                cdc_applier_set_kv(s->ap, load_key(a, s, lt->st), c.bound);
+                bool partial = false;
+                pthread_mutex_lock(&L.mu);
+                for (size_t k = 0; k < L.n; k++)
+                    partial |= !L.lt[k].n_key && L.lt[k].chunks_out > 0 && !(L.lt[k].read_done &&
+                                                                              L.lt[k].chunks_done == L.lt[k].chunks_out);
+                pthread_mutex_unlock(&L.mu);
+                if (!partial)
+                    rc = cdc_applier_flush(s->ap, NULL, NULL, err);
+            }
+            free(c.bound);
             if (rc) {
                 struct loch_err e = *err;
                 load_fail(&L, &e);
             }
         } else if (have) {
-            unlink(c.path);
+            if (c.path)
+                unlink(c.path);
             free(c.path);
+            free(c.bound);
         }
         if (s->r->progress && (util_mono_s() - last >= 1.0 || finished)) {
             load_progress(&L, false);
@@ -892,6 +1061,7 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
             unlink(L.q[i].path);
             free(L.q[i].path);
         }
+        free(L.q[i].bound);
     }
     if (!rc && L.failed) {
         *err = L.err;
@@ -909,10 +1079,44 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
 
 /* ---- initial sync: slot with exported snapshot, then every table ---- */
 
+/* The last loaded files and the stream's start position become durable together; the
+ * load's progress keys go. */
+static int finish_load(struct pgsrc *s, struct srctab *t, size_t n, const char *cp, const char *load_kv,
+                       struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    cdc_applier_set_kv(s->ap, arena_printf(a, "cdc.%s.checkpoint", s->src->name), cp);
+    cdc_applier_set_kv(s->ap, load_kv, NULL);
+    for (size_t i = 0; i < n; i++)
+        cdc_applier_set_kv(s->ap, load_key(a, s, &t[i]), NULL);
+    int rc = cdc_applier_flush(s->ap, NULL, NULL, err);
+    arena_free(a);
+    if (!rc) {
+        pgoutput_lsn_parse(cp, &s->resume_lsn);
+        s->flushed_lsn = s->resume_lsn;
+    }
+    return rc;
+}
+
 static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err)
 {
     struct slotinfo si;
     int rc = slot_info(s, &si, err);
+    char *load_kv = arena_printf(s->arena, "cdc.%s.load", s->src->name), *resume_cp = NULL;
+    struct loch_err e2;
+    if (!rc && catalog_get_kv(s->r->cat, load_kv, s->arena, &resume_cp, &e2) == 0 && resume_cp) {
+        if (!si.exists) {
+            loch_errf(err, LOCH_ECONFIG, "source %s: an interrupted full load cannot continue: slot %s is gone",
+                      s->src->name, s->slot);
+            return loch_err_hint(err, "drop the source's lake tables and delete the loch_kv keys cdc.%s.* to load "
+                                      "again from scratch", s->src->name);
+        }
+        log_info("source %s: continuing the interrupted full load (stream from %s)", s->src->name, resume_cp);
+        rc = parallel_load(s, NULL, t, n, err);
+        if (!rc)
+            rc = finish_load(s, t, n, resume_cp, load_kv, err);
+        return rc;
+    }
     if (!rc && si.exists) {
         log_info("source %s: slot %s exists without a lake checkpoint (an unfinished full load); re-creating it",
                  s->src->name, s->slot);
@@ -929,16 +1133,13 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
     char *snap = arena_strdup(s->arena, PQgetvalue(r, 0, 2));
     PQclear(r);
     log_info("source %s: created slot %s at %s; full load from snapshot %s", s->src->name, s->slot, cp, snap);
-    rc = parallel_load(s, snap, t, n, err);
-    if (rc)
-        return rc;
-    /* the loaded files and the stream's start position become durable together */
-    cdc_applier_set_kv(s->ap, arena_printf(s->arena, "cdc.%s.checkpoint", s->src->name), cp);
-    rc = cdc_applier_flush(s->ap, NULL, NULL, err);
-    if (!rc) {
-        pgoutput_lsn_parse(cp, &s->resume_lsn);
-        s->flushed_lsn = s->resume_lsn;
-    }
+    /* From here a restart continues this load (with this slot) instead of starting over. */
+    struct catalog_kv kv = {load_kv, cp};
+    rc = catalog_commit(s->r->cat, NULL, 0, &kv, 1, err);
+    if (!rc)
+        rc = parallel_load(s, snap, t, n, err);
+    if (!rc)
+        rc = finish_load(s, t, n, cp, load_kv, err);
     return rc;
 }
 
@@ -1424,6 +1625,9 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
         .position_type = {ICEBERG_LONG, 0, 0, 0},
         .flush_interval_ms = r->cfg->flush_interval_ms,
     };
+    /* Catching up is for throughput, not latency: flush by size and at the target only. */
+    if (r->catch_up)
+        o.flush_interval_ms = 3600 * 1000;
     int rc = 0;
     int backoff_ms = 500;
     bool first = true;
