@@ -469,3 +469,16 @@ def test_checkpoint_advances_when_only_other_tables_change(lake, mdb):
         p.send_signal(signal.SIGTERM)
         p.wait(60)
     assert lake.sql("SELECT count(*) AS n FROM id.idle.followed") == [{"n": 0}]
+
+
+def test_xa_transaction_on_a_followed_table_is_refused_not_skipped(lake, mdb):
+    fresh_db(mdb, "xa", "CREATE TABLE t (id INT PRIMARY KEY); CREATE TABLE other (id INT PRIMARY KEY)")
+    configure(lake, mdb, "xa", '["xa.t"]')
+    catch_up(lake, "xa")
+    mdb.root_sql("XA START 'o'; INSERT INTO other VALUES (1); XA END 'o'; XA PREPARE 'o'; XA COMMIT 'o'", db="xa")
+    mdb.root_sql("INSERT INTO t VALUES (1)", db="xa")
+    catch_up(lake, "xa")  # an XA transaction on a table loch does not follow is no concern
+    assert lake.sql("SELECT id FROM xa.xa.t") == [{"id": 1}]
+    mdb.root_sql("XA START 'a'; INSERT INTO t VALUES (2); XA END 'a'; XA PREPARE 'a'; XA COMMIT 'a'", db="xa")
+    p = catch_up(lake, "xa", check=False)
+    assert p.returncode != 0 and "XA transaction" in p.stderr

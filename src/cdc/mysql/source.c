@@ -1396,6 +1396,14 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
         loch_errf(err, LOCH_ECONFIG, "the source server writes compressed binlog events (type %u)", type);
         return loch_err_hint(err, "SET GLOBAL log_bin_compress=OFF (and in the server's config); events "
                                   "already written compressed need a re-snapshot");
+    case 38: /* XA_PREPARE_LOG_EVENT: the rows of an XA transaction commit later, by xid */
+        if (m->n_rows == 0) { /* touched no followed table */
+            tx_reset(m);
+            return 0;
+        }
+        loch_errf(err, LOCH_EUNSUPPORTED, "the source wrote an XA transaction (XA PREPARE at %s:%u), which loch "
+                  "cannot replicate yet", m->file, log_pos);
+        return loch_err_hint(err, "avoid XA transactions on replicated tables, or exclude those tables");
     case BL_EV_TRANSACTION_PAYLOAD:
         return refuse_setting(err, "binlog_transaction_compression", "ON", "OFF", NULL);
     case BL_EV_PARTIAL_UPDATE_ROWS:
