@@ -132,7 +132,10 @@ def main():
                 "pg_logical_slot_peek_binary_changes('bench_peek', NULL, NULL, 'proto_version', '1', "
                 "'publication_names', %s)", (pubs,)).fetchone()[0])
             c.execute("SELECT pg_drop_replication_slot('bench_peek')")
-        t_drain, _ = timed(lambda: src.catch_up(timeout=3600))
+        t_drain, dr = timed(lambda: src.catch_up(timeout=3600))
+        for l in dr.stderr.splitlines():
+            if "flushed" in l or ("applier:" in l and int(l.split("applier: ")[1].split()[0]) >= 100):
+                print("  drain:", l.split(" ", 2)[2][:150])
         peek_rate, drain_rate = n_changes / t_peek, n_changes / t_drain
         print(f"backlog: {n_changes} row changes from {a.seconds} s of TPC-B: server pgoutput decoding "
               f"{t_peek:.2f} s ({peek_rate:,.0f} changes/s); loch --catch-up {t_drain:.2f} s "

@@ -1,6 +1,6 @@
 """make demo, part 2: change data capture. Starts a throw-away PostgreSQL with a small bank
 (customers, accounts, loans, payments), a workload generator doing transfers and
-payments, and `loch replicate` copying it into a fresh lake; prints queries to try and,
+payments, and `loch serve` replicating it into a fresh lake; prints queries to try and,
 every few seconds, what the lake holds. Ctrl-C stops all of it."""
 import os
 import random
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 os.environ.setdefault("LOCH_BIN", str(ROOT / "build" / "loch"))
 from conftest import LOCH, Lake  # noqa: E402
-from pgsource import PgServer, Source  # noqa: E402
+from pgsource import PgServer, Source, free_port  # noqa: E402
 
 SCHEMA = [
     "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, country char(2), since date)",
@@ -62,12 +62,21 @@ def main():
     try:
         src = Source(srv, lake, name="core")
         src.execute(*SCHEMA)
-        rep = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate"], stderr=subprocess.DEVNULL)
+        import re
+        sql_port = free_port()
+        cfg = lake.config.read_text()
+        cfg = re.sub(r'sql_listen: "[^"]*"', f'sql_listen: "127.0.0.1:{sql_port}"', cfg)
+        cfg = re.sub(r'http_listen: "[^"]*"', f'http_listen: "127.0.0.1:{free_port()}"', cfg)
+        lake.config.write_text(cfg)
+        # loch serve: SQL over the PostgreSQL wire protocol, HTTP, and replication in the background
+        rep = subprocess.Popen([LOCH, "-c", str(lake.config), "serve"], stderr=subprocess.DEVNULL)
         w = threading.Thread(target=workload, args=(src, stop), daemon=True)
         w.start()
         cfg = f"LOCH_CONFIG={lake.config}"
         print(f"PostgreSQL: psql {srv.url(src.db)}")
-        print("loch replicate is running; a workload does transfers and loan payments. Try, in another shell:")
+        pw = (lake.root / "state" / "admin.password")
+        print(f"loch serve is running (SQL on 127.0.0.1:{sql_port}, user admin, password in {pw}) and replicating;")
+        print("a workload does transfers and loan payments. Try, in another shell:")
         for q in ("SELECT currency, sum(balance) AS total FROM core.public.accounts GROUP BY 1   -- balances by currency",
                   "SELECT kind, count(*), sum(amount) FROM core.public.payments GROUP BY kind",
                   "SELECT _op, count(*) FROM core.public.accounts_changes GROUP BY _op"):

@@ -28,7 +28,17 @@
     X(ECONFIG,    15, "F0000", 400, "configuration error")                      \
     X(EQUERY,     16, "42000", 400, "query error")                              \
     X(EINTERNAL,  17, "XX000", 500, "internal error")                           \
-    X(ECANCELED,  18, "57014", 400, "canceled")
+    X(ECANCELED,  18, "57014", 400, "canceled")                                 \
+    X(ENOROLE,    30, "42704", 404, "role does not exist")                      \
+    X(EDUPROLE,   31, "42710", 409, "role already exists")                      \
+    X(ENOTACCEPT, 32, "0A000", 406, "not acceptable")                           \
+    X(ETOOLARGE,  33, "54000", 413, "request too large")                        \
+    X(EMETHOD,    34, "0A000", 405, "method not allowed")                       \
+    X(ENOROUTE,   35, "0A000", 404, "no such route")                            \
+    X(EDIVZERO,   40, "22012", 400, "division by zero")                         \
+    X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
+    X(ERANGE,     42, "22003", 400, "value out of range")                       \
+    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")
 
 enum loch_errno {
     LOCH_OK = 0,

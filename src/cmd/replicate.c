@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "cdc/source.h"
 #include "cmd/cmd.h"
 
@@ -89,4 +91,56 @@ int cmd_replicate(struct app *app, int argc, char **argv)
         }
     }
     return rc;
+}
+
+/* ---- background replication for `loch serve` ---- */
+
+struct replication {
+    atomic_bool stop;
+    size_t n;
+    struct job *jobs;
+    pthread_t *th;
+};
+
+static void *bg_main(void *arg)
+{
+    struct job *j = arg;
+    loch_err_clear(&j->err);
+    j->rc = catalog_open(j->catalog_path, false, &j->run.cat, &j->err);
+    if (!j->rc)
+        j->rc = cdc_source_run(&j->run, &j->err);
+    catalog_close(j->run.cat);
+    if (j->rc) /* the server keeps serving; the error is in its log */
+        log_error("replication of source %s stopped: %s%s%s", j->run.src->name, j->err.msg,
+                  j->err.hint[0] ? " HINT: " : "", j->err.hint);
+    return NULL;
+}
+
+struct replication *replication_start(struct app *app)
+{
+    struct replication *r = xcalloc(1, sizeof *r);
+    atomic_init(&r->stop, false);
+    r->n = app->cfg->n_sources;
+    r->jobs = xcalloc(r->n + 1, sizeof *r->jobs);
+    r->th = xcalloc(r->n + 1, sizeof *r->th);
+    for (size_t i = 0; i < r->n; i++) {
+        struct job *j = &r->jobs[i];
+        j->run = (struct cdc_run){app->cfg, &app->cfg->sources[i], NULL, app->st, app->eng, false, &r->stop, false};
+        snprintf(j->catalog_path, sizeof j->catalog_path, "%s/catalog.db", app->cfg->state_dir);
+        pthread_create(&r->th[i], NULL, bg_main, j);
+        log_info("loch serve: replicating source %s", app->cfg->sources[i].name);
+    }
+    return r;
+}
+
+void replication_stop(struct replication *r)
+{
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    for (size_t i = 0; i < r->n; i++)
+        pthread_join(r->th[i], NULL);
+    free(r->th);
+    free(r->jobs);
+    free(r);
 }

@@ -1,5 +1,5 @@
-/* sql.c: `loch sql [--format table|csv|json] "SQL"` (or SQL on stdin) as the local
- * administrator, and `loch load NS.TABLE FILE`, which is SQL under the hood. */
+/* sql.c: `loch sql [--format table|csv|json] [--as USER] "SQL"` (or SQL on stdin) as the
+ * local administrator (or, with --as, with the rights of principal USER), and `loch load NS.TABLE FILE`, which is SQL under the hood. */
 #include "cmd/cmd.h"
 
 #include <stdio.h>
@@ -15,6 +15,7 @@ enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
 
 struct out {
     enum format fmt;
+    const char *as_user; /* --as USER: run as that principal (NULL: local administrator) */
     struct arena *a;
     bool quiet_tags;
 };
@@ -187,18 +188,20 @@ static int run_sql(struct app *app, const char *sql, struct out *o)
     loch_err_clear(&err);
     struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir};
     struct query_session *s;
-    int rc = query_session_open(&env, &s, &err);
+    int rc = o->as_user ? query_session_open_as(&env, o->as_user, &s, &err) : query_session_open(&env, &s, &err);
     if (!rc)
         rc = query_run(s, sql, emit, o, &err);
     query_session_close(s);
-    if (rc)
+    if (rc) {
         app_fail(&err);
+        fprintf(stderr, "SQLSTATE: %s\n", loch_err_sqlstate(rc));
+    }
     return rc ? 1 : 0;
 }
 
 int cmd_sql(struct app *app, int argc, char **argv)
 {
-    struct out o = {FMT_TABLE, NULL, false};
+    struct out o = {FMT_TABLE, NULL, NULL, false};
     const char *sql = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--format") && i + 1 < argc) {
@@ -213,10 +216,12 @@ int cmd_sql(struct app *app, int argc, char **argv)
                 fprintf(stderr, "loch sql: unknown format \"%s\" (use table, csv or json)\n", f);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--as") && i + 1 < argc) {
+            o.as_user = argv[++i];
         } else if (!sql && argv[i][0] != '-') {
             sql = argv[i];
         } else {
-            fprintf(stderr, "usage: loch sql [--format table|csv|json] \"SQL\"   (or the SQL on stdin)\n");
+            fprintf(stderr, "usage: loch sql [--format table|csv|json] [--as USER] \"SQL\"   (or the SQL on stdin)\n");
             return 2;
         }
     }

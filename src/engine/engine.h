@@ -27,6 +27,10 @@ struct engine_rows;  /* a materialised result */
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err);
 void engine_close(struct engine *e); /* e may be NULL */
 
+/* A number that identifies e among every engine this process opened (never reused, unlike
+ * its address): for caches of what was created in a database. */
+uint64_t engine_id(const struct engine *e);
+
 /* A connection whose session time zone is UTC. */
 int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *err);
 void engine_disconnect(struct engine_conn *c); /* c may be NULL */
@@ -42,6 +46,20 @@ int engine_query(struct engine_conn *c, const char *sql, struct engine_rows **ou
  * (engine_rows_text) has no zone. Internal queries that need the real types use
  * engine_query. */
 int engine_query_text(struct engine_conn *c, const char *sql, struct engine_rows **out, struct loch_err *err);
+/* Row masks apply position deletes inside DuckDB: engine_mask_build runs positions_sql
+ * (one BIGINT column: deleted row positions of one data file, 0-based, below nrows) and
+ * returns an id; in SQL `loch_keep(id, file_row_number)` is then false for those rows.
+ * key names what the positions come from (data file + its delete files): a later build
+ * on c with the same key and nrows returns the existing mask without running the query.
+ * A mask belongs to c and lives until engine_masks_clear / engine_masks_trim drop it or
+ * c is disconnected; a statement that uses a dropped mask fails (never reads another). */
+int engine_mask_build(struct engine_conn *c, const char *key, const char *positions_sql, uint64_t nrows,
+                      int64_t *id_out, struct loch_err *err);
+/* Drops every mask of c. No statement of c that uses them may still be running. */
+void engine_masks_clear(struct engine_conn *c);
+/* Drops every mask of c when together they take more than max_bytes; for the start of a
+ * statement, so masks are reused across statements but do not grow without bound. */
+void engine_masks_trim(struct engine_conn *c, size_t max_bytes);
 /* Interrupts the statement running on c (from another thread). */
 void engine_interrupt(struct engine_conn *c);
 
@@ -61,6 +79,95 @@ int64_t engine_rows_int(struct engine_rows *r, size_t col, size_t row);
 int64_t engine_rows_changed(struct engine_rows *r);
 void engine_rows_free(struct engine_rows *r); /* r may be NULL */
 
+/* ---- Prepared statements and streamed results (for servers) ----
+ * A statement is prepared once and executed many times with bound parameters; its result
+ * arrives chunk by chunk (DuckDB's streaming result: rows are produced as the caller
+ * fetches, so a slow reader holds back the query instead of growing memory). While a
+ * stream is open, nothing else may run on its connection. */
+
+/* Value types as the wire sees them; every other DuckDB type is ENGINE_T_OTHER and comes
+ * back as text (see engine_prepare). */
+enum engine_type {
+    ENGINE_T_OTHER, ENGINE_T_BOOL, ENGINE_T_INT16, ENGINE_T_INT32, ENGINE_T_INT64,
+    ENGINE_T_HUGEINT, ENGINE_T_FLOAT, ENGINE_T_DOUBLE, ENGINE_T_DECIMAL, ENGINE_T_TEXT,
+    ENGINE_T_JSON, ENGINE_T_BLOB, ENGINE_T_DATE, ENGINE_T_TIME, ENGINE_T_TIMESTAMP,
+    ENGINE_T_TIMESTAMPTZ, ENGINE_T_UUID, ENGINE_T_INTERVAL,
+};
+
+struct engine_col {
+    const char *name;     /* owned by the statement or stream */
+    enum engine_type type;
+    int width, scale;     /* DECIMAL only */
+};
+
+/* One value read from a chunk. Which member holds it depends on the column's type:
+ * i: BOOL (0/1), INT16/32/64, DATE (days since 1970-01-01), TIME (µs since midnight),
+ *    TIMESTAMP/TIMESTAMPTZ (µs since 1970-01-01 UTC), DECIMAL (unscaled, when it fits)
+ * hi/lo: HUGEINT, wide DECIMAL (unscaled), UUID (the 128 bits as written, big-end first)
+ * f: FLOAT/DOUBLE;  p/len: TEXT, JSON, BLOB, OTHER (text);  months/days/i: INTERVAL
+ * Dates and timestamps use INT32_MAX/INT64_MAX (and the negated values) for +/-infinity.
+ * p points into the chunk: valid until the next fetch. */
+struct engine_val {
+    int64_t i;
+    int64_t hi;
+    uint64_t lo;
+    double f;
+    const char *p;
+    size_t len;
+    int32_t months, days;
+    bool wide;            /* DECIMAL held in hi/lo */
+};
+
+struct engine_stmt;
+struct engine_stream;
+struct engine_chunk;
+
+/* Prepares one statement on c. A SELECT whose columns include types the wire does not
+ * carry natively (lists, structs, enums, ...) is wrapped so those columns come back as
+ * text. Errors as engine_exec. *out is freed with engine_stmt_free. */
+int engine_prepare(struct engine_conn *c, const char *sql, struct engine_stmt **out, struct loch_err *err);
+void engine_stmt_free(struct engine_stmt *st); /* st may be NULL */
+size_t engine_stmt_nparams(const struct engine_stmt *st);
+/* Type DuckDB inferred for parameter i (0-based); ENGINE_T_OTHER when unknown. */
+enum engine_type engine_stmt_param_type(const struct engine_stmt *st, size_t i);
+/* Result columns known before execution (0 for statements without rows). */
+size_t engine_stmt_ncols(const struct engine_stmt *st);
+const struct engine_col *engine_stmt_col(const struct engine_stmt *st, size_t i);
+/* True when the statement returns rows (SELECT, SHOW, EXPLAIN, ...). */
+bool engine_stmt_returns_rows(const struct engine_stmt *st);
+
+/* Binds parameter i (0-based): NULL; text DuckDB casts to the parameter's type; or a typed
+ * value. LOCH_EINVAL names the parameter when DuckDB refuses it. */
+int engine_bind_null(struct engine_stmt *st, size_t i, struct loch_err *err);
+int engine_bind_text(struct engine_stmt *st, size_t i, const char *s, size_t len, struct loch_err *err);
+int engine_bind_int(struct engine_stmt *st, size_t i, int64_t v, struct loch_err *err);
+int engine_bind_double(struct engine_stmt *st, size_t i, double v, struct loch_err *err);
+int engine_bind_bool(struct engine_stmt *st, size_t i, bool v, struct loch_err *err);
+int engine_bind_blob(struct engine_stmt *st, size_t i, const void *p, size_t len, struct loch_err *err);
+int engine_bind_date(struct engine_stmt *st, size_t i, int32_t days, struct loch_err *err);
+int engine_bind_timestamp(struct engine_stmt *st, size_t i, int64_t us, bool tz, struct loch_err *err);
+
+/* Executes st with its bound parameters as a stream. Errors as engine_exec (LOCH_ECANCELED
+ * when interrupted). *out is freed with engine_stream_free before st is. */
+int engine_execute(struct engine_stmt *st, struct engine_stream **out, struct loch_err *err);
+/* A stream over a materialised result (borrowed: r must outlive the stream). */
+struct engine_stream *engine_stream_rows(struct engine_rows *r);
+size_t engine_stream_ncols(const struct engine_stream *s);
+const struct engine_col *engine_stream_col(const struct engine_stream *s, size_t i);
+/* Rows changed, for statements without rows (INSERT ... on DuckDB objects). */
+int64_t engine_stream_changed(struct engine_stream *s);
+/* The next chunk (*out NULL at the end). Errors as engine_exec: a query can fail or be
+ * interrupted midway. The chunk is valid until the next call or engine_stream_free. */
+int engine_stream_next(struct engine_stream *s, struct engine_chunk **out, struct loch_err *err);
+void engine_stream_free(struct engine_stream *s); /* s may be NULL */
+/* Fetches the rest of s into memory so its connection is free for other statements (a
+ * second portal while one is suspended); engine_stream_next then hands out the buffered
+ * chunks. The chunk last returned stays valid. Errors as engine_stream_next (reported
+ * now, or by the next engine_stream_next). */
+int engine_stream_buffer(struct engine_stream *s, struct loch_err *err);
+size_t engine_chunk_rows(const struct engine_chunk *ch);
+/* Reads (col, row) into *v; false for SQL NULL. */
+bool engine_chunk_get(struct engine_chunk *ch, size_t col, size_t row, struct engine_val *v);
 
 /* ---- appenders: fast row loading into a table (CDC staging) ---- */
 struct engine_appender;

@@ -29,6 +29,9 @@ struct iceberg_change {
     struct iceberg_schema *schema; /* NULL: unchanged */
     size_t n_summary;
     struct iceberg_kv *summary;
+    bool expire;                   /* iceberg_change_expire_snapshots was called */
+    int64_t expire_before_ms;
+    size_t retain_last;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -218,9 +221,77 @@ void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const
     kv_set(c->a, &c->summary, &c->n_summary, key, value);
 }
 
+void iceberg_change_expire_snapshots(struct iceberg_change *c, int64_t before_ms, size_t retain_last)
+{
+    c->expire = true;
+    c->expire_before_ms = before_ms;
+    c->retain_last = retain_last;
+}
+
+static int cmp_ts_desc(const void *x, const void *y)
+{
+    const struct iceberg_snapshot *a = *(const struct iceberg_snapshot *const *)x;
+    const struct iceberg_snapshot *b = *(const struct iceberg_snapshot *const *)y;
+    return a->timestamp_ms < b->timestamp_ms ? 1 : a->timestamp_ms > b->timestamp_ms ? -1 : 0;
+}
+
+/* Marks in drop[] (indexed like m->snapshots) the snapshots that expire: older than
+ * before_ms, not current, not among the newest retain_last. Returns how many. */
+static size_t expire_plan(const struct iceberg_metadata *m, int64_t before_ms, size_t retain_last, bool *drop)
+{
+    const struct iceberg_snapshot **by_age = xmalloc((m->n_snapshots + 1) * sizeof *by_age);
+    for (size_t i = 0; i < m->n_snapshots; i++)
+        by_age[i] = &m->snapshots[i];
+    qsort(by_age, m->n_snapshots, sizeof *by_age, cmp_ts_desc);
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_snapshots; i++) {
+        const struct iceberg_snapshot *sn = by_age[i];
+        bool d = i >= retain_last && sn->snapshot_id != m->current_snapshot_id && sn->timestamp_ms < before_ms;
+        drop[sn - m->snapshots] = d;
+        n += d;
+    }
+    free(by_age);
+    return n;
+}
+
+size_t iceberg_change_expiring(const struct iceberg_change *c)
+{
+    if (!c->expire || !c->base->n_snapshots)
+        return 0;
+    bool *drop = xcalloc(c->base->n_snapshots, sizeof *drop);
+    size_t n = expire_plan(c->base, c->expire_before_ms, c->retain_last, drop);
+    free(drop);
+    return n;
+}
+
 bool iceberg_change_empty(const struct iceberg_change *c)
 {
-    return !c->n_data && !c->n_deletes && !c->schema;
+    return !c->n_data && !c->n_deletes && !c->schema && !iceberg_change_expiring(c);
+}
+
+/* Removes expired snapshots from m (arrays copied into a, base untouched). The snapshot
+ * log keeps only entries after the newest one that names a removed snapshot, so it
+ * stays a history of snapshots that exist (as Java writes it). */
+static void apply_expiry(struct iceberg_metadata *m, struct arena *a, int64_t before_ms, size_t retain_last)
+{
+    if (!m->n_snapshots)
+        return;
+    bool *drop = arena_alloc(a, m->n_snapshots * sizeof *drop);
+    if (!expire_plan(m, before_ms, retain_last, drop))
+        return;
+    struct iceberg_snapshot *keep = arena_alloc(a, m->n_snapshots * sizeof *keep);
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_snapshots; i++)
+        if (!drop[i])
+            keep[n++] = m->snapshots[i];
+    m->snapshots = keep;
+    m->n_snapshots = n;
+    size_t start = 0;
+    for (size_t i = 0; i < m->n_snapshot_log; i++)
+        if (!iceberg_metadata_snapshot(m, m->snapshot_log[i].snapshot_id))
+            start = i + 1;
+    m->snapshot_log += start;
+    m->n_snapshot_log -= start;
 }
 
 /* ------------------------------------------------------------------ writing */
@@ -567,6 +638,8 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
     int rc = 0;
     if (c->n_data || c->n_deletes)
         rc = write_snapshot(&w, now, err);
+    if (!rc && c->expire)
+        apply_expiry(m, a, c->expire_before_ms, c->retain_last);
 
     if (!rc) {
         if (c->base_location) {
@@ -649,4 +722,80 @@ int iceberg_scan_plan(struct store *s, const struct iceberg_metadata *m, int64_t
     }
     *out = scan;
     return 0;
+}
+
+/* ------------------------------------------------------------------ references */
+
+static int cmp_cstr(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+struct refs {
+    struct arena *a;
+    const char **v;
+    size_t n, cap;
+};
+
+static void refs_add(struct refs *r, const char *uri)
+{
+    if (!uri)
+        return;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        r->v = arena_grow(r->a, r->v, r->cap, cap, sizeof *r->v);
+        r->cap = cap;
+    }
+    r->v[r->n++] = uri;
+}
+
+static bool refs_has(const struct refs *r, const char *uri)
+{
+    return r->n && bsearch(&uri, r->v, r->n, sizeof *r->v, cmp_cstr) != NULL; /* bsearch(NULL, 0) is UB */
+}
+
+int iceberg_table_references(struct store *s, const struct iceberg_metadata *m, const char *metadata_location,
+                             struct arena *a, const char ***out, size_t *n_out, struct loch_err *err)
+{
+    struct refs r = {.a = a};
+    refs_add(&r, arena_strdup(a, metadata_location));
+    refs_add(&r, arena_printf(a, "%s/metadata/version-hint.text", m->location));
+    for (size_t i = 0; i < m->n_metadata_log; i++)
+        refs_add(&r, m->metadata_log[i].metadata_file);
+    /* Manifests are shared between snapshots: each is read once. */
+    struct refs seen = {.a = a};
+    for (size_t i = 0; i < m->n_snapshots; i++) {
+        refs_add(&r, m->snapshots[i].manifest_list);
+        struct iceberg_manifest *ms;
+        size_t n_ms;
+        int rc = read_manifest_list(s, m->snapshots[i].manifest_list, a, &ms, &n_ms, err);
+        if (rc)
+            return loch_err_prefix(err, "reading snapshot %" PRId64, m->snapshots[i].snapshot_id);
+        for (size_t j = 0; j < n_ms; j++) {
+            bool dup = false;
+            for (size_t k = 0; k < seen.n && !dup; k++)
+                dup = !strcmp(seen.v[k], ms[j].path);
+            if (dup)
+                continue;
+            refs_add(&seen, ms[j].path);
+            refs_add(&r, ms[j].path);
+            struct iceberg_data_file *files;
+            size_t n_files;
+            if ((rc = read_manifest(s, &ms[j], a, &files, &n_files, err)))
+                return loch_err_prefix(err, "reading manifest %s", ms[j].path);
+            for (size_t k = 0; k < n_files; k++)
+                refs_add(&r, files[k].path);
+        }
+    }
+    qsort(r.v, r.n, sizeof *r.v, cmp_cstr);
+    size_t u = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (!u || strcmp(r.v[u - 1], r.v[i]))
+            r.v[u++] = r.v[i];
+    *out = r.v;
+    *n_out = u;
+    return 0;
+}
+
+bool iceberg_references_has(const char *const *refs, size_t n, const char *uri)
+{
+    struct refs r = {.v = (const char **)refs, .n = n};
+    return refs_has(&r, uri);
 }

@@ -35,7 +35,13 @@ void iceberg_change_add_file(struct iceberg_change *c, const struct iceberg_data
 void iceberg_change_set_schema(struct iceberg_change *c, const struct iceberg_schema *s);
 /* Sets a summary property of the snapshot (e.g. "loch.source-position"). */
 void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const char *value);
-/* True when nothing was staged. */
+/* Expires snapshots: those older than before_ms (ms since the epoch), except the current
+ * one and the newest retain_last, leave the metadata (spec "Snapshot Expiration"); the
+ * files only they reached become unreferenced (see iceberg_table_references). */
+void iceberg_change_expire_snapshots(struct iceberg_change *c, int64_t before_ms, size_t retain_last);
+/* How many snapshots of the base the staged expiry removes. */
+size_t iceberg_change_expiring(const struct iceberg_change *c);
+/* True when nothing was staged (an expiry that removes nothing counts as nothing). */
 bool iceberg_change_empty(const struct iceberg_change *c);
 
 /* Writes manifests, manifest list and the next metadata file. When files were added,
@@ -50,6 +56,14 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
  * readers (DuckDB iceberg_scan, Hadoop tables). Best effort: errors are only returned. */
 int iceberg_table_write_hint(struct store *s, const struct iceberg_metadata *m,
                              const char *metadata_location, struct loch_err *err);
+
+/* Every object the table's metadata reaches: metadata_location, the metadata-log files,
+ * version-hint.text, and for every snapshot its manifest list, manifests and data and
+ * delete files. *out (sorted, unique, in a) is for iceberg_references_has; an object
+ * under the table location that is not in it is unreferenced (expired or orphaned). */
+int iceberg_table_references(struct store *s, const struct iceberg_metadata *m, const char *metadata_location,
+                             struct arena *a, const char ***out, size_t *n_out, struct loch_err *err);
+bool iceberg_references_has(const char *const *refs, size_t n, const char *uri);
 
 /* ---- scan planning (spec "Scan Planning") ---- */
 struct iceberg_scan {

@@ -2,6 +2,8 @@
 #ifndef LOCH_QUERY_INTERNAL_H
 #define LOCH_QUERY_INTERNAL_H
 
+#include <jansson.h>
+
 #include "iceberg/table.h"
 #include "query/lex.h"
 #include "query/query.h"
@@ -13,6 +15,7 @@ struct query_session {
     struct engine_rows *last;
     char **attached;          /* DuckDB catalogs attached for namespaces */
     size_t n_attached;
+    char *user;               /* the principal; NULL = the local administrator */
 };
 
 /* A lake table loaded for one statement. */
@@ -30,11 +33,30 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
               bool positional, struct loch_err *err);
 /* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
+/* True when the view view_name of namespace ns was last made, in this session's database,
+ * as the current state of the table whose metadata file is location (nothing to redo). */
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location);
 /* Makes every lake table visible (for statements DuckDB cannot serialise). */
 int lake_view_all(struct query_session *s, struct loch_err *err);
+
+/* Parses DuckDB's json_serialize_sql text (its 2^64-1 "no location" made to fit
+ * jansson); NULL when malformed. The caller json_decref's it. */
+json_t *duck_json_parse(const char *text);
+
+/* The statement guard for non-administrators (guard.c): 0 when st may run as is (it names
+ * no lake table, file or non-allow-listed table function), LOCH_EPERM naming what was
+ * refused, LOCH_ESYNTAX for a parse error. */
+int guard_check(struct query_session *s, const struct stmt *st, struct loch_err *err);
 
 /* Handles a write statement on a lake table. *handled false: not a lake write. */
 int write_try(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,
               struct loch_err *err);
+
+/* Serialises changes to the shared DuckDB catalog made for reading (view.c). */
+void lake_catalog_lock(void);
+void lake_catalog_unlock(void);
+
+/* True for the local administrator and members of admin (session.c). */
+bool session_admin(struct query_session *s);
 
 #endif

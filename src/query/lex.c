@@ -120,6 +120,7 @@ int lex_split(struct arena *a, const char *sql, struct stmt **out, size_t *n_out
             struct stmt s = {0};
             s.text = arena_strndup(a, sql + start, i - start);
             s.text_len = i - start;
+            s.off = start;
             tokenize(a, &s);
             if (s.n_tok > 0) {
                 if (count == cap) {

@@ -20,6 +20,7 @@ struct token {
 struct stmt {
     const char *text; /* the statement alone (NUL-terminated copy, no trailing ';') */
     size_t text_len;
+    size_t off;       /* where the statement starts in the script */
     size_t n_tok;
     struct token *tok;
 };

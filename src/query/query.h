@@ -22,7 +22,19 @@ struct query_env {
 
 struct query_session;
 
+/* A session of the local administrator (`loch sql`, `loch load`): everything allowed. */
 int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err);
+/* A session of principal `user` (copied). Whether it is an administrator (principal_is_admin)
+ * is decided again for every statement. Until grants exist, a non-administrator may only
+ * run SELECTs that name no lake table, no file and no table function outside a short
+ * allow-list (range, generate_series, unnest), plus transaction control, SET of a few
+ * client settings and ALTER USER <self> [WITH] PASSWORD '...'; anything else is
+ * LOCH_EPERM (SQLSTATE 42501) naming what was refused.
+ * Deny by default: no path of a non-administrator reaches a file. */
+int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
+                          struct loch_err *err);
+/* The session's principal ("admin" for the local administrator). */
+const char *query_session_user(const struct query_session *s);
 void query_session_close(struct query_session *s); /* s may be NULL */
 
 /* One statement's outcome: rows (owned by the session until the next statement or
@@ -38,6 +50,47 @@ typedef int (*query_emit_fn)(void *ctx, const struct query_result *r);
  * error (earlier statements stay done: each write statement is its own commit) and
  * returns it with the statement's position in err. */
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err);
+
+/* ---- For servers: statements one at a time, results streamed ---- */
+
+/* One statement of a script: its text (NUL-terminated, no ';') and where it starts. */
+struct query_piece {
+    const char *text;
+    size_t off;
+};
+
+/* Splits sql into statements (outside quotes and comments; empty ones dropped), in a.
+ * LOCH_ESYNTAX with the position of an unterminated quote or comment. */
+int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err);
+
+/* True when the statement produces rows and runs through query_prepare (SELECT, WITH,
+ * VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN, SUMMARIZE, PIVOT, PRAGMA, CALL, parenthesised
+ * queries); everything else goes through query_run, which knows lake writes. */
+bool query_is_read(const char *sql);
+
+/* Prepares one read statement for streaming: the lake tables it names become views (AT
+ * clauses rewritten to snapshot views), then DuckDB prepares it ($1.. parameters kept).
+ * Errors as query_run. *out belongs to the caller (engine_stmt_free), and must be freed
+ * before the session is closed. */
+int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
+
+/* True when sql reads PostgreSQL's or DuckDB's catalog (pg_catalog., information_schema.,
+ * pg_class and friends, duckdb_*()). query_prepare refuses such statements (42501) to
+ * non-administrators: the catalog shows the lake views of every session. */
+bool query_is_catalog(const char *sql);
+
+/* For administrators, prepares a catalog query of psql or JDBC against a PostgreSQL-
+ * shaped description of the lake (pgcompat.c); *handled false for anything else (and for
+ * other principals, whose catalog queries go through query_prepare and the guard). */
+int query_prepare_catalog(struct query_session *s, const char *sql, struct engine_stmt **out, bool *handled,
+                          struct loch_err *err);
+
+/* Interrupts the statement running in s, from another thread (CancelRequest, timeouts). */
+void query_interrupt(struct query_session *s);
+
+/* A copy of sql (malloc'd) safe for logs and query history: the literal after every
+ * PASSWORD keyword becomes '********'. */
+char *query_redact(const char *sql);
 
 /* Splits "a.b.c" into namespace "a.b" and table "c" (in a). LOCH_EINVAL when there is no
  * namespace part. */

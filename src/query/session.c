@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access/principal.h"
 #include "base/buf.h"
+#include "query/rolestmt.h"
 
 int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err)
 {
@@ -24,10 +26,38 @@ int query_session_open(const struct query_env *env, struct query_session **out, 
     return 0;
 }
 
+int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
+                          struct loch_err *err)
+{
+    if (!user || !*user)
+        return loch_errf(err, LOCH_EINVAL, "a session needs a user name");
+    int rc = query_session_open(env, out, err);
+    if (!rc)
+        (*out)->user = xstrdup(user);
+    return rc;
+}
+
+const char *query_session_user(const struct query_session *s)
+{
+    return s->user ? s->user : PRINCIPAL_ADMIN;
+}
+
+char *query_redact(const char *sql) { return rolestmt_redact(sql); }
+
+static bool session_is_admin(struct query_session *s);
+bool session_admin(struct query_session *s) { return session_is_admin(s); }
+
+/* The local administrator, or a principal that is (now) a member of admin. */
+static bool session_is_admin(struct query_session *s)
+{
+    return !s->user || principal_is_admin(s->env.cat, s->user);
+}
+
 void query_session_close(struct query_session *s)
 {
     if (!s)
         return;
+    free(s->user);
     engine_rows_free(s->last);
     engine_disconnect(s->conn);
     for (size_t i = 0; i < s->n_attached; i++)
@@ -80,7 +110,7 @@ static char *replace_all(const char *s, const char *from, const char *to)
     return buf_take(&b);
 }
 
-static json_t *parse_duck_json(const char *text)
+json_t *duck_json_parse(const char *text)
 {
     char *fixed = replace_all(text ? text : "", DUCK_NO_LOCATION, OUR_NO_LOCATION);
     json_t *j = json_loads(fixed, 0, NULL);
@@ -137,7 +167,7 @@ static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, st
     int rc = engine_query(s->conn, "SELECT json_serialize_sql('SELECT 1')", &r, err);
     if (rc)
         return rc;
-    json_t *root = parse_duck_json(engine_rows_text(r, 0, 0, a));
+    json_t *root = duck_json_parse(engine_rows_text(r, 0, 0, a));
     engine_rows_free(r);
     json_t *list = json_object_get(json_object_get(json_array_get(json_object_get(root, "statements"), 0), "node"),
                                    "select_list");
@@ -227,7 +257,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         return rc;
     char *js = engine_rows_text(r, 0, 0, a);
     engine_rows_free(r);
-    json_t *root = parse_duck_json(js);
+    json_t *root = duck_json_parse(js);
     if (!root || json_is_true(json_object_get(root, "error"))) {
         json_decref(root);
         return 0; /* not a SELECT (or a syntax error DuckDB will report itself) */
@@ -255,11 +285,13 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             rc = LOCH_ENOENT;
             break;
         }
+        json_t *at = json_object_get(node, "at_clause");
+        if ((!at || json_is_null(at)) && lake_view_fresh(s, ns, tab, ct.metadata_location))
+            continue; /* the view already reads the current snapshot */
         struct lake_table t;
         rc = lake_load(s, ns, tab, &t, err);
         if (rc)
             break;
-        json_t *at = json_object_get(node, "at_clause");
         if (at && !json_is_null(at)) {
             int64_t snap = -1;
             rc = at_snapshot(s, at, &t, &snap, err);
@@ -298,6 +330,10 @@ static const char *select_tag(struct arena *a, struct engine_rows *r)
     return arena_printf(a, "SELECT %zu", engine_rows_count(r));
 }
 
+/* Row masks (position deletes as bitmaps) are kept per session and reused by later
+ * statements on the same table state, up to this much memory. */
+#define MASK_BUDGET ((size_t)256 << 20)
+
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
 {
     struct arena *script = arena_new(); /* lifetime: this call */
@@ -313,10 +349,39 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
+        engine_masks_trim(s->conn, MASK_BUDGET);
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
-        bool handled = false;
-        rc = write_try(s, st, &handled, &res.tag, err);
+        bool handled = false, admin = session_is_admin(s);
+        struct role_stmt role;
+        rc = rolestmt_parse(s->stmt_arena, st, &role, &handled, err);
+        /* Anyone may change their own password (psql's \password), nothing else. */
+        bool own_password = handled && role.op == ROLE_ALTER && s->user && role.n_names == 1 &&
+                            !strcmp(role.names[0], s->user) && role.set_password && role.password &&
+                            role.login < 0;
+        if (!rc && handled && !admin && !own_password) {
+            loch_errf(err, LOCH_EPERM, "permission denied to %s", lex_is(st, 0, "GRANT") || lex_is(st, 0, "REVOKE")
+                                                                     ? "grant or revoke roles"
+                                                                     : "create, alter or drop roles");
+            rc = loch_err_hint(err, "only members of role admin manage users and roles");
+        }
+        if (!rc && handled)
+            rc = rolestmt_exec(s->env.cat, &role, &res.tag, err);
+        if (rc)
+            break;
+        if (!handled && !admin) {
+            rc = guard_check(s, st, err);
+            if (rc)
+                break;
+            rc = engine_query_text(s->conn, st->text, &s->last, err);
+            if (rc)
+                break;
+            res.rows = s->last;
+            res.tag = select_tag(s->stmt_arena, s->last);
+            handled = true;
+        }
+        if (!handled)
+            rc = write_try(s, st, &handled, &res.tag, err);
         if (rc)
             break;
         if (!handled) {
@@ -343,3 +408,84 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
     arena_free(script);
     return rc;
 }
+
+int query_split(struct arena *a, const char *sql, struct query_piece **out, size_t *n_out, struct loch_err *err)
+{
+    struct stmt *stmts;
+    size_t n, bad;
+    if (lex_split(a, sql, &stmts, &n, &bad) != 0)
+        return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
+    struct query_piece *p = arena_alloc(a, (n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        p[i].text = stmts[i].text;
+        p[i].off = stmts[i].off;
+    }
+    *out = p;
+    *n_out = n;
+    return 0;
+}
+
+bool query_is_read(const char *sql)
+{
+    static const char *kw[] = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN",
+                               "SUMMARIZE", "PIVOT", "UNPIVOT", "PRAGMA", "CALL", NULL};
+    const char *p = sql;
+    for (;;) { /* skip blanks and comments */
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
+                return false;
+            p = e + 2;
+        } else {
+            break;
+        }
+    }
+    if (*p == '(')
+        return true;
+    for (int i = 0; kw[i]; i++) {
+        size_t l = strlen(kw[i]);
+        if (!strncasecmp(p, kw[i], l) && !((p[l] >= 'a' && p[l] <= 'z') || (p[l] >= 'A' && p[l] <= 'Z') ||
+                                           (p[l] >= '0' && p[l] <= '9') || p[l] == '_'))
+            return true;
+    }
+    return false;
+}
+
+int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err)
+{
+    arena_reset(s->stmt_arena);
+    engine_rows_free(s->last);
+    s->last = NULL;
+    if (!session_is_admin(s) && query_is_catalog(sql)) {
+        /* DuckDB's catalog lists the lake views every session of the process made: not
+         * for principals who may read no lake table (servers answer such queries empty). */
+        loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
+        return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
+    }
+    engine_masks_trim(s->conn, MASK_BUDGET);
+    if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
+        struct stmt *stmts;
+        size_t n, bad;
+        if (lex_split(s->stmt_arena, sql, &stmts, &n, &bad) != 0)
+            return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
+        if (n != 1)
+            return loch_errf(err, LOCH_ESYNTAX, "expected one statement, found %zu", n);
+        int rc = guard_check(s, &stmts[0], err);
+        return rc ? rc : engine_prepare(s->conn, sql, out, err);
+    }
+    bool is_select;
+    char *rewritten;
+    int rc = prepare_select(s, sql, &is_select, &rewritten, err);
+    if (!rc && !is_select)
+        rc = lake_view_all(s, err);
+    if (rc)
+        return rc;
+    return engine_prepare(s->conn, rewritten ? rewritten : sql, out, err);
+}
+
+void query_interrupt(struct query_session *s) { engine_interrupt(s->conn); }

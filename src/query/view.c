@@ -1,8 +1,11 @@
 /* view.c: a lake table as a DuckDB view: read_parquet over the snapshot's live data
  * files with columns mapped by Iceberg field id (so files written before a rename, an
- * added column or a widening read right), and its position deletes applied by an anti
- * join on (file, row position). Not for planning (iceberg/table.h) or access rules. */
+ * added column or a widening read right), and its position deletes applied per data file
+ * as a row mask (engine_mask_build + loch_keep(mask, file_row_number)). Not for planning
+ * (iceberg/table.h) or access rules. */
 #include "query/internal.h"
+
+#include <pthread.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -149,14 +152,85 @@ static void read_files(struct buf *q, const struct iceberg_schema *sc, const str
     buf_puts(q, ")");
 }
 
+/* Views live in the process's one DuckDB database, shared by every session: two sessions
+ * replacing the same view at once is a DuckDB write-write conflict. Catalog changes made
+ * for reading (views, schemas, pgcompat's tables) therefore take turns. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
+void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, bool *masked, struct loch_err *err);
+
+/* What each view of the shared database was last made from (guarded by catalog_mu): a
+ * view made from the table's current metadata file need not be made again, which spares
+ * every read the metadata load and a catalog change. */
+struct made {
+    uint64_t eng;
+    char *ident, *location;
+    int64_t snapshot;
+    bool positional;
+    bool masked; /* reads row masks of the connection that made it: made again per statement */
+};
+static struct made *made;
+static size_t n_made;
+
+static struct made *made_find(uint64_t eng, const char *ident)
+{
+    for (size_t i = 0; i < n_made; i++)
+        if (made[i].eng == eng && !strcmp(made[i].ident, ident))
+            return &made[i];
+    return NULL;
+}
+
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location)
+{
+    const char *ident = lake_view_ident(s, ns, view_name);
+    lake_catalog_lock();
+    struct made *m = made_find(engine_id(s->env.eng), ident);
+    bool fresh = m && !m->positional && !m->masked && m->snapshot < 0 && location && !strcmp(m->location, location);
+    lake_catalog_unlock();
+    return fresh;
+}
+
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err)
+{
+    const char *ident = lake_view_ident(s, t->ns, view_name);
+    lake_catalog_lock();
+    bool masked = false;
+    int rc = make_view(s, t, snapshot_id, view_name, positional, &masked, err);
+    uint64_t eng = engine_id(s->env.eng);
+    struct made *m = made_find(eng, ident);
+    if (!m && n_made < 4096) {
+        made = xrealloc(made, (n_made + 1) * sizeof *made);
+        m = &made[n_made++];
+        m->eng = eng;
+        m->ident = xstrdup(ident);
+        m->location = NULL;
+    }
+    if (m) {
+        free(m->location);
+        /* a failed attempt may have left the view changed: remember nothing usable */
+        m->location = xstrdup(rc || !t->location ? "" : t->location);
+        m->snapshot = snapshot_id;
+        m->positional = positional;
+        m->masked = masked;
+    }
+    lake_catalog_unlock();
+    return rc;
+}
+
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
+                     bool positional, bool *masked, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
     int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    *masked = plan->n_deletes > 0;
     rc = ensure_schema(s, t->ns, err);
     if (rc)
         return rc;
@@ -220,11 +294,11 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         for (size_t i = 0; i < plan->n_data; i++) {
             if (!hit[i])
                 continue;
-            buf_puts(&q, first ? "SELECT __f.* FROM " : " UNION ALL BY NAME SELECT __f.* FROM ");
-            first = false;
-            read_files(&q, sc, &plan->data[i], 1, positional ? POS_FILE_ROW : POS_ROW,
-                       plain_readable(t->md, sc, &plan->data[i]));
-            buf_puts(&q, " AS __f ANTI JOIN (SELECT pos FROM read_parquet(");
+            /* The file's deleted positions become a row mask (a bitmap DuckDB tests per
+             * row through loch_keep): far cheaper than an anti join over every row. */
+            struct buf pq = {0}, key = {0};
+            buf_puts(&key, plan->data[i].path);
+            buf_puts(&pq, "SELECT CAST(pos AS BIGINT) FROM read_parquet(");
             size_t n_del = 0;
             for (size_t k = 0; k < plan->n_deletes; k++)
                 if (!plan->deletes[k].referenced_data_file ||
@@ -233,12 +307,27 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
             struct iceberg_data_file *dels = arena_alloc(a, n_del * sizeof *dels);
             for (size_t k = 0, j = 0; k < plan->n_deletes; k++)
                 if (!plan->deletes[k].referenced_data_file ||
-                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path))
+                    !strcmp(plan->deletes[k].referenced_data_file, plan->data[i].path)) {
                     dels[j++] = plan->deletes[k];
-            file_list(&q, dels, n_del);
-            buf_puts(&q, ") WHERE file_path = ");
-            buf_sql_str(&q, plan->data[i].path);
-            buf_puts(&q, ") AS __x ON __f.file_row_number = __x.pos");
+                    buf_printf(&key, "|%s", plan->deletes[k].path);
+                }
+            file_list(&pq, dels, n_del);
+            buf_puts(&pq, ") WHERE file_path = ");
+            buf_sql_str(&pq, plan->data[i].path);
+            int64_t mask;
+            uint64_t nrows = plan->data[i].record_count > 0 ? (uint64_t)plan->data[i].record_count : 0;
+            rc = engine_mask_build(s->conn, key.data, pq.data, nrows, &mask, err);
+            buf_free(&pq);
+            buf_free(&key);
+            if (rc) {
+                buf_free(&q);
+                return loch_err_prefix(err, "reading the position deletes of %s.%s", t->ns, t->name);
+            }
+            buf_puts(&q, first ? "SELECT __f.* FROM " : " UNION ALL BY NAME SELECT __f.* FROM ");
+            first = false;
+            read_files(&q, sc, &plan->data[i], 1, positional ? POS_FILE_ROW : POS_ROW,
+                       plain_readable(t->md, sc, &plan->data[i]));
+            buf_printf(&q, " AS __f WHERE loch_keep(%lld, __f.file_row_number)", (long long)mask);
         }
         buf_puts(&q, ") AS __d");
     }
@@ -256,6 +345,8 @@ int lake_view_all(struct query_session *s, struct loch_err *err)
     size_t n;
     int rc = catalog_list_tables(s->env.cat, NULL, a, &tabs, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
+        if (lake_view_fresh(s, tabs[i].ns, tabs[i].name, tabs[i].metadata_location))
+            continue;
         struct lake_table t;
         rc = lake_load(s, tabs[i].ns, tabs[i].name, &t, err);
         if (!rc)

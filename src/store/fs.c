@@ -269,7 +269,7 @@ static int fs_size(struct store *s, const char *uri, int64_t *out, struct loch_e
 
 struct walk {
     const char *prefix; /* full URI prefix */
-    int (*fn)(void *ctx, const char *uri, int64_t size);
+    store_list_fn fn;
     void *ctx;
     struct loch_err *err;
 };
@@ -313,7 +313,7 @@ static int walk_dir(struct walk *w, const char *dir, const char *duri)
         if (could && lstat(path, &st) == 0) {
             if (S_ISDIR(st.st_mode))
                 rc = walk_dir(w, path, uri);
-            else if (S_ISREG(st.st_mode) && ulen >= plen && w->fn(w->ctx, uri, (int64_t)st.st_size) != 0)
+            else if (S_ISREG(st.st_mode) && ulen >= plen && w->fn(w->ctx, uri, (int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) != 0)
                 rc = 1;
         }
         free(path);
@@ -325,7 +325,7 @@ static int walk_dir(struct walk *w, const char *dir, const char *duri)
     return rc;
 }
 
-static int fs_list(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+static int fs_list(struct store *s, const char *prefix, store_list_fn fn,
                    void *ctx, struct loch_err *err)
 {
     size_t rn = strlen(s->root);

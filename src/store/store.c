@@ -60,7 +60,7 @@ int store_size(struct store *s, const char *uri, int64_t *out, struct loch_err *
     return s->ops->size(s, uri, out, err);
 }
 
-int store_list(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+int store_list(struct store *s, const char *prefix, store_list_fn fn,
                void *ctx, struct loch_err *err)
 {
     return s->ops->list(s, prefix, fn, ctx, err);

@@ -18,14 +18,19 @@ enum { STORE_NO_OVERWRITE = 1 };
 
 struct store;
 
+/* Called by store_list for each object: its URI, size and last modification time (ms
+ * since the epoch); returning non-zero stops the listing. */
+typedef int (*store_list_fn)(void *ctx, const char *uri, int64_t size, int64_t mtime_ms);
+
 struct store_ops {
     int (*put)(struct store *s, const char *uri, const void *data, size_t len, int flags,
                struct loch_err *err);
     int (*get)(struct store *s, const char *uri, char **data, size_t *len, struct loch_err *err);
     int (*del)(struct store *s, const char *uri, struct loch_err *err);
     int (*size)(struct store *s, const char *uri, int64_t *out, struct loch_err *err);
-    /* Calls fn for each object whose URI starts with prefix; fn returning non-zero stops. */
-    int (*list)(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+    /* Calls fn for each object whose URI starts with prefix, with its size and last
+     * modification time (ms since the epoch); fn returning non-zero stops. */
+    int (*list)(struct store *s, const char *prefix, store_list_fn fn,
                 void *ctx, struct loch_err *err);
     void (*close)(struct store *s);
 };
@@ -47,7 +52,7 @@ int store_put(struct store *s, const char *uri, const void *data, size_t len, in
 int store_get(struct store *s, const char *uri, char **data, size_t *len, struct loch_err *err);
 int store_delete(struct store *s, const char *uri, struct loch_err *err);
 int store_size(struct store *s, const char *uri, int64_t *out, struct loch_err *err);
-int store_list(struct store *s, const char *prefix, int (*fn)(void *ctx, const char *uri, int64_t size),
+int store_list(struct store *s, const char *prefix, store_list_fn fn,
                void *ctx, struct loch_err *err);
 
 /* For local stores: the filesystem path of uri (malloc'd), so DuckDB can write Parquet

@@ -529,3 +529,31 @@ def test_awkward_text_in_full_load_and_stream(source, lake):
         for k in (i, 1000 + i):
             assert got[k] == (v, v.encode().hex().upper()), (k, v)
     assert got[100] == (None, None)
+
+
+def test_loch_serve_replicates_in_the_background(source, lake):
+    import re
+    from pgsource import free_port
+    cfg = lake.config.read_text()
+    cfg = re.sub(r'sql_listen: "[^"]*"', f'sql_listen: "127.0.0.1:{free_port()}"', cfg)
+    cfg = re.sub(r'http_listen: "[^"]*"', f'http_listen: "127.0.0.1:{free_port()}"', cfg)
+    lake.config.write_text(cfg)
+    source.execute("CREATE TABLE sv (id int PRIMARY KEY, v text)", "INSERT INTO sv VALUES (1, 'a')")
+    from conftest import LOCH
+    p = subprocess.Popen([LOCH, "-c", str(lake.config), "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    source.procs.append(p)
+    try:
+        def rows():
+            try:
+                return lake.sql("SELECT id, v FROM core.public.sv ORDER BY id")
+            except AssertionError:
+                return None
+        wait_for(lambda: rows() == [{"id": 1, "v": "a"}], timeout=60)
+        source.execute("INSERT INTO sv VALUES (2, 'b')", "UPDATE sv SET v = 'z' WHERE id = 1")
+        wait_for(lambda: rows() == [{"id": 1, "v": "z"}, {"id": 2, "v": "b"}], timeout=60)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "replicating source core" in err

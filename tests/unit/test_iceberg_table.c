@@ -211,7 +211,7 @@ static void test_create_append_scan(void **state)
 }
 
 /* Two writers from the same base: the second gets EEXIST and leaves no orphans. */
-static int count_objects(void *ctx, const char *uri, int64_t size)
+static int count_objects(void *ctx, const char *uri, int64_t size, int64_t mtime_ms)
 {
     (void)uri;
     (void)size;

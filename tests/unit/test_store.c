@@ -118,7 +118,7 @@ struct seen {
     int n, stop_after;
 };
 
-static int collect(void *ctx, const char *uri, int64_t size)
+static int collect(void *ctx, const char *uri, int64_t size, int64_t mtime_ms)
 {
     struct seen *s = ctx;
     s->uris[s->n] = xstrdup(uri);
