@@ -7,11 +7,8 @@ int cdc_source_run(struct cdc_run *r, struct loch_err *err)
 {
     if (!strcmp(r->src->type, "postgres"))
         return cdc_pg_run(r, err);
-    /* cdc-mysql: replace this branch with `return cdc_mysql_run(r, err);` */
-    if (!strcmp(r->src->type, "mysql")) {
-        loch_errf(err, LOCH_EUNSUPPORTED, "source %s: mysql sources are not built into this loch", r->src->name);
-        return loch_err_hint(err, "use a postgres source");
-    }
+    if (!strcmp(r->src->type, "mysql"))
+        return cdc_mysql_run(r, err);
     return loch_errf(err, LOCH_ECONFIG, "source %s: unknown type \"%s\"", r->src->name, r->src->type);
 }
 
@@ -20,7 +17,8 @@ int cdc_source_copy(struct cdc_run *r, struct engine_conn *conn, const char *onl
 {
     if (!strcmp(r->src->type, "postgres"))
         return cdc_pg_copy(r, conn, only, a, out, err);
-    /* cdc-mysql: return cdc_mysql_copy(r, conn, only, a, out, err); */
+    if (!strcmp(r->src->type, "mysql"))
+        return cdc_mysql_copy(r, conn, only, a, out, err);
     return loch_errf(err, LOCH_EUNSUPPORTED, "source %s: validation of %s sources is not built in", r->src->name,
                      r->src->type);
 }

@@ -52,5 +52,7 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err);
 int cdc_mysql_run(struct cdc_run *r, struct loch_err *err);
 int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
                 struct cdc_table_list *out, struct loch_err *err);
+int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                   struct cdc_table_list *out, struct loch_err *err);
 
 #endif

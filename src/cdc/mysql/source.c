@@ -1,0 +1,1764 @@
+/* source.c: the MySQL/MariaDB source behind cdc_mysql_run (cdc/source.h): server checks
+ * with refusals that name the setting, a consistent full load without a global lock for
+ * the load, then binlog streaming through MariaDB Connector/C's mariadb_rpl into the
+ * shared applier (cdc/change.h), whole transactions at a time, with the binlog position
+ * (and GTID) as the checkpoint committed with the data. Reconnects with backoff.
+ * Not for byte layouts (binlog.c) or the lake (the applier). */
+#include <errno.h>
+#include <inttypes.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <mariadb_rpl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "cdc/change.h"
+#include "cdc/mysql/binlog.h"
+#include "cdc/mysql/mysql.h"
+#include "cdc/source.h"
+#include "iceberg/table.h"
+
+/* A followed table's shape as last declared to the applier. */
+struct shape {
+    char *db, *name;      /* in the run arena */
+    struct cdc_table t;   /* deep copy in the run arena */
+    bool declared;        /* given to the current applier */
+};
+
+struct txrow {
+    struct shape *sh;
+    struct binlog_row r;
+};
+
+struct tmap {
+    uint64_t id;
+    struct binlog_table *bt;
+    struct shape *sh;     /* NULL when the table is not followed */
+};
+
+struct my {
+    struct cdc_run *r;
+    struct arena *run;    /* lifetime: cdc_mysql_run */
+    struct mysql_params prm;
+    uint32_t server_id;
+    bool is_mariadb, gtid_positions;
+    bool checksum;        /* events end with a CRC32 (binlog_checksum != NONE) */
+    const char *position_column;
+    MYSQL *q;             /* queries: checks, schema look-ups (lifetime: one attempt) */
+    struct cdc_applier *ap;
+    struct shape **shapes;
+    size_t n_shapes;
+    /* streaming state (lifetime: one attempt) */
+    struct arena *tx;     /* lifetime: one source transaction */
+    struct tmap *maps;
+    size_t n_maps, cap_maps;
+    struct txrow *rows;
+    size_t n_rows, cap_rows;
+    bool in_tx;           /* inside an event group (after GTID or BEGIN) */
+    bool began;           /* a BEGIN query opened the group: other queries are inside it */
+    char gtid[128];       /* GTID of the open transaction ("" = none) */
+    int64_t tx_ts_us;
+    struct mysql_pos pos; /* read position: end of the last whole event group */
+    char file[256];       /* current binlog file */
+    char gtid_state[512]; /* MariaDB: last GTID per domain, comma-separated */
+    int64_t last_event_s; /* header timestamp of the last event read (0 = none) */
+    int64_t last_flush_ms;
+    int64_t staged;       /* row changes handed to the applier since its last flush */
+    const struct mysql_pos *until; /* catch-up target (NULL when following) */
+    struct mysql_pos saved;        /* read position at the last flush */
+    bool progressed;
+};
+
+/* ---- connections and queries ---- */
+
+static int conn_error(MYSQL *c, const struct my *m, const char *what, struct loch_err *err)
+{
+    unsigned e = mysql_errno(c);
+    if (e == ER_ACCESS_DENIED_ERROR || e == 1698 /* ER_ACCESS_DENIED_NO_PASSWORD_ERROR */) {
+        loch_errf(err, LOCH_EAUTH, "MySQL server %s:%u refused the login of %s: %s", m->prm.host,
+                  m->prm.port, m->prm.user, mysql_error(c));
+        return loch_err_hint(err, "check the user in url: and the password in the variable named by "
+                                  "password_env:");
+    }
+    if (e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
+        e == ER_DBACCESS_DENIED_ERROR || e == ER_COLUMNACCESS_DENIED_ERROR) {
+        loch_errf(err, LOCH_EPERM, "%s on %s:%u: %s", what, m->prm.host, m->prm.port, mysql_error(c));
+        return loch_err_hint(err, "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '%s'@'%%'",
+                             m->prm.user);
+    }
+    if (e == ER_MASTER_FATAL_ERROR_READING_BINLOG) {
+        loch_errf(err, LOCH_ECONFIG, "the server cannot send the binlog from the saved position: %s",
+                  mysql_error(c));
+        loch_err_detail(err, "the binlog files holding it were probably purged (binlog_expire_logs_seconds, "
+                             "PURGE BINARY LOGS)");
+        return loch_err_hint(err, "re-snapshot: drop this source's lake tables (loch sql \"DROP TABLE ...\") "
+                                  "and its checkpoint key cdc.<source>.checkpoint, then run loch replicate again; "
+                                  "raise binlog retention so it cannot happen again");
+    }
+    if (e >= 2000 && e < 3000) /* client errors: server gone, lost connection, cannot connect */
+        return loch_errf(err, LOCH_ESOURCE, "%s on %s:%u: %s", what, m->prm.host, m->prm.port, mysql_error(c));
+    return loch_errf(err, LOCH_ESOURCE, "%s on %s:%u: %s (error %u)", what, m->prm.host, m->prm.port,
+                     mysql_error(c), e);
+}
+
+static int q_exec(struct my *m, MYSQL *c, const char *sql, struct loch_err *err)
+{
+    if (mysql_real_query(c, sql, strlen(sql)) != 0)
+        return conn_error(c, m, sql, err);
+    MYSQL_RES *res = mysql_store_result(c);
+    if (res)
+        mysql_free_result(res);
+    return 0;
+}
+
+/* First column of the first row of sql, in a (NULL when no row or SQL NULL). */
+static int q_value(struct my *m, MYSQL *c, const char *sql, struct arena *a, char **out,
+                   struct loch_err *err)
+{
+    *out = NULL;
+    if (mysql_real_query(c, sql, strlen(sql)) != 0)
+        return conn_error(c, m, sql, err);
+    MYSQL_RES *res = mysql_store_result(c);
+    if (!res)
+        return conn_error(c, m, sql, err);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row && row[0])
+        *out = arena_strdup(a, row[0]);
+    mysql_free_result(res);
+    return 0;
+}
+
+static int connect_server(struct my *m, MYSQL **out, struct loch_err *err)
+{
+    MYSQL *c = mysql_init(NULL);
+    if (!c)
+        return loch_errf(err, LOCH_ENOMEM, "mysql_init failed");
+    unsigned timeout = 10, rw_timeout = 600;
+    mysql_optionsv(c, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_optionsv(c, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+    mysql_optionsv(c, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+    mysql_optionsv(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (m->prm.tls && strcmp(m->prm.tls, "off") != 0) {
+        my_bool on = 1;
+        mysql_optionsv(c, MYSQL_OPT_SSL_ENFORCE, &on);
+        if (!strcmp(m->prm.tls, "verify"))
+            mysql_optionsv(c, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+    }
+    if (!mysql_real_connect(c, m->prm.host, m->prm.user, m->prm.password ? m->prm.password : "",
+                            NULL, m->prm.port, NULL, 0)) {
+        int rc = conn_error(c, m, "connecting", err);
+        mysql_close(c);
+        return rc;
+    }
+    /* TIMESTAMP values read as UTC text; utf8mb4 for every string. */
+    int rc = q_exec(m, c, "SET time_zone = '+00:00', NAMES utf8mb4", err);
+    if (rc) {
+        mysql_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ---- checks ---- */
+
+static int refuse_setting(struct loch_err *err, const char *var, const char *have, const char *want,
+                          const char *extra)
+{
+    loch_errf(err, LOCH_ECONFIG, "the source server has %s=%s; loch needs %s=%s", var,
+              have ? have : "(not set)", var, want);
+    return loch_err_hint(err, "SET GLOBAL %s=%s and put %s=%s under [mysqld] in the server's config%s",
+                         var, want, var, want, extra ? extra : "");
+}
+
+static int check_server(struct my *m, struct arena *a, struct loch_err *err)
+{
+    char *v;
+    int rc;
+    if ((rc = q_value(m, m->q, "SELECT @@version", a, &v, err)))
+        return rc;
+    m->is_mariadb = v && strstr(v, "MariaDB") != NULL;
+    if ((rc = q_value(m, m->q, "SELECT @@log_bin", a, &v, err)))
+        return rc;
+    if (!v || strcmp(v, "1") != 0) {
+        loch_errf(err, LOCH_ECONFIG, "binary logging is off on the source server (log_bin=OFF)");
+        return loch_err_hint(err, "start the server with log_bin (log-bin=binlog under [mysqld]) and "
+                                  "binlog_format=ROW, then restart it");
+    }
+    if ((rc = q_value(m, m->q, "SELECT @@binlog_format", a, &v, err)))
+        return rc;
+    if (!v || strcasecmp(v, "ROW") != 0)
+        return refuse_setting(err, "binlog_format", v, "ROW",
+                              "; sessions already open keep their format until they reconnect");
+    if ((rc = q_value(m, m->q, "SELECT @@binlog_row_image", a, &v, err)))
+        return rc;
+    if (!v || strcasecmp(v, "FULL") != 0)
+        return refuse_setting(err, "binlog_row_image", v, "FULL", NULL);
+    /* Column names, signedness, ENUM/SET strings and the primary key come from the
+     * TABLE_MAP metadata, so every table map carries its table's shape. */
+    if (mysql_real_query(m->q, "SELECT @@binlog_row_metadata", 28) != 0) {
+        loch_errf(err, LOCH_ECONFIG, "the source server has no binlog_row_metadata setting (%s)",
+                  mysql_error(m->q));
+        return loch_err_hint(err, "loch needs MariaDB 10.5+ or MySQL 8.0.1+ with binlog_row_metadata=FULL");
+    }
+    MYSQL_RES *res = mysql_store_result(m->q);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    v = row && row[0] ? arena_strdup(a, row[0]) : NULL;
+    if (res)
+        mysql_free_result(res);
+    if (!v || strcasecmp(v, "FULL") != 0)
+        return refuse_setting(err, "binlog_row_metadata", v, "FULL", NULL);
+    if ((rc = q_value(m, m->q, "SELECT @@global.binlog_checksum", a, &v, err)))
+        return rc;
+    m->checksum = v && strcasecmp(v, "NONE") != 0;
+    if (!m->is_mariadb) {
+        /* MySQL 8 features MariaDB Connector/C cannot read (cdc-anchors 4b). */
+        if (mysql_real_query(m->q, "SELECT @@binlog_transaction_compression", 39) == 0) {
+            res = mysql_store_result(m->q);
+            row = res ? mysql_fetch_row(res) : NULL;
+            bool on = row && row[0] && strcmp(row[0], "0") != 0;
+            if (res)
+                mysql_free_result(res);
+            if (on)
+                return refuse_setting(err, "binlog_transaction_compression", "ON", "OFF", NULL);
+        }
+        if (mysql_real_query(m->q, "SELECT @@binlog_row_value_options", 34) == 0) {
+            res = mysql_store_result(m->q);
+            row = res ? mysql_fetch_row(res) : NULL;
+            bool partial = row && row[0] && strstr(row[0], "PARTIAL_JSON");
+            if (res)
+                mysql_free_result(res);
+            if (partial)
+                return refuse_setting(err, "binlog_row_value_options", "PARTIAL_JSON", "''", NULL);
+        }
+        if ((rc = q_value(m, m->q, "SELECT @@gtid_mode", a, &v, err)) == 0 && v &&
+            !strcasecmp(v, "ON"))
+            m->gtid_positions = true;
+        loch_err_clear(err);
+    } else {
+        m->gtid_positions = true;
+    }
+    /* Privileges: read from SHOW GRANTS so the refusal names what is missing. */
+    if (mysql_real_query(m->q, "SHOW GRANTS", 11) != 0)
+        return conn_error(m->q, m, "SHOW GRANTS", err);
+    res = mysql_store_result(m->q);
+    struct buf g = {0};
+    while (res && (row = mysql_fetch_row(res)))
+        if (row[0]) {
+            buf_puts(&g, row[0]);
+            buf_putc(&g, '\n');
+        }
+    if (res)
+        mysql_free_result(res);
+    const char *grants = g.data ? g.data : "";
+    bool all = strstr(grants, "ALL PRIVILEGES ON *.*") != NULL;
+    const char *missing = NULL;
+    if (!all && !strstr(grants, "REPLICATION SLAVE"))
+        missing = "REPLICATION SLAVE";
+    else if (!all && !strstr(grants, "REPLICATION CLIENT") && !strstr(grants, "BINLOG MONITOR") &&
+             !strstr(grants, "SUPER"))
+        missing = "REPLICATION CLIENT";
+    else if (!all && !strstr(grants, "SELECT"))
+        missing = "SELECT";
+    buf_free(&g);
+    if (missing) {
+        loch_errf(err, LOCH_EPERM, "the source user %s lacks the %s privilege", m->prm.user, missing);
+        return loch_err_hint(err, "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '%s'@'%%'",
+                             m->prm.user);
+    }
+    return 0;
+}
+
+/* SHOW MASTER STATUS (SHOW BINARY LOG STATUS on MySQL 8.4+). */
+static int server_position(struct my *m, MYSQL *c, struct mysql_pos *out, struct loch_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (mysql_real_query(c, "SHOW MASTER STATUS", 18) != 0 &&
+        mysql_real_query(c, "SHOW BINARY LOG STATUS", 22) != 0)
+        return conn_error(c, m, "SHOW MASTER STATUS", err);
+    MYSQL_RES *res = mysql_store_result(c);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    if (!row || !row[0] || !row[1]) {
+        if (res)
+            mysql_free_result(res);
+        loch_errf(err, LOCH_ECONFIG, "the source server reports no binlog position (SHOW MASTER STATUS is empty)");
+        return loch_err_hint(err, "enable log_bin on the server");
+    }
+    snprintf(out->file, sizeof out->file, "%s", row[0]);
+    out->pos = strtoull(row[1], NULL, 10);
+    mysql_free_result(res);
+    return 0;
+}
+
+/* True when file is still on the server (SHOW BINARY LOGS). */
+static int binlog_exists(struct my *m, const char *file, bool *out, struct loch_err *err)
+{
+    *out = false;
+    if (mysql_real_query(m->q, "SHOW BINARY LOGS", 16) != 0)
+        return conn_error(m->q, m, "SHOW BINARY LOGS", err);
+    MYSQL_RES *res = mysql_store_result(m->q);
+    MYSQL_ROW row;
+    while (res && (row = mysql_fetch_row(res)))
+        if (row[0] && !strcmp(row[0], file))
+            *out = true;
+    if (res)
+        mysql_free_result(res);
+    return 0;
+}
+
+/* ---- shapes ---- */
+
+static struct shape *shape_find(struct my *m, const char *db, const char *name)
+{
+    for (size_t i = 0; i < m->n_shapes; i++)
+        if (!strcmp(m->shapes[i]->db, db) && !strcmp(m->shapes[i]->name, name))
+            return m->shapes[i];
+    return NULL;
+}
+
+static struct shape *shape_get(struct my *m, const char *db, const char *name)
+{
+    struct shape *s = shape_find(m, db, name);
+    if (s)
+        return s;
+    s = arena_alloc(m->run, sizeof *s);
+    s->db = arena_strdup(m->run, db);
+    s->name = arena_strdup(m->run, name);
+    m->shapes = arena_grow(m->run, m->shapes, m->n_shapes, m->n_shapes + 1, sizeof *m->shapes);
+    m->shapes[m->n_shapes++] = s;
+    return s;
+}
+
+static bool same_shape(const struct cdc_table *a, const struct cdc_table *b)
+{
+    if (a->n_columns != b->n_columns || a->has_key != b->has_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++) {
+        const struct cdc_column *x = &a->columns[i], *y = &b->columns[i];
+        if (strcmp(x->name, y->name) || !iceberg_type_equal(&x->type, &y->type) ||
+            x->key != y->key || x->nullable != y->nullable)
+            return false;
+    }
+    return true;
+}
+
+/* Declares t (built in any arena) for shape s when it differs from what the applier has. */
+static int shape_declare(struct my *m, struct shape *s, const struct cdc_table *t, struct loch_err *err)
+{
+    if (s->declared && same_shape(&s->t, t))
+        return 0;
+    struct cdc_table c = *t;
+    c.columns = arena_alloc(m->run, (t->n_columns ? t->n_columns : 1) * sizeof *c.columns);
+    for (size_t i = 0; i < t->n_columns; i++) {
+        c.columns[i] = t->columns[i];
+        c.columns[i].name = arena_strdup(m->run, t->columns[i].name);
+        c.columns[i].source_type = arena_strdup(m->run, t->columns[i].source_type);
+    }
+    c.source = m->r->src->name;
+    c.schema = s->db;
+    c.name = s->name;
+    int rc = cdc_applier_table(m->ap, &c, err);
+    if (rc)
+        return rc;
+    s->t = c;
+    s->declared = true;
+    return 0;
+}
+
+static const char *type_name(uint8_t t)
+{
+    switch (t) {
+    case BL_TINY: return "tinyint";
+    case BL_SHORT: return "smallint";
+    case BL_INT24: return "mediumint";
+    case BL_LONG: return "int";
+    case BL_LONGLONG: return "bigint";
+    case BL_FLOAT: return "float";
+    case BL_DOUBLE: return "double";
+    case BL_NEWDECIMAL: return "decimal";
+    case BL_BIT: return "bit";
+    case BL_YEAR: return "year";
+    case BL_DATE: return "date";
+    case BL_TIME: case BL_TIME2: return "time";
+    case BL_DATETIME: case BL_DATETIME2: return "datetime";
+    case BL_TIMESTAMP: case BL_TIMESTAMP2: return "timestamp";
+    case BL_VARCHAR: case BL_VAR_STRING: return "varchar";
+    case BL_STRING: return "char";
+    case BL_BLOB: return "blob/text";
+    case BL_JSON: return "json";
+    case BL_ENUM: return "enum";
+    case BL_SET: return "set";
+    case BL_GEOMETRY: return "geometry";
+    default: return "unknown";
+    }
+}
+
+/* The cdc_table of a TABLE_MAP (in a). Needs the FULL row metadata (names). */
+static int table_from_map(struct my *m, const struct binlog_table *bt, struct arena *a,
+                          struct cdc_table *t, struct loch_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (!bt->has_metadata) {
+        loch_errf(err, LOCH_ECONFIG, "the binlog table map of %s.%s carries no column names", bt->db, bt->name);
+        return loch_err_hint(err, "SET GLOBAL binlog_row_metadata=FULL (and in the server's config); "
+                                  "events written before the change cannot be read: re-snapshot");
+    }
+    t->source = m->r->src->name;
+    t->schema = bt->db;
+    t->name = bt->name;
+    t->n_columns = bt->n_cols;
+    t->columns = arena_alloc(a, (bt->n_cols ? bt->n_cols : 1) * sizeof *t->columns);
+    for (size_t i = 0; i < bt->n_cols; i++) {
+        struct cdc_column *c = &t->columns[i];
+        const struct binlog_column *bc = &bt->cols[i];
+        c->name = bc->name;
+        c->nullable = bc->nullable;
+        c->source_type = arena_printf(a, "%s%s", type_name(bc->type), bc->is_unsigned ? " unsigned" : "");
+        int rc = binlog_column_type(bc, &c->type, err);
+        if (rc)
+            return loch_err_prefix(err, "%s.%s.%s", bt->db, bt->name, bc->name);
+    }
+    for (size_t i = 0; i < bt->n_pk; i++)
+        t->columns[bt->pk[i]].key = true;
+    t->has_key = bt->n_pk > 0;
+    t->full_identity = !t->has_key; /* FULL row images carry every column */
+    return 0;
+}
+
+/* The shape of db.name from information_schema (for the full load and for tables that
+ * were created or truncated before any row of theirs was seen). cols_out: the binlog
+ * column model of each column, for the full-load SELECT. LOCH_ENOENT when gone. */
+static int table_from_schema(struct my *m, MYSQL *c, const char *db, const char *name, struct arena *a,
+                             struct cdc_table *t, struct binlog_column **cols_out, struct loch_err *err)
+{
+    char edb[512], ename[512];
+    mysql_real_escape_string(c, edb, db, (unsigned long)strlen(db));
+    mysql_real_escape_string(c, ename, name, (unsigned long)strlen(name));
+    char *sql = arena_printf(a,
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IFNULL(NUMERIC_PRECISION,0), IFNULL(NUMERIC_SCALE,0), "
+        "IFNULL(DATETIME_PRECISION,0), CHARACTER_SET_NAME, IFNULL(CHARACTER_OCTET_LENGTH,0), IS_NULLABLE, "
+        "COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='%s' AND TABLE_NAME='%s' "
+        "ORDER BY ORDINAL_POSITION", edb, ename);
+    if (mysql_real_query(c, sql, strlen(sql)) != 0)
+        return conn_error(c, m, "reading information_schema.COLUMNS", err);
+    MYSQL_RES *res = mysql_store_result(c);
+    if (!res)
+        return conn_error(c, m, "reading information_schema.COLUMNS", err);
+    size_t n = mysql_num_rows(res);
+    memset(t, 0, sizeof *t);
+    t->source = m->r->src->name;
+    t->schema = arena_strdup(a, db);
+    t->name = arena_strdup(a, name);
+    t->n_columns = n;
+    t->columns = arena_alloc(a, (n ? n : 1) * sizeof *t->columns);
+    struct binlog_column *cols = arena_alloc(a, (n ? n : 1) * sizeof *cols);
+    MYSQL_ROW row;
+    size_t i = 0;
+    int rc = 0;
+    while ((row = mysql_fetch_row(res)) && i < n) {
+        struct cdc_column *cc = &t->columns[i];
+        rc = mysql_column_from_schema(row[1], row[2], strtoll(row[3], NULL, 10), strtoll(row[4], NULL, 10),
+                                      strtoll(row[5], NULL, 10), row[6], strtoll(row[7], NULL, 10),
+                                      m->is_mariadb, a, &cols[i], err);
+        if (!rc)
+            rc = binlog_column_type(&cols[i], &cc->type, err);
+        if (rc) {
+            loch_err_prefix(err, "%s.%s.%s", db, name, row[0]);
+            break;
+        }
+        cc->name = arena_strdup(a, row[0]);
+        cols[i].name = cc->name;
+        cc->source_type = arena_strdup(a, row[2]);
+        cc->nullable = !strcmp(row[8], "YES");
+        cc->key = !strcmp(row[9], "PRI");
+        t->has_key |= cc->key;
+        i++;
+    }
+    mysql_free_result(res);
+    if (rc)
+        return rc;
+    if (n == 0)
+        return loch_errf(err, LOCH_ENOENT, "table %s.%s does not exist at the source", db, name);
+    t->full_identity = !t->has_key;
+    if (cols_out)
+        *cols_out = cols;
+    return 0;
+}
+
+/* ---- full load ----
+ * A reader thread streams each table from the snapshot connection (mysql_use_result) into
+ * CSV spill files of LOAD_CHUNK_ROWS rows; the calling thread hands each finished file to
+ * the applier (DuckDB read_csv -> Parquet). Reading the source and writing the lake
+ * overlap; at most QUEUE_MAX files wait on disk. */
+
+#define LOAD_CHUNK_ROWS 500000
+#define QUEUE_MAX 2
+
+struct chunk {
+    size_t table;       /* index into the load's table list */
+    char *path;         /* NULL: no rows (declares the table only) */
+    int64_t rows;
+};
+
+struct load {
+    struct my *m;
+    MYSQL *snap;
+    struct arena *a;    /* the reader's: tables and their shapes (read-only for the loader) */
+    size_t n;
+    char **dbs, **names;
+    struct cdc_table *tables;
+    struct binlog_column **cols;
+    char *dir;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct chunk q[QUEUE_MAX + 1];
+    size_t q_n;
+    bool done, cancel;
+    int rc;             /* the reader's result */
+    struct loch_err err;
+    int64_t seq;
+};
+
+/* The spill files are written by one thread each: the unlocked stdio calls. */
+static void csv_field(FILE *f, const char *s, size_t n)
+{
+    putc_unlocked('"', f);
+    while (n > 0) {
+        const char *q = memchr(s, '"', n);
+        size_t k = q ? (size_t)(q - s) + 1 : n;
+        fwrite_unlocked(s, 1, k, f);
+        if (q)
+            putc_unlocked('"', f); /* a quote doubled */
+        s += k;
+        n -= k;
+    }
+    putc_unlocked('"', f);
+}
+
+static bool zero_date(const char *s)
+{
+    /* '0000-00-00', or a month or day of 00 (allowed without NO_ZERO_IN_DATE) */
+    return strlen(s) >= 10 && (!strncmp(s + 5, "00", 2) || !strncmp(s + 8, "00", 2));
+}
+
+/* The SELECT expression giving column c's canonical text (cdc/change.h forms). */
+static char *select_expr(struct arena *a, const struct binlog_column *c)
+{
+    struct buf q = {0};
+    buf_putc(&q, '`');
+    for (const char *p = c->name; *p; p++) {
+        if (*p == '`')
+            buf_putc(&q, '`');
+        buf_putc(&q, *p);
+    }
+    buf_putc(&q, '`');
+    char *id = arena_strdup(a, q.data);
+    buf_free(&q);
+    switch (c->type) {
+    case BL_BIT:
+        return arena_printf(a, "CAST(%s AS UNSIGNED)", id);
+    case BL_FLOAT: /* the float's exact value as a double: casts back to the same float */
+        return arena_printf(a, "(%s + 0e0)", id);
+    case BL_TIMESTAMP2:
+        return arena_printf(a, "CONCAT(%s, '+00')", id);
+    case BL_GEOMETRY:
+        return arena_printf(a, "HEX(%s)", id);
+    case BL_STRING: case BL_VARCHAR: case BL_BLOB:
+        return c->collation == 63 ? arena_printf(a, "HEX(%s)", id) : id;
+    default:
+        return id;
+    }
+}
+
+/* Reader side: queues a chunk, waiting while QUEUE_MAX are pending. False when canceled. */
+static bool push_chunk(struct load *l, size_t table, char *path, int64_t rows)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->q_n >= QUEUE_MAX && !l->cancel)
+        pthread_cond_wait(&l->cv, &l->mu);
+    bool ok = !l->cancel;
+    if (ok)
+        l->q[l->q_n++] = (struct chunk){table, path, rows};
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+static char *next_path(struct load *l)
+{
+    return arena_printf(l->a, "%s/mysql-%s-load-%" PRId64 ".csv", l->dir, l->m->r->src->name, l->seq++);
+}
+
+static int read_table(struct load *l, size_t ti)
+{
+    struct my *m = l->m;
+    struct loch_err *err = &l->err;
+    struct binlog_column *cols = l->cols[ti];
+    const struct cdc_table *t = &l->tables[ti];
+    struct buf q = {0};
+    buf_puts(&q, "SELECT ");
+    for (size_t i = 0; i < t->n_columns; i++)
+        buf_printf(&q, "%s%s", i ? ", " : "", select_expr(l->a, &cols[i]));
+    buf_printf(&q, " FROM `%s`.`%s`", l->dbs[ti], l->names[ti]); /* names from information_schema */
+    int rc = mysql_real_query(l->snap, q.data, q.len);
+    buf_free(&q);
+    if (rc != 0)
+        return conn_error(l->snap, m, "reading a table for the full load", err);
+    MYSQL_RES *res = mysql_use_result(l->snap);
+    if (!res)
+        return conn_error(l->snap, m, "reading a table for the full load", err);
+    FILE *f = NULL;
+    char *path = NULL;
+    int64_t chunk = 0;
+    bool pushed = false;
+    MYSQL_ROW row;
+    char *fbuf = xmalloc(1 << 20); /* per reader: several sources may load at once (loch serve) */
+    rc = 0;
+    while ((row = mysql_fetch_row(res))) {
+        if (!f) {
+            path = next_path(l);
+            f = fopen(path, "w");
+            if (!f) {
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+                break;
+            }
+            setvbuf(f, fbuf, _IOFBF, 1 << 20);
+        }
+        unsigned long *lens = mysql_fetch_lengths(res);
+        for (size_t i = 0; i < t->n_columns; i++) {
+            if (i)
+                putc_unlocked(',', f);
+            if (!row[i])
+                continue;
+            uint8_t ty = cols[i].type;
+            if ((ty == BL_DATE || ty == BL_DATETIME2 || ty == BL_TIMESTAMP2) && zero_date(row[i]))
+                continue;
+            csv_field(f, row[i], lens[i]);
+        }
+        putc_unlocked('\n', f);
+        if (++chunk == LOAD_CHUNK_ROWS) {
+            int cl = fclose(f);
+            f = NULL;
+            if (cl != 0) {
+                rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+                break;
+            }
+            if (!push_chunk(l, ti, path, chunk)) {
+                unlink(path);
+                rc = LOCH_ECANCELED;
+                break;
+            }
+            pushed = true;
+            chunk = 0;
+        }
+    }
+    if (!rc && mysql_errno(l->snap))
+        rc = conn_error(l->snap, m, "reading a table for the full load", err);
+    mysql_free_result(res);
+    if (f) {
+        if (fclose(f) != 0 && !rc)
+            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+        if (rc)
+            unlink(path);
+        else if (!push_chunk(l, ti, path, chunk)) {
+            unlink(path);
+            rc = LOCH_ECANCELED;
+        }
+        pushed = true;
+    }
+    if (!rc && !pushed && !push_chunk(l, ti, NULL, 0))
+        rc = LOCH_ECANCELED;
+    free(fbuf); /* every FILE using it is closed above */
+    return rc;
+}
+
+static void *reader_main(void *arg)
+{
+    struct load *l = arg;
+    int rc = 0;
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        rc = table_from_schema(l->m, l->snap, l->dbs[i], l->names[i], l->a, &l->tables[i], &l->cols[i], &l->err);
+        if (!rc)
+            rc = read_table(l, i);
+    }
+    pthread_mutex_lock(&l->mu);
+    l->rc = rc;
+    l->done = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static int load_chunk(struct my *m, const struct cdc_table *t, const char *path, size_t ncols,
+                      int64_t *total, struct loch_err *err)
+{
+    int64_t t0 = util_now_ms();
+    struct buf cols = {0};
+    for (size_t i = 0; i < ncols; i++)
+        buf_printf(&cols, "%s'c%zu': 'VARCHAR'", i ? ", " : "", i);
+    struct buf sql = {0};
+    buf_printf(&sql, "SELECT * FROM read_csv(");
+    buf_sql_str(&sql, path);
+    buf_printf(&sql, ", header = false, delim = ',', quote = '\"', escape = '\"', "
+                     "allow_quoted_nulls = false, auto_detect = false, columns = {%s})", cols.data);
+    int64_t n = 0;
+    int rc = cdc_applier_load(m->ap, t, sql.data, &n, err);
+    buf_free(&cols);
+    buf_free(&sql);
+    *total += n;
+    log_debug("mysql source %s: %s.%s: %" PRId64 " rows into the lake in %" PRId64 " ms", m->r->src->name,
+              t->schema, t->name, n, util_now_ms() - t0);
+    return rc;
+}
+
+/* Loader side: declares each table on its first chunk and loads every chunk. */
+static int apply_chunks(struct load *l, struct loch_err *err)
+{
+    struct my *m = l->m;
+    int64_t *totals = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *totals);
+    bool *declared = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *declared);
+    int rc = 0;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (l->q_n == 0 && !l->done)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->q_n == 0) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        struct chunk c = l->q[0];
+        memmove(l->q, l->q + 1, --l->q_n * sizeof l->q[0]);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        struct shape *s = shape_get(m, l->dbs[c.table], l->names[c.table]);
+        if (!declared[c.table]) {
+            rc = shape_declare(m, s, &l->tables[c.table], err);
+            declared[c.table] = true;
+        }
+        if (!rc && c.path)
+            rc = load_chunk(m, &s->t, c.path, l->tables[c.table].n_columns, &totals[c.table], err);
+        if (c.path)
+            unlink(c.path);
+        if (!rc && m->r->progress && c.path)
+            fprintf(stderr, "loch: %s.%s: %" PRId64 " rows loaded\n", l->dbs[c.table], l->names[c.table],
+                    totals[c.table]);
+        if (!rc && m->r->stop && atomic_load(m->r->stop))
+            rc = loch_errf(err, LOCH_ECANCELED, "full load stopped");
+        if (rc)
+            break;
+    }
+    if (rc) { /* stop the reader and drop what it queued */
+        pthread_mutex_lock(&l->mu);
+        l->cancel = true;
+        for (size_t i = 0; i < l->q_n; i++)
+            if (l->q[i].path)
+                unlink(l->q[i].path);
+        l->q_n = 0;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return rc;
+}
+
+/* Full load of every selected table from one consistent snapshot, then the snapshot's
+ * binlog position as checkpoint, all in one catalog commit. MariaDB (and Percona) give
+ * the position of the snapshot itself (Binlog_snapshot_file/position) so no lock is
+ * taken; stock MySQL has no such status and gets FLUSH TABLES WITH READ LOCK for the
+ * moment of opening the snapshot only (never for the load). */
+static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err)
+{
+    struct arena *a = arena_new(); /* lifetime: the full load (the reader thread's) */
+    MYSQL *snap = NULL;
+    int rc = connect_server(m, &snap, err);
+    if (rc) {
+        arena_free(a);
+        return rc;
+    }
+    memset(start, 0, sizeof *start);
+    rc = q_exec(m, snap, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", err);
+    if (!rc && m->is_mariadb) {
+        rc = q_exec(m, snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+        char *file = NULL, *pos = NULL;
+        if (!rc)
+            rc = q_value(m, snap, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                                  "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE'", a, &file, err);
+        if (!rc)
+            rc = q_value(m, snap, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                                  "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION'", a, &pos, err);
+        if (!rc && (!file || !pos || !*file))
+            rc = loch_errf(err, LOCH_ECONFIG, "the server reports no Binlog_snapshot_file/position");
+        if (!rc) {
+            snprintf(start->file, sizeof start->file, "%s", file);
+            start->pos = strtoull(pos, NULL, 10);
+            /* the GTID position of that file:pos, so a later resume works even when the
+             * file is purged (MariaDB's BINLOG_GTID_POS) */
+            char esc[600], *g = NULL;
+            mysql_real_escape_string(snap, esc, file, (unsigned long)strlen(file));
+            if (q_value(m, snap, arena_printf(a, "SELECT BINLOG_GTID_POS('%s', %s)", esc, pos), a, &g, err) == 0 && g)
+                snprintf(start->gtid, sizeof start->gtid, "%s", g);
+            loch_err_clear(err);
+        }
+    } else if (!rc) {
+        rc = q_exec(m, snap, "FLUSH TABLES WITH READ LOCK", err);
+        if (!rc)
+            rc = q_exec(m, snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+        if (!rc)
+            rc = server_position(m, snap, start, err);
+        int rc2 = q_exec(m, snap, "UNLOCK TABLES", err);
+        if (!rc)
+            rc = rc2;
+    }
+    struct load l = {.m = m, .snap = snap, .a = a};
+    MYSQL_RES *res = NULL;
+    if (!rc) {
+        const char *sql = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+                          "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME";
+        if (mysql_real_query(snap, sql, strlen(sql)) != 0 || !(res = mysql_store_result(snap)))
+            rc = conn_error(snap, m, "listing tables", err);
+    }
+    if (!rc) {
+        size_t cap = mysql_num_rows(res) + 1;
+        l.dbs = arena_alloc(a, cap * sizeof *l.dbs);
+        l.names = arena_alloc(a, cap * sizeof *l.names);
+        l.tables = arena_alloc(a, cap * sizeof *l.tables);
+        l.cols = arena_alloc(a, cap * sizeof *l.cols);
+        MYSQL_ROW row;
+        while ((row = mysql_fetch_row(res)))
+            if (mysql_table_selected(row[0], row[1], m->r->src->tables, m->r->src->n_tables,
+                                     m->r->src->exclude, m->r->src->n_exclude)) {
+                l.dbs[l.n] = arena_strdup(a, row[0]);
+                l.names[l.n++] = arena_strdup(a, row[1]);
+            }
+    }
+    if (res)
+        mysql_free_result(res);
+    if (!rc) {
+        l.dir = arena_printf(a, "%s/spill", m->r->cfg->state_dir);
+        rc = util_mkdirs(l.dir, err);
+    }
+    if (!rc) {
+        pthread_t th;
+        pthread_mutex_init(&l.mu, NULL);
+        pthread_cond_init(&l.cv, NULL);
+        loch_err_clear(&l.err);
+        if (pthread_create(&th, NULL, reader_main, &l) != 0) {
+            rc = loch_errf(err, LOCH_EINTERNAL, "cannot start the full-load reader thread");
+        } else {
+            rc = apply_chunks(&l, err);
+            pthread_join(th, NULL);
+            if (!rc && l.rc) {
+                rc = l.rc;
+                *err = l.err;
+            }
+        }
+        pthread_mutex_destroy(&l.mu);
+        pthread_cond_destroy(&l.cv);
+    }
+    if (!rc)
+        rc = q_exec(m, snap, "COMMIT", err);
+    mysql_close(snap);
+    if (!rc) {
+        /* The snapshot position becomes durable with the loaded data in one commit. */
+        char *cp = mysql_pos_format(start, a);
+        char *position = m->gtid_positions ? "" : cp;
+        rc = cdc_applier_begin(m->ap, "snapshot", util_now_us(), err);
+        if (!rc)
+            rc = cdc_applier_commit(m->ap, position, cp, err);
+        char *done = NULL;
+        if (!rc)
+            rc = cdc_applier_flush(m->ap, a, &done, err);
+        if (!rc)
+            log_info("mysql source %s: full load of %zu tables done at %s", m->r->src->name, l.n, cp);
+    }
+    arena_free(a);
+    return rc;
+}
+
+/* ---- streaming ---- */
+
+static struct tmap *map_find(struct my *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->n_maps; i++)
+        if (m->maps[i].id == id)
+            return &m->maps[i];
+    return NULL;
+}
+
+static void tx_reset(struct my *m)
+{
+    arena_reset(m->tx);
+    m->maps = NULL;
+    m->n_maps = m->cap_maps = 0;
+    m->rows = NULL;
+    m->n_rows = m->cap_rows = 0;
+    m->in_tx = false;
+    m->began = false;
+    m->gtid[0] = 0;
+}
+
+static void gtid_state_update(struct my *m, uint32_t domain, const char *gtid)
+{
+    /* keep one "d-s-n" per domain, in first-seen order */
+    char out[sizeof m->gtid_state] = "";
+    bool replaced = false;
+    char copy[sizeof m->gtid_state];
+    snprintf(copy, sizeof copy, "%s", m->gtid_state);
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint32_t d = (uint32_t)strtoul(tok, NULL, 10);
+        size_t l = strlen(out);
+        snprintf(out + l, sizeof out - l, "%s%s", l ? "," : "", d == domain ? gtid : tok);
+        replaced |= d == domain;
+    }
+    if (!replaced) {
+        size_t l = strlen(out);
+        snprintf(out + l, sizeof out - l, "%s%s", l ? "," : "", gtid);
+    }
+    memcpy(m->gtid_state, out, sizeof out);
+}
+
+static char *checkpoint_text(struct my *m, struct arena *a)
+{
+    struct mysql_pos p = m->pos;
+    snprintf(p.gtid, sizeof p.gtid, "%s", m->gtid_state);
+    return mysql_pos_format(&p, a);
+}
+
+/* Behind the source (draining a backlog), fewer, larger flushes apply faster and nobody
+ * waits on the lag: flush every BEHIND_FLUSH_MS or BEHIND_FLUSH_CHANGES instead of at the
+ * configured interval. Behind = a catch-up run short of its target, or events written
+ * more than BEHIND_S ago (far enough above a normal flush's duration that a busy but
+ * keeping-up stream never counts as behind). */
+#define BEHIND_S 5
+#define BEHIND_FLUSH_MS 10000
+#define BEHIND_FLUSH_CHANGES 300000
+
+static int flush_if(struct my *m, bool force, struct loch_err *err)
+{
+    if (!cdc_applier_pending(m->ap) || (!force && !cdc_applier_flush_due(m->ap)))
+        return 0;
+    int64_t now = util_now_ms();
+    bool behind = (m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S) ||
+                  (m->until && m->pos.file[0] && mysql_pos_cmp(&m->pos, m->until) < 0);
+    if (!force && behind && now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES)
+        return 0;
+    m->last_flush_ms = now;
+    m->staged = 0;
+    m->saved = m->pos; /* at least this far once the flush below succeeds */
+    struct arena *a = arena_new();
+    char *done = NULL;
+    int rc = cdc_applier_flush(m->ap, a, &done, err);
+    if (!rc && done)
+        log_debug("mysql source %s: durable at %s", m->r->src->name, done);
+    arena_free(a);
+    m->progressed = true;
+    return rc;
+}
+
+static struct cdc_value *values(struct arena *a, const char **v, size_t n)
+{
+    if (!v)
+        return NULL;
+    struct cdc_value *out = arena_alloc(a, (n ? n : 1) * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        out[i].text = v[i];
+        out[i].len = v[i] ? strlen(v[i]) : 0;
+    }
+    return out;
+}
+
+/* A whole source transaction is buffered (so shape changes are declared between
+ * transactions, as the applier requires), then handed over. */
+static int tx_commit(struct my *m, int64_t ts_us, struct loch_err *err)
+{
+    int rc = 0;
+    if (m->n_rows > 0) {
+        for (size_t i = 0; i < m->n_maps && !rc; i++) {
+            struct tmap *tm = &m->maps[i];
+            if (!tm->sh)
+                continue;
+            struct cdc_table t;
+            rc = table_from_map(m, tm->bt, m->tx, &t, err);
+            if (!rc)
+                rc = shape_declare(m, tm->sh, &t, err);
+        }
+        char *cp = checkpoint_text(m, m->tx);
+        char *position = m->gtid_positions ? m->gtid : arena_printf(m->tx, "%s:%" PRIu64, m->pos.file, m->pos.pos);
+        const char *txid = m->gtid[0] ? m->gtid : position;
+        if (!rc)
+            rc = cdc_applier_begin(m->ap, txid, ts_us, err);
+        for (size_t i = 0; i < m->n_rows && !rc; i++) {
+            struct txrow *tr = &m->rows[i];
+            struct cdc_change c = {
+                .op = (enum cdc_op)tr->r.op,
+                .table = &tr->sh->t,
+                .before = values(m->tx, tr->r.before, tr->sh->t.n_columns),
+                .after = values(m->tx, tr->r.after, tr->sh->t.n_columns),
+            };
+            rc = cdc_applier_change(m->ap, &c, err);
+        }
+        m->staged += (int64_t)m->n_rows;
+        if (!rc)
+            rc = cdc_applier_commit(m->ap, position, cp, err);
+        else
+            cdc_applier_rollback(m->ap);
+    }
+    tx_reset(m);
+    if (!rc)
+        rc = flush_if(m, false, err);
+    return rc;
+}
+
+/* The lake's current shape of db.name (for a DROP or TRUNCATE of a table this run has
+ * not declared yet, e.g. right after a restart); LOCH_ENOENT when the lake has no such
+ * table. Columns, types and key come from the Iceberg schema. */
+static int lake_shape(struct my *m, const char *db, const char *name, struct arena *a, struct cdc_table *t,
+                      struct loch_err *err)
+{
+    struct catalog_table ct;
+    struct iceberg_metadata *md;
+    char *ns = arena_printf(a, "%s.%s", m->r->src->name, db);
+    int rc = catalog_load_table(m->r->cat, ns, name, a, &ct, err);
+    if (!rc)
+        rc = iceberg_table_load(m->r->st, ct.metadata_location, a, &md, err);
+    if (rc)
+        return rc;
+    const struct iceberg_schema *sc = iceberg_metadata_current_schema(md);
+    memset(t, 0, sizeof *t);
+    t->source = m->r->src->name;
+    t->schema = arena_strdup(a, db);
+    t->name = arena_strdup(a, name);
+    t->n_columns = sc->n_fields;
+    t->columns = arena_alloc(a, (sc->n_fields ? sc->n_fields : 1) * sizeof *t->columns);
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        struct cdc_column *c = &t->columns[i];
+        c->name = sc->fields[i].name;
+        c->type = sc->fields[i].type;
+        c->nullable = !sc->fields[i].required;
+        c->source_type = "(from the lake)";
+        for (size_t k = 0; k < sc->n_identifier_ids; k++)
+            if (sc->identifier_ids[k] == sc->fields[i].id)
+                c->key = true;
+        t->has_key |= c->key;
+    }
+    if (!t->has_key && m->q) {
+        /* the lake schema may have lost its identifier fields (a dropped column); the
+         * source still knows its primary key */
+        char edb[512], ename[512];
+        mysql_real_escape_string(m->q, edb, db, (unsigned long)strlen(db));
+        mysql_real_escape_string(m->q, ename, name, (unsigned long)strlen(name));
+        char *sql = arena_printf(a, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='%s' "
+                                    "AND TABLE_NAME='%s' AND COLUMN_KEY='PRI'", edb, ename);
+        MYSQL_RES *res = NULL;
+        if (mysql_real_query(m->q, sql, strlen(sql)) == 0 && (res = mysql_store_result(m->q))) {
+            MYSQL_ROW row;
+            while ((row = mysql_fetch_row(res)))
+                for (size_t i = 0; i < t->n_columns; i++)
+                    if (row[0] && !strcmp(row[0], t->columns[i].name)) {
+                        t->columns[i].key = true;
+                        t->has_key = true;
+                    }
+        }
+        if (res)
+            mysql_free_result(res);
+    }
+    t->full_identity = !t->has_key;
+    return 0;
+}
+
+/* Shape s declared to the applier, from the lake when this run has not seen it yet.
+ * *found false when the lake has no such table either (nothing to do). */
+static int declare_known(struct my *m, const char *db, const char *name, struct shape **out, bool *found,
+                         struct loch_err *err)
+{
+    struct shape *s = shape_find(m, db, name);
+    *found = true;
+    *out = s;
+    if (s && s->declared)
+        return 0;
+    struct cdc_table t;
+    int rc = lake_shape(m, db, name, m->tx, &t, err);
+    if (rc == LOCH_ENOENT) {
+        loch_err_clear(err);
+        *found = false;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    s = shape_get(m, db, name);
+    *out = s;
+    return shape_declare(m, s, &t, err);
+}
+
+/* A one-change transaction emptying table s, at the current DDL event's position. */
+static int commit_truncate(struct my *m, struct shape *s, int64_t ts_us, struct loch_err *err)
+{
+    char *cp = checkpoint_text(m, m->tx);
+    char *position = m->gtid_positions ? m->gtid : arena_printf(m->tx, "%s:%" PRIu64, m->pos.file, m->pos.pos);
+    int rc = cdc_applier_begin(m->ap, m->gtid[0] ? m->gtid : position, ts_us, err);
+    struct cdc_change c = {.op = CDC_TRUNCATE, .table = &s->t};
+    if (!rc)
+        rc = cdc_applier_change(m->ap, &c, err);
+    if (!rc)
+        rc = cdc_applier_commit(m->ap, position, cp, err);
+    else
+        cdc_applier_rollback(m->ap);
+    return rc;
+}
+
+static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us, struct loch_err *err)
+{
+    struct mysql_ddl d;
+    mysql_ddl_parse(stmt, m->tx, &d);
+    const struct loch_source *src = m->r->src;
+    int rc = 0;
+    for (size_t i = 0; i < d.n_tables; i++)
+        if (!d.dbs[i])
+            d.dbs[i] = db;
+    switch (d.kind) {
+    case MYSQL_DDL_TRUNCATE: {
+        if (!mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
+                                  src->n_exclude))
+            break;
+        struct shape *s;
+        bool found;
+        rc = declare_known(m, d.dbs[0], d.tables[0], &s, &found, err);
+        if (!rc && !found) { /* never loaded (created and truncated before any row): its shape now */
+            struct cdc_table t;
+            rc = table_from_schema(m, m->q, d.dbs[0], d.tables[0], m->tx, &t, NULL, err);
+            if (rc == LOCH_ENOENT) {
+                loch_err_clear(err);
+                rc = 0;
+                break;
+            }
+            s = shape_get(m, d.dbs[0], d.tables[0]);
+            if (!rc)
+                rc = shape_declare(m, s, &t, err);
+        }
+        if (!rc)
+            rc = commit_truncate(m, s, ts_us, err);
+        break;
+    }
+    case MYSQL_DDL_DROP:
+        /* the current state empties (a T change), history stays in earlier snapshots and
+         * in _changes; a table created again under the name continues the lake tables */
+        for (size_t i = 0; i < d.n_tables && !rc; i++) {
+            struct shape *s;
+            bool found;
+            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
+                                      src->n_exclude))
+                continue;
+            rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
+            if (rc || !found)
+                continue;
+            rc = commit_truncate(m, s, ts_us, err);
+            if (!rc)
+                rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
+            s->declared = false;
+        }
+        break;
+    case MYSQL_DDL_RENAME:
+        /* a renamed table keeps its history under the old name (current state emptied,
+         * as for DROP); rows under the new name start with the next row change (see
+         * README: RENAME TABLE) */
+        for (size_t i = 0; i + 1 < d.n_tables && !rc; i += 2) {
+            struct shape *s;
+            bool found;
+            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
+                                      src->n_exclude))
+                continue;
+            rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
+            if (!rc && found) {
+                rc = commit_truncate(m, s, ts_us, err);
+                if (!rc)
+                    rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
+                s->declared = false;
+                log_warn("mysql source %s: %s.%s renamed to %s.%s; the new name starts empty in the lake "
+                         "(re-snapshot to load its rows)", src->name, d.dbs[i], d.tables[i],
+                         d.dbs[i + 1], d.tables[i + 1]);
+            }
+        }
+        break;
+    case MYSQL_DDL_ALTER: {
+        if (d.n_renames == 0 || !mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables,
+                                                      src->exclude, src->n_exclude))
+            break;
+        /* a rename must reach the lake even right after a restart (the next table map
+         * alone would look like a dropped and an added column) */
+        struct shape *s;
+        bool found;
+        rc = declare_known(m, d.dbs[0], d.tables[0], &s, &found, err);
+        for (size_t i = 0; i < d.n_renames && !rc && found; i++) {
+            size_t k = 0;
+            while (k < s->t.n_columns && strcmp(s->t.columns[k].name, d.rename_from[i]))
+                k++;
+            if (k == s->t.n_columns)
+                continue; /* already renamed in the lake */
+            rc = cdc_applier_rename_column(m->ap, d.dbs[0], d.tables[0], d.rename_from[i], d.rename_to[i], err);
+            if (!rc)
+                s->t.columns[k].name = arena_strdup(m->run, d.rename_to[i]);
+        }
+        /* other changes (ADD/DROP/MODIFY COLUMN) arrive with the table's next TABLE_MAP */
+        break;
+    }
+    case MYSQL_DDL_CREATE: {
+        if (!mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
+                                  src->n_exclude))
+            break;
+        struct cdc_table t;
+        rc = table_from_schema(m, m->q, d.dbs[0], d.tables[0], m->tx, &t, NULL, err);
+        if (rc == LOCH_ENOENT || rc == LOCH_EUNSUPPORTED) {
+            /* dropped again since, or a type loch refuses: the table map decides later */
+            loch_err_clear(err);
+            rc = 0;
+            break;
+        }
+        if (!rc)
+            rc = shape_declare(m, shape_get(m, d.dbs[0], d.tables[0]), &t, err);
+        break;
+    }
+    default:
+        break;
+    }
+    return rc;
+}
+
+/* Parses one event; *group_end when a whole event group (transaction or DDL) ended here. */
+static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool *group_end,
+                    struct loch_err *err)
+{
+    *group_end = false;
+    const uint8_t *raw = ev->raw_data;
+    size_t size = ev->raw_data_size;
+    /* raw_data: the packet's 0x00 OK byte, the 19-byte common header, the body, then a
+     * 4-byte CRC32 when the server writes checksums. */
+    if (size < 20)
+        return loch_errf(err, LOCH_ECORRUPT, "binlog event of %zu bytes", size);
+    struct cursor hc = cursor_make(raw + 1, 19);
+    uint32_t when, server_id, ev_size, log_pos;
+    uint8_t type;
+    uint16_t flags;
+    cursor_le32(&hc, &when);
+    cursor_u8(&hc, &type);
+    cursor_le32(&hc, &server_id);
+    cursor_le32(&hc, &ev_size);
+    cursor_le32(&hc, &log_pos);
+    cursor_le16(&hc, &flags);
+    /* Known from binlog_checksum, not from the library: the artificial ROTATE that opens
+     * the stream comes before the FORMAT_DESCRIPTION that tells the library. */
+    size_t csum = m->checksum && type != BL_EV_FORMAT_DESCRIPTION ? 4 : 0;
+    if (ev_size < 19 + csum || ev_size > size - 1)
+        return loch_errf(err, LOCH_ECORRUPT, "binlog event length %u in a packet of %zu bytes", ev_size, size);
+    const uint8_t *body = raw + 20;
+    size_t blen = ev_size - 19 - csum;
+    int64_t ts_us = (int64_t)when * 1000000;
+    int rc = 0;
+    if (type == BL_EV_HEARTBEAT) /* the server had nothing more to send: caught up */
+        m->last_event_s = 0;
+    else if (when && !(flags & LOG_EVENT_ARTIFICIAL_F))
+        m->last_event_s = when;
+    /* Events between groups (FORMAT_DESCRIPTION, GTID_LIST, BINLOG_CHECKPOINT, ...) move
+     * the read position too, so a catch-up target that ends on them is reached.
+     * Artificial events (log_pos 0) and heartbeats do not. */
+    if (!m->in_tx && log_pos != 0 && !(flags & LOG_EVENT_ARTIFICIAL_F) && type != BL_EV_HEARTBEAT &&
+        type != BL_EV_ROTATE && type != BL_EV_GTID_MARIADB && type != BL_EV_GTID_MYSQL && type != BL_EV_QUERY &&
+        m->file[0]) {
+        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
+        m->pos.pos = log_pos;
+    }
+    switch (type) {
+    case BL_EV_ROTATE: {
+        const char *file;
+        uint64_t pos;
+        if ((rc = binlog_rotate_decode(body, blen, m->tx, &file, &pos, err)))
+            return rc;
+        snprintf(m->file, sizeof m->file, "%s", file);
+        if (!m->in_tx) {
+            snprintf(m->pos.file, sizeof m->pos.file, "%s", file);
+            m->pos.pos = pos;
+        }
+        return 0;
+    }
+    case BL_EV_GTID_MARIADB: {
+        uint64_t seq;
+        uint32_t domain;
+        uint8_t gflags;
+        if ((rc = binlog_mariadb_gtid_decode(body, blen, &seq, &domain, &gflags, err)))
+            return rc;
+        tx_reset(m);
+        snprintf(m->gtid, sizeof m->gtid, "%u-%u-%" PRIu64, domain, server_id, seq);
+        gtid_state_update(m, domain, m->gtid);
+        m->in_tx = true;
+        m->tx_ts_us = ts_us;
+        return 0;
+    }
+    case BL_EV_GTID_MYSQL: {
+        const char *g;
+        if ((rc = binlog_mysql_gtid_decode(body, blen, m->tx, &g, err)))
+            return rc;
+        tx_reset(m);
+        snprintf(m->gtid, sizeof m->gtid, "%s", g);
+        snprintf(m->gtid_state, sizeof m->gtid_state, "%s", g);
+        m->in_tx = true;
+        m->tx_ts_us = ts_us;
+        return 0;
+    }
+    case BL_EV_QUERY: {
+        const char *db, *stmt;
+        if ((rc = binlog_query_decode(body, blen, m->tx, &db, &stmt, err)))
+            return rc;
+        struct mysql_ddl d;
+        mysql_ddl_parse(stmt, m->tx, &d);
+        if (d.kind == MYSQL_DDL_BEGIN) {
+            m->in_tx = m->began = true;
+            m->tx_ts_us = ts_us;
+            return 0;
+        }
+        if (m->began && d.kind != MYSQL_DDL_COMMIT)
+            return 0; /* SAVEPOINT and the like, inside a transaction */
+        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
+        m->pos.pos = log_pos;
+        if (d.kind == MYSQL_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
+            rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
+        } else {
+            rc = on_ddl(m, db, stmt, ts_us, err);
+            tx_reset(m);
+        }
+        *group_end = true;
+        return rc;
+    }
+    case BL_EV_XID:
+        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
+        m->pos.pos = log_pos;
+        rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
+        *group_end = true;
+        return rc;
+    case BL_EV_TABLE_MAP: {
+        struct binlog_table *bt;
+        if ((rc = binlog_table_map_decode(body, blen, 6, m->tx, &bt, err)))
+            return rc;
+        struct tmap *tm = map_find(m, bt->table_id);
+        if (!tm) {
+            if (m->n_maps == m->cap_maps) {
+                size_t cap = m->cap_maps ? m->cap_maps * 2 : 8;
+                m->maps = arena_grow(m->tx, m->maps, m->n_maps, cap, sizeof *m->maps);
+                m->cap_maps = cap;
+            }
+            tm = &m->maps[m->n_maps++];
+        }
+        tm->id = bt->table_id;
+        tm->bt = bt;
+        const struct loch_source *src = m->r->src;
+        tm->sh = mysql_table_selected(bt->db, bt->name, src->tables, src->n_tables, src->exclude,
+                                      src->n_exclude) ? shape_get(m, bt->db, bt->name) : NULL;
+        return 0;
+    }
+    case BL_EV_WRITE_ROWS_V1: case BL_EV_UPDATE_ROWS_V1: case BL_EV_DELETE_ROWS_V1:
+    case BL_EV_WRITE_ROWS: case BL_EV_UPDATE_ROWS: case BL_EV_DELETE_ROWS: {
+        uint64_t id;
+        if ((rc = binlog_rows_table_id(body, blen, 6, &id, err)))
+            return rc;
+        struct tmap *tm = map_find(m, id);
+        if (!tm)
+            return loch_errf(err, LOCH_ECORRUPT, "rows event for table id %" PRIu64 " without a table map", id);
+        if (!tm->sh)
+            return 0;
+        struct binlog_row *rows;
+        size_t n;
+        if ((rc = binlog_rows_decode(type, body, blen, 6, tm->bt, m->tx, &rows, &n, err)))
+            return rc;
+        if (m->n_rows + n > m->cap_rows) {
+            size_t cap = m->cap_rows ? m->cap_rows : 64;
+            while (cap < m->n_rows + n)
+                cap *= 2;
+            m->rows = arena_grow(m->tx, m->rows, m->n_rows, cap, sizeof *m->rows);
+            m->cap_rows = cap;
+        }
+        for (size_t i = 0; i < n; i++) {
+            m->rows[m->n_rows].sh = tm->sh;
+            m->rows[m->n_rows++].r = rows[i];
+        }
+        if (!m->in_tx) { /* a rows event outside BEGIN..COMMIT (never from a real server) */
+            m->in_tx = true;
+            m->tx_ts_us = ts_us;
+        }
+        return 0;
+    }
+    case BL_EV_QUERY_COMPRESSED: case BL_EV_WRITE_ROWS_COMPRESSED_V1: case 167: case 168: case 169:
+    case 170: case BL_EV_DELETE_ROWS_COMPRESSED:
+        loch_errf(err, LOCH_ECONFIG, "the source server writes compressed binlog events (type %u)", type);
+        return loch_err_hint(err, "SET GLOBAL log_bin_compress=OFF (and in the server's config); events "
+                                  "already written compressed need a re-snapshot");
+    case 38: /* XA_PREPARE_LOG_EVENT: the rows of an XA transaction commit later, by xid */
+        if (m->n_rows == 0) { /* touched no followed table */
+            tx_reset(m);
+            return 0;
+        }
+        loch_errf(err, LOCH_EUNSUPPORTED, "the source wrote an XA transaction (XA PREPARE at %s:%u), which loch "
+                  "cannot replicate yet", m->file, log_pos);
+        return loch_err_hint(err, "avoid XA transactions on replicated tables, or exclude those tables");
+    case BL_EV_TRANSACTION_PAYLOAD:
+        return refuse_setting(err, "binlog_transaction_compression", "ON", "OFF", NULL);
+    case BL_EV_PARTIAL_UPDATE_ROWS:
+        return refuse_setting(err, "binlog_row_value_options", "PARTIAL_JSON", "''", NULL);
+    default: /* FORMAT_DESCRIPTION, HEARTBEAT, GTID_LIST, BINLOG_CHECKPOINT, ANNOTATE_ROWS, ... */
+        return 0;
+    }
+}
+
+/* When only tables loch does not follow change, no transaction reaches the applier and
+ * the checkpoint would stay behind; on a busy server its file could even be purged.
+ * Every IDLE_CHECKPOINT_MS with nothing staged, an empty transaction carries the read
+ * position into the lake. */
+#define IDLE_CHECKPOINT_MS 10000
+
+static int advance_idle(struct my *m, struct loch_err *err)
+{
+    if (m->in_tx || cdc_applier_pending(m->ap) || !m->pos.file[0])
+        return 0;
+    int64_t now = util_now_ms();
+    if (now - m->last_flush_ms < IDLE_CHECKPOINT_MS || mysql_pos_cmp(&m->pos, &m->saved) <= 0)
+        return 0;
+    char *cp = checkpoint_text(m, m->tx);
+    int rc = cdc_applier_begin(m->ap, "idle", now * 1000, err);
+    if (!rc)
+        rc = cdc_applier_commit(m->ap, m->gtid_positions ? "" : cp, cp, err);
+    if (!rc)
+        rc = flush_if(m, true, err);
+    tx_reset(m);
+    return rc;
+}
+
+static bool stopping(const struct my *m)
+{
+    return m->r->stop && atomic_load(m->r->stop);
+}
+
+/* Streams from m->pos until stopped, caught up (until != NULL) or an error. */
+static int stream(struct my *m, const struct mysql_pos *until, struct loch_err *err)
+{
+    MYSQL *c = NULL;
+    int rc = connect_server(m, &c, err);
+    if (rc)
+        return rc;
+    if ((rc = q_exec(m, c, "SET @master_binlog_checksum = @@global.binlog_checksum", err)) ||
+        (rc = q_exec(m, c, "SET @master_heartbeat_period = 1000000000", err)))
+        goto out;
+    if (m->is_mariadb && (rc = q_exec(m, c, "SET @mariadb_slave_capability = 4", err)))
+        goto out;
+    bool use_gtid = !m->pos.file[0] && m->pos.gtid[0] && m->is_mariadb;
+    if (use_gtid) {
+        char esc[1100], *sql;
+        mysql_real_escape_string(c, esc, m->pos.gtid, (unsigned long)strlen(m->pos.gtid));
+        sql = arena_printf(m->tx, "SET @slave_connect_state = '%s'", esc);
+        if ((rc = q_exec(m, c, sql, err)) || (rc = q_exec(m, c, "SET @slave_gtid_strict_mode = 1", err)))
+            goto out;
+    }
+    MARIADB_RPL *rpl = mariadb_rpl_init(c);
+    if (!rpl) {
+        rc = loch_errf(err, LOCH_ESOURCE, "cannot start a binlog stream: %s", mysql_error(c));
+        goto out;
+    }
+    snprintf(m->file, sizeof m->file, "%s", m->pos.file);
+    unsigned long start = m->pos.pos ? (unsigned long)m->pos.pos : 4;
+    uint32_t flags = 0;
+    mariadb_rpl_optionsv(rpl, MARIADB_RPL_FILENAME, m->pos.file, (size_t)strlen(m->pos.file));
+    mariadb_rpl_optionsv(rpl, MARIADB_RPL_START, start);
+    mariadb_rpl_optionsv(rpl, MARIADB_RPL_SERVER_ID, m->server_id);
+    mariadb_rpl_optionsv(rpl, MARIADB_RPL_FLAGS, flags);
+    if (mariadb_rpl_open(rpl) != 0) {
+        rc = conn_error(c, m, "starting the binlog stream", err);
+        mariadb_rpl_close(rpl);
+        goto out;
+    }
+    log_info("mysql source %s: streaming from %s:%lu as replica %u", m->r->src->name,
+             m->pos.file[0] ? m->pos.file : "(gtid)", start, m->server_id);
+    MARIADB_RPL_EVENT *ev = NULL;
+    tx_reset(m);
+    m->until = until;
+    for (;;) {
+        if (stopping(m))
+            break;
+        if (until && !m->in_tx && m->pos.file[0] && mysql_pos_cmp(&m->pos, until) >= 0)
+            break;
+        ev = mariadb_rpl_fetch(rpl, ev);
+        if (!ev) {
+            if (mysql_errno(c))
+                rc = conn_error(c, m, "reading the binlog", err);
+            else
+                rc = loch_errf(err, LOCH_ESOURCE, "the binlog stream ended: %s", mariadb_rpl_error(rpl));
+            break;
+        }
+        bool end;
+        if ((rc = on_event(m, rpl, ev, &end, err)))
+            break;
+        if (ev->event_type == HEARTBEAT_LOG_EVENT && (rc = flush_if(m, false, err)))
+            break;
+        if (end)
+            m->progressed = true;
+        if ((end || ev->event_type == HEARTBEAT_LOG_EVENT) && (rc = advance_idle(m, err)))
+            break;
+    }
+    m->until = NULL;
+    if (ev)
+        mariadb_free_rpl_event(ev);
+    mariadb_rpl_close(rpl);
+out:
+    mysql_close(c);
+    return rc;
+}
+
+/* One attempt: connect, check, load when never loaded, stream. */
+static int attempt(struct my *m, struct loch_err *err)
+{
+    struct arena *a = arena_new(); /* lifetime: the attempt */
+    int rc = connect_server(m, &m->q, err);
+    if (!rc)
+        rc = check_server(m, a, err);
+    if (!rc) {
+        m->position_column = m->gtid_positions ? "_gtid" : "_binlog_pos";
+        struct cdc_applier_options o = {
+            .source = m->r->src->name,
+            .state_dir = m->r->cfg->state_dir,
+            .position_column = m->position_column,
+            .position_type = {.id = ICEBERG_STRING},
+            .flush_interval_ms = m->r->cfg->flush_interval_ms,
+        };
+        rc = cdc_applier_open(&o, m->r->cat, m->r->st, m->r->eng, &m->ap, err);
+    }
+    for (size_t i = 0; i < m->n_shapes; i++)
+        m->shapes[i]->declared = false;
+    struct mysql_pos until = {0};
+    if (!rc && m->r->catch_up)
+        rc = server_position(m, m->q, &until, err);
+    char *cp = NULL;
+    if (!rc) {
+        rc = cdc_applier_checkpoint(m->r->cat, m->r->src->name, a, &cp, err);
+        if (rc == LOCH_ENOENT) {
+            loch_err_clear(err);
+            rc = full_load(m, &m->pos, err);
+            m->progressed = true;
+        } else if (!rc) {
+            rc = mysql_pos_parse(cp, &m->pos, err);
+            bool exists = false;
+            if (!rc)
+                rc = binlog_exists(m, m->pos.file, &exists, err);
+            if (!rc && !exists) {
+                if (m->is_mariadb && m->pos.gtid[0]) {
+                    log_warn("mysql source %s: binlog %s is gone; resuming from GTID %s",
+                             m->r->src->name, m->pos.file, m->pos.gtid);
+                    m->pos.file[0] = 0;
+                    m->pos.pos = 0;
+                } else {
+                    loch_errf(err, LOCH_ECONFIG, "the binlog file %s holding the saved position %s was purged "
+                              "from the source server", m->pos.file, cp);
+                    rc = loch_err_hint(err, "re-snapshot: drop this source's lake tables and the checkpoint key "
+                                            "cdc.%s.checkpoint, then run loch replicate again; raise the "
+                                            "server's binlog retention", m->r->src->name);
+                }
+            }
+        }
+    }
+    if (!rc) {
+        snprintf(m->gtid_state, sizeof m->gtid_state, "%s", m->pos.gtid);
+        m->saved = m->pos;
+        m->last_flush_ms = util_now_ms();
+    }
+    if (!rc && !(m->r->catch_up && m->pos.file[0] && mysql_pos_cmp(&m->pos, &until) >= 0))
+        rc = stream(m, m->r->catch_up ? &until : NULL, err);
+    if (m->ap && (rc == 0 || rc == LOCH_ESOURCE)) {
+        /* whole transactions staged before a stop or a dropped connection are kept */
+        struct loch_err e2;
+        loch_err_clear(&e2);
+        int frc = flush_if(m, true, &e2);
+        if (frc && !rc) {
+            rc = frc;
+            *err = e2;
+        }
+    }
+    cdc_applier_close(m->ap);
+    m->ap = NULL;
+    if (m->q)
+        mysql_close(m->q);
+    m->q = NULL;
+    arena_free(a);
+    return rc;
+}
+
+int cdc_mysql_run(struct cdc_run *r, struct loch_err *err)
+{
+    struct my m = {.r = r};
+    m.run = arena_new();
+    m.tx = arena_new();
+    int rc = mysql_params_parse(r->src->url, r->src->password_env, m.run, &m.prm, err);
+    if (rc)
+        goto done;
+    m.server_id = r->src->server_id ? (uint32_t)r->src->server_id : mysql_derive_server_id(r->src->name);
+    int64_t backoff_ms = 500;
+    for (;;) {
+        m.progressed = false;
+        rc = attempt(&m, err);
+        if (rc != LOCH_ESOURCE || stopping(&m))
+            break;
+        if (m.progressed)
+            backoff_ms = 500;
+        log_warn("mysql source %s: %s; reconnecting in %" PRId64 " ms", r->src->name, err->msg, backoff_ms);
+        for (int64_t waited = 0; waited < backoff_ms && !stopping(&m); waited += 100) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (stopping(&m)) {
+            rc = 0;
+            loch_err_clear(err);
+            break;
+        }
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+    }
+done:
+    if (rc == LOCH_ECANCELED && stopping(&m)) {
+        rc = 0;
+        loch_err_clear(err);
+    }
+    arena_free(m.tx);
+    arena_free(m.run);
+    return rc;
+}
+
+/* ---- validation copy (loch validate) ---- */
+
+/* Writes every row of db.name to one CSV file in the canonical forms the full load uses. */
+static int spill_whole(struct my *m, MYSQL *c, const char *db, const char *name, const struct cdc_table *t,
+                       const struct binlog_column *cols, const char *path, struct arena *a, struct loch_err *err)
+{
+    struct buf q = {0};
+    buf_puts(&q, "SELECT ");
+    for (size_t i = 0; i < t->n_columns; i++)
+        buf_printf(&q, "%s%s", i ? ", " : "", select_expr(a, &cols[i]));
+    buf_printf(&q, " FROM `%s`.`%s`", db, name);
+    int rc = mysql_real_query(c, q.data, q.len);
+    buf_free(&q);
+    MYSQL_RES *res = rc == 0 ? mysql_use_result(c) : NULL;
+    if (!res)
+        return conn_error(c, m, "reading a table for validation", err);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        mysql_free_result(res);
+        return loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res))) {
+        unsigned long *lens = mysql_fetch_lengths(res);
+        for (size_t i = 0; i < t->n_columns; i++) {
+            if (i)
+                putc_unlocked(',', f);
+            uint8_t ty = cols[i].type;
+            if (!row[i] || ((ty == BL_DATE || ty == BL_DATETIME2 || ty == BL_TIMESTAMP2) && zero_date(row[i])))
+                continue;
+            csv_field(f, row[i], lens[i]);
+        }
+        putc_unlocked('\n', f);
+    }
+    rc = mysql_errno(c) ? conn_error(c, m, "reading a table for validation", err) : 0;
+    mysql_free_result(res);
+    if (fclose(f) != 0 && !rc)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                   struct cdc_table_list *out, struct loch_err *err)
+{
+    struct my m = {.r = r, .run = a};
+    out->n = 0;
+    out->t = NULL;
+    int rc = mysql_params_parse(r->src->url, r->src->password_env, a, &m.prm, err);
+    if (!rc)
+        rc = connect_server(&m, &m.q, err);
+    char *v = NULL;
+    if (!rc)
+        rc = q_value(&m, m.q, "SELECT @@version", a, &v, err);
+    m.is_mariadb = v && strstr(v, "MariaDB");
+    /* one snapshot for every table, like the full load */
+    if (!rc)
+        rc = q_exec(&m, m.q, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", err);
+    if (!rc)
+        rc = q_exec(&m, m.q, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+    MYSQL_RES *res = NULL;
+    if (!rc) {
+        const char *sql = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+                          "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME";
+        if (mysql_real_query(m.q, sql, strlen(sql)) != 0 || !(res = mysql_store_result(m.q)))
+            rc = conn_error(m.q, &m, "listing tables", err);
+    }
+    size_t n = 0;
+    char **dbs = NULL, **names = NULL;
+    if (!rc) {
+        size_t cap = mysql_num_rows(res) + 1;
+        dbs = arena_alloc(a, cap * sizeof *dbs);
+        names = arena_alloc(a, cap * sizeof *names);
+        out->t = arena_alloc(a, cap * sizeof *out->t);
+        MYSQL_ROW row;
+        while ((row = mysql_fetch_row(res))) {
+            char *full = arena_printf(a, "%s.%s", row[0], row[1]);
+            if ((!only || !strcmp(only, full)) &&
+                mysql_table_selected(row[0], row[1], r->src->tables, r->src->n_tables, r->src->exclude,
+                                     r->src->n_exclude)) {
+                dbs[n] = arena_strdup(a, row[0]);
+                names[n++] = arena_strdup(a, row[1]);
+            }
+        }
+    }
+    if (res)
+        mysql_free_result(res);
+    char *dir = arena_printf(a, "%s/spill", r->cfg->state_dir);
+    if (!rc)
+        rc = util_mkdirs(dir, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct cdc_table *ct = &out->t[out->n];
+        struct binlog_column *cols;
+        rc = table_from_schema(&m, m.q, dbs[i], names[i], a, ct, &cols, err);
+        char *path = arena_printf(a, "%s/validate-%s-%zu.csv", dir, r->src->name, out->n);
+        if (!rc)
+            rc = spill_whole(&m, m.q, dbs[i], names[i], ct, cols, path, a, err);
+        if (!rc) {
+            struct buf b = {0};
+            buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __src_%zu AS SELECT ", out->n);
+            for (size_t k = 0; k < ct->n_columns; k++) {
+                char x[32];
+                snprintf(x, sizeof x, "c%zu", k);
+                if (k)
+                    buf_puts(&b, ", ");
+                cdc_cast_sql(&b, x, &ct->columns[k].type);
+                buf_puts(&b, " AS ");
+                buf_sql_ident(&b, ct->columns[k].name);
+            }
+            buf_puts(&b, " FROM read_csv(");
+            buf_sql_str(&b, path);
+            buf_puts(&b, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', "
+                         "quote = '\"', escape = '\"', new_line = '\\n', auto_detect = false, columns = {");
+            for (size_t k = 0; k < ct->n_columns; k++)
+                buf_printf(&b, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
+            buf_puts(&b, "})");
+            rc = engine_exec(conn, b.data, err);
+            buf_free(&b);
+        }
+        unlink(path);
+        if (!rc)
+            out->n++;
+    }
+    if (!rc && only && n == 0) {
+        loch_errf(err, LOCH_ENOENT, "source %s has no replicated table %s", r->src->name, only);
+        loch_err_hint(err, "name it as DATABASE.TABLE; it must match tables: and not exclude:");
+        rc = LOCH_ENOENT;
+    }
+    if (m.q)
+        mysql_close(m.q);
+    return rc;
+}

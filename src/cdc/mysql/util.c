@@ -1,0 +1,481 @@
+/* util.c: the MySQL source's small pure helpers (mysql.h): URL, positions, globs, the
+ * information_schema -> binlog column mapping, DDL recognition. No network here. */
+#include <ctype.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdc/mysql/mysql.h"
+
+int mysql_params_parse(const char *url, const char *password_env, struct arena *a,
+                       struct mysql_params *out, struct loch_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->host = "127.0.0.1";
+    out->port = 3306;
+    if (!url || strncmp(url, "mysql://", 8) != 0) {
+        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" is not a mysql:// URL", url ? url : "");
+        return loch_err_hint(err, "write it as mysql://USER@HOST:PORT (e.g. mysql://repl@10.0.0.6:3306)");
+    }
+    const char *p = url + 8;
+    const char *at = strchr(p, '@');
+    const char *end = p + strcspn(p, "/?");
+    if (!at || at > end) {
+        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" names no user", url);
+        return loch_err_hint(err, "write it as mysql://USER@HOST:PORT");
+    }
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    out->user = arena_strndup(a, p, (size_t)((colon ? colon : at) - p));
+    if (colon)
+        out->password = arena_strndup(a, colon + 1, (size_t)(at - colon - 1));
+    const char *h = at + 1;
+    const char *pc = NULL;
+    for (const char *q = h; q < end; q++)
+        if (*q == ':')
+            pc = q;
+    if (h[0] == '[') { /* [ipv6]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb) {
+            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": unclosed [ in the host", url);
+            return LOCH_ECONFIG;
+        }
+        out->host = arena_strndup(a, h + 1, (size_t)(rb - h - 1));
+        pc = rb[1] == ':' ? rb + 1 : NULL;
+    } else if (end > h) {
+        out->host = arena_strndup(a, h, (size_t)((pc ? pc : end) - h));
+    }
+    if (pc) {
+        char *e;
+        long port = strtol(pc + 1, &e, 10);
+        if (e != end || port <= 0 || port > 65535) {
+            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": the port is not a number in 1..65535", url);
+            return LOCH_ECONFIG;
+        }
+        out->port = (unsigned)port;
+    }
+    const char *qs = strchr(end, '?');
+    if (qs) {
+        const char *t = strstr(qs, "tls=");
+        if (t) {
+            const char *v = t + 4;
+            size_t n = strcspn(v, "&");
+            out->tls = arena_strndup(a, v, n);
+            if (strcmp(out->tls, "off") && strcmp(out->tls, "require") && strcmp(out->tls, "verify")) {
+                loch_errf(err, LOCH_ECONFIG, "source url \"%s\": tls=%s is not off, require or verify",
+                          url, out->tls);
+                return LOCH_ECONFIG;
+            }
+        }
+    }
+    if (password_env) {
+        const char *pw = getenv(password_env);
+        if (!pw) {
+            loch_errf(err, LOCH_ECONFIG, "password_env names %s, which is not set", password_env);
+            return loch_err_hint(err, "export %s=... before starting loch", password_env);
+        }
+        out->password = arena_strdup(a, pw);
+    }
+    return 0;
+}
+
+int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *colon = text ? strchr(text, ':') : NULL;
+    if (!colon || colon == text || (size_t)(colon - text) >= sizeof out->file) {
+        loch_errf(err, LOCH_ECORRUPT, "MySQL checkpoint \"%s\" is not FILE:POS", text ? text : "");
+        return LOCH_ECORRUPT;
+    }
+    memcpy(out->file, text, (size_t)(colon - text));
+    char *e;
+    out->pos = strtoull(colon + 1, &e, 10);
+    if (e == colon + 1 || (*e && *e != ' ')) {
+        loch_errf(err, LOCH_ECORRUPT, "MySQL checkpoint \"%s\": position is not a number", text);
+        return LOCH_ECORRUPT;
+    }
+    const char *g = strstr(e, " gtid=");
+    if (g) {
+        snprintf(out->gtid, sizeof out->gtid, "%s", g + 6);
+    }
+    return 0;
+}
+
+char *mysql_pos_format(const struct mysql_pos *p, struct arena *a)
+{
+    if (p->gtid[0])
+        return arena_printf(a, "%s:%" PRIu64 " gtid=%s", p->file, p->pos, p->gtid);
+    return arena_printf(a, "%s:%" PRIu64, p->file, p->pos);
+}
+
+static uint64_t file_seq(const char *f)
+{
+    const char *dot = strrchr(f, '.');
+    return dot ? strtoull(dot + 1, NULL, 10) : 0;
+}
+
+int mysql_pos_cmp(const struct mysql_pos *a, const struct mysql_pos *b)
+{
+    uint64_t fa = file_seq(a->file), fb = file_seq(b->file);
+    if (fa != fb)
+        return fa < fb ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos ? 1 : 0;
+}
+
+static bool glob_match(const char *glob, const char *db, const char *table)
+{
+    const char *dot = strchr(glob, '.');
+    if (!dot)
+        return fnmatch(glob, db, 0) == 0;
+    char g[512];
+    snprintf(g, sizeof g, "%.*s", (int)(dot - glob), glob);
+    return fnmatch(g, db, 0) == 0 && fnmatch(dot + 1, table, 0) == 0;
+}
+
+bool mysql_table_selected(const char *db, const char *table, const char **include, size_t n_include,
+                          const char **exclude, size_t n_exclude)
+{
+    static const char *const system_dbs[] = {"mysql", "sys", "information_schema",
+                                             "performance_schema"};
+    for (size_t i = 0; i < sizeof system_dbs / sizeof system_dbs[0]; i++)
+        if (!strcmp(db, system_dbs[i]))
+            return false;
+    bool in = n_include == 0;
+    for (size_t i = 0; i < n_include && !in; i++)
+        in = glob_match(include[i], db, table);
+    for (size_t i = 0; i < n_exclude && in; i++)
+        if (glob_match(exclude[i], db, table))
+            in = false;
+    return in;
+}
+
+int mysql_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
+                             int64_t scale, int64_t dt_precision, const char *charset,
+                             int64_t octet_len, bool is_mariadb, struct arena *a,
+                             struct binlog_column *c, struct loch_err *err)
+{
+    bool uns = column_type && strstr(column_type, "unsigned") != NULL;
+    bool binary = !charset || !strcmp(charset, "binary");
+    memset(c, 0, sizeof *c);
+    c->collation = -1;
+    c->is_unsigned = uns;
+#define IS(s) (!strcmp(data_type, s))
+    if (IS("tinyint")) c->type = BL_TINY;
+    else if (IS("smallint")) c->type = BL_SHORT;
+    else if (IS("mediumint")) c->type = BL_INT24;
+    else if (IS("int") || IS("integer")) c->type = BL_LONG;
+    else if (IS("bigint")) c->type = BL_LONGLONG;
+    else if (IS("decimal") || IS("numeric")) {
+        c->type = BL_NEWDECIMAL;
+        c->meta = (uint16_t)(precision << 8 | scale);
+    } else if (IS("float")) c->type = BL_FLOAT;
+    else if (IS("double") || IS("real")) c->type = BL_DOUBLE;
+    else if (IS("bit")) {
+        c->type = BL_BIT;
+        c->meta = (uint16_t)precision;
+    } else if (IS("year")) c->type = BL_YEAR;
+    else if (IS("date")) c->type = BL_DATE;
+    else if (IS("time")) {
+        c->type = BL_TIME2;
+        c->meta = (uint16_t)dt_precision;
+    } else if (IS("datetime")) {
+        c->type = BL_DATETIME2;
+        c->meta = (uint16_t)dt_precision;
+    } else if (IS("timestamp")) {
+        c->type = BL_TIMESTAMP2;
+        c->meta = (uint16_t)dt_precision;
+    } else if (IS("char") || IS("binary")) {
+        c->type = BL_STRING;
+        c->meta = (uint16_t)octet_len;
+        c->collation = IS("binary") || binary ? 63 : 33;
+    } else if (IS("varchar") || IS("varbinary")) {
+        c->type = BL_VARCHAR;
+        c->meta = (uint16_t)octet_len;
+        c->collation = IS("varbinary") || binary ? 63 : 33;
+    } else if (IS("tinytext") || IS("text") || IS("mediumtext") || IS("longtext")) {
+        c->type = BL_BLOB;
+        c->meta = 4;
+        c->collation = binary ? 63 : 33;
+    } else if (IS("tinyblob") || IS("blob") || IS("mediumblob") || IS("longblob")) {
+        c->type = BL_BLOB;
+        c->meta = 4;
+        c->collation = 63;
+    } else if (IS("json")) {
+        c->type = is_mariadb ? BL_BLOB : BL_JSON;
+        c->meta = 4;
+        c->collation = is_mariadb ? 33 : -1;
+    } else if (IS("enum")) {
+        c->type = BL_ENUM;
+        c->meta = 2;
+    } else if (IS("set")) {
+        c->type = BL_SET;
+        c->meta = 8;
+    } else if (IS("geometry") || IS("point") || IS("linestring") || IS("polygon") ||
+               IS("multipoint") || IS("multilinestring") || IS("multipolygon") ||
+               IS("geometrycollection")) {
+        c->type = BL_GEOMETRY;
+        c->meta = 4;
+    } else {
+        loch_errf(err, LOCH_EUNSUPPORTED, "MySQL type %s is not supported", column_type ? column_type : data_type);
+        return LOCH_EUNSUPPORTED;
+    }
+#undef IS
+    (void)a;
+    return 0;
+}
+
+/* ---- DDL recognition ---- */
+
+struct lex {
+    const char *p;
+    char tok[256];
+    bool quoted;
+};
+
+/* Next token: a word, a `quoted` name, or one punctuation character; "" at the end. */
+static bool next(struct lex *l)
+{
+    for (;;) {
+        while (isspace((unsigned char)*l->p))
+            l->p++;
+        if (l->p[0] == '/' && l->p[1] == '*') {
+            const char *e = strstr(l->p + 2, "*/");
+            l->p = e ? e + 2 : l->p + strlen(l->p);
+            continue;
+        }
+        if ((l->p[0] == '-' && l->p[1] == '-') || l->p[0] == '#') {
+            l->p += strcspn(l->p, "\n");
+            continue;
+        }
+        break;
+    }
+    size_t n = 0;
+    l->quoted = false;
+    if (!*l->p) {
+        l->tok[0] = 0;
+        return false;
+    }
+    if (*l->p == '`') {
+        l->quoted = true;
+        l->p++;
+        while (*l->p) {
+            if (*l->p == '`') {
+                if (l->p[1] == '`') {
+                    l->p++;
+                } else {
+                    l->p++;
+                    break;
+                }
+            }
+            if (n < sizeof l->tok - 1)
+                l->tok[n++] = *l->p;
+            l->p++;
+        }
+    } else if (isalnum((unsigned char)*l->p) || *l->p == '_' || *l->p == '$' ||
+               (unsigned char)*l->p >= 0x80) {
+        while (isalnum((unsigned char)*l->p) || *l->p == '_' || *l->p == '$' ||
+               (unsigned char)*l->p >= 0x80) {
+            if (n < sizeof l->tok - 1)
+                l->tok[n++] = *l->p;
+            l->p++;
+        }
+    } else {
+        l->tok[n++] = *l->p++;
+    }
+    l->tok[n] = 0;
+    return true;
+}
+
+static bool kw(const struct lex *l, const char *w)
+{
+    return !l->quoted && !strcasecmp(l->tok, w);
+}
+
+/* [db.]name at the current token; advances past it. */
+static bool qualified(struct lex *l, struct arena *a, const char **db, const char **name)
+{
+    if (!l->tok[0])
+        return false;
+    char first[256];
+    snprintf(first, sizeof first, "%s", l->tok);
+    const char *save = l->p;
+    next(l);
+    if (!strcmp(l->tok, ".")) {
+        next(l);
+        *db = arena_strdup(a, first);
+        *name = arena_strdup(a, l->tok);
+        next(l);
+    } else {
+        (void)save;
+        *db = NULL;
+        *name = arena_strdup(a, first);
+    }
+    return true;
+}
+
+static void push_table(struct mysql_ddl *d, struct arena *a, const char *db, const char *name)
+{
+    d->dbs = arena_grow(a, d->dbs, d->n_tables, d->n_tables + 1, sizeof *d->dbs);
+    d->tables = arena_grow(a, d->tables, d->n_tables, d->n_tables + 1, sizeof *d->tables);
+    d->dbs[d->n_tables] = db;
+    d->tables[d->n_tables++] = name;
+}
+
+static void push_rename(struct mysql_ddl *d, struct arena *a, const char *from, const char *to)
+{
+    d->rename_from = arena_grow(a, d->rename_from, d->n_renames, d->n_renames + 1, sizeof(char *));
+    d->rename_to = arena_grow(a, d->rename_to, d->n_renames, d->n_renames + 1, sizeof(char *));
+    d->rename_from[d->n_renames] = from;
+    d->rename_to[d->n_renames++] = to;
+}
+
+void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
+{
+    struct lex l = {.p = sql};
+    const char *db, *name;
+    memset(d, 0, sizeof *d);
+    next(&l);
+    if (kw(&l, "BEGIN") || kw(&l, "XA")) {
+        d->kind = MYSQL_DDL_BEGIN;
+    } else if (kw(&l, "COMMIT")) {
+        d->kind = MYSQL_DDL_COMMIT;
+    } else if (kw(&l, "TRUNCATE")) {
+        next(&l);
+        if (kw(&l, "TABLE"))
+            next(&l);
+        if (qualified(&l, a, &db, &name)) {
+            d->kind = MYSQL_DDL_TRUNCATE;
+            push_table(d, a, db, name);
+        }
+    } else if (kw(&l, "DROP")) {
+        next(&l);
+        if (kw(&l, "TEMPORARY"))
+            return; /* temporary tables are never replicated as rows */
+        if (!kw(&l, "TABLE"))
+            return;
+        next(&l);
+        if (kw(&l, "IF")) {
+            next(&l); /* EXISTS */
+            next(&l);
+        }
+        d->kind = MYSQL_DDL_DROP;
+        while (qualified(&l, a, &db, &name)) {
+            push_table(d, a, db, name);
+            if (strcmp(l.tok, ","))
+                break;
+            next(&l);
+        }
+    } else if (kw(&l, "RENAME")) {
+        next(&l);
+        if (!kw(&l, "TABLE") && !kw(&l, "TABLES"))
+            return;
+        next(&l);
+        d->kind = MYSQL_DDL_RENAME;
+        for (;;) {
+            const char *db2, *name2;
+            if (!qualified(&l, a, &db, &name) || !kw(&l, "TO"))
+                break;
+            next(&l);
+            if (!qualified(&l, a, &db2, &name2))
+                break;
+            push_table(d, a, db, name);
+            push_table(d, a, db2, name2);
+            if (strcmp(l.tok, ","))
+                break;
+            next(&l);
+        }
+    } else if (kw(&l, "CREATE")) {
+        next(&l);
+        if (kw(&l, "OR")) { /* OR REPLACE */
+            next(&l);
+            next(&l);
+        }
+        if (kw(&l, "TEMPORARY") || !kw(&l, "TABLE"))
+            return;
+        next(&l);
+        if (kw(&l, "IF")) { /* IF NOT EXISTS */
+            next(&l);
+            next(&l);
+            next(&l);
+        }
+        if (qualified(&l, a, &db, &name)) {
+            d->kind = MYSQL_DDL_CREATE;
+            push_table(d, a, db, name);
+        }
+    } else if (kw(&l, "ALTER")) {
+        next(&l);
+        while (kw(&l, "ONLINE") || kw(&l, "IGNORE"))
+            next(&l);
+        if (!kw(&l, "TABLE"))
+            return;
+        next(&l);
+        if (kw(&l, "IF")) { /* IF EXISTS */
+            next(&l);
+            next(&l);
+        }
+        if (!qualified(&l, a, &db, &name))
+            return;
+        d->kind = MYSQL_DDL_ALTER;
+        push_table(d, a, db, name);
+        /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
+         * Other specs change the shape, which the next TABLE_MAP carries. */
+        int depth = 0;
+        while (l.tok[0]) {
+            if (!strcmp(l.tok, "("))
+                depth++;
+            else if (!strcmp(l.tok, ")"))
+                depth--;
+            else if (depth == 0 && kw(&l, "RENAME")) {
+                next(&l);
+                if (kw(&l, "COLUMN")) {
+                    next(&l);
+                    char from[256];
+                    snprintf(from, sizeof from, "%s", l.tok);
+                    next(&l);
+                    if (kw(&l, "TO")) {
+                        next(&l);
+                        push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
+                    }
+                } else if (kw(&l, "TO") || kw(&l, "AS")) {
+                    /* ALTER TABLE t RENAME TO u: a table rename */
+                    const char *db2, *name2;
+                    next(&l);
+                    if (qualified(&l, a, &db2, &name2)) {
+                        d->kind = MYSQL_DDL_RENAME;
+                        push_table(d, a, db2, name2);
+                        d->n_renames = 0;
+                        return;
+                    }
+                }
+                continue;
+            } else if (depth == 0 && kw(&l, "CHANGE")) {
+                next(&l);
+                if (kw(&l, "COLUMN"))
+                    next(&l);
+                if (kw(&l, "IF")) {
+                    next(&l);
+                    next(&l);
+                }
+                char from[256];
+                snprintf(from, sizeof from, "%s", l.tok);
+                next(&l);
+                if (strcmp(from, l.tok) != 0)
+                    push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
+            }
+            next(&l);
+        }
+    }
+}
+
+uint32_t mysql_derive_server_id(const char *source_name)
+{
+    /* FNV-1a of "loch/<name>" */
+    uint32_t h = 2166136261u;
+    const char *pre = "loch/";
+    for (const char *p = pre; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (const char *p = source_name; p && *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return 0x40000000u | (h & 0x3fffffffu);
+}
