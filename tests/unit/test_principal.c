@@ -140,9 +140,9 @@ static void test_users_and_roles(void **state)
     assert_int_equal(principal_check_password(c, "alice", "wrong", &err), LOCH_EAUTH);
     assert_int_equal(principal_check_password(c, "nobody", "s3cret", &err), LOCH_EAUTH);
     assert_int_equal(principal_check_password(c, "analysts", "", &err), LOCH_EAUTH); /* cannot log in */
-    assert_int_equal(principal_set_password(c, "alice", "n3w", &err), 0);
+    assert_int_equal(principal_set_password(c, "alice", "n3w-Passphrase-Zq7-long", &err), 0);
     assert_int_equal(principal_check_password(c, "alice", "s3cret", &err), LOCH_EAUTH);
-    assert_int_equal(principal_check_password(c, "alice", "n3w", &err), 0);
+    assert_int_equal(principal_check_password(c, "alice", "n3w-Passphrase-Zq7-long", &err), 0);
     assert_int_equal(principal_set_password(c, "nobody", "x", &err), LOCH_ENOROLE);
 
     struct scram_verifier v;
@@ -154,7 +154,7 @@ static void test_users_and_roles(void **state)
     /* The password is nowhere in the database file. */
     sqlite3 *db = catalog_db(c);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM loch_principals WHERE scram LIKE '%n3w%'"
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM loch_principals WHERE scram LIKE '%n3w-Passphrase-Zq7-long%'"
                                             " OR scram NOT LIKE 'SCRAM-SHA-256$4096:%'",
                                         -1, &st, NULL),
                      SQLITE_OK);
