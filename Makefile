@@ -70,7 +70,7 @@ integration: setup $(BUILD)/loch
 	LOCH_BIN=$(abspath $(BUILD)/loch) .venv/bin/python -m pytest -q tests/integration
 
 test: setup
-	@$(MAKE) --no-print-directory $(BUILD)/loch $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit integration
 
 bench: setup $(BUILD)/loch
