@@ -131,6 +131,34 @@ static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t
 
 void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t) { cast_expr(b, expr, t); }
 
+int cdc_csv_to_temp_table(struct engine_conn *conn, const char *name, const struct cdc_table *t,
+                          const char *csv_path, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "CREATE OR REPLACE TEMP TABLE ");
+    buf_sql_ident(&b, name);
+    buf_puts(&b, " AS SELECT ");
+    for (size_t k = 0; k < t->n_columns; k++) {
+        char x[32];
+        snprintf(x, sizeof x, "c%zu", k);
+        if (k)
+            buf_puts(&b, ", ");
+        cdc_cast_sql(&b, x, &t->columns[k].type);
+        buf_puts(&b, " AS ");
+        buf_sql_ident(&b, t->columns[k].name);
+    }
+    buf_puts(&b, " FROM read_csv(");
+    buf_sql_str(&b, csv_path);
+    buf_puts(&b, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', quote = '\"', "
+                 "escape = '\"', new_line = '\\n', auto_detect = false, columns = {");
+    for (size_t k = 0; k < t->n_columns; k++)
+        buf_printf(&b, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
+    buf_puts(&b, "})");
+    int rc = engine_exec(conn, b.data, err);
+    buf_free(&b);
+    return rc;
+}
+
 static int exec(struct cdc_applier *ap, const char *sql, struct loch_err *err)
 {
     return engine_exec(ap->conn, sql, err);

@@ -199,6 +199,12 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *a, char **checkpoint
 /* Appends the SQL that turns expr (VARCHAR in the canonical form above) into type t's
  * DuckDB type, exactly as the applier does (validation reuses it). */
 void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t);
+/* Makes DuckDB temp table `name` on conn from a CSV file of t's rows in the canonical text
+ * forms (no header, '"' quoting, unquoted empty field = NULL), each column cast to its
+ * Iceberg type by cdc_cast_sql: how `loch validate` reads a source table the way
+ * replication would have written it. */
+int cdc_csv_to_temp_table(struct engine_conn *conn, const char *name, const struct cdc_table *t,
+                          const char *csv_path, struct loch_err *err);
 
 /* Progress counters (since open). */
 struct cdc_applier_stats {

@@ -1727,28 +1727,8 @@ int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only
         char *path = arena_printf(a, "%s/validate-%s-%zu.csv", dir, r->src->name, out->n);
         if (!rc)
             rc = spill_whole(&m, m.q, dbs[i], names[i], ct, cols, path, a, err);
-        if (!rc) {
-            struct buf b = {0};
-            buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __src_%zu AS SELECT ", out->n);
-            for (size_t k = 0; k < ct->n_columns; k++) {
-                char x[32];
-                snprintf(x, sizeof x, "c%zu", k);
-                if (k)
-                    buf_puts(&b, ", ");
-                cdc_cast_sql(&b, x, &ct->columns[k].type);
-                buf_puts(&b, " AS ");
-                buf_sql_ident(&b, ct->columns[k].name);
-            }
-            buf_puts(&b, " FROM read_csv(");
-            buf_sql_str(&b, path);
-            buf_puts(&b, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', "
-                         "quote = '\"', escape = '\"', new_line = '\\n', auto_detect = false, columns = {");
-            for (size_t k = 0; k < ct->n_columns; k++)
-                buf_printf(&b, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
-            buf_puts(&b, "})");
-            rc = engine_exec(conn, b.data, err);
-            buf_free(&b);
-        }
+        if (!rc)
+            rc = cdc_csv_to_temp_table(conn, arena_printf(a, "__src_%zu", out->n), ct, path, err);
         unlink(path);
         if (!rc)
             out->n++;
