@@ -581,20 +581,25 @@ static enum intercept intercept(struct conn *c, const char *sql, const char **ta
     return IC_NONE;
 }
 
+/* RowDescription of one text column called name (answers loch makes itself: SHOW, ...). */
+static void send_text_row_description(struct conn *c, const char *name)
+{
+    size_t m = pgwire_begin(&c->out, 'T');
+    pgwire_put16(&c->out, 1);
+    pgwire_putstr(&c->out, name);
+    pgwire_put32(&c->out, 0);            /* no table */
+    pgwire_put16(&c->out, 0);            /* no column number */
+    pgwire_put32(&c->out, PG_OID_TEXT);
+    pgwire_put16(&c->out, (uint16_t)-1); /* variable length */
+    pgwire_put32(&c->out, (uint32_t)-1); /* no typmod */
+    pgwire_put16(&c->out, 0);            /* text format */
+    pgwire_end(&c->out, m);
+}
+
 static void send_one_text_row(struct conn *c, const char *name, const char *value, bool describe)
 {
-    if (describe) {
-        size_t m = pgwire_begin(&c->out, 'T');
-        pgwire_put16(&c->out, 1);
-        pgwire_putstr(&c->out, name);
-        pgwire_put32(&c->out, 0);
-        pgwire_put16(&c->out, 0);
-        pgwire_put32(&c->out, PG_OID_TEXT);
-        pgwire_put16(&c->out, (uint16_t)-1);
-        pgwire_put32(&c->out, (uint32_t)-1);
-        pgwire_put16(&c->out, 0);
-        pgwire_end(&c->out, m);
-    }
+    if (describe)
+        send_text_row_description(c, name);
     size_t m = pgwire_begin(&c->out, 'D');
     pgwire_put16(&c->out, 1);
     pgwire_put32(&c->out, (uint32_t)strlen(value));
@@ -1080,16 +1085,7 @@ static void describe_intercepted(struct conn *c, const char *sql)
 {
     const char *tag, *sn = NULL, *sv;
     if (intercept(c, sql, &tag, &sn, &sv) == IC_ROWS) {
-        size_t m = pgwire_begin(&c->out, 'T');
-        pgwire_put16(&c->out, 1);
-        pgwire_putstr(&c->out, sn);
-        pgwire_put32(&c->out, 0);
-        pgwire_put16(&c->out, 0);
-        pgwire_put32(&c->out, PG_OID_TEXT);
-        pgwire_put16(&c->out, (uint16_t)-1);
-        pgwire_put32(&c->out, (uint32_t)-1);
-        pgwire_put16(&c->out, 0);
-        pgwire_end(&c->out, m);
+        send_text_row_description(c, sn);
     } else {
         size_t m = pgwire_begin(&c->out, 'n');
         pgwire_end(&c->out, m);

@@ -13,30 +13,6 @@
 
 #define TRUNC(err, what) loch_errf(err, LOCH_ECORRUPT, "binlog event truncated: %s", what)
 
-bool binlog_cursor_packed(struct cursor *c, uint64_t *out)
-{
-    uint8_t b;
-    if (!cursor_u8(c, &b))
-        return false;
-    if (b < 251) {
-        *out = b;
-        return true;
-    }
-    const uint8_t *p;
-    size_t n = b == 252 ? 2 : b == 253 ? 3 : b == 254 ? 8 : 0;
-    if (n == 0) { /* 251 is NULL in result sets, 255 an error marker: neither is a length */
-        c->failed = true;
-        return false;
-    }
-    if (!cursor_bytes(c, n, &p))
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    *out = v;
-    return true;
-}
-
 static bool get_le(struct cursor *c, size_t n, uint64_t *out)
 {
     const uint8_t *p;
@@ -47,6 +23,23 @@ static bool get_le(struct cursor *c, size_t n, uint64_t *out)
         v |= (uint64_t)p[i] << (8 * i);
     *out = v;
     return true;
+}
+
+bool binlog_cursor_packed(struct cursor *c, uint64_t *out)
+{
+    uint8_t b;
+    if (!cursor_u8(c, &b))
+        return false;
+    if (b < 251) {
+        *out = b;
+        return true;
+    }
+    size_t n = b == 252 ? 2 : b == 253 ? 3 : b == 254 ? 8 : 0;
+    if (n == 0) { /* 251 is NULL in result sets, 255 an error marker: neither is a length */
+        c->failed = true;
+        return false;
+    }
+    return get_le(c, n, out);
 }
 
 static bool get_be(struct cursor *c, size_t n, uint64_t *out)
