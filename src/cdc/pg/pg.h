@@ -34,4 +34,8 @@ const char *pg_value_canon(enum pg_conv conv, const char *s, size_t len, struct 
 /* The SELECT expression that gives a column's canonical text in COPY output. */
 const char *pg_copy_expr(enum pg_conv conv, const char *quoted_col, struct arena *a);
 
+/* The inverse of pg_copy_expr: an SQL expression of the column's own type from a quoted
+ * literal of its canonical text (a full-load chunk bound read back from COPY output). */
+const char *pg_copy_literal(enum pg_conv conv, const char *literal, struct arena *a);
+
 #endif

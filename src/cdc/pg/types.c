@@ -154,3 +154,15 @@ const char *pg_copy_expr(enum pg_conv conv, const char *quoted_col, struct arena
         return quoted_col;
     }
 }
+
+const char *pg_copy_literal(enum pg_conv conv, const char *literal, struct arena *a)
+{
+    switch (conv) {
+    case PG_CONV_BYTEA:
+        return arena_printf(a, "decode(%s, 'hex')", literal);
+    case PG_CONV_MONEY:
+        return arena_printf(a, "(%s::numeric)::money", literal);
+    default:
+        return literal;
+    }
+}
