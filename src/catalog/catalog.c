@@ -122,6 +122,8 @@ static int ensure_type_column(struct catalog *c, struct loch_err *err)
                 "cannot add the iceberg_type column");
 }
 
+const char *catalog_path(const struct catalog *c) { return c->path; }
+
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err)
 {
     *out = NULL;

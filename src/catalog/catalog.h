@@ -21,6 +21,8 @@ struct catalog;
  * schema, sets WAL mode and a busy timeout. *out owns a sqlite3 handle; one per thread. */
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err);
 void catalog_close(struct catalog *c); /* c may be NULL */
+/* The path it was opened with (to open another handle for another thread). */
+const char *catalog_path(const struct catalog *c);
 
 /* Creates the namespace (and its parents: "a.b" also creates "a"). Existing is fine. */
 int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err *err);

@@ -11,9 +11,20 @@
  * The typed changes (ty) give the live rows (lv: for each key touched, the last put,
  * unless a later change killed it), position deletes for every indexed row whose key
  * was touched, and the _changes rows. All tables + the checkpoint go in one sink_commit;
- * the index moves only after that commit succeeded. */
+ * the index moves only after that commit succeeded.
+ *
+ * Two batches alternate (struct batch, struct tstage; staging tables stg_<id>_<no>_<set>
+ * are plain tables of the in-memory database, appended on the staging connection): the
+ * source stages into one while a flush thread writes the other (cdc_applier_flush_start),
+ * so receiving never waits on the lake. Flushes run one at a time and in order; every
+ * call that changes tables or the index (table, rename, drop, load, flush) first waits
+ * for the flush in the air. The flush thread owns the work connection, the catalog and
+ * store handles (ap->conn, fcat, fst) while it runs; the source thread touches only the
+ * staging connection then. */
 #include "cdc/change.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +34,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "catalog/catalog.h"
 #include "iceberg/table.h"
 #include "sink/sink.h"
 
@@ -41,6 +53,15 @@ struct mentry {
     char **lk;             /* lake key texts for values still unchanged */
 };
 
+/* What one table has staged in one batch. */
+struct tstage {
+    int64_t n_staged, n_unresolved, trunc_seq;
+    size_t n_buckets;
+    struct mentry **buckets;         /* in the batch arena */
+    struct iceberg_data_file *loads; /* batch arena */
+    size_t n_loads, cap_loads;
+};
+
 struct atable {
     struct cdc_table t;
     char *ns, *name, *cname;
@@ -49,16 +70,13 @@ struct atable {
     size_t *key;             /* column indexes: primary key, all columns (full identity), none */
     size_t n_key;
     bool kills;              /* updates/deletes are applied (has key or full identity) */
-    struct engine_appender *app;
+    struct engine_appender *app[2]; /* per batch, on the staging connection */
     size_t *sc;              /* staging column of each t column (c<sc[i]>) */
     int *rev;                /* t column of each staging column, -1 = dropped since */
     size_t stg_nc;
     bool drop_after_flush;
-    int64_t n_staged, n_unresolved, trunc_seq, next_fid;
-    size_t n_buckets;
-    struct mentry **buckets; /* in the batch arena */
-    struct iceberg_data_file *loads; /* batch arena */
-    size_t n_loads, cap_loads;
+    int64_t next_fid;
+    struct tstage s[2];      /* per batch */
     bool dropped;
     /* lake state, reloaded after each commit */
     struct arena *md_arena;
@@ -66,13 +84,30 @@ struct atable {
     struct iceberg_metadata *md, *cmd;
 };
 
+/* One batch: what is staged between two flushes. */
+struct batch {
+    struct arena *arena;       /* lifetime: until the batch's flush ends */
+    char *checkpoint;          /* of the last whole transaction staged */
+    int64_t last_ts, first_ms;
+    int64_t first_commit_us;   /* source commit time of the oldest staged transaction */
+    size_t n_changes;
+    size_t n_txn;
+    char **pos;                /* position of each staged transaction, by ordinal */
+    size_t cap_pos;
+    struct catalog_kv kv[KV_MAX];
+    size_t n_kv;
+};
+
 struct cdc_applier {
     struct cdc_applier_options o;
-    struct catalog *cat;
-    struct store *st;
-    struct engine_conn *conn;
+    struct catalog *fcat;      /* the applier's own handles (the flush thread uses them) */
+    struct store *fst;
+    struct engine_conn *conn;  /* work: index, flush SQL, loads */
+    struct engine_conn *sconn; /* staging appenders */
+    int id;                    /* staging table names are unique per applier */
     struct arena *arena;       /* lifetime: the applier */
-    struct arena *batch;       /* lifetime: one flush */
+    struct batch bt[2];
+    int cur;                   /* the batch being staged; the other may be in flight */
     struct atable **tables;
     size_t n_tables, cap_tables;
     int next_no;
@@ -81,18 +116,19 @@ struct cdc_applier {
     int64_t txn_first_seq;
     char *txid;
     int64_t ts;
-    char *checkpoint;          /* of the last whole transaction staged (batch arena) */
-    int64_t last_ts, first_ms;
-    int64_t first_commit_us;   /* source commit time of the oldest staged transaction */
     int64_t flush_ewma_ms;     /* how long flushes take (moving average) */
-    size_t n_changes_batch;
-    size_t n_txn_batch;
-    char **pos;                /* position of each staged transaction, by ordinal */
-    size_t cap_pos;
-    struct catalog_kv kv[KV_MAX];
-    size_t n_kv;
+    /* the flush in the air (batch 1 - cur) */
+    bool flying;
+    pthread_t flight;
+    atomic_bool landed;
+    int flight_rc;
+    int64_t flight_ms;
+    struct loch_err flight_err;
+    char *durable;             /* a checkpoint made durable and not yet reported (malloc'd) */
     struct cdc_applier_stats stats;
 };
+
+static atomic_int applier_ids;
 
 static int64_t now_ms(void)
 {
@@ -208,6 +244,11 @@ static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err 
 
 /* ---- open / close ---- */
 
+static void stg_name(char *out, size_t n, const struct cdc_applier *ap, const struct atable *at, int set)
+{
+    snprintf(out, n, "stg_%d_%d_%d", ap->id, at->no, set);
+}
+
 int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, struct store *st,
                      struct engine *eng, struct cdc_applier **out, struct loch_err *err)
 {
@@ -217,28 +258,38 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
         ap->o.flush_interval_ms = 1000;
     if (!ap->o.flush_max_changes)
         ap->o.flush_max_changes = 500000;
+    ap->id = atomic_fetch_add(&applier_ids, 1);
     ap->arena = arena_new();
-    ap->batch = arena_new();
+    ap->bt[0].arena = arena_new();
+    ap->bt[1].arena = arena_new();
     ap->o.source = arena_strdup(ap->arena, o->source);
     ap->o.state_dir = arena_strdup(ap->arena, o->state_dir);
     ap->o.position_column = arena_strdup(ap->arena, o->position_column);
-    ap->cat = cat;
-    ap->st = st;
-    int rc = engine_connect(eng, &ap->conn, err);
+    int rc = catalog_open(catalog_path(cat), false, &ap->fcat, err);
+    if (!rc)
+        rc = store_open(st->root, &ap->fst, err);
+    if (!rc)
+        rc = engine_connect(eng, &ap->conn, err);
+    if (!rc)
+        rc = engine_connect(eng, &ap->sconn, err);
     if (rc) {
-        arena_free(ap->arena);
-        arena_free(ap->batch);
-        free(ap);
+        cdc_applier_close(ap);
         return rc;
     }
     *out = ap;
     return 0;
 }
 
+/* Waits for the flush in the air, if any; its checkpoint becomes ap->durable. Returns
+ * the flush's result (its error in err). */
+static int land(struct cdc_applier *ap, struct loch_err *err);
+
 static void table_close(struct cdc_applier *ap, struct atable *at)
 {
-    engine_appender_close(at->app);
-    at->app = NULL;
+    for (int k = 0; k < 2; k++) {
+        engine_appender_close(at->app[k]);
+        at->app[k] = NULL;
+    }
     if (at->lock_fd >= 0)
         sink_unlock(at->lock_fd);
     if (at->lock_fd_c >= 0)
@@ -246,9 +297,11 @@ static void table_close(struct cdc_applier *ap, struct atable *at)
     at->lock_fd = at->lock_fd_c = -1;
     arena_free(at->md_arena);
     at->md_arena = NULL;
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS temp.stg_%d; DROP TABLE IF EXISTS temp.idx_%d; "
-             "DROP TABLE IF EXISTS temp.fil_%d", at->no, at->no, at->no);
+    char sql[512], s0[64], s1[64];
+    stg_name(s0, sizeof s0, ap, at, 0);
+    stg_name(s1, sizeof s1, ap, at, 1);
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS temp.idx_%d; DROP TABLE IF EXISTS temp.fil_%d; "
+             "DROP TABLE IF EXISTS memory.main.%s; DROP TABLE IF EXISTS memory.main.%s", at->no, at->no, s0, s1);
     engine_exec(ap->conn, sql, NULL);
 }
 
@@ -256,11 +309,18 @@ void cdc_applier_close(struct cdc_applier *ap)
 {
     if (!ap)
         return;
+    struct loch_err e;
+    land(ap, &e);
     for (size_t i = 0; i < ap->n_tables; i++)
         table_close(ap, ap->tables[i]);
     free(ap->tables);
+    engine_disconnect(ap->sconn);
     engine_disconnect(ap->conn);
-    arena_free(ap->batch);
+    store_close(ap->fst);
+    catalog_close(ap->fcat);
+    free(ap->durable);
+    arena_free(ap->bt[0].arena);
+    arena_free(ap->bt[1].arena);
     arena_free(ap->arena);
     free(ap);
 }
@@ -287,15 +347,16 @@ int cdc_applier_set_checkpoint(struct catalog *cat, const char *source, const ch
 
 void cdc_applier_set_kv(struct cdc_applier *ap, const char *key, const char *value)
 {
-    for (size_t i = 0; i < ap->n_kv; i++)
-        if (!strcmp(ap->kv[i].key, key)) {
-            ap->kv[i].value = arena_strdup(ap->batch, value);
+    struct batch *B = &ap->bt[ap->cur];
+    for (size_t i = 0; i < B->n_kv; i++)
+        if (!strcmp(B->kv[i].key, key)) {
+            B->kv[i].value = arena_strdup(B->arena, value);
             return;
         }
-    if (ap->n_kv == KV_MAX)
+    if (B->n_kv == KV_MAX)
         log_warn("applier: too many staged keys; %s dropped", key);
     else
-        ap->kv[ap->n_kv++] = (struct catalog_kv){arena_strdup(ap->batch, key), arena_strdup(ap->batch, value)};
+        B->kv[B->n_kv++] = (struct catalog_kv){arena_strdup(B->arena, key), arena_strdup(B->arena, value)};
 }
 
 void cdc_applier_stats(const struct cdc_applier *ap, struct cdc_applier_stats *out) { *out = ap->stats; }
@@ -360,13 +421,13 @@ static int load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *e
 {
     struct arena *a = arena_new();
     struct catalog_table ct, cc;
-    int rc = catalog_load_table(ap->cat, at->ns, at->name, a, &ct, err);
+    int rc = catalog_load_table(ap->fcat, at->ns, at->name, a, &ct, err);
     if (!rc)
-        rc = catalog_load_table(ap->cat, at->ns, at->cname, a, &cc, err);
+        rc = catalog_load_table(ap->fcat, at->ns, at->cname, a, &cc, err);
     if (!rc)
-        rc = iceberg_table_load(ap->st, ct.metadata_location, a, &at->md, err);
+        rc = iceberg_table_load(ap->fst, ct.metadata_location, a, &at->md, err);
     if (!rc)
-        rc = iceberg_table_load(ap->st, cc.metadata_location, a, &at->cmd, err);
+        rc = iceberg_table_load(ap->fst, cc.metadata_location, a, &at->cmd, err);
     if (rc) {
         arena_free(a);
         return rc;
@@ -389,10 +450,10 @@ static void remove_orphans(struct cdc_applier *ap, const struct iceberg_metadata
         char *uri = xasprintf("%s/metadata/v%ld.metadata.json", m->location, v + k);
         int64_t size;
         struct loch_err e;
-        bool there = store_size(ap->st, uri, &size, &e) == 0;
+        bool there = store_size(ap->fst, uri, &size, &e) == 0;
         if (there) {
             log_warn("removing %s: written by a flush that never committed", uri);
-            store_delete(ap->st, uri, &e);
+            store_delete(ap->fst, uri, &e);
         }
         free(uri);
         if (!there)
@@ -407,14 +468,14 @@ static int create_lake_table(struct cdc_applier *ap, const char *ns, const char 
     struct catalog_table ct;
     struct loch_err e2;
     int rc = 0;
-    if (catalog_load_table(ap->cat, ns, name, a, &ct, &e2) != 0) {
-        char *location = sink_table_location(a, ap->st->root, ns, name);
+    if (catalog_load_table(ap->fcat, ns, name, a, &ct, &e2) != 0) {
+        char *location = sink_table_location(a, ap->fst->root, ns, name);
         struct iceberg_metadata *md = iceberg_metadata_new(a, location, s);
         const char *v1;
-        rc = iceberg_table_create(ap->st, md, a, &v1, err);
+        rc = iceberg_table_create(ap->fst, md, a, &v1, err);
         if (!rc) {
             struct catalog_update u = {ns, name, NULL, v1};
-            rc = catalog_commit(ap->cat, &u, 1, NULL, 0, err);
+            rc = catalog_commit(ap->fcat, &u, 1, NULL, 0, err);
         }
     }
     arena_free(a);
@@ -508,7 +569,7 @@ static int evolve_one(struct cdc_applier *ap, struct atable *at, bool changes, s
         struct iceberg_change *ch = iceberg_change_begin(a, m, loc);
         iceberg_change_set_schema(ch, cur);
         struct sink_table_change tc = {at->ns, name, loc, ch};
-        rc = sink_commit(ap->cat, ap->st, &tc, 1, NULL, 0, a, err);
+        rc = sink_commit(ap->fcat, ap->fst, &tc, 1, NULL, 0, a, err);
         if (!rc)
             log_info("%s.%s: schema evolved to the source's columns", at->ns, name);
     }
@@ -526,30 +587,50 @@ static void set_rev(struct cdc_applier *ap, struct atable *at)
 }
 
 /* Staging layout: _seq, _op, _ts, _tx, _txid, _u, (ok<k>, lk<k>) per key column, then
- * c<j> per column; columns added while rows are staged go at the end (extend_stage). */
+ * c<j> per column; columns added while rows are staged go at the end (extend_stage).
+ * One staging table per batch. */
+static int open_appenders(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
+{
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        char name[64];
+        stg_name(name, sizeof name, ap, at, k);
+        rc = engine_appender_open(ap->sconn, "memory", name, &at->app[k], err);
+    }
+    return rc;
+}
+
+static void close_appenders(struct atable *at)
+{
+    for (int k = 0; k < 2; k++) {
+        engine_appender_close(at->app[k]);
+        at->app[k] = NULL;
+    }
+}
+
 static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
 {
+    close_appenders(at);
     struct buf b = {0};
-    buf_printf(&b, "CREATE OR REPLACE TEMP TABLE stg_%d (_seq BIGINT, _op VARCHAR, _ts BIGINT, _tx BIGINT, "
-               "_txid VARCHAR, _u VARCHAR", at->no);
-    for (size_t k = 0; k < at->n_key; k++)
-        buf_printf(&b, ", ok%zu VARCHAR, lk%zu VARCHAR", k, k);
     at->sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *at->sc);
-    for (size_t i = 0; i < at->t.n_columns; i++) {
-        buf_printf(&b, ", c%zu VARCHAR", i);
+    for (size_t i = 0; i < at->t.n_columns; i++)
         at->sc[i] = i;
-    }
     at->stg_nc = at->t.n_columns;
     set_rev(ap, at);
-    buf_puts(&b, ")");
-    int rc = execb(ap, &b, err);
-    engine_appender_close(at->app);
-    at->app = NULL;
-    if (!rc) {
-        char name[32];
-        snprintf(name, sizeof name, "stg_%d", at->no);
-        rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
+    for (int set = 0; set < 2; set++) {
+        char name[64];
+        stg_name(name, sizeof name, ap, at, set);
+        buf_printf(&b, "CREATE OR REPLACE TABLE memory.main.%s (_seq BIGINT, _op VARCHAR, _ts BIGINT, _tx BIGINT, "
+                   "_txid VARCHAR, _u VARCHAR", name);
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, ", ok%zu VARCHAR, lk%zu VARCHAR", k, k);
+        for (size_t i = 0; i < at->t.n_columns; i++)
+            buf_printf(&b, ", c%zu VARCHAR", i);
+        buf_puts(&b, "); ");
     }
+    int rc = execb(ap, &b, err);
+    if (!rc)
+        rc = open_appenders(ap, at, err);
     return rc;
 }
 
@@ -558,9 +639,8 @@ static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_e
 static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct cdc_table *old, const size_t *old_sc,
                         struct loch_err *err)
 {
-    int rc = engine_appender_flush(at->app, err);
-    engine_appender_close(at->app);
-    at->app = NULL;
+    int rc = engine_appender_flush(at->app[ap->cur], err);
+    close_appenders(at);
     size_t *sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *sc);
     for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
         size_t k = 0;
@@ -569,19 +649,19 @@ static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct 
         if (k < old->n_columns) {
             sc[i] = old_sc[k];
         } else {
-            char sql[128];
-            snprintf(sql, sizeof sql, "ALTER TABLE temp.stg_%d ADD COLUMN c%zu VARCHAR", at->no, at->stg_nc);
-            rc = exec(ap, sql, err);
+            for (int set = 0; set < 2 && !rc; set++) {
+                char sql[256], name[64];
+                stg_name(name, sizeof name, ap, at, set);
+                snprintf(sql, sizeof sql, "ALTER TABLE memory.main.%s ADD COLUMN c%zu VARCHAR", name, at->stg_nc);
+                rc = exec(ap, sql, err);
+            }
             sc[i] = at->stg_nc++;
         }
     }
     at->sc = sc;
     set_rev(ap, at);
-    if (!rc) {
-        char name[32];
-        snprintf(name, sizeof name, "stg_%d", at->no);
-        rc = engine_appender_open(ap->conn, "temp", name, &at->app, err);
-    }
+    if (!rc)
+        rc = open_appenders(ap, at, err);
     return rc;
 }
 
@@ -626,7 +706,7 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     int rc = execb(ap, &b, err);
     struct iceberg_scan *scan = NULL;
     if (!rc)
-        rc = iceberg_scan_plan(ap->st, at->md, -1, a, &scan, err);
+        rc = iceberg_scan_plan(ap->fst, at->md, -1, a, &scan, err);
     at->next_fid = 0;
     if (!rc && scan->n_deletes) {
         buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __loch_dl AS SELECT file_path, pos FROM read_parquet([");
@@ -696,9 +776,11 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     struct atable *at = find_table(ap, t->schema, t->name);
     if (at && same_shape(&at->t, t))
         return 0;
-    int rc;
+    int rc = land(ap, err);
+    if (rc)
+        return rc;
     bool fresh = !at, key_same = at && same_key(&at->t, t);
-    if (at && at->n_staged && !key_same) {
+    if (at && at->s[ap->cur].n_staged && !key_same) {
         if (ap->in_txn)
             return loch_errf(err, LOCH_EUNSUPPORTED,
                              "the key of %s.%s changed inside a transaction that already changed it", t->schema,
@@ -708,12 +790,12 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     }
     struct cdc_table old = at ? at->t : (struct cdc_table){0};
     const size_t *old_sc = at ? at->sc : NULL;
-    bool keep_stage = at && at->n_staged;
+    bool keep_stage = at && at->s[ap->cur].n_staged;
     if (!at) {
         at = arena_alloc(ap->arena, sizeof *at);
         at->lock_fd = at->lock_fd_c = -1;
         at->no = ap->next_no++;
-        at->trunc_seq = -1;
+        at->s[0].trunc_seq = at->s[1].trunc_seq = -1;
         at->ns = arena_printf(ap->arena, "%s.%s", ap->o.source, t->schema);
         at->name = arena_strdup(ap->arena, t->name);
         at->cname = arena_printf(ap->arena, "%s_changes", t->name);
@@ -762,8 +844,8 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
         rc = build_index(ap, at, err);
     /* The in-batch map holds rows of the old shape: forget them (an unchanged value of a
      * row changed earlier in this batch then resolves from the lake). */
-    at->n_buckets = 0;
-    at->buckets = NULL;
+    at->s[ap->cur].n_buckets = 0;
+    at->s[ap->cur].buckets = NULL;
     return rc;
 }
 
@@ -773,7 +855,7 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
     struct atable *at = find_table(ap, schema, table);
     if (!at)
         return loch_errf(err, LOCH_EINVAL, "rename of column %s in undeclared table %s.%s", from, schema, table);
-    int rc = 0;
+    int rc = land(ap, err);
     for (int c = 0; c < 2 && !rc; c++) {
         struct arena *a = arena_new();
         const struct iceberg_metadata *m = c ? at->cmd : at->md;
@@ -784,7 +866,7 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
             struct iceberg_change *ch = iceberg_change_begin(a, m, loc);
             iceberg_change_set_schema(ch, next);
             struct sink_table_change tc = {at->ns, c ? at->cname : at->name, loc, ch};
-            rc = sink_commit(ap->cat, ap->st, &tc, 1, NULL, 0, a, err);
+            rc = sink_commit(ap->fcat, ap->fst, &tc, 1, NULL, 0, a, err);
         }
         arena_free(a);
     }
@@ -801,13 +883,15 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
     struct atable *at = find_table(ap, schema, table);
     if (!at)
         return 0;
-    if (at->n_staged || ap->in_txn) {
+    int rc = land(ap, err);
+    if (rc)
+        return rc;
+    if (at->s[ap->cur].n_staged || ap->in_txn) {
         at->drop_after_flush = true;
         return 0;
     }
     table_close(ap, at);
     at->dropped = true;
-    (void)err;
     log_info("%s.%s: source table dropped; the lake table stays", at->ns, at->name);
     return 0;
 }
@@ -818,7 +902,7 @@ static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, c
                       struct iceberg_data_file *f, struct loch_err *err)
 {
     int64_t t0 = now_ms();
-    int rc = sink_write_data(ap->conn, ap->st, changes ? at->cmd : at->md, sql, a, f, err);
+    int rc = sink_write_data(ap->conn, ap->fst, changes ? at->cmd : at->md, sql, a, f, err);
     log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name, changes ? " changes" : "",
               (long long)f->record_count);
     return rc;
@@ -826,12 +910,13 @@ static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, c
 
 static void add_load(struct cdc_applier *ap, struct atable *at, const struct iceberg_data_file *f)
 {
-    if (at->n_loads == at->cap_loads) {
-        size_t n = at->cap_loads ? 2 * at->cap_loads : 8;
-        at->loads = arena_grow(ap->batch, at->loads, at->n_loads, n, sizeof *at->loads);
-        at->cap_loads = n;
+    struct tstage *S = &at->s[ap->cur];
+    if (S->n_loads == S->cap_loads) {
+        size_t n = S->cap_loads ? 2 * S->cap_loads : 8;
+        S->loads = arena_grow(ap->bt[ap->cur].arena, S->loads, S->n_loads, n, sizeof *S->loads);
+        S->cap_loads = n;
     }
-    at->loads[at->n_loads++] = *f;
+    S->loads[S->n_loads++] = *f;
 }
 
 /* Columns of the current schema in order, each from t's column of that name as
@@ -860,7 +945,10 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
         return loch_errf(err, LOCH_EINVAL, "load of undeclared table %s.%s", t->schema, t->name);
     if (ap->in_txn)
         return loch_errf(err, LOCH_EINVAL, "load of %s.%s inside a transaction", t->schema, t->name);
-    struct arena *a = ap->batch;
+    int rc = land(ap, err);
+    if (rc)
+        return rc;
+    struct arena *a = ap->bt[ap->cur].arena;
     struct buf b = {0}, q = {0};
     buf_puts(&q, "SELECT ");
     const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
@@ -879,7 +967,7 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
         buf_printf(&q, "%s__s%zu", i ? ", " : "", i);
     buf_puts(&q, "))");
     struct iceberg_data_file f;
-    int rc = write_file(ap, at, false, q.data, a, &f, err);
+    rc = write_file(ap, at, false, q.data, a, &f, err);
     buf_free(&q);
     if (rc)
         return loch_err_prefix(err, "loading %s.%s", at->ns, at->name);
@@ -902,8 +990,8 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     buf_puts(&b, ", file_row_number = true)");
     free(lp);
     rc = execb(ap, &b, err);
-    if (!ap->first_ms)
-        ap->first_ms = now_ms();
+    if (!ap->bt[ap->cur].first_ms)
+        ap->bt[ap->cur].first_ms = now_ms();
     ap->stats.rows_loaded += f.record_count;
     return rc;
 }
@@ -916,7 +1004,7 @@ int cdc_applier_begin(struct cdc_applier *ap, const char *txid, int64_t commit_t
         return loch_errf(err, LOCH_EINVAL, "transaction %s begins inside transaction %s", txid, ap->txid);
     ap->in_txn = true;
     ap->txn_first_seq = ap->seq;
-    ap->txid = arena_strdup(ap->batch, txid);
+    ap->txid = arena_strdup(ap->bt[ap->cur].arena, txid);
     ap->ts = commit_ts_us;
     return 0;
 }
@@ -936,33 +1024,33 @@ static size_t key_text(struct atable *at, const struct cdc_value *v, struct buf 
     return out->len;
 }
 
-static struct mentry *map_find(struct atable *at, const char *key, size_t len, uint64_t h)
+static struct mentry *map_find(struct tstage *S, const char *key, size_t len, uint64_t h)
 {
-    if (!at->n_buckets)
+    if (!S->n_buckets)
         return NULL;
-    for (struct mentry *e = at->buckets[h % at->n_buckets]; e; e = e->next)
+    for (struct mentry *e = S->buckets[h % S->n_buckets]; e; e = e->next)
         if (e->h == h && e->key_len == len && !memcmp(e->key, key, len))
             return e;
     return NULL;
 }
 
-static void map_put(struct cdc_applier *ap, struct atable *at, const char *key, size_t len, uint64_t h, int64_t seq,
+static void map_put(struct arena *a, struct tstage *S, const char *key, size_t len, uint64_t h, int64_t seq,
                     struct cdc_value *row, char **lk)
 {
-    if (!at->n_buckets) {
-        at->n_buckets = 4096;
-        at->buckets = arena_alloc(ap->batch, at->n_buckets * sizeof *at->buckets);
+    if (!S->n_buckets) {
+        S->n_buckets = 4096;
+        S->buckets = arena_alloc(a, S->n_buckets * sizeof *S->buckets);
     }
-    struct mentry *e = arena_alloc(ap->batch, sizeof *e);
+    struct mentry *e = arena_alloc(a, sizeof *e);
     e->h = h;
-    e->key = arena_memdup(ap->batch, key, len);
+    e->key = arena_memdup(a, key, len);
     e->key_len = len;
     e->seq = seq;
     e->row = row;
     e->lk = lk;
-    size_t b = h % at->n_buckets;
-    e->next = at->buckets[b];
-    at->buckets[b] = e;
+    size_t b = h % S->n_buckets;
+    e->next = S->buckets[b];
+    S->buckets[b] = e;
 }
 
 static void app_text(struct engine_appender *app, const struct cdc_value *v)
@@ -986,7 +1074,9 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
     if (!at->kills && (c->op == CDC_UPDATE || c->op == CDC_DELETE))
         return 0; /* insert-only table: the source should not send these */
     int64_t seq = ap->seq++;
-    struct arena *a = ap->batch;
+    struct batch *B = &ap->bt[ap->cur];
+    struct tstage *S = &at->s[ap->cur];
+    struct arena *a = B->arena;
     struct cdc_value *row = NULL;
     char **lk = NULL;
     const struct cdc_value *old = c->before ? c->before : c->after;
@@ -1015,7 +1105,7 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             any_unch |= row[i].unchanged;
         if (any_unch && at->n_key) {
             size_t kl = key_text(at, old, &kb);
-            struct mentry *e = map_find(at, kb.data, kl, fnv(kb.data, kl));
+            struct mentry *e = map_find(S, kb.data, kl, fnv(kb.data, kl));
             if (e) {
                 for (size_t i = 0; i < n; i++)
                     if (row[i].unchanged)
@@ -1039,18 +1129,18 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             }
         }
         if (any_unch)
-            at->n_unresolved++;
+            S->n_unresolved++;
         if (at->n_key) {
             size_t kl = key_text(at, row, &kb);
-            map_put(ap, at, kb.data, kl, fnv(kb.data, kl), seq, row, any_unch ? lk : NULL);
+            map_put(a, S, kb.data, kl, fnv(kb.data, kl), seq, row, any_unch ? lk : NULL);
         }
     }
-    struct engine_appender *app = at->app;
+    struct engine_appender *app = at->app[ap->cur];
     engine_append_int(app, seq);
     char op = (char)c->op;
     engine_append_text(app, &op, 1);
     engine_append_int(app, ap->ts);
-    engine_append_int(app, (int64_t)ap->n_txn_batch); /* -> its position at flush */
+    engine_append_int(app, (int64_t)B->n_txn); /* -> its position at flush */
     engine_append_text(app, ap->txid, strlen(ap->txid));
     engine_append_text(app, u.len ? u.data : "", u.len);
     for (size_t k = 0; k < at->n_key; k++) {
@@ -1076,12 +1166,12 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
     }
     rc = engine_append_end_row(app, err);
     if (c->op == CDC_TRUNCATE) {
-        at->trunc_seq = seq;
-        at->n_buckets = 0; /* nothing earlier in the batch survives */
-        at->buckets = NULL;
+        S->trunc_seq = seq;
+        S->n_buckets = 0; /* nothing earlier in the batch survives */
+        S->buckets = NULL;
     }
-    at->n_staged++;
-    ap->n_changes_batch++;
+    S->n_staged++;
+    B->n_changes++;
     ap->stats.changes++;
     buf_free(&kb);
     buf_free(&u);
@@ -1095,20 +1185,21 @@ int cdc_applier_commit(struct cdc_applier *ap, const char *position, const char 
     if (!ap->in_txn)
         return loch_errf(err, LOCH_EINVAL, "commit outside a transaction");
     ap->in_txn = false;
-    if (ap->n_txn_batch == ap->cap_pos) {
-        size_t nc = ap->cap_pos ? 2 * ap->cap_pos : 1024;
-        ap->pos = arena_grow(ap->batch, ap->pos, ap->n_txn_batch, nc, sizeof *ap->pos);
-        ap->cap_pos = nc;
+    struct batch *B = &ap->bt[ap->cur];
+    if (B->n_txn == B->cap_pos) {
+        size_t nc = B->cap_pos ? 2 * B->cap_pos : 1024;
+        B->pos = arena_grow(B->arena, B->pos, B->n_txn, nc, sizeof *B->pos);
+        B->cap_pos = nc;
     }
-    ap->pos[ap->n_txn_batch] = arena_strdup(ap->batch, position);
-    ap->checkpoint = arena_strdup(ap->batch, checkpoint);
-    ap->last_ts = ap->ts;
-    ap->n_txn_batch++;
+    B->pos[B->n_txn] = arena_strdup(B->arena, position);
+    B->checkpoint = arena_strdup(B->arena, checkpoint);
+    B->last_ts = ap->ts;
+    B->n_txn++;
     ap->stats.transactions++;
-    if (!ap->first_ms)
-        ap->first_ms = now_ms();
-    if (!ap->first_commit_us)
-        ap->first_commit_us = ap->ts;
+    if (!B->first_ms)
+        B->first_ms = now_ms();
+    if (!B->first_commit_us)
+        B->first_commit_us = ap->ts;
     return 0;
 }
 
@@ -1119,28 +1210,38 @@ void cdc_applier_rollback(struct cdc_applier *ap)
     ap->in_txn = false;
     for (size_t i = 0; i < ap->n_tables; i++) {
         struct atable *at = ap->tables[i];
-        if (at->dropped || !at->app)
+        struct tstage *S = &at->s[ap->cur];
+        if (at->dropped || !at->app[ap->cur])
             continue;
         struct loch_err e;
-        engine_appender_flush(at->app, &e);
-        char sql[128];
-        snprintf(sql, sizeof sql, "DELETE FROM temp.stg_%d WHERE _seq >= %lld", at->no, (long long)ap->txn_first_seq);
-        engine_exec(ap->conn, sql, NULL);
-        for (size_t b = 0; b < at->n_buckets; b++)
-            while (at->buckets[b] && at->buckets[b]->seq >= ap->txn_first_seq)
-                at->buckets[b] = at->buckets[b]->next;
-        if (at->trunc_seq >= ap->txn_first_seq)
-            at->trunc_seq = -1; /* an earlier truncate of this batch would be lost; see flush */
+        engine_appender_flush(at->app[ap->cur], &e);
+        char sql[256], name[64];
+        stg_name(name, sizeof name, ap, at, ap->cur);
+        snprintf(sql, sizeof sql, "DELETE FROM memory.main.%s WHERE _seq >= %lld", name, (long long)ap->txn_first_seq);
+        engine_exec(ap->sconn, sql, NULL);
+        for (size_t b = 0; b < S->n_buckets; b++)
+            while (S->buckets[b] && S->buckets[b]->seq >= ap->txn_first_seq)
+                S->buckets[b] = S->buckets[b]->next;
+        if (S->trunc_seq >= ap->txn_first_seq)
+            S->trunc_seq = -1; /* an earlier truncate of this batch would be lost; see flush */
     }
     ap->seq = ap->txn_first_seq;
 }
 
+static bool batch_pending(const struct cdc_applier *ap, int set)
+{
+    const struct batch *B = &ap->bt[set];
+    if (B->n_txn > 0 || B->n_kv > 0 || B->checkpoint)
+        return true;
+    for (size_t i = 0; i < ap->n_tables; i++)
+        if (ap->tables[i]->s[set].n_loads > 0)
+            return true;
+    return false;
+}
+
 bool cdc_applier_pending(const struct cdc_applier *ap)
 {
-    bool any_load = false;
-    for (size_t i = 0; i < ap->n_tables; i++)
-        any_load |= ap->tables[i]->n_loads > 0;
-    return ap->n_txn_batch > 0 || ap->n_kv > 0 || any_load || ap->checkpoint;
+    return ap->flying || ap->durable || batch_pending(ap, ap->cur);
 }
 
 /* The interval is a bound on the time from source commit to lake commit: the batch is
@@ -1150,14 +1251,15 @@ bool cdc_applier_pending(const struct cdc_applier *ap)
  * cause a flush storm; at most the interval of local time. */
 bool cdc_applier_flush_due(const struct cdc_applier *ap)
 {
-    if (ap->in_txn || !ap->first_ms)
+    const struct batch *B = &ap->bt[ap->cur];
+    if (ap->in_txn || !B->first_ms)
         return false;
-    int64_t local = now_ms() - ap->first_ms, iv = ap->o.flush_interval_ms;
-    if (ap->n_changes_batch >= ap->o.flush_max_changes || local >= iv)
+    int64_t local = now_ms() - B->first_ms, iv = ap->o.flush_interval_ms;
+    if (B->n_changes >= ap->o.flush_max_changes || local >= iv)
         return true;
-    if (!ap->first_commit_us || local < iv / 4)
+    if (!B->first_commit_us || local < iv / 4)
         return false;
-    int64_t since_commit = (util_now_us() - ap->first_commit_us) / 1000;
+    int64_t since_commit = (util_now_us() - B->first_commit_us) / 1000;
     return since_commit >= iv - ap->flush_ewma_ms;
 }
 
@@ -1189,21 +1291,22 @@ struct pending {
     bool truncated;
 };
 
-/* Writes the files of one table's batch; fills p. */
-static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+/* Writes the files of one table's batch `set` (its staging rows are committed); fills p. */
+static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
 {
-    struct arena *a = ap->batch;
+    struct arena *a = ap->bt[set].arena;
+    struct tstage *S = &at->s[set];
     int no = at->no;
     size_t n = at->t.n_columns;
     struct buf b = {0};
-    int rc = engine_appender_flush(at->app, err);
-    if (rc)
-        return rc;
+    int rc = 0;
+    char stg[64];
+    stg_name(stg, sizeof stg, ap, at, set);
     /* 1. values the source did not send (TOAST): from the lake rows they left unchanged */
-    bool toast = at->n_unresolved > 0 && at->n_key;
+    bool toast = S->n_unresolved > 0 && at->n_key;
     if (!rc && toast) {
-        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __need AS SELECT s._seq, f.local, i._pos FROM stg_%d s "
-                   "JOIN idx_%d i ON ", no, no);
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __need AS SELECT s._seq, f.local, i._pos FROM memory.main.%s s "
+                   "JOIN idx_%d i ON ", stg, no);
         for (size_t k = 0; k < at->n_key; k++) {
             if (k)
                 buf_puts(&b, " AND ");
@@ -1267,7 +1370,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
             cast_expr(&b, x, &at->t.columns[at->key[k]].type);
             buf_printf(&b, " AS ok%zu", k);
         }
-        buf_printf(&b, " FROM stg_%d s LEFT JOIN __pos ON __pos.ord = s._tx%s", no,
+        buf_printf(&b, " FROM memory.main.%s s LEFT JOIN __pos ON __pos.ord = s._tx%s", stg,
                    toast ? " LEFT JOIN __oldv o ON o._seq = s._seq" : "");
         rc = execs(ap, &b, no, err);
         if (rc)
@@ -1291,16 +1394,16 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
                 buf_printf(&b, "k%zu, ", k);
             buf_puts(&b, "max(_seq) AS _ms FROM __ev GROUP BY ALL) m ON ");
             keymatch(&b, at, "t", NULL, true, "m", "k", false);
-            buf_printf(&b, " AND t._seq = m._ms WHERE t._op IN ('I', 'U') AND t._seq > %lld", (long long)at->trunc_seq);
+            buf_printf(&b, " AND t._seq = m._ms WHERE t._op IN ('I', 'U') AND t._seq > %lld", (long long)S->trunc_seq);
             rc = execs(ap, &b, no, err);
         }
     } else if (!rc) {
         buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT * FROM __ty WHERE _op = 'I' AND _seq > %lld",
-                   (long long)at->trunc_seq);
+                   (long long)S->trunc_seq);
         rc = execs(ap, &b, no, err);
     }
     /* 4. position deletes of indexed rows whose key was touched (all on truncate) */
-    p->truncated = at->trunc_seq >= 0;
+    p->truncated = S->trunc_seq >= 0;
     if (!rc && (at->kills || p->truncated)) {
         buf_printf(&b, "SELECT f.path, i._pos FROM idx_%d i JOIN fil_%d f ON f._fid = i._fid", no, no);
         if (!p->truncated) {
@@ -1310,7 +1413,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
         }
         sfx(&b, no);
         int64_t t0 = now_ms();
-        rc = sink_write_deletes(ap->conn, ap->st, at->md, b.data, a, &p->del, err);
+        rc = sink_write_deletes(ap->conn, ap->fst, at->md, b.data, a, &p->del, err);
         log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
                   (long long)p->del.record_count);
         buf_free(&b);
@@ -1364,10 +1467,12 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, struct pending
 }
 
 /* After the commit: the index follows the lake. */
-static int advance_index(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+static int advance_index(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
 {
     struct buf b = {0};
     int no = at->no;
+    char stg[64];
+    stg_name(stg, sizeof stg, ap, at, set);
     if (p->truncated) {
         buf_printf(&b, "DELETE FROM idx_%d; ", no);
     } else if (at->kills) {
@@ -1394,34 +1499,29 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, struct pendi
         free(lp2);
         buf_puts(&b, ", file_row_number = true); ");
     }
-    buf_printf(&b, "DELETE FROM stg_%d; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
-               "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv", no);
+    buf_printf(&b, "DELETE FROM memory.main.%s; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
+               "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv", stg);
     return execs(ap, &b, no, err);
 }
 
-int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **checkpoint_out, struct loch_err *err)
+/* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
+ * or the caller's; touches only the work connection, fcat, fst, the batch and the tables'
+ * stage `set`, index and metadata. */
+static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
 {
-    if (checkpoint_out)
-        *checkpoint_out = NULL;
-    if (ap->in_txn)
-        return loch_errf(err, LOCH_EINVAL, "flush inside a transaction");
-    bool any_load = false;
-    for (size_t i = 0; i < ap->n_tables; i++)
-        any_load |= ap->tables[i]->n_loads > 0;
-    if (!ap->n_txn_batch && !ap->n_kv && !any_load && !ap->checkpoint)
-        return 0;
     int64_t t_start = now_ms();
-    struct arena *a = ap->batch;
+    struct batch *B = &ap->bt[set];
+    struct arena *a = B->arena;
     struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
     size_t n_p = 0, n_tc = 0;
     int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
     struct engine_appender *pa = NULL;
-    if (!rc && ap->n_txn_batch)
+    if (!rc && B->n_txn)
         rc = engine_appender_open(ap->conn, "temp", "__pos", &pa, err);
-    for (size_t i = 0; i < ap->n_txn_batch && !rc; i++) {
+    for (size_t i = 0; i < B->n_txn && !rc; i++) {
         engine_append_int(pa, (int64_t)i);
-        engine_append_text(pa, ap->pos[i], strlen(ap->pos[i]));
+        engine_append_text(pa, B->pos[i], strlen(B->pos[i]));
         rc = engine_append_end_row(pa, err);
     }
     if (pa && !rc)
@@ -1429,17 +1529,18 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
     engine_appender_close(pa);
     for (size_t i = 0; i < ap->n_tables && !rc; i++) {
         struct atable *at = ap->tables[i];
-        if (at->dropped || (!at->n_staged && !at->n_loads))
+        struct tstage *S = &at->s[set];
+        if (at->dropped || (!S->n_staged && !S->n_loads))
             continue;
         struct pending *pp = &p[n_p++];
         pp->at = at;
-        if (at->n_staged)
-            rc = flush_files(ap, at, pp, err);
+        if (S->n_staged)
+            rc = flush_files(ap, at, set, pp, err);
         if (rc)
             break;
         struct iceberg_change *ch = iceberg_change_begin(a, at->md, at->loc);
-        for (size_t k = 0; k < at->n_loads; k++)
-            iceberg_change_add_file(ch, &at->loads[k]);
+        for (size_t k = 0; k < S->n_loads; k++)
+            iceberg_change_add_file(ch, &S->loads[k]);
         if (pp->data.record_count > 0)
             iceberg_change_add_file(ch, &pp->data);
         if (pp->del.record_count > 0)
@@ -1454,63 +1555,154 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **ch
     }
     struct catalog_kv kv[KV_MAX + 1];
     size_t n_kv = 0;
-    for (size_t i = 0; i < ap->n_kv; i++)
-        kv[n_kv++] = ap->kv[i];
-    if (ap->checkpoint)
-        kv[n_kv++] = (struct catalog_kv){ckpt_key(a, ap->o.source), ap->checkpoint};
+    for (size_t i = 0; i < B->n_kv; i++)
+        kv[n_kv++] = B->kv[i];
+    if (B->checkpoint)
+        kv[n_kv++] = (struct catalog_kv){ckpt_key(a, ap->o.source), B->checkpoint};
     if (!rc)
         for (size_t i = 0; i < n_tc; i++) {
             char num[32];
-            if (ap->checkpoint)
-                iceberg_change_set_summary(tc[i].change, "loch.source-position", ap->checkpoint);
-            snprintf(num, sizeof num, "%lld", (long long)ap->n_txn_batch);
+            if (B->checkpoint)
+                iceberg_change_set_summary(tc[i].change, "loch.source-position", B->checkpoint);
+            snprintf(num, sizeof num, "%lld", (long long)B->n_txn);
             iceberg_change_set_summary(tc[i].change, "loch.source-transactions", num);
         }
     int64_t t_files = now_ms();
     if (!rc)
-        rc = sink_commit(ap->cat, ap->st, tc, n_tc, kv, n_kv, a, err);
+        rc = sink_commit(ap->fcat, ap->fst, tc, n_tc, kv, n_kv, a, err);
     int64_t t_commit = now_ms();
     for (size_t i = 0; i < n_p && !rc; i++) {
-        if (p[i].at->n_staged)
-            rc = advance_index(ap, p[i].at, &p[i], err);
+        if (p[i].at->s[set].n_staged)
+            rc = advance_index(ap, p[i].at, set, &p[i], err);
         if (!rc)
             rc = load_md(ap, p[i].at, err);
     }
-    if (rc)
-        return rc;
-    log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms (files %lld, commit %lld, "
-              "index %lld)", ap->o.source, ap->n_txn_batch, ap->n_changes_batch, n_tc, (long long)(now_ms() - t_start),
-              (long long)(t_files - t_start), (long long)(t_commit - t_files), (long long)(now_ms() - t_commit));
-    if (checkpoint_out && ap->checkpoint)
-        *checkpoint_out = arena_strdup(out_arena, ap->checkpoint);
-    if (ap->n_txn_batch)
-        ap->stats.last_commit_ts_us = ap->last_ts;
+    if (!rc)
+        log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms (files %lld, commit %lld, "
+                  "index %lld)", ap->o.source, B->n_txn, B->n_changes, n_tc, (long long)(now_ms() - t_start),
+                  (long long)(t_files - t_start), (long long)(t_commit - t_files), (long long)(now_ms() - t_commit));
+    return rc;
+}
+
+/* After batch `set` was flushed (on this thread): counters, the durable checkpoint, and
+ * the batch emptied for reuse. */
+static void flushed(struct cdc_applier *ap, int set, int64_t took)
+{
+    struct batch *B = &ap->bt[set];
+    if (B->checkpoint) {
+        free(ap->durable);
+        ap->durable = xstrdup(B->checkpoint);
+    }
+    if (B->n_txn)
+        ap->stats.last_commit_ts_us = B->last_ts;
     ap->stats.flushes++;
     for (size_t i = 0; i < ap->n_tables; i++) {
         struct atable *at = ap->tables[i];
-        at->n_staged = at->n_unresolved = 0;
-        at->trunc_seq = -1;
-        at->n_buckets = 0;
-        at->buckets = NULL;
-        at->loads = NULL;
-        at->n_loads = at->cap_loads = 0;
-        if (at->drop_after_flush && !at->dropped) {
+        at->s[set] = (struct tstage){.trunc_seq = -1};
+        if (at->drop_after_flush && !at->dropped && !at->s[ap->cur].n_staged && !ap->in_txn) {
             table_close(ap, at);
             at->dropped = true;
         }
     }
-    ap->n_kv = 0;
-    ap->checkpoint = NULL;
-    ap->txid = NULL;
-    ap->first_ms = 0;
-    ap->first_commit_us = 0;
-    int64_t took = now_ms() - t_start;
     ap->flush_ewma_ms = ap->flush_ewma_ms ? (3 * ap->flush_ewma_ms + took) / 4 : took;
     if (ap->flush_ewma_ms > ap->o.flush_interval_ms * 3 / 4)
         ap->flush_ewma_ms = ap->o.flush_interval_ms * 3 / 4;
-    ap->n_changes_batch = ap->n_txn_batch = 0;
-    ap->pos = NULL;
-    ap->cap_pos = 0;
-    arena_reset(ap->batch);
+    struct arena *keep = B->arena;
+    arena_reset(keep);
+    *B = (struct batch){.arena = keep};
+}
+
+static void *flight_main(void *arg)
+{
+    struct cdc_applier *ap = arg; /* ap->cur does not change while a flush is in the air */
+    int64_t t0 = now_ms();
+    loch_err_clear(&ap->flight_err);
+    ap->flight_rc = flush_batch(ap, 1 - ap->cur, &ap->flight_err);
+    ap->flight_ms = now_ms() - t0;
+    atomic_store(&ap->landed, true);
+    return NULL;
+}
+
+static int land(struct cdc_applier *ap, struct loch_err *err)
+{
+    if (!ap->flying)
+        return 0;
+    pthread_join(ap->flight, NULL);
+    ap->flying = false;
+    atomic_store(&ap->landed, false);
+    if (ap->flight_rc) {
+        *err = ap->flight_err;
+        return ap->flight_rc;
+    }
+    flushed(ap, 1 - ap->cur, ap->flight_ms);
+    return 0;
+}
+
+/* Reports ap->durable (copied into a) and forgets it. */
+static void report(struct cdc_applier *ap, struct arena *a, char **checkpoint_out)
+{
+    if (checkpoint_out && ap->durable)
+        *checkpoint_out = arena_strdup(a, ap->durable);
+    free(ap->durable);
+    ap->durable = NULL;
+}
+
+int cdc_applier_flush(struct cdc_applier *ap, struct arena *out_arena, char **checkpoint_out, struct loch_err *err)
+{
+    if (checkpoint_out)
+        *checkpoint_out = NULL;
+    if (ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "flush inside a transaction");
+    int rc = land(ap, err);
+    if (rc)
+        return rc;
+    if (batch_pending(ap, ap->cur)) {
+        int64_t t0 = now_ms();
+        for (size_t i = 0; i < ap->n_tables && !rc; i++)
+            if (!ap->tables[i]->dropped && ap->tables[i]->app[ap->cur])
+                rc = engine_appender_flush(ap->tables[i]->app[ap->cur], err);
+        if (!rc)
+            rc = flush_batch(ap, ap->cur, err);
+        if (rc)
+            return rc;
+        flushed(ap, ap->cur, now_ms() - t0);
+    }
+    report(ap, out_arena, checkpoint_out);
+    return 0;
+}
+
+int cdc_applier_flush_start(struct cdc_applier *ap, struct loch_err *err)
+{
+    if (ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "flush inside a transaction");
+    int rc = land(ap, err);
+    if (rc || !batch_pending(ap, ap->cur))
+        return rc;
+    for (size_t i = 0; i < ap->n_tables && !rc; i++)
+        if (!ap->tables[i]->dropped && ap->tables[i]->app[ap->cur])
+            rc = engine_appender_flush(ap->tables[i]->app[ap->cur], err);
+    if (rc)
+        return rc;
+    ap->cur = 1 - ap->cur;
+    atomic_store(&ap->landed, false);
+    if (pthread_create(&ap->flight, NULL, flight_main, ap)) {
+        ap->cur = 1 - ap->cur;
+        return loch_errf(err, LOCH_EINTERNAL, "cannot start the flush thread");
+    }
+    ap->flying = true;
+    return 0;
+}
+
+int cdc_applier_flush_poll(struct cdc_applier *ap, struct arena *out_arena, char **checkpoint_out,
+                           struct loch_err *err)
+{
+    if (checkpoint_out)
+        *checkpoint_out = NULL;
+    if (ap->flying && atomic_load(&ap->landed)) {
+        int rc = land(ap, err);
+        if (rc)
+            return rc;
+    }
+    report(ap, out_arena, checkpoint_out);
     return 0;
 }

@@ -187,7 +187,8 @@ void cdc_applier_rollback(struct cdc_applier *ap);
 /* True when whole transactions are staged and the flush interval since the first of
  * them has passed or the size bound is reached. */
 bool cdc_applier_flush_due(const struct cdc_applier *ap);
-/* True when committed transactions are staged and not yet flushed. */
+/* True when committed transactions are staged and not yet flushed, a flush is in the
+ * air, or a durable checkpoint was not reported yet. */
 bool cdc_applier_pending(const struct cdc_applier *ap);
 /* Writes every table touched by the staged whole transactions and commits them with the
  * checkpoint of the last one in one catalog transaction. Nothing staged: no-op. On
@@ -195,6 +196,17 @@ bool cdc_applier_pending(const struct cdc_applier *ap);
  * when nothing was flushed. On error nothing is visible in the lake; the applier must be
  * closed and replication restarted from cdc_applier_checkpoint. */
 int cdc_applier_flush(struct cdc_applier *ap, struct arena *a, char **checkpoint_out, struct loch_err *err);
+/* The same flush, on a thread of its own: waits for the previous one (its error is
+ * returned here), then hands the staged batch to the flush thread and returns; staging
+ * goes on into the other batch meanwhile. Flushes commit one at a time, in order. Every
+ * other applier call that touches tables (table, rename, drop, load, flush, close) first
+ * waits for the flush in the air. Durability is learned from cdc_applier_flush_poll (or
+ * the checkpoint of a later cdc_applier_flush). */
+int cdc_applier_flush_start(struct cdc_applier *ap, struct loch_err *err);
+/* Never waits: when a flush ended since the last report, *checkpoint_out (in a) is the
+ * checkpoint now durable, else NULL; a failed flush returns its error (then close the
+ * applier and restart from cdc_applier_checkpoint). */
+int cdc_applier_flush_poll(struct cdc_applier *ap, struct arena *a, char **checkpoint_out, struct loch_err *err);
 
 /* Appends the SQL that turns expr (VARCHAR in the canonical form above) into type t's
  * DuckDB type, exactly as the applier does (validation reuses it). */

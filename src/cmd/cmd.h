@@ -16,6 +16,7 @@ struct app {
     struct catalog *cat;
     struct store *st;
     struct engine *eng;
+    struct engine *reng;      /* replication's (app_replication_engine) */
     bool confine;             /* set before app_open: the engine may touch only the lake's folders */
 };
 
@@ -23,6 +24,10 @@ struct app {
  * the error and returns non-zero on failure. */
 int app_open(struct app *app, bool with_engine);
 void app_close(struct app *app);
+/* Opens app->reng (once), the engine replication writes through: DuckDB single-threaded,
+ * because the applier's receiving and flush threads already keep the cores busy and
+ * DuckDB's workers only contend with them (a backlog drained 1.2-1.7x faster). */
+int app_replication_engine(struct app *app, struct loch_err *err);
 /* Prints err to stderr as "loch: error: ...", with detail and hint lines. */
 void app_fail(const struct loch_err *err);
 

@@ -11,6 +11,23 @@ void app_fail(const struct loch_err *err)
     loch_err_print(err, stderr);
 }
 
+/* An engine on app's lake: threads as given, the configured memory limit, confined to
+ * the lake's folders when app->confine. */
+static int open_engine(struct app *app, int threads, struct engine **out, struct loch_err *err)
+{
+    struct engine_options o = {threads, app->cfg->query_memory_mb, NULL, NULL};
+    const char *dirs[4] = {NULL, NULL, app->cfg->state_dir, NULL};
+    if (app->confine) {
+        /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
+        dirs[0] = arena_printf(app->a, "%s/", app->st->root);
+        char *local = store_local_root(app->st);
+        dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
+        free(local);
+        o.confine_to = dirs;
+    }
+    return engine_open(&o, out, err);
+}
+
 int app_open(struct app *app, bool with_engine)
 {
     struct loch_err err;
@@ -24,19 +41,8 @@ int app_open(struct app *app, bool with_engine)
     }
     if (!rc)
         rc = store_open(app->cfg->warehouse, &app->st, &err);
-    if (!rc && with_engine) {
-        struct engine_options o = {app->cfg->threads, app->cfg->query_memory_mb, NULL, NULL};
-        const char *dirs[4] = {NULL, NULL, app->cfg->state_dir, NULL};
-        if (app->confine) {
-            /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
-            dirs[0] = arena_printf(app->a, "%s/", app->st->root);
-            char *local = store_local_root(app->st);
-            dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
-            free(local);
-            o.confine_to = dirs;
-        }
-        rc = engine_open(&o, &app->eng, &err);
-    }
+    if (!rc && with_engine)
+        rc = open_engine(app, app->cfg->threads, &app->eng, &err);
     if (rc) {
         app_fail(&err);
         return 1;
@@ -44,8 +50,16 @@ int app_open(struct app *app, bool with_engine)
     return 0;
 }
 
+int app_replication_engine(struct app *app, struct loch_err *err)
+{
+    if (app->reng)
+        return 0;
+    return open_engine(app, 1, &app->reng, err);
+}
+
 void app_close(struct app *app)
 {
+    engine_close(app->reng);
     engine_close(app->eng);
     store_close(app->st);
     catalog_close(app->cat);

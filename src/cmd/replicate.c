@@ -54,8 +54,13 @@ int cmd_replicate(struct app *app, int argc, char **argv)
             return 2;
         }
     }
-    if (app_open(app, true))
+    if (app_open(app, false))
         return 1;
+    struct loch_err oe;
+    if (app_replication_engine(app, &oe)) {
+        app_fail(&oe);
+        return 1;
+    }
     size_t n = 0;
     struct job *jobs = arena_alloc(app->a, (app->cfg->n_sources + 1) * sizeof *jobs);
     for (size_t i = 0; i < app->cfg->n_sources; i++) {
@@ -63,7 +68,7 @@ int cmd_replicate(struct app *app, int argc, char **argv)
         if (only && strcmp(only, src->name))
             continue;
         struct job *j = &jobs[n++];
-        j->run = (struct cdc_run){app->cfg, src, NULL, app->st, app->eng, catch_up, &g_stop, true};
+        j->run = (struct cdc_run){app->cfg, src, NULL, app->st, app->reng, catch_up, &g_stop, true};
         snprintf(j->catalog_path, sizeof j->catalog_path, "%s/catalog.db", app->cfg->state_dir);
     }
     if (!n) {
@@ -119,13 +124,18 @@ static void *bg_main(void *arg)
 struct replication *replication_start(struct app *app)
 {
     struct replication *r = xcalloc(1, sizeof *r);
+    struct loch_err e;
+    if (app->cfg->n_sources && app_replication_engine(app, &e)) {
+        log_error("loch serve: no replication: %s", e.msg);
+        return r;
+    }
     atomic_init(&r->stop, false);
     r->n = app->cfg->n_sources;
     r->jobs = xcalloc(r->n + 1, sizeof *r->jobs);
     r->th = xcalloc(r->n + 1, sizeof *r->th);
     for (size_t i = 0; i < r->n; i++) {
         struct job *j = &r->jobs[i];
-        j->run = (struct cdc_run){app->cfg, &app->cfg->sources[i], NULL, app->st, app->eng, false, &r->stop, false};
+        j->run = (struct cdc_run){app->cfg, &app->cfg->sources[i], NULL, app->st, app->reng, false, &r->stop, false};
         snprintf(j->catalog_path, sizeof j->catalog_path, "%s/catalog.db", app->cfg->state_dir);
         pthread_create(&r->th[i], NULL, bg_main, j);
         log_info("loch serve: replicating source %s", app->cfg->sources[i].name);

@@ -940,10 +940,16 @@ static char *checkpoint_text(struct my *m, struct arena *a)
 #define BEHIND_FLUSH_MS 10000
 #define BEHIND_FLUSH_CHANGES 300000
 
+/* force: flush now and wait for it (stop, idle checkpoint, end of catch-up). Otherwise
+ * flush on a thread of its own when due, while the stream goes on. */
 static int flush_if(struct my *m, bool force, struct loch_err *err)
 {
-    if (!cdc_applier_pending(m->ap) || (!force && !cdc_applier_flush_due(m->ap)))
-        return 0;
+    char *done = NULL;
+    int rc = cdc_applier_flush_poll(m->ap, m->tx, &done, err);
+    if (!rc && done)
+        log_debug("mysql source %s: durable at %s", m->r->src->name, done);
+    if (rc || !cdc_applier_pending(m->ap) || (!force && !cdc_applier_flush_due(m->ap)))
+        return rc;
     int64_t now = util_now_ms();
     bool behind = (m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S) ||
                   (m->until && m->pos.file[0] && mysql_pos_cmp(&m->pos, m->until) < 0);
@@ -952,12 +958,14 @@ static int flush_if(struct my *m, bool force, struct loch_err *err)
     m->last_flush_ms = now;
     m->staged = 0;
     m->saved = m->pos; /* at least this far once the flush below succeeds */
-    struct arena *a = arena_new();
-    char *done = NULL;
-    int rc = cdc_applier_flush(m->ap, a, &done, err);
-    if (!rc && done)
-        log_debug("mysql source %s: durable at %s", m->r->src->name, done);
-    arena_free(a);
+    if (force) {
+        done = NULL;
+        rc = cdc_applier_flush(m->ap, m->tx, &done, err);
+        if (!rc && done)
+            log_debug("mysql source %s: durable at %s", m->r->src->name, done);
+    } else {
+        rc = cdc_applier_flush_start(m->ap, err);
+    }
     m->progressed = true;
     return rc;
 }

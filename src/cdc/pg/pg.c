@@ -1297,18 +1297,38 @@ static int send_status(struct pgsrc *s, bool reply, struct loch_err *err)
     return 0;
 }
 
+/* A checkpoint the applier made durable: the slot may move there. */
+static int durable(struct pgsrc *s, const char *ck, struct loch_err *err)
+{
+    uint64_t lsn;
+    if (!ck || !pgoutput_lsn_parse(ck, &lsn))
+        return 0;
+    if (lsn > s->flushed_lsn)
+        s->flushed_lsn = lsn;
+    return send_status(s, false, err);
+}
+
+/* Flushes and waits (stop, catch-up target, shape changes, full load). */
 static int flush(struct pgsrc *s, struct loch_err *err)
 {
     struct arena *a = arena_new();
     char *ck = NULL;
     int rc = cdc_applier_flush(s->ap, a, &ck, err);
-    uint64_t lsn;
-    if (!rc && ck && pgoutput_lsn_parse(ck, &lsn)) {
-        if (lsn > s->flushed_lsn)
-            s->flushed_lsn = lsn;
-        rc = send_status(s, false, err);
-    }
+    if (!rc)
+        rc = durable(s, ck, err);
     arena_free(a);
+    return rc;
+}
+
+/* Acknowledges what a flush thread made durable since the last look. */
+static int poll_flush(struct pgsrc *s, struct loch_err *err)
+{
+    if (!cdc_applier_pending(s->ap))
+        return 0;
+    char *ck = NULL;
+    int rc = cdc_applier_flush_poll(s->ap, s->msg, &ck, err);
+    if (!rc)
+        rc = durable(s, ck, err);
     return rc;
 }
 
@@ -1491,6 +1511,10 @@ static bool caught_up(struct pgsrc *s)
     return s->flushed_lsn >= s->catchup_target || s->server_end >= s->catchup_target;
 }
 
+/* Batch size while catching up: big enough that a flush's fixed costs stay small, small
+ * enough that flushing overlaps receiving. */
+#define CATCH_UP_FLUSH_CHANGES 200000
+
 /* Longest wait for more of the stream before taking what has arrived (a bound on the
  * latency the 64 KB receive low-water mark adds). */
 #define STREAM_WAIT_MS 20
@@ -1543,7 +1567,9 @@ static int stream(struct pgsrc *s, struct loch_err *err)
             }
             PQfreemem(buf);
             if (!rc && !s->in_txn && cdc_applier_flush_due(s->ap))
-                rc = flush(s, err);
+                rc = cdc_applier_flush_start(s->ap, err); /* receiving goes on meanwhile */
+            if (!rc && !s->in_txn)
+                rc = poll_flush(s, err);
             continue;
         }
         if (n == -2 || n == -1) {
@@ -1554,8 +1580,14 @@ static int stream(struct pgsrc *s, struct loch_err *err)
         /* no data right now: flush when due, when stopping, or when catching up and
          * everything up to the target has arrived */
         bool at_target = s->catchup_target && (s->last_end >= s->catchup_target || s->server_end >= s->catchup_target);
-        if (!s->in_txn && cdc_applier_pending(s->ap) && (cdc_applier_flush_due(s->ap) || stopping(s) || at_target))
-            rc = flush(s, err);
+        if (!s->in_txn && cdc_applier_pending(s->ap)) {
+            if (stopping(s) || at_target)
+                rc = flush(s, err);
+            else if (cdc_applier_flush_due(s->ap))
+                rc = cdc_applier_flush_start(s->ap, err);
+            if (!rc)
+                rc = poll_flush(s, err);
+        }
         if (rc)
             break;
         if (stopping(s) && !s->in_txn)
@@ -1705,9 +1737,12 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
         .position_type = {ICEBERG_LONG, 0, 0, 0},
         .flush_interval_ms = r->cfg->flush_interval_ms,
     };
-    /* Catching up is for throughput, not latency: flush by size and at the target only. */
-    if (r->catch_up)
+    /* Catching up is for throughput, not latency: flush by size (the flush thread writes
+     * one batch while the next is received) and at the target. */
+    if (r->catch_up) {
         o.flush_interval_ms = 3600 * 1000;
+        o.flush_max_changes = CATCH_UP_FLUSH_CHANGES;
+    }
     int rc = 0;
     int backoff_ms = 500;
     bool first = true;
