@@ -170,7 +170,7 @@ def run(a, root, m):
     sysbench(m, "oltp_write_only", f"--tables={a.tables}", f"--table-size={a.rows}", f"--threads={a.threads}",
              f"--time={a.backlog_s}", "--rate=0", "run")
     last_file = m.root_sql("SHOW MASTER STATUS").split()[0]
-    os.environ["LOCH_LOG"] = "info"
+    os.environ["LOCH_LOG"] = os.environ.get("BENCH_LOG", "info")
     t0 = time.perf_counter()
     pd = subprocess.Popen([LOCH, "-c", cfg, "replicate", "--source", SRC, "--catch-up"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
@@ -178,6 +178,8 @@ def run(a, root, m):
     for line in pd.stderr:  # "streaming from": the lake's key index is loaded, the stream begins
         if "streaming from" in line and t_start is None:
             t_start = time.perf_counter() - t0
+        if os.environ.get("BENCH_LOG") and "applier:" not in line:
+            print(f"  drain {time.perf_counter() - t0:6.2f} s: {line.rstrip()[:160]}")
     if pd.wait():
         raise SystemExit("loch replicate --catch-up failed")
     t_drain = time.perf_counter() - t0
