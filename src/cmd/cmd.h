@@ -16,6 +16,7 @@ struct app {
     struct catalog *cat;
     struct store *st;
     struct engine *eng;
+    struct engine_options eng_opts; /* what eng was opened with (strings in a) */
     bool confine;             /* set before app_open: the engine may touch only the lake's folders */
 };
 

@@ -26,7 +26,10 @@ int app_open(struct app *app, bool with_engine)
         rc = store_open(app->cfg->warehouse, &app->st, &err);
     if (!rc && with_engine) {
         struct engine_options o = {app->cfg->threads, app->cfg->query_memory_mb, NULL, NULL};
-        const char *dirs[4] = {NULL, NULL, app->cfg->state_dir, NULL};
+        /* in the command's arena: the options are kept for the engines opened later (engine_pool) */
+        const char **dirs = arena_alloc(app->a, 4 * sizeof *dirs);
+        dirs[0] = dirs[1] = dirs[3] = NULL;
+        dirs[2] = app->cfg->state_dir;
         if (app->confine) {
             /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
             dirs[0] = arena_printf(app->a, "%s/", app->st->root);
@@ -35,6 +38,7 @@ int app_open(struct app *app, bool with_engine)
             free(local);
             o.confine_to = dirs;
         }
+        app->eng_opts = o;
         rc = engine_open(&o, &app->eng, &err);
     }
     if (rc) {
