@@ -644,6 +644,7 @@ struct stream {
     bool watching;
     struct config_limits lim;
     int64_t scanned;
+    bool accounted;          /* history recorded (at the end of the body, before the client sees it) */
     struct loch_err err;
 };
 
@@ -809,8 +810,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     pending = x->out.len - x->out_off;
     size_t n = pending > stream_held(x) ? pending - stream_held(x) : 0;
-    if (n == 0)
+    if (n == 0) {
+        /* The body is all out but for its end: record the query now, so a client that
+         * sends its next query on seeing the end finds this one in its history first. */
+        if (x->watching) {
+            watchdog_stop(&x->wd);
+            x->watching = false;
+        }
+        if (!x->accounted)
+            account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0,
+                    x->rows, x->scanned, &x->err);
+        x->accounted = true;
         return x->failed && x->fmt != OUT_JSON ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+    }
     if (n > max)
         n = max;
     memcpy(buf, x->out.data + x->out_off, n);
@@ -833,8 +845,9 @@ static void stream_free(void *cls)
     engine_stream_free(x->es);
     engine_stmt_free(x->st);
     session_close(x->s, x->qs);
-    account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
-            x->scanned, &x->err);
+    if (!x->accounted)
+        account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
+                x->scanned, &x->err);
     worker_give(x->s, x->w);
     buf_free(&x->out);
     buf_free(&x->tmp);
