@@ -346,7 +346,8 @@ static int read_query_roles(struct ctx *c, yaml_node_t *n, struct loch_config *c
             return loch_err_hint(c->err, "set timeout_ms and/or memory_mb under it, or remove it");
         }
         if ((rc = read_map(c, v, where, keys, 2, f)) ||
-            (rc = get_int(c, f[0], arena_printf(c->a, "%s.timeout_ms", where), 0, MAX_TIMEOUT_MS, &r->timeout_ms)) ||
+            (rc = get_int(c, f[0], arena_printf(c->a, "%s.timeout_ms", where), 0, MAX_TIMEOUT_MS,
+                          &r->timeout_ms)) ||
             (rc = get_int(c, f[1], arena_printf(c->a, "%s.memory_mb", where), 0, MAX_MEMORY_MB, &r->memory_mb)))
             return rc;
         r->has_timeout = !is_null(f[0]);

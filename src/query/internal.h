@@ -16,7 +16,7 @@ struct query_session {
     char **attached;          /* DuckDB catalogs attached for namespaces */
     size_t n_attached;
     char *user;               /* the principal; NULL = the local administrator */
-    int64_t scanned;          /* query_scanned_bytes: lake file bytes the views of the statement(s) cover; -1 unknown */
+    int64_t scanned;          /* query_scanned_bytes: file bytes its views cover; -1 unknown */
 };
 
 /* A lake table loaded for one statement. */

@@ -399,7 +399,8 @@ static void test_query_roles_errors(void **state)
     t = xasprintf("%s    x: {timeout_ms: 1}\n    x: {memory_mb: 1}\n", pre);
     expect_error(fx, t, 6, "key \"x\" appears twice in query.roles", NULL);
     free(t);
-    expect_error(fx, "warehouse: /l\nstate: /s\nquery:\n  roles: [a]\n", 4, "expected a mapping for query.roles", NULL);
+    expect_error(fx, "warehouse: /l\nstate: /s\nquery:\n  roles: [a]\n", 4, "expected a mapping for query.roles",
+                 NULL);
 }
 
 static void test_default_path(void **state)
