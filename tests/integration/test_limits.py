@@ -186,6 +186,11 @@ def test_admin_in_a_resource_group_reads_the_lake(tmp_path, serve):
     assert r.status == 200 and r.json()["rows"] == [[90, sum(i * 10 for i in range(11, 101))]], r.body
     # ... and that database has the group's limit (512 MB = 488.2 MiB), not the global default
     assert pg_scalar(server, "SELECT current_setting('memory_limit')") == "488.2 MiB"
+    # psql's catalog queries are answered there too
+    env = dict(os.environ, PGPASSWORD=ADMIN_PASSWORD, PGSSLMODE="disable", PGCONNECT_TIMEOUT="10")
+    p = subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(server.sql_port), "-U", "admin", "-d", "lake",
+                        "-c", r"\dt bank.*"], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0 and "acc" in p.stdout, p.stderr
 
 
 # ---- config errors ----
