@@ -311,19 +311,125 @@ static int read_server(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
     return 0;
 }
 
+#define MAX_TIMEOUT_MS (INT64_C(86400000) * 7)
+#define MAX_MEMORY_MB (INT64_C(1) << 40)
+
+/* query.roles: a mapping of role (or user) name -> {timeout_ms, memory_mb}. */
+static int read_query_roles(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
+{
+    static const char *const keys[] = {"timeout_ms", "memory_mb"};
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE) {
+        fail(c, n, "expected a mapping for query.roles, got %s", kind(n));
+        return loch_err_hint(c->err, "write it as query.roles: {analysts: {timeout_ms: 30000, memory_mb: 2048}}");
+    }
+    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    cfg->query_roles = arena_alloc(c->a, (cnt ? cnt : 1) * sizeof *cfg->query_roles);
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        if (k->type != YAML_SCALAR_NODE || is_null(k) || !*sval(k))
+            return fail(c, k, "expected a role or user name as a key of query.roles, got %s", kind(k));
+        const char *name = sval(k);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(cfg->query_roles[j].name, name))
+                return fail(c, k, "key \"%s\" appears twice in query.roles", name);
+        char *where = arena_printf(c->a, "query.roles.%s", name);
+        struct loch_query_role *r = &cfg->query_roles[i];
+        *r = (struct loch_query_role){.name = arena_strdup(c->a, name)};
+        yaml_node_t *f[2];
+        int rc;
+        if (is_null(v)) {
+            fail(c, v, "%s has no limits", where);
+            return loch_err_hint(c->err, "set timeout_ms and/or memory_mb under it, or remove it");
+        }
+        if ((rc = read_map(c, v, where, keys, 2, f)) ||
+            (rc = get_int(c, f[0], arena_printf(c->a, "%s.timeout_ms", where), 0, MAX_TIMEOUT_MS,
+                          &r->timeout_ms)) ||
+            (rc = get_int(c, f[1], arena_printf(c->a, "%s.memory_mb", where), 0, MAX_MEMORY_MB, &r->memory_mb)))
+            return rc;
+        r->has_timeout = !is_null(f[0]);
+        r->has_memory = !is_null(f[1]);
+        cfg->n_query_roles = i + 1;
+    }
+    return 0;
+}
+
 static int read_query(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
 {
-    static const char *const keys[] = {"timeout_ms", "memory_mb", "threads"};
-    yaml_node_t *v[3];
+    static const char *const keys[] = {"timeout_ms", "memory_mb", "threads", "roles"};
+    yaml_node_t *v[4];
     int64_t threads = cfg->threads;
     int rc;
-    if ((rc = read_map(c, n, "query", keys, 3, v)) ||
-        (rc = get_int(c, v[0], "query.timeout_ms", 0, INT64_C(86400000) * 7, &cfg->query_timeout_ms)) ||
-        (rc = get_int(c, v[1], "query.memory_mb", 0, INT64_C(1) << 40, &cfg->query_memory_mb)) ||
-        (rc = get_int(c, v[2], "query.threads", 0, 4096, &threads)))
+    if ((rc = read_map(c, n, "query", keys, 4, v)) ||
+        (rc = get_int(c, v[0], "query.timeout_ms", 0, MAX_TIMEOUT_MS, &cfg->query_timeout_ms)) ||
+        (rc = get_int(c, v[1], "query.memory_mb", 0, MAX_MEMORY_MB, &cfg->query_memory_mb)) ||
+        (rc = get_int(c, v[2], "query.threads", 0, 4096, &threads)) || (rc = read_query_roles(c, v[3], cfg)))
         return rc;
     cfg->threads = (int)threads;
     return 0;
+}
+
+/* Most restrictive of two limits where 0 means none. */
+static int64_t stricter(int64_t a, int64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+void config_query_limits(const struct loch_config *cfg, const char *user, bool (*member_of)(void *, const char *),
+                         void *ctx, struct config_limits *out)
+{
+    *out = (struct config_limits){cfg->query_timeout_ms, cfg->query_memory_mb, "query.timeout_ms", "query.memory_mb"};
+    const struct loch_query_role *own = NULL;
+    for (size_t i = 0; i < cfg->n_query_roles; i++)
+        if (user && !strcmp(cfg->query_roles[i].name, user))
+            own = &cfg->query_roles[i];
+    bool t_set = false, m_set = false;
+    if (own && own->has_timeout) {
+        out->timeout_ms = own->timeout_ms;
+        snprintf(out->timeout_from, sizeof out->timeout_from, "query.roles.%s.timeout_ms", own->name);
+        t_set = true;
+    }
+    if (own && own->has_memory) {
+        out->memory_mb = own->memory_mb;
+        snprintf(out->memory_from, sizeof out->memory_from, "query.roles.%s.memory_mb", own->name);
+        m_set = true;
+    }
+    if (t_set && m_set)
+        return;
+    /* The roles the user is a member of: the most restrictive non-zero value among their
+     * entries; 0 (no limit) only when every applicable entry says 0. */
+    bool t_role = false, m_role = false;
+    int64_t t = 0, m = 0;
+    const char *t_from = NULL, *m_from = NULL;
+    for (size_t i = 0; i < cfg->n_query_roles; i++) {
+        const struct loch_query_role *r = &cfg->query_roles[i];
+        if (r == own || !((!t_set && r->has_timeout) || (!m_set && r->has_memory)))
+            continue;
+        if (!member_of || !member_of(ctx, r->name))
+            continue;
+        if (!t_set && r->has_timeout) {
+            if (!t_role || stricter(t, r->timeout_ms) != t) {
+                t = stricter(t, r->timeout_ms);
+                t_from = r->name;
+            }
+            t_role = true;
+        }
+        if (!m_set && r->has_memory) {
+            if (!m_role || stricter(m, r->memory_mb) != m) {
+                m = stricter(m, r->memory_mb);
+                m_from = r->name;
+            }
+            m_role = true;
+        }
+    }
+    if (t_role) {
+        out->timeout_ms = t;
+        snprintf(out->timeout_from, sizeof out->timeout_from, "query.roles.%s.timeout_ms", t_from);
+    }
+    if (m_role) {
+        out->memory_mb = m;
+        snprintf(out->memory_from, sizeof out->memory_from, "query.roles.%s.memory_mb", m_from);
+    }
 }
 
 static bool is_ident(const char *s)
@@ -532,6 +638,14 @@ static const char DEFAULT_BODY[] =
     "  timeout_ms: 0    # 0 = no limit\n"
     "  memory_mb: 0     # 0 = DuckDB's default (80% of RAM)\n"
     "  threads: 0       # 0 = all cores\n"
+    "  # Limits per role or user (keys are role or user names). A user's limit is their own\n"
+    "  # entry if there is one, else the most restrictive non-zero value among the entries of\n"
+    "  # the roles they are a member of (directly or through roles; 0 there = no limit only\n"
+    "  # when no other applicable entry is stricter), else the value above. A role's memory_mb\n"
+    "  # bounds all of its members' running queries together.\n"
+    "  # roles:\n"
+    "  #   analysts: {timeout_ms: 30000, memory_mb: 2048}\n"
+    "  #   etl: {timeout_ms: 0}\n"
     "\n"
     "# How often replicated changes are committed to the lake, in milliseconds.\n"
     "flush_interval_ms: 1000\n"

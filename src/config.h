@@ -3,6 +3,7 @@
 #ifndef LOCH_CONFIG_H
 #define LOCH_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ struct loch_source {
     int64_t server_id;              /* mysql; 0 = derived */
 };
 
+/* One entry of query.roles: limits for a role (its members) or a user. A key that is
+ * not set does not apply (has_* false); 0 means "no limit" (see config_query_limits). */
+struct loch_query_role {
+    const char *name;           /* role or user name */
+    int64_t timeout_ms, memory_mb;
+    bool has_timeout, has_memory;
+};
+
 struct loch_config {
     const char *path;       /* the file read (absolute) */
     const char *warehouse;  /* absolute path or URI */
@@ -34,6 +43,8 @@ struct loch_config {
     int64_t query_timeout_ms;   /* 0 = none */
     int64_t query_memory_mb;    /* 0 = DuckDB default */
     int threads;                /* DuckDB threads; 0 = all cores */
+    struct loch_query_role *query_roles; /* query.roles, in file order */
+    size_t n_query_roles;
     struct loch_source *sources;
     size_t n_sources;
 };
@@ -45,6 +56,22 @@ const char *config_default_path(const char *explicit_path);
  * config file's folder. On error: LOCH_ECONFIG with msg "FILE:LINE: what is wrong" and a
  * hint with what is expected; LOCH_ENOENT when the file is missing (hint: loch init). */
 int config_load(const char *path, struct arena *a, struct loch_config **out, struct loch_err *err);
+
+/* A user's effective query limits and the config key each came from (for messages:
+ * "query.timeout_ms", "query.roles.analysts.timeout_ms"). 0 = no limit (memory: DuckDB's
+ * default). */
+struct config_limits {
+    int64_t timeout_ms, memory_mb;
+    char timeout_from[160], memory_from[160];
+};
+
+/* Resolves user's limits, each key on its own: the entry of query.roles named user when it
+ * sets the key; else, among the entries of roles user is a member of (member_of(ctx, name)
+ * true; the caller decides membership, transitive or not), the most restrictive non-zero
+ * value, or 0 when every such entry says 0; else the global query.timeout_ms / memory_mb.
+ * member_of is called only for entries that could apply; it may be NULL (no roles). */
+void config_query_limits(const struct loch_config *cfg, const char *user, bool (*member_of)(void *, const char *),
+                         void *ctx, struct config_limits *out);
 
 /* Writes a fresh, commented loch.yaml at path with warehouse and state (refuses to
  * overwrite: LOCH_EEXIST). */

@@ -290,6 +290,17 @@ bool principal_is_admin(struct catalog *cat, const char *user)
     return yes;
 }
 
+bool principal_member_of(struct catalog *cat, const char *member, const char *role)
+{
+    if (!cat || !member || !role)
+        return false;
+    struct loch_err err;
+    bool yes = false;
+    if (reaches(cat, member, role, &yes, &err) != 0)
+        return false;
+    return yes;
+}
+
 bool principal_exists(struct catalog *cat, const char *name)
 {
     bool found = false, can_login;

@@ -61,6 +61,10 @@ int principal_check_password(struct catalog *cat, const char *user, const char *
  * error (deny by default). */
 bool principal_is_admin(struct catalog *cat, const char *user);
 
+/* True when member is role, or a member of it directly or through other roles. False on
+ * any error (including a missing principal). */
+bool principal_member_of(struct catalog *cat, const char *member, const char *role);
+
 /* True when a principal (user or role) named name exists. False on error. */
 bool principal_exists(struct catalog *cat, const char *name);
 

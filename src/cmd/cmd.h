@@ -17,6 +17,7 @@ struct app {
     struct store *st;
     struct engine *eng;
     struct engine *reng;      /* replication's (app_replication_engine) */
+    struct engine_options eng_opts; /* what eng was opened with (strings in a) */
     bool confine;             /* set before app_open: the engine may touch only the lake's folders */
 };
 

@@ -31,18 +31,23 @@ int cmd_serve(struct app *app, int argc, char **argv)
         return 1;
     struct loch_err err;
     loch_err_clear(&err);
+    /* One DuckDB database per distinct memory limit (query.roles): a role's members share
+     * its budget. The process engine serves the global limit. */
+    struct engine_pool *pool = engine_pool_new(app->eng, &app->eng_opts);
     struct pgwire_options po = {app->cfg, app->eng,
-                                arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir)};
+                                arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir), pool};
     struct pgwire_server *pg = NULL;
     if (pgwire_server_start(&po, &pg, &err) != 0) {
         app_fail(&err);
+        engine_pool_free(pool);
         return 1;
     }
-    struct http_options ho = {app->cfg, app->eng, po.catalog_path, NULL, 0};
+    struct http_options ho = {app->cfg, app->eng, po.catalog_path, NULL, 0, pool};
     struct http_server *http = NULL;
     if (http_server_start(&ho, &http, &err) != 0) {
         app_fail(&err);
         pgwire_server_stop(pg);
+        engine_pool_free(pool);
         return 1;
     }
     log_info("loch serve: SQL on %s (tls %s), config %s", app->cfg->sql_listen, app->cfg->tls_mode,
@@ -55,6 +60,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
     replication_stop(rep);
     http_server_stop(http);
     pgwire_server_stop(pg);
+    engine_pool_free(pool); /* after every session of the servers has closed */
     log_info("loch serve: stopped");
     return 0;
 }

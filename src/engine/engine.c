@@ -143,6 +143,64 @@ void engine_close(struct engine *e)
     free(e);
 }
 
+struct engine_pool {
+    pthread_mutex_t mu;
+    struct engine_options o;
+    struct engine *base;
+    struct pool_slot {
+        int64_t memory_mb;
+        struct engine *e;
+    } *slots;
+    size_t n_slots;
+};
+
+struct engine_pool *engine_pool_new(struct engine *base, const struct engine_options *o)
+{
+    struct engine_pool *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    p->o = *o;
+    p->base = base;
+    return p;
+}
+
+int engine_pool_get(struct engine_pool *p, int64_t memory_mb, struct engine **out, struct loch_err *err)
+{
+    if (memory_mb == p->o.memory_mb) {
+        *out = p->base;
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    struct engine *e = NULL;
+    for (size_t i = 0; i < p->n_slots && !e; i++)
+        if (p->slots[i].memory_mb == memory_mb)
+            e = p->slots[i].e;
+    if (!e) {
+        struct engine_options o = p->o;
+        o.memory_mb = memory_mb;
+        rc = engine_open(&o, &e, err);
+        if (!rc) {
+            p->slots = xrealloc(p->slots, (p->n_slots + 1) * sizeof *p->slots);
+            p->slots[p->n_slots++] = (struct pool_slot){memory_mb, e};
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!rc)
+        *out = e;
+    return rc;
+}
+
+void engine_pool_free(struct engine_pool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_slots; i++)
+        engine_close(p->slots[i].e);
+    free(p->slots);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
 int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *err)
 {
     struct engine_conn *c = xcalloc(1, sizeof *c);
@@ -673,6 +731,8 @@ static int prepare_error(duckdb_prepared_statement ps, struct loch_err *err)
         code = LOCH_ECANCELED;
     else if (m && !strncmp(m, "Conversion Error", 16))
         code = LOCH_ECONVERT;
+    else if (m && !strncmp(m, "Out of Memory Error", 19))
+        code = LOCH_ENOMEM;
     else if (m && !strncmp(m, "Binder Error", 12) && strstr(m, "column") && strstr(m, "not found"))
         code = LOCH_ENOCOLUMN;
     return loch_errf(err, code, "%s", m ? m : "cannot prepare the statement");
@@ -842,7 +902,8 @@ int engine_execute(struct engine_stmt *st, struct engine_stream **out, struct lo
     duckdb_pending_result pending;
     if (duckdb_pending_prepared_streaming(st->ps, &pending) != DuckDBSuccess) {
         const char *m = duckdb_pending_error(pending);
-        int rc = loch_errf(err, LOCH_EQUERY, "%s", m ? m : "cannot execute the statement");
+        int rc = loch_errf(err, m && !strncmp(m, "Out of Memory Error", 19) ? LOCH_ENOMEM : LOCH_EQUERY, "%s",
+                           m ? m : "cannot execute the statement");
         duckdb_destroy_pending(&pending);
         return rc;
     }

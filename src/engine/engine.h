@@ -31,6 +31,23 @@ struct engine_rows;  /* a materialised result */
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err);
 void engine_close(struct engine *e); /* e may be NULL */
 
+/* ---- resource groups: one database per memory limit ----
+ * DuckDB's memory_limit belongs to a database, not to a connection; so sessions that must
+ * share a memory budget (the members of a role) connect to a database of their own whose
+ * memory_limit is that budget. The pool holds one such database per distinct limit. */
+struct engine_pool;
+
+/* A pool whose engine for o->memory_mb is base (borrowed: the process engine); engines for
+ * other limits are opened on first use with o's other options. o is copied; its strings
+ * and confine_to list are borrowed and must outlive the pool. */
+struct engine_pool *engine_pool_new(struct engine *base, const struct engine_options *o);
+/* The engine whose memory_limit is memory_mb (0 = DuckDB's default), opened on first use
+ * (thread-safe). Errors as engine_open. *out lives until engine_pool_free. */
+int engine_pool_get(struct engine_pool *p, int64_t memory_mb, struct engine **out, struct loch_err *err);
+/* Closes the engines the pool opened (never base). No connection to them may remain.
+ * p may be NULL. */
+void engine_pool_free(struct engine_pool *p);
+
 /* A number that identifies e among every engine this process opened (never reused, unlike
  * its address): for caches of what was created in a database. */
 uint64_t engine_id(const struct engine *e);

@@ -16,6 +16,7 @@ struct query_session {
     char **attached;          /* DuckDB catalogs attached for namespaces */
     size_t n_attached;
     char *user;               /* the principal; NULL = the local administrator */
+    int64_t scanned;          /* query_scanned_bytes: file bytes its views cover; -1 unknown */
 };
 
 /* A lake table loaded for one statement. */
@@ -28,15 +29,20 @@ struct lake_table {
 int lake_load(struct query_session *s, const char *ns, const char *name, struct lake_table *t,
               struct loch_err *err);
 /* Creates (or replaces) the DuckDB view for t at snapshot_id (-1 current) named
- * view_name in t's namespace; positional adds __loch_file/__loch_pos columns. */
+ * view_name in t's namespace; positional adds __loch_file/__loch_pos columns. Adds the
+ * bytes of the files the view reads (data and delete files) to s->scanned unless that is
+ * unknown (-1). */
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
               bool positional, struct loch_err *err);
 /* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
 /* True when the view view_name of namespace ns was last made, in this session's database,
- * as the current state of the table whose metadata file is location (nothing to redo). */
-bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location);
-/* Makes every lake table visible (for statements DuckDB cannot serialise). */
+ * as the current state of the table whose metadata file is location (nothing to redo);
+ * *bytes (may be NULL) is then the bytes of the files it reads. */
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
+                     int64_t *bytes);
+/* Makes every lake table visible (for statements DuckDB cannot serialise). Which of them
+ * the statement reads is then unknown: s->scanned becomes -1. */
 int lake_view_all(struct query_session *s, struct loch_err *err);
 
 /* Parses DuckDB's json_serialize_sql text (its 2^64-1 "no location" made to fit

@@ -237,6 +237,7 @@ int query_prepare_catalog(struct query_session *s, const char *sql, struct engin
     *handled = true;
     arena_reset(s->stmt_arena);
     int rc = lake_view_all(s, err);
+    s->scanned = 0; /* the catalog's description is made from metadata: no data file is read */
     if (!rc) {
         lake_catalog_lock();
         rc = engine_exec(s->conn, build_sql, err);

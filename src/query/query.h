@@ -85,6 +85,14 @@ bool query_is_catalog(const char *sql);
 int query_prepare_catalog(struct query_session *s, const char *sql, struct engine_stmt **out, bool *handled,
                           struct loch_err *err);
 
+/* The bytes scanned by the last statement prepared (query_prepare, query_prepare_catalog)
+ * or script run (query_run, summed over its statements): the file_size_in_bytes of the
+ * data and delete files that scan planning selected for every lake table reference it
+ * reads, not bytes decompressed. 0 when it read no lake table; -1 when unknown (statements
+ * DuckDB cannot describe, and lake writes, make every table's view: which they read is
+ * not known). */
+int64_t query_scanned_bytes(const struct query_session *s);
+
 /* Interrupts the statement running in s, from another thread (CancelRequest, timeouts). */
 void query_interrupt(struct query_session *s);
 

@@ -286,8 +286,12 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             break;
         }
         json_t *at = json_object_get(node, "at_clause");
-        if ((!at || json_is_null(at)) && lake_view_fresh(s, ns, tab, ct.metadata_location))
+        int64_t bytes = 0;
+        if ((!at || json_is_null(at)) && lake_view_fresh(s, ns, tab, ct.metadata_location, &bytes)) {
+            if (s->scanned >= 0)
+                s->scanned += bytes;
             continue; /* the view already reads the current snapshot */
+        }
         struct lake_table t;
         rc = lake_load(s, ns, tab, &t, err);
         if (rc)
@@ -346,6 +350,7 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
     }
     int rc = 0;
     size_t i;
+    s->scanned = 0;
     for (i = 0; i < n && !rc; i++) {
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
@@ -460,6 +465,7 @@ bool query_is_read(const char *sql)
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err)
 {
     arena_reset(s->stmt_arena);
+    s->scanned = 0;
     engine_rows_free(s->last);
     s->last = NULL;
     if (!session_is_admin(s) && query_is_catalog(sql)) {
@@ -490,3 +496,5 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
 }
 
 void query_interrupt(struct query_session *s) { engine_interrupt(s->conn); }
+
+int64_t query_scanned_bytes(const struct query_session *s) { return s->scanned; }

@@ -161,7 +161,7 @@ void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
 void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, bool *masked, struct loch_err *err);
+                     bool positional, bool *masked, int64_t *bytes, struct loch_err *err);
 
 /* What each view of the shared database was last made from (guarded by catalog_mu): a
  * view made from the table's current metadata file need not be made again, which spares
@@ -172,6 +172,7 @@ struct made {
     int64_t snapshot;
     bool positional;
     bool masked; /* reads row masks: made again per statement, which keeps its masks in use (see engine_masks_trim) */
+    int64_t bytes; /* file_size_in_bytes of the data and delete files the view reads */
 };
 static struct made *made;
 static size_t n_made;
@@ -184,12 +185,15 @@ static struct made *made_find(uint64_t eng, const char *ident)
     return NULL;
 }
 
-bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location)
+bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
+                     int64_t *bytes)
 {
     const char *ident = lake_view_ident(s, ns, view_name);
     lake_catalog_lock();
     struct made *m = made_find(engine_id(s->env.eng), ident);
     bool fresh = m && !m->positional && !m->masked && m->snapshot < 0 && location && !strcmp(m->location, location);
+    if (fresh && bytes)
+        *bytes = m->bytes;
     lake_catalog_unlock();
     return fresh;
 }
@@ -200,7 +204,10 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
     const char *ident = lake_view_ident(s, t->ns, view_name);
     lake_catalog_lock();
     bool masked = false;
-    int rc = make_view(s, t, snapshot_id, view_name, positional, &masked, err);
+    int64_t bytes = 0;
+    int rc = make_view(s, t, snapshot_id, view_name, positional, &masked, &bytes, err);
+    if (!rc && s->scanned >= 0)
+        s->scanned += bytes;
     uint64_t eng = engine_id(s->env.eng);
     struct made *m = made_find(eng, ident);
     if (!m && n_made < 4096) {
@@ -217,13 +224,14 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         m->snapshot = snapshot_id;
         m->positional = positional;
         m->masked = masked;
+        m->bytes = bytes;
     }
     lake_catalog_unlock();
     return rc;
 }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, bool *masked, struct loch_err *err)
+                     bool positional, bool *masked, int64_t *bytes, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
     struct iceberg_scan *plan;
@@ -231,6 +239,12 @@ static int make_view(struct query_session *s, struct lake_table *t, int64_t snap
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
     *masked = plan->n_deletes > 0;
+    /* What the query's scan of this table covers: every file the plan selected. */
+    *bytes = 0;
+    for (size_t i = 0; i < plan->n_data; i++)
+        *bytes += plan->data[i].file_size > 0 ? plan->data[i].file_size : 0;
+    for (size_t i = 0; i < plan->n_deletes; i++)
+        *bytes += plan->deletes[i].file_size > 0 ? plan->deletes[i].file_size : 0;
     rc = ensure_schema(s, t->ns, err);
     if (rc)
         return rc;
@@ -343,9 +357,10 @@ int lake_view_all(struct query_session *s, struct loch_err *err)
     struct arena *a = s->stmt_arena;
     struct catalog_table *tabs;
     size_t n;
+    s->scanned = -1;
     int rc = catalog_list_tables(s->env.cat, NULL, a, &tabs, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (lake_view_fresh(s, tabs[i].ns, tabs[i].name, tabs[i].metadata_location))
+        if (lake_view_fresh(s, tabs[i].ns, tabs[i].name, tabs[i].metadata_location, NULL))
             continue;
         struct lake_table t;
         rc = lake_load(s, tabs[i].ns, tabs[i].name, &t, err);

@@ -28,6 +28,7 @@
 #include "query/query.h"
 #include "server/arrow_ipc.h"
 #include "server/history.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "server/pgwire_types.h"
 
@@ -43,6 +44,7 @@ struct http_server {
     struct MHD_Daemon *d;
     const struct loch_config *cfg;
     struct engine *eng;
+    struct engine_pool *pool;
     char *catalog_path;
     size_t max_body;
     int port;
@@ -89,12 +91,15 @@ static void worker_give(struct http_server *s, struct worker *w)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Opens a session for a request and lists it, so http_server_stop can interrupt it. */
-static int session_open(struct http_server *s, struct worker *w, const char *user, struct query_session **out,
-                        struct loch_err *err)
+/* Opens a session for a request (on the engine of the user's memory limit; *lim gets the
+ * user's limits) and lists it, so http_server_stop can interrupt it. */
+static int session_open(struct http_server *s, struct worker *w, const char *user, struct config_limits *lim,
+                        struct query_session **out, struct loch_err *err)
 {
-    struct query_env env = {w->cat, w->st, s->eng, s->cfg->state_dir};
-    int rc = query_session_open_as(&env, user, out, err);
+    struct query_env env = {w->cat, w->st, NULL, s->cfg->state_dir};
+    int rc = limits_resolve(s->cfg, w->cat, user, s->eng, s->pool, lim, &env.eng, err);
+    if (!rc)
+        rc = query_session_open_as(&env, user, out, err);
     if (rc)
         return rc;
     pthread_mutex_lock(&s->mu);
@@ -389,6 +394,7 @@ static int emit(void *ctx, const struct query_result *res)
 struct watchdog {
     struct query_session *qs;
     int64_t ms;
+    const char *from; /* the config key of the limit */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -544,12 +550,12 @@ static bool is_one_read(const char *sql)
 
 /* Metrics, query history and the log line of one finished /v1/sql request. */
 static void account(struct worker *w, const char *user, const char *sql, int64_t started_ms, double secs, int rc,
-                    int64_t rows, const struct loch_err *err)
+                    int64_t rows, int64_t scanned, const struct loch_err *err)
 {
     metrics_query(METRICS_HTTP, rc == 0, rc ? 0 : (uint64_t)(rows > 0 ? rows : 0), secs);
     struct history_entry h = {
         .user = user, .protocol = "http", .sql = sql, .started_ms = started_ms,
-        .duration_ms = (int64_t)(secs * 1000), .rows = rc ? 0 : rows, .bytes_scanned = -1,
+        .duration_ms = (int64_t)(secs * 1000), .rows = rc ? 0 : rows, .bytes_scanned = scanned,
         .status = rc ? "error" : "ok", .sqlstate = rc ? loch_err_sqlstate(rc) : NULL, .error = rc ? err->msg : NULL,
     };
     struct loch_err herr;
@@ -636,6 +642,9 @@ struct stream {
     double t0;
     struct watchdog wd;
     bool watching;
+    struct config_limits lim;
+    int64_t scanned;
+    bool accounted;          /* history recorded (at the end of the body, before the client sees it) */
     struct loch_err err;
 };
 
@@ -716,7 +725,7 @@ static void stream_timeout_error(struct stream *x, int rc)
 {
     if (rc == LOCH_ECANCELED && x->wd.fired) {
         loch_errf(&x->err, LOCH_ECANCELED, "canceling statement due to statement timeout");
-        loch_err_detail(&x->err, "the limit is %lld ms (query.timeout_ms)", (long long)x->wd.ms);
+        loch_err_detail(&x->err, "the limit is %lld ms (%s)", (long long)x->wd.ms, x->wd.from);
     }
 }
 
@@ -801,8 +810,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     pending = x->out.len - x->out_off;
     size_t n = pending > stream_held(x) ? pending - stream_held(x) : 0;
-    if (n == 0)
+    if (n == 0) {
+        /* The body is all out but for its end: record the query now, so a client that
+         * sends its next query on seeing the end finds this one in its history first. */
+        if (x->watching) {
+            watchdog_stop(&x->wd);
+            x->watching = false;
+        }
+        if (!x->accounted)
+            account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0,
+                    x->rows, x->scanned, &x->err);
+        x->accounted = true;
         return x->failed && x->fmt != OUT_JSON ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+    }
     if (n > max)
         n = max;
     memcpy(buf, x->out.data + x->out_off, n);
@@ -825,8 +845,9 @@ static void stream_free(void *cls)
     engine_stream_free(x->es);
     engine_stmt_free(x->st);
     session_close(x->s, x->qs);
-    account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
-            &x->err);
+    if (!x->accounted)
+        account(x->w, x->user, x->sql, x->started_ms, util_mono_s() - x->t0, x->failed ? x->err.code : 0, x->rows,
+                x->scanned, &x->err);
     worker_give(x->s, x->w);
     buf_free(&x->out);
     buf_free(&x->tmp);
@@ -842,11 +863,13 @@ static enum MHD_Result stream_sql(struct http_server *s, struct MHD_Connection *
     struct stream *x = xcalloc(1, sizeof *x);
     *x = (struct stream){.s = s, .w = w, .user = user, .sql = sql, .fmt = fmt, .started_ms = util_now_ms(),
                          .t0 = util_mono_s()};
-    int rc = session_open(s, w, user, &x->qs, &x->err);
-    x->wd = (struct watchdog){.qs = x->qs, .ms = s->cfg->query_timeout_ms};
+    int rc = session_open(s, w, user, &x->lim, &x->qs, &x->err);
+    x->wd = (struct watchdog){.qs = x->qs, .ms = x->lim.timeout_ms, .from = x->lim.timeout_from};
     x->watching = !rc && x->wd.ms > 0 && watchdog_start(&x->wd);
-    if (!rc)
+    if (!rc) {
         rc = query_prepare(x->qs, sql, &x->st, &x->err);
+        x->scanned = query_scanned_bytes(x->qs);
+    }
     if (!rc)
         rc = engine_execute(x->st, &x->es, &x->err);
     if (!rc) /* the first chunk: most errors show here, before the status line goes out */
@@ -911,22 +934,26 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
     double t0 = util_mono_s();
     struct run r = {.fmt = (enum out_format)fmt, .a = arena_new(), .rows = 0};
     struct query_session *qs = NULL;
-    int rc = session_open(s, w, user, &qs, &err);
-    struct watchdog wd = {.qs = qs, .ms = s->cfg->query_timeout_ms};
+    struct config_limits lim;
+    int rc = session_open(s, w, user, &lim, &qs, &err);
+    struct watchdog wd = {.qs = qs, .ms = lim.timeout_ms, .from = lim.timeout_from};
     bool watching = !rc && wd.ms > 0 && watchdog_start(&wd);
-    if (!rc)
+    int64_t scanned = 0;
+    if (!rc) {
         rc = query_run(qs, sql, emit, &r, &err);
+        scanned = query_scanned_bytes(qs);
+    }
     if (!rc && r.emit_failed) {
         err = r.emit_err;
         rc = err.code;
     }
     if (watching && watchdog_stop(&wd) && rc) {
         loch_errf(&err, LOCH_ECANCELED, "canceling statement due to statement timeout");
-        loch_err_detail(&err, "the limit is %lld ms (query.timeout_ms)", (long long)wd.ms);
+        loch_err_detail(&err, "the limit is %lld ms (%s)", (long long)wd.ms, wd.from);
         rc = LOCH_ECANCELED;
     }
     session_close(s, qs);
-    account(w, user, sql, started, util_mono_s() - t0, rc, r.rows, &err);
+    account(w, user, sql, started, util_mono_s() - t0, rc, r.rows, scanned, &err);
     worker_give(s, w);
     free(user);
     free(sql);
@@ -1178,6 +1205,7 @@ int http_server_start(const struct http_options *o, struct http_server **out, st
     struct http_server *s = xcalloc(1, sizeof *s);
     s->cfg = o->cfg;
     s->eng = o->eng;
+    s->pool = o->pool;
     s->catalog_path = xstrdup(o->catalog_path);
     s->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
     pthread_mutex_init(&s->mu, NULL);

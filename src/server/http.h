@@ -17,7 +17,8 @@
  * DuckDB's conversion (engine.h): decimal128, timestamp[us, tz=UTC], utf8, ... Scripts of
  * several statements, and writes, answer when done with the last statement's result (in
  * Arrow: a stream of no columns when it has no result set).
- * query.timeout_ms limits each request's statements (57014 when it passes).
+ * The user's time limit (query.timeout_ms or its query.roles entry, limits.h) bounds each
+ * request's statements (57014 when it passes).
  * Not for the PostgreSQL protocol (pgwire.h) nor SQL semantics (query/). */
 #ifndef LOCH_SERVER_HTTP_H
 #define LOCH_SERVER_HTTP_H
@@ -34,6 +35,7 @@ struct http_options {
     const char *catalog_path;      /* state/catalog.db: each worker opens its own handle */
     const char *listen;            /* host:port; NULL = cfg->http_listen */
     size_t max_body;               /* request body limit in bytes; 0 = 1 MiB */
+    struct engine_pool *pool;      /* NULL, or the engines per memory limit (limits_resolve); outlives the server */
 };
 
 struct http_server;

@@ -31,6 +31,7 @@
 #include "base/util.h"
 #include "query/query.h"
 #include "server/history.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "server/pgwire_msg.h"
 #include "server/pgwire_types.h"
@@ -65,6 +66,7 @@ struct prep {
     size_t n_types;
     struct engine_stmt *st; /* NULL: a command run through query_run, or an intercepted one */
     bool empty;             /* a catalog query loch cannot answer: no rows */
+    int64_t scanned;        /* query_scanned_bytes when st was prepared */
     struct prep *next;
 };
 
@@ -93,6 +95,7 @@ struct conn {
     struct catalog *cat;
     struct store *st;
     struct query_session *qs;
+    struct config_limits limits; /* the user's, resolved at login */
     struct buf out;
     struct arena *msg_arena; /* lifetime: one frontend message */
     char txn;                /* 'I' idle, 'T' in a transaction block, 'E' failed block */
@@ -259,7 +262,7 @@ static void send_fatal(struct conn *c, const char *state, const char *msg)
 
 static void query_begin(struct conn *c)
 {
-    int64_t to = c->srv->o.cfg->query_timeout_ms;
+    int64_t to = c->limits.timeout_ms;
     pthread_mutex_lock(&c->srv->mu);
     c->running = true;
     c->cancel_reason = 0;
@@ -293,7 +296,8 @@ static void log_sql(char *out, size_t cap, const char *sql)
     out[n] = '\0';
 }
 
-static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows, const struct loch_err *e)
+static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows, int64_t scanned,
+                      const struct loch_err *e)
 {
     char s[256];
     log_sql(s, sizeof s, sql);
@@ -305,7 +309,7 @@ static void log_query(struct conn *c, const char *sql, double t0, uint64_t rows,
     /* The user's query history (GET /v1/queries); history_record redacts passwords. */
     struct history_entry h = {.user = c->user, .protocol = "pgwire", .sql = sql,
                               .started_ms = util_now_ms() - (int64_t)(secs * 1000.0),
-                              .duration_ms = (int64_t)(secs * 1000.0), .rows = (int64_t)rows, .bytes_scanned = -1,
+                              .duration_ms = (int64_t)(secs * 1000.0), .rows = (int64_t)rows, .bytes_scanned = scanned,
                               .status = e ? "error" : "ok", .sqlstate = e ? sqlstate_of(e) : NULL,
                               .error = e ? e->msg : NULL};
     struct loch_err herr;
@@ -728,13 +732,14 @@ static int cmd_emit(void *ctx, const struct query_result *r)
 }
 
 /* Maps an interrupt to PostgreSQL's message for why it happened. */
-static void cancel_message(int why, struct loch_err *err)
+static void cancel_message(struct conn *c, int why, struct loch_err *err)
 {
     if (err->code != LOCH_ECANCELED && !(why && err->code))
         return;
-    if (why == 2)
+    if (why == 2) {
         loch_errf(err, LOCH_ECANCELED, "canceling statement due to statement timeout");
-    else if (why == 1)
+        loch_err_detail(err, "the limit is %lld ms (%s)", (long long)c->limits.timeout_ms, c->limits.timeout_from);
+    } else if (why == 1)
         loch_errf(err, LOCH_ECANCELED, "canceling statement due to user request");
 }
 
@@ -747,7 +752,7 @@ static int run_command(struct conn *c, const char *sql, bool describe, uint64_t 
     int rc = query_run(c->qs, sql, cmd_emit, &x, err);
     int why = query_end(c);
     if (rc)
-        cancel_message(why, err);
+        cancel_message(c, why, err);
     *rows = x.rows;
     return rc;
 }
@@ -780,7 +785,7 @@ static int portal_start(struct conn *c, struct portal *p, struct loch_err *err)
     rc = engine_execute(st, &p->stream, err);
     int why = query_end(c);
     if (rc) {
-        cancel_message(why, err);
+        cancel_message(c, why, err);
         return rc;
     }
     c->streaming = p;
@@ -817,7 +822,7 @@ static int execute_portal(struct conn *c, struct portal *p, int32_t max_rows, bo
     int why = query_end(c);
     *rows = sent;
     if (rc) {
-        cancel_message(why, err);
+        cancel_message(c, why, err);
         portal_close_stream(c, p);
         p->done = true;
         return rc;
@@ -860,6 +865,7 @@ static void simple_query(struct conn *c, const char *sql)
         const char *text = pieces[i].text;
         double t0 = util_mono_s();
         uint64_t rows = 0;
+        int64_t scanned = 0;
         int rc = 0;
         const char *tag = NULL, *sn = NULL, *sv = NULL;
         loch_err_clear(&err);
@@ -882,6 +888,7 @@ static void simple_query(struct conn *c, const char *sql)
             } else if (!cat) {
                 rc = query_is_read(text) ? query_prepare(c->qs, text, &pr.st, &err)
                                          : run_command(c, text, true, &rows, &err);
+                scanned = query_scanned_bytes(c->qs);
                 if (rc && query_is_catalog(text) && err.code != LOCH_ECANCELED) {
                     /* a non-administrator's catalog query: no rows, rather than an error
                      * psql would show for \dt (nothing in the lake is theirs to list) */
@@ -902,8 +909,9 @@ static void simple_query(struct conn *c, const char *sql)
             engine_stmt_free(pr.st);
         } else {
             rc = run_command(c, text, true, &rows, &err);
+            scanned = query_scanned_bytes(c->qs);
         }
-        log_query(c, text, t0, rows, rc ? &err : NULL);
+        log_query(c, text, t0, rows, scanned, rc ? &err : NULL);
         if (rc) {
             /* the statement's text lives in the arena; its offset in the message is known */
             send_error(c, &err, sql + pieces[i].off, pieces[i].off);
@@ -1015,6 +1023,7 @@ static int ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err
             p->empty = true;
         } else if (!cat && query_is_read(p->sql)) {
             rc = query_prepare(c->qs, p->sql, &p->st, err);
+            p->scanned = query_scanned_bytes(c->qs);
             if (rc && query_is_catalog(p->sql) && err->code != LOCH_ECANCELED) {
                 log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err->msg);
                 loch_err_clear(err);
@@ -1149,6 +1158,7 @@ static int ext_execute(struct conn *c, const struct pgwire_msg *m, struct loch_e
     *sql_out = p->prep->sql;
     double t0 = util_mono_s();
     uint64_t rows = 0;
+    int64_t scanned = 0;
     int rc = 0;
     const char *tag = NULL, *sn = NULL, *sv = NULL;
     enum intercept ic = p->prep->st ? IC_NONE : intercept(c, p->prep->sql, &tag, &sn, &sv);
@@ -1168,11 +1178,13 @@ static int ext_execute(struct conn *c, const struct pgwire_msg *m, struct loch_e
         rows = 1;
     } else if (p->prep->st) {
         rc = execute_portal(c, p, m->u.execute.max_rows, false, &rows, err);
+        scanned = p->prep->scanned;
     } else {
         rc = run_command(c, p->prep->sql, false, &rows, err);
+        scanned = query_scanned_bytes(c->qs);
     }
     if (!p->stream) /* finished (not suspended): log once per execution */
-        log_query(c, p->prep->sql, t0, p->rows_sent ? p->rows_sent : rows, rc ? err : NULL);
+        log_query(c, p->prep->sql, t0, p->rows_sent ? p->rows_sent : rows, scanned, rc ? err : NULL);
     return rc;
 }
 
@@ -1374,8 +1386,12 @@ static int startup(struct conn *c)
     c->admin = principal_is_admin(c->cat, c->user);
     struct loch_err e2;
     loch_err_clear(&e2);
-    struct query_env env = {c->cat, c->st, c->srv->o.eng, c->srv->o.cfg->state_dir};
-    if (query_session_open_as(&env, c->user, &c->qs, &e2) != 0) {
+    /* The user's limits and resource group, fixed for the session (a role change applies
+     * from the next login). */
+    struct query_env env = {c->cat, c->st, NULL, c->srv->o.cfg->state_dir};
+    const struct pgwire_options *o = &c->srv->o;
+    if (limits_resolve(o->cfg, c->cat, c->user, o->eng, o->pool, &c->limits, &env.eng, &e2) != 0 ||
+        query_session_open_as(&env, c->user, &c->qs, &e2) != 0) {
         send_fatal(c, loch_err_sqlstate(e2.code), e2.msg);
         return -1;
     }
@@ -1458,7 +1474,7 @@ static void serve_messages(struct conn *c)
         }
         if (rc) {
             if (type == 'P')
-                log_query(c, sql ? sql : "", util_mono_s(), 0, &err);
+                log_query(c, sql ? sql : "", util_mono_s(), 0, c->qs ? query_scanned_bytes(c->qs) : 0, &err);
             send_error(c, &err, (type == 'P' || type == 'E') ? sql : NULL, 0);
             c->ext_skip = true;
             if (c->txn == 'T')
@@ -1601,7 +1617,7 @@ static void *accept_main(void *arg)
     return NULL;
 }
 
-/* Interrupts queries past their deadline (query.timeout_ms), every 20 ms. */
+/* Interrupts queries past their deadline (the user's time limit, limits.h), every 20 ms. */
 static void *reaper_main(void *arg)
 {
     struct pgwire_server *srv = arg;

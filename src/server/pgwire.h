@@ -13,6 +13,7 @@ struct pgwire_options {
     const struct loch_config *cfg; /* listen address, TLS, query limits; outlives the server */
     struct engine *eng;            /* shared DuckDB database; each connection connects to it */
     const char *catalog_path;      /* state/catalog.db: each connection opens its own handle */
+    struct engine_pool *pool;      /* NULL, or the engines per memory limit (limits_resolve); outlives the server */
 };
 
 struct pgwire_server;

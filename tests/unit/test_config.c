@@ -300,6 +300,109 @@ static void test_write_default(void **state)
     assert_string_equal(c->sources[1].type, "mysql");
 }
 
+/* Membership for config_query_limits: ctx is a NULL-terminated list of role names. */
+static bool in_list(void *ctx, const char *role)
+{
+    for (const char **r = ctx; *r; r++)
+        if (!strcmp(*r, role))
+            return true;
+    return false;
+}
+
+static void test_query_roles(void **state)
+{
+    struct fixture *fx = *state;
+    write_text(fx, "warehouse: /l\nstate: /s\n"
+                   "query:\n"
+                   "  timeout_ms: 250\n"
+                   "  memory_mb: 4096\n"
+                   "  roles:\n"
+                   "    slow: {timeout_ms: 300}\n"
+                   "    tight: {timeout_ms: 400, memory_mb: 64}\n"
+                   "    loose:\n"
+                   "      timeout_ms: 5000\n"
+                   "      memory_mb: 0\n"
+                   "    etl: {timeout_ms: 0}\n"
+                   "    vip: {timeout_ms: 700}\n");
+    struct loch_config *c;
+    struct loch_err err;
+    assert_int_equal(config_load(fx->path, fx->a, &c, &err), 0);
+    assert_int_equal(c->n_query_roles, 5);
+    assert_string_equal(c->query_roles[2].name, "loose");
+    assert_true(c->query_roles[2].has_memory);
+    assert_int_equal(c->query_roles[2].memory_mb, 0);
+    assert_false(c->query_roles[0].has_memory);
+
+    struct config_limits l;
+    const char *none[] = {NULL};
+    config_query_limits(c, "nobody", in_list, none, &l);
+    assert_int_equal(l.timeout_ms, 250);
+    assert_string_equal(l.timeout_from, "query.timeout_ms");
+    assert_int_equal(l.memory_mb, 4096);
+    assert_string_equal(l.memory_from, "query.memory_mb");
+
+    /* the strictest non-zero value among the roles, per key */
+    const char *two[] = {"loose", "tight", NULL};
+    config_query_limits(c, "u", in_list, two, &l);
+    assert_int_equal(l.timeout_ms, 400);
+    assert_string_equal(l.timeout_from, "query.roles.tight.timeout_ms");
+    assert_int_equal(l.memory_mb, 64);
+    assert_string_equal(l.memory_from, "query.roles.tight.memory_mb");
+
+    /* 0 (no limit) only when no applicable entry is stricter; it beats the global value */
+    const char *etl[] = {"etl", NULL};
+    config_query_limits(c, "u", in_list, etl, &l);
+    assert_int_equal(l.timeout_ms, 0);
+    assert_string_equal(l.timeout_from, "query.roles.etl.timeout_ms");
+    assert_int_equal(l.memory_mb, 4096); /* etl sets no memory_mb */
+    const char *etl_slow[] = {"etl", "slow", NULL};
+    config_query_limits(c, "u", in_list, etl_slow, &l);
+    assert_int_equal(l.timeout_ms, 300);
+    const char *slow_etl[] = {"slow", "etl", NULL};
+    config_query_limits(c, "u", in_list, slow_etl, &l);
+    assert_int_equal(l.timeout_ms, 300);
+    assert_string_equal(l.timeout_from, "query.roles.slow.timeout_ms");
+
+    /* the user's own entry beats the roles', key by key */
+    const char *vip_roles[] = {"slow", "tight", NULL};
+    config_query_limits(c, "vip", in_list, vip_roles, &l);
+    assert_int_equal(l.timeout_ms, 700);
+    assert_string_equal(l.timeout_from, "query.roles.vip.timeout_ms");
+    assert_int_equal(l.memory_mb, 64);
+
+    /* no membership callback: only the user's own entry and the globals */
+    config_query_limits(c, "tight", NULL, NULL, &l);
+    assert_int_equal(l.timeout_ms, 400);
+    config_query_limits(c, "x", NULL, NULL, &l);
+    assert_int_equal(l.timeout_ms, 250);
+}
+
+static void test_query_roles_errors(void **state)
+{
+    struct fixture *fx = *state;
+    const char *pre = "warehouse: /l\nstate: /s\nquery:\n  roles:\n";
+    char *t = xasprintf("%s    x: {timeot_ms: 1}\n", pre);
+    expect_error(fx, t, 5, "unknown key \"timeot_ms\" in query.roles.x", "did you mean \"timeout_ms\"");
+    free(t);
+    t = xasprintf("%s    x: {timeout_ms: -1}\n", pre);
+    expect_error(fx, t, 5, "query.roles.x.timeout_ms must be between 0 and", NULL);
+    free(t);
+    t = xasprintf("%s    x:\n      memory_mb: -64\n", pre);
+    expect_error(fx, t, 6, "query.roles.x.memory_mb must be between 0 and", NULL);
+    free(t);
+    t = xasprintf("%s    x: {memory_mb: 1GB}\n", pre);
+    expect_error(fx, t, 5, "expected a number for query.roles.x.memory_mb, got \"1GB\"", "without units");
+    free(t);
+    t = xasprintf("%s    x: 5\n", pre);
+    expect_error(fx, t, 5, "expected a mapping (key: value lines) for query.roles.x, got a value", NULL);
+    free(t);
+    t = xasprintf("%s    x: {timeout_ms: 1}\n    x: {memory_mb: 1}\n", pre);
+    expect_error(fx, t, 6, "key \"x\" appears twice in query.roles", NULL);
+    free(t);
+    expect_error(fx, "warehouse: /l\nstate: /s\nquery:\n  roles: [a]\n", 4, "expected a mapping for query.roles",
+                 NULL);
+}
+
 static void test_default_path(void **state)
 {
     (void)state;
@@ -319,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_roles_errors, setup, teardown),
         cmocka_unit_test(test_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

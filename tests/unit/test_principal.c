@@ -131,6 +131,10 @@ static void test_users_and_roles(void **state)
     assert_false(principal_is_admin(c, "alice"));
     assert_int_equal(principal_grant_role(c, "admin", "analysts", &err), 0);
     assert_true(principal_is_admin(c, "alice"));
+    assert_true(principal_member_of(c, "alice", "analysts"));
+    assert_true(principal_member_of(c, "alice", "admin")); /* through analysts */
+    assert_false(principal_member_of(c, "analysts", "alice"));
+    assert_false(principal_member_of(c, "nobody", "analysts"));
     assert_int_equal(principal_grant_role(c, "alice", "admin", &err), LOCH_EINVAL); /* cycle */
     assert_int_equal(principal_grant_role(c, "ghosts", "alice", &err), LOCH_ENOROLE);
     assert_int_equal(principal_revoke_role(c, "admin", "analysts", &err), 0);

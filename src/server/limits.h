@@ -1,0 +1,22 @@
+/* limits.h: the query limits of a session's user (query.timeout_ms / memory_mb and their
+ * query.roles entries, with role membership from access/) and the engine that carries
+ * the memory limit. Shared by both servers. Not for enforcing time limits (each server
+ * watches its own statements) or for parsing the config (config.c). */
+#ifndef LOCH_SERVER_LIMITS_H
+#define LOCH_SERVER_LIMITS_H
+
+#include "base/err.h"
+#include "catalog/catalog.h"
+#include "config.h"
+#include "engine/engine.h"
+
+/* Resolves user's limits (config_query_limits; membership is principal_member_of, so
+ * transitive) into *out, and picks the engine its sessions connect to: the pool's engine
+ * for out->memory_mb (the process engine when that is the global value), or eng itself
+ * when pool is NULL. On error (an engine that cannot be opened) LOCH_EENGINE with the
+ * limit named; *eng_out is unset. */
+int limits_resolve(const struct loch_config *cfg, struct catalog *cat, const char *user, struct engine *eng,
+                   struct engine_pool *pool, struct config_limits *out, struct engine **eng_out,
+                   struct loch_err *err);
+
+#endif
