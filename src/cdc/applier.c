@@ -5,8 +5,9 @@
  *   stg_N  every staged change as text (_seq, _op, _ts, _pos, _txid, _u = unchanged
  *          column list, c<i> = after image (D: before image), ok<k> = old key,
  *          lk<k> = key under which the lake holds the row an unchanged value comes from)
- *   idx_N  the primary-key index: key columns (typed) -> (_fid, _pos) of the live row;
- *          fil_N maps _fid to the data file URI. Built from the lake when a table is
+ *   kx     the primary-key index (keyidx.h, in memory): key (DuckDB's text of the typed
+ *          key columns) -> (fid, pos) of the live row; fid numbers the table's data files
+ *          (fpath/flocal). Built from the lake when a table is
  *          first seen (live files, deletes applied), so it needs no state of its own.
  * The typed changes (ty) give the live rows (lv: for each key touched, the last put,
  * unless a later change killed it), position deletes for every indexed row whose key
@@ -22,6 +23,7 @@
  * store handles (ap->conn, fcat, fst) while it runs; the source thread touches only the
  * staging connection then. */
 #include "cdc/change.h"
+#include "cdc/keyidx.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -75,7 +77,10 @@ struct atable {
     int *rev;                /* t column of each staging column, -1 = dropped since */
     size_t stg_nc;
     bool drop_after_flush;
-    int64_t next_fid;
+    int64_t next_fid;        /* data files numbered so far (fpath/flocal) */
+    struct keyidx *kx;
+    char **fpath, **flocal;  /* malloc'd, by fid */
+    size_t cap_fil;
     struct tstage s[2];      /* per batch */
     bool dropped;
     /* lake state, reloaded after each commit */
@@ -283,6 +288,8 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
 /* Waits for the flush in the air, if any; its checkpoint becomes ap->durable. Returns
  * the flush's result (its error in err). */
 static int land(struct cdc_applier *ap, struct loch_err *err);
+/* Drops the key index and the file numbering of a table. */
+static void forget_files(struct atable *at);
 
 static void table_close(struct cdc_applier *ap, struct atable *at)
 {
@@ -300,9 +307,9 @@ static void table_close(struct cdc_applier *ap, struct atable *at)
     char sql[512], s0[64], s1[64];
     stg_name(s0, sizeof s0, ap, at, 0);
     stg_name(s1, sizeof s1, ap, at, 1);
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS temp.idx_%d; DROP TABLE IF EXISTS temp.fil_%d; "
-             "DROP TABLE IF EXISTS memory.main.%s; DROP TABLE IF EXISTS memory.main.%s", at->no, at->no, s0, s1);
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS memory.main.%s; DROP TABLE IF EXISTS memory.main.%s", s0, s1);
     engine_exec(ap->conn, sql, NULL);
+    forget_files(at);
 }
 
 void cdc_applier_close(struct cdc_applier *ap)
@@ -691,23 +698,149 @@ static bool same_key(const struct cdc_table *a, const struct cdc_table *b)
     return true;
 }
 
-/* Rebuilds idx_N/fil_N from the live files of the current-state table. */
+/* ---- the key index ---- */
+
+/* Appends one key column's text as the index joins them ("N|" for NULL, else "<len>:"). */
+static void key_part(struct buf *b, const char *p, size_t len, bool null)
+{
+    if (null) {
+        buf_append(b, "N|", 2);
+        return;
+    }
+    char num[24];
+    size_t n = 0, l = len;
+    do
+        num[sizeof num - 1 - n++] = (char)('0' + l % 10);
+    while ((l /= 10) && n < sizeof num - 1);
+    buf_append(b, num + sizeof num - n, n);
+    buf_putc(b, ':');
+    buf_append(b, p, len);
+}
+
+/* Runs sql, whose columns are the n_key key columns as text then n_int integers, and
+ * calls fn with each row's joined key and integers (-1 for NULL). Streams in O(1) memory,
+ * unless fn uses the connection (an appender's flush would end the stream): buffered. */
+static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_t n_int, bool buffered,
+                    void (*fn)(void *ctx, const char *key, size_t len, const int64_t *ints), void *ctx,
+                    struct loch_err *err)
+{
+    struct engine_stmt *st = NULL;
+    struct engine_stream *es = NULL;
+    int rc = engine_prepare(ap->conn, sql, &st, err);
+    if (!rc)
+        rc = engine_execute(st, &es, err);
+    if (!rc && buffered)
+        rc = engine_stream_buffer(es, err);
+    struct buf kb = {0};
+    while (!rc) {
+        struct engine_chunk *ch = NULL;
+        rc = engine_stream_next(es, &ch, err);
+        if (rc || !ch)
+            break;
+        size_t n = engine_chunk_rows(ch);
+        for (size_t r = 0; r < n; r++) {
+            buf_reset(&kb);
+            for (size_t k = 0; k < n_key; k++) {
+                struct engine_val v;
+                bool have = engine_chunk_get(ch, k, r, &v);
+                key_part(&kb, have ? v.p : NULL, have ? v.len : 0, !have);
+            }
+            int64_t ints[4] = {-1, -1, -1, -1};
+            for (size_t i = 0; i < n_int && i < 4; i++) {
+                struct engine_val v;
+                if (engine_chunk_get(ch, n_key + i, r, &v))
+                    ints[i] = v.i;
+            }
+            fn(ctx, kb.data ? kb.data : "", kb.len, ints);
+        }
+    }
+    buf_free(&kb);
+    engine_stream_free(es);
+    engine_stmt_free(st);
+    return rc;
+}
+
+static void forget_files(struct atable *at)
+{
+    for (int64_t i = 0; i < at->next_fid; i++) {
+        free(at->fpath[i]);
+        free(at->flocal[i]);
+    }
+    free(at->fpath);
+    free(at->flocal);
+    at->fpath = at->flocal = NULL;
+    at->cap_fil = 0;
+    at->next_fid = 0;
+    keyidx_free(at->kx);
+    at->kx = NULL;
+}
+
+/* Numbers a data file of the table (path: its URI) for the index. */
+static int32_t add_file(struct atable *at, const char *path)
+{
+    if ((size_t)at->next_fid == at->cap_fil) {
+        at->cap_fil = at->cap_fil ? 2 * at->cap_fil : 64;
+        at->fpath = xrealloc(at->fpath, at->cap_fil * sizeof *at->fpath);
+        at->flocal = xrealloc(at->flocal, at->cap_fil * sizeof *at->flocal);
+    }
+    char *lp = xstrdup(path);
+    at->fpath[at->next_fid] = xstrdup(path);
+    at->flocal[at->next_fid] = lp ? lp : xstrdup(path);
+    return (int32_t)at->next_fid++;
+}
+
+struct add_ctx {
+    struct keyidx *kx;
+    int32_t fid;
+};
+
+static void add_row(void *ctx, const char *key, size_t len, const int64_t *ints)
+{
+    struct add_ctx *c = ctx;
+    keyidx_add(c->kx, key, len, c->fid, ints[0]);
+}
+
+/* Indexes the rows of data file fid: key columns read as `cols` (SQL of the key columns,
+ * each cast to VARCHAR), positions by file_row_number; `where` (may be empty) filters. */
+static int index_file(struct cdc_applier *ap, struct atable *at, int32_t fid, const char *cols,
+                      const char *read_opts, const char *where, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_printf(&b, "SELECT %s%sfile_row_number FROM read_parquet(", cols, *cols ? ", " : "");
+    buf_sql_str(&b, at->flocal[fid]);
+    buf_printf(&b, ", file_row_number = true%s)%s", read_opts, where);
+    struct add_ctx c = {at->kx, fid};
+    int rc = each_key(ap, b.data, at->n_key, 1, false, add_row, &c, err);
+    buf_free(&b);
+    return rc;
+}
+
+/* The key columns of a file written with the current schema, as VARCHAR. */
+static char *key_cols_by_name(struct cdc_applier *ap, struct atable *at, struct arena *a)
+{
+    struct buf b = {0};
+    for (size_t k = 0; k < at->n_key; k++) {
+        if (k)
+            buf_puts(&b, ", ");
+        buf_puts(&b, "CAST(");
+        buf_sql_ident(&b, at->t.columns[at->key[k]].name);
+        buf_puts(&b, " AS VARCHAR)");
+    }
+    char *o = arena_strdup(a, b.data ? b.data : "");
+    buf_free(&b);
+    (void)ap;
+    return o;
+}
+
+/* Rebuilds the key index from the live files of the current-state table. */
 static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
 {
     struct arena *a = arena_new();
     struct buf b = {0};
-    buf_printf(&b, "CREATE OR REPLACE TEMP TABLE fil_%d (_fid INTEGER, path VARCHAR, local VARCHAR); "
-               "CREATE OR REPLACE TEMP TABLE idx_%d (", at->no, at->no);
-    for (size_t k = 0; k < at->n_key; k++) {
-        char duck[64];
-        buf_printf(&b, "k%zu %s, ", k, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
-    }
-    buf_puts(&b, "_fid INTEGER, _pos BIGINT)");
-    int rc = execb(ap, &b, err);
+    forget_files(at);
+    at->kx = keyidx_new();
     struct iceberg_scan *scan = NULL;
-    if (!rc)
-        rc = iceberg_scan_plan(ap->fst, at->md, -1, a, &scan, err);
-    at->next_fid = 0;
+    int rc = iceberg_scan_plan(ap->fst, at->md, -1, a, &scan, err);
     if (!rc && scan->n_deletes) {
         buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __loch_dl AS SELECT file_path, pos FROM read_parquet([");
         for (size_t i = 0; i < scan->n_deletes; i++) {
@@ -720,37 +853,34 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
         buf_puts(&b, "])");
         rc = execb(ap, &b, err);
     }
+    /* key columns by field id: files written before a rename carry the old name */
+    struct buf cols = {0}, opts = {0};
+    const struct iceberg_schema *cur = iceberg_metadata_current_schema(at->md);
+    for (size_t k = 0; k < at->n_key; k++) {
+        const struct iceberg_field *f = iceberg_schema_find(cur, at->t.columns[at->key[k]].name);
+        char duck[64];
+        buf_printf(&cols, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+        buf_printf(&opts, "%s%d: {name: 'k%zu', type: ", k ? ", " : ", schema = MAP {", f ? f->id : -1, k);
+        buf_sql_str(&opts, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
+        buf_puts(&opts, ", default_value: NULL}");
+    }
+    if (at->n_key)
+        buf_puts(&opts, "}");
     for (size_t i = 0; !rc && i < scan->n_data; i++) {
-        int fid = (int)at->next_fid++;
-        char *lp = xstrdup(scan->data[i].path);
-        buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
-        buf_sql_str(&b, scan->data[i].path);
-        buf_puts(&b, ", ");
-        buf_sql_str(&b, lp ? lp : scan->data[i].path);
-        buf_printf(&b, "); INSERT INTO idx_%d SELECT ", at->no);
-        for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, "k%zu, ", k);
-        buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
-        buf_sql_str(&b, lp ? lp : scan->data[i].path);
-        /* key columns by field id: files written before a rename carry the old name */
-        buf_puts(&b, at->n_key ? ", file_row_number = true, schema = MAP {" : ", file_row_number = true");
-        const struct iceberg_schema *cur = iceberg_metadata_current_schema(at->md);
-        for (size_t k = 0; k < at->n_key; k++) {
-            const struct iceberg_field *f = iceberg_schema_find(cur, at->t.columns[at->key[k]].name);
-            char duck[64];
-            buf_printf(&b, "%s%d: {name: 'k%zu', type: ", k ? ", " : "", f ? f->id : -1, k);
-            buf_sql_str(&b, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
-            buf_puts(&b, ", default_value: NULL}");
-        }
-        buf_puts(&b, at->n_key ? "})" : ")");
+        int32_t fid = add_file(at, scan->data[i].path);
+        buf_reset(&b);
         if (scan->n_deletes) {
             buf_puts(&b, " WHERE file_row_number NOT IN (SELECT pos FROM __loch_dl WHERE file_path = ");
             buf_sql_str(&b, scan->data[i].path);
             buf_puts(&b, ")");
         }
-        free(lp);
-        rc = execb(ap, &b, err);
+        rc = index_file(ap, at, fid, cols.data ? cols.data : "", opts.data ? opts.data : "", b.data ? b.data : "",
+                        err);
     }
+    buf_free(&cols);
+    buf_free(&opts);
+    log_debug("applier: index of %s.%s: %zu keys in %lld files", at->ns, at->name, keyidx_count(at->kx),
+              (long long)at->next_fid);
     engine_exec(ap->conn, "DROP TABLE IF EXISTS temp.__loch_dl", NULL);
     buf_free(&b);
     arena_free(a);
@@ -949,7 +1079,7 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     if (rc)
         return rc;
     struct arena *a = ap->bt[ap->cur].arena;
-    struct buf b = {0}, q = {0};
+    struct buf q = {0};
     buf_puts(&q, "SELECT ");
     const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
     select_cols(&q, at, s, "c", s->n_fields, a);
@@ -976,20 +1106,8 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
         return 0;
     add_load(ap, at, &f);
     /* Index the new rows now (read back their keys); the file is committed by the next flush. */
-    int fid = (int)at->next_fid++;
-    char *lp = xstrdup(f.path);
-    buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", at->no, fid);
-    buf_sql_str(&b, f.path);
-    buf_puts(&b, ", ");
-    buf_sql_str(&b, lp ? lp : f.path);
-    buf_printf(&b, "); INSERT INTO idx_%d SELECT ", at->no);
-    for (size_t k = 0; k < at->n_key; k++)
-        buf_printf(&b, "%s, ", qi(a, at->t.columns[at->key[k]].name));
-    buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
-    buf_sql_str(&b, lp ? lp : f.path);
-    buf_puts(&b, ", file_row_number = true)");
-    free(lp);
-    rc = execb(ap, &b, err);
+    int32_t fid = add_file(at, f.path);
+    rc = index_file(ap, at, fid, key_cols_by_name(ap, at, a), "", "", err);
     if (!ap->bt[ap->cur].first_ms)
         ap->bt[ap->cur].first_ms = now_ms();
     ap->stats.rows_loaded += f.record_count;
@@ -1291,6 +1409,53 @@ struct pending {
     bool truncated;
 };
 
+struct need_ctx {
+    struct cdc_applier *ap;
+    struct atable *at;
+    struct engine_appender *app;
+    bool failed;
+};
+
+/* A staged row whose unchanged values come from the lake row under its key. */
+static void need_row(void *ctx, const char *key, size_t len, const int64_t *ints)
+{
+    struct need_ctx *c = ctx;
+    int32_t fid;
+    int64_t pos;
+    if (!keyidx_get(c->at->kx, key, len, &fid, &pos))
+        return;
+    engine_append_int(c->app, ints[0]);
+    engine_append_text(c->app, c->at->flocal[fid], strlen(c->at->flocal[fid]));
+    engine_append_int(c->app, pos);
+    struct loch_err e;
+    if (engine_append_end_row(c->app, &e))
+        c->failed = true;
+}
+
+struct del_ctx {
+    struct atable *at;
+    struct engine_appender *app;
+    bool failed;
+};
+
+static void del_pos(void *ctx, int32_t fid, int64_t pos)
+{
+    struct del_ctx *c = ctx;
+    engine_append_text(c->app, c->at->fpath[fid], strlen(c->at->fpath[fid]));
+    engine_append_int(c->app, pos);
+    struct loch_err e;
+    if (engine_append_end_row(c->app, &e))
+        c->failed = true;
+}
+
+/* A key the batch touched: every indexed row of it gets a position delete. */
+static void del_key(void *ctx, const char *key, size_t len, const int64_t *ints)
+{
+    struct del_ctx *c = ctx;
+    (void)ints;
+    keyidx_find(c->at->kx, key, len, del_pos, c);
+}
+
 /* Writes the files of one table's batch `set` (its staging rows are committed); fills p. */
 static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
 {
@@ -1305,18 +1470,31 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
     /* 1. values the source did not send (TOAST): from the lake rows they left unchanged */
     bool toast = S->n_unresolved > 0 && at->n_key;
     if (!rc && toast) {
-        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __need AS SELECT s._seq, f.local, i._pos FROM memory.main.%s s "
-                   "JOIN idx_%d i ON ", stg, no);
+        /* the lake rows those values come from: the index, by the key they had there */
+        struct need_ctx nc = {ap, at, NULL, 0};
+        char need[32];
+        snprintf(need, sizeof need, "__need_%d", no);
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (_seq BIGINT, local VARCHAR, _pos BIGINT)", need);
+        rc = execb(ap, &b, err);
+        if (!rc)
+            rc = engine_appender_open(ap->conn, "temp", need, &nc.app, err);
+        buf_puts(&b, "SELECT ");
         for (size_t k = 0; k < at->n_key; k++) {
-            if (k)
-                buf_puts(&b, " AND ");
-            buf_printf(&b, "i.k%zu IS NOT DISTINCT FROM ", k);
             char x[32];
             snprintf(x, sizeof x, "s.lk%zu", k);
+            buf_puts(&b, "CAST(");
             cast_expr(&b, x, &at->t.columns[at->key[k]].type);
+            buf_puts(&b, " AS VARCHAR), ");
         }
-        buf_printf(&b, " JOIN fil_%d f ON f._fid = i._fid WHERE s._u <> ''", no);
-        rc = execs(ap, &b, no, err);
+        buf_printf(&b, "s._seq FROM memory.main.%s s WHERE s._u <> ''", stg);
+        if (!rc)
+            rc = each_key(ap, b.data, at->n_key, 1, true, need_row, &nc, err);
+        buf_free(&b);
+        if (!rc && nc.failed)
+            rc = loch_errf(err, LOCH_EENGINE, "staging the rows unchanged values come from");
+        if (nc.app && !rc)
+            rc = engine_appender_flush(nc.app, err);
+        engine_appender_close(nc.app);
         struct engine_rows *r = NULL;
         buf_puts(&b, "SELECT DISTINCT local FROM __need");
         sfx(&b, no);
@@ -1405,18 +1583,31 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
     /* 4. position deletes of indexed rows whose key was touched (all on truncate) */
     p->truncated = S->trunc_seq >= 0;
     if (!rc && (at->kills || p->truncated)) {
-        buf_printf(&b, "SELECT f.path, i._pos FROM idx_%d i JOIN fil_%d f ON f._fid = i._fid", no, no);
-        if (!p->truncated) {
-            buf_puts(&b, " WHERE EXISTS (SELECT 1 FROM __ev e WHERE ");
-            keymatch(&b, at, "i", "k", false, "e", "k", false);
-            buf_puts(&b, ")");
+        struct del_ctx dc = {at, NULL, false};
+        rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __del (path VARCHAR, pos BIGINT)", err);
+        if (!rc)
+            rc = engine_appender_open(ap->conn, "temp", "__del", &dc.app, err);
+        if (!rc && p->truncated) {
+            keyidx_each(at->kx, del_pos, &dc);
+        } else if (!rc) {
+            buf_puts(&b, "SELECT DISTINCT ");
+            for (size_t k = 0; k < at->n_key; k++)
+                buf_printf(&b, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+            buf_puts(&b, " FROM __ev");
+            sfx(&b, no);
+            rc = each_key(ap, b.data, at->n_key, 0, true, del_key, &dc, err);
+            buf_free(&b);
         }
-        sfx(&b, no);
+        if (!rc && dc.failed)
+            rc = loch_errf(err, LOCH_EENGINE, "staging the position deletes of %s.%s", at->ns, at->name);
+        if (dc.app && !rc)
+            rc = engine_appender_flush(dc.app, err);
+        engine_appender_close(dc.app);
         int64_t t0 = now_ms();
-        rc = sink_write_deletes(ap->conn, ap->fst, at->md, b.data, a, &p->del, err);
+        if (!rc)
+            rc = sink_write_deletes(ap->conn, ap->fst, at->md, "SELECT path, pos FROM __del", a, &p->del, err);
         log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
                   (long long)p->del.record_count);
-        buf_free(&b);
     }
     /* 5. the new live rows (in any order: the index reads their positions back from the file) */
     const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
@@ -1466,42 +1657,44 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
     return rc;
 }
 
+static void take_key(void *ctx, const char *key, size_t len, const int64_t *ints)
+{
+    (void)ints;
+    keyidx_take(ctx, key, len, NULL, NULL);
+}
+
 /* After the commit: the index follows the lake. */
 static int advance_index(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
 {
     struct buf b = {0};
     int no = at->no;
+    int rc = 0;
     char stg[64];
     stg_name(stg, sizeof stg, ap, at, set);
     if (p->truncated) {
-        buf_printf(&b, "DELETE FROM idx_%d; ", no);
+        keyidx_clear(at->kx);
     } else if (at->kills) {
-        buf_printf(&b, "DELETE FROM idx_%d i WHERE EXISTS (SELECT 1 FROM __ev e WHERE ", no);
-        keymatch(&b, at, "i", "k", false, "e", "k", false);
-        buf_puts(&b, "); ");
+        buf_puts(&b, "SELECT DISTINCT ");
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+        buf_puts(&b, " FROM __ev");
+        sfx(&b, no);
+        rc = each_key(ap, b.data, at->n_key, 0, false, take_key, at->kx, err);
+        buf_free(&b);
     }
-    if (p->data.record_count > 0) {
-        int fid = (int)at->next_fid++;
-        char *lp = xstrdup(p->data.path);
-        buf_printf(&b, "INSERT INTO fil_%d VALUES (%d, ", no, fid);
-        buf_sql_str(&b, p->data.path);
-        buf_puts(&b, ", ");
-        buf_sql_str(&b, lp ? lp : p->data.path);
-        free(lp);
-        buf_printf(&b, "); INSERT INTO idx_%d SELECT ", no);
-        for (size_t k = 0; k < at->n_key; k++) {
-            buf_sql_ident(&b, at->t.columns[at->key[k]].name);
-            buf_puts(&b, ", ");
-        }
-        buf_printf(&b, "%d, file_row_number FROM read_parquet(", fid);
-        char *lp2 = xstrdup(p->data.path);
-        buf_sql_str(&b, lp2 ? lp2 : p->data.path);
-        free(lp2);
-        buf_puts(&b, ", file_row_number = true); ");
+    if (!rc && p->data.record_count > 0) {
+        struct arena *a = arena_new();
+        int32_t fid = add_file(at, p->data.path);
+        rc = index_file(ap, at, fid, key_cols_by_name(ap, at, a), "", "", err);
+        arena_free(a);
     }
     buf_printf(&b, "DELETE FROM memory.main.%s; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
-               "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv", stg);
-    return execs(ap, &b, no, err);
+               "DROP TABLE IF EXISTS __lv; DROP TABLE IF EXISTS __need; DROP TABLE IF EXISTS __oldv; "
+               "DROP TABLE IF EXISTS __del", stg);
+    if (!rc)
+        rc = execs(ap, &b, no, err);
+    buf_free(&b);
+    return rc;
 }
 
 /* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
