@@ -114,6 +114,12 @@ def main():
         th.join()
         rc, err = src.stop(proc)
         fl = [int(l.rsplit(" in ", 1)[1].split()[0]) for l in err.splitlines() if "flushed" in l and " ms" in l]
+        if os.environ.get("BENCH_SLOW"):  # with LOCH_LOG=debug: what the slow flushes did
+            Path(os.environ["BENCH_SLOW"]).write_text(err)
+            for l in err.splitlines():
+                if ("applier: " in l and int(l.split("applier: ")[1].split()[0]) >= 200) or (
+                        "flushed" in l and int(l.rsplit(" in ", 1)[1].split()[0]) >= 800):
+                    print("  slow:", l[:200])
         if fl:
             print(f"  flushes (LOCH_LOG=debug): {len(fl)}, duration p50 {statistics.median(fl)} ms, max {max(fl)} ms")
         ls = lags(lake, f"{src.name}.public.pgbench_history_changes")

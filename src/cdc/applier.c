@@ -717,7 +717,15 @@ static void key_part(struct buf *b, const char *p, size_t len, bool null)
     buf_append(b, p, len);
 }
 
-/* Runs sql, whose columns are the n_key key columns as text then n_int integers, and
+/* How the index reads a key column: integers as BIGINT (compared as 8 bytes: no text to
+ * make for the common key type), everything else as DuckDB's text of the typed value. */
+static void key_sql(struct buf *b, const char *expr, const struct iceberg_type *t)
+{
+    bool integer = t->id == ICEBERG_INT || t->id == ICEBERG_LONG;
+    buf_printf(b, "CAST(%s AS %s)", expr, integer ? "BIGINT" : "VARCHAR");
+}
+
+/* Runs sql, whose columns are the n_key key columns (key_sql) then n_int integers, and
  * calls fn with each row's joined key and integers (-1 for NULL). Streams in O(1) memory,
  * unless fn uses the connection (an appender's flush would end the stream): buffered. */
 static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_t n_int, bool buffered,
@@ -732,6 +740,11 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
     if (!rc && buffered)
         rc = engine_stream_buffer(es, err);
     struct buf kb = {0};
+    bool integer[64] = {false};
+    for (size_t k = 0; !rc && k < n_key && k < 64; k++) {
+        enum engine_type t = engine_stream_col(es, k)->type;
+        integer[k] = t == ENGINE_T_INT16 || t == ENGINE_T_INT32 || t == ENGINE_T_INT64;
+    }
     while (!rc) {
         struct engine_chunk *ch = NULL;
         rc = engine_stream_next(es, &ch, err);
@@ -743,7 +756,13 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
             for (size_t k = 0; k < n_key; k++) {
                 struct engine_val v;
                 bool have = engine_chunk_get(ch, k, r, &v);
-                key_part(&kb, have ? v.p : NULL, have ? v.len : 0, !have);
+                if (have && k < 64 && integer[k]) {
+                    char raw[9] = {'I'};
+                    memcpy(raw + 1, &v.i, 8);
+                    buf_append(&kb, raw, sizeof raw);
+                } else {
+                    key_part(&kb, have ? v.p : NULL, have ? v.len : 0, !have);
+                }
             }
             int64_t ints[4] = {-1, -1, -1, -1};
             for (size_t i = 0; i < n_int && i < 4; i++) {
@@ -820,11 +839,12 @@ static char *key_cols_by_name(struct cdc_applier *ap, struct atable *at, struct 
 {
     struct buf b = {0};
     for (size_t k = 0; k < at->n_key; k++) {
+        struct buf id = {0};
+        buf_sql_ident(&id, at->t.columns[at->key[k]].name);
         if (k)
             buf_puts(&b, ", ");
-        buf_puts(&b, "CAST(");
-        buf_sql_ident(&b, at->t.columns[at->key[k]].name);
-        buf_puts(&b, " AS VARCHAR)");
+        key_sql(&b, id.data, &at->t.columns[at->key[k]].type);
+        buf_free(&id);
     }
     char *o = arena_strdup(a, b.data ? b.data : "");
     buf_free(&b);
@@ -835,6 +855,7 @@ static char *key_cols_by_name(struct cdc_applier *ap, struct atable *at, struct 
 /* Rebuilds the key index from the live files of the current-state table. */
 static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
 {
+    int64_t t_start = now_ms();
     struct arena *a = arena_new();
     struct buf b = {0};
     forget_files(at);
@@ -859,7 +880,11 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     for (size_t k = 0; k < at->n_key; k++) {
         const struct iceberg_field *f = iceberg_schema_find(cur, at->t.columns[at->key[k]].name);
         char duck[64];
-        buf_printf(&cols, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+        char kx[32];
+        snprintf(kx, sizeof kx, "k%zu", k);
+        if (k)
+            buf_puts(&cols, ", ");
+        key_sql(&cols, kx, &at->t.columns[at->key[k]].type);
         buf_printf(&opts, "%s%d: {name: 'k%zu', type: ", k ? ", " : ", schema = MAP {", f ? f->id : -1, k);
         buf_sql_str(&opts, iceberg_type_duckdb(&at->t.columns[at->key[k]].type, duck, sizeof duck));
         buf_puts(&opts, ", default_value: NULL}");
@@ -879,8 +904,8 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     }
     buf_free(&cols);
     buf_free(&opts);
-    log_debug("applier: index of %s.%s: %zu keys in %lld files", at->ns, at->name, keyidx_count(at->kx),
-              (long long)at->next_fid);
+    log_debug("applier: %lld ms: key index of %s.%s: %zu keys in %lld files", (long long)(now_ms() - t_start),
+              at->ns, at->name, keyidx_count(at->kx), (long long)at->next_fid);
     engine_exec(ap->conn, "DROP TABLE IF EXISTS temp.__loch_dl", NULL);
     buf_free(&b);
     arena_free(a);
@@ -1482,9 +1507,11 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
         for (size_t k = 0; k < at->n_key; k++) {
             char x[32];
             snprintf(x, sizeof x, "s.lk%zu", k);
-            buf_puts(&b, "CAST(");
-            cast_expr(&b, x, &at->t.columns[at->key[k]].type);
-            buf_puts(&b, " AS VARCHAR), ");
+            struct buf typed = {0};
+            cast_expr(&typed, x, &at->t.columns[at->key[k]].type);
+            key_sql(&b, typed.data, &at->t.columns[at->key[k]].type);
+            buf_puts(&b, ", ");
+            buf_free(&typed);
         }
         buf_printf(&b, "s._seq FROM memory.main.%s s WHERE s._u <> ''", stg);
         if (!rc)
@@ -1591,8 +1618,13 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
             keyidx_each(at->kx, del_pos, &dc);
         } else if (!rc) {
             buf_puts(&b, "SELECT DISTINCT ");
-            for (size_t k = 0; k < at->n_key; k++)
-                buf_printf(&b, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+            for (size_t k = 0; k < at->n_key; k++) {
+                char kx[32];
+                snprintf(kx, sizeof kx, "k%zu", k);
+                if (k)
+                    buf_puts(&b, ", ");
+                key_sql(&b, kx, &at->t.columns[at->key[k]].type);
+            }
             buf_puts(&b, " FROM __ev");
             sfx(&b, no);
             rc = each_key(ap, b.data, at->n_key, 0, true, del_key, &dc, err);
@@ -1675,8 +1707,13 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, int set, str
         keyidx_clear(at->kx);
     } else if (at->kills) {
         buf_puts(&b, "SELECT DISTINCT ");
-        for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, "%sCAST(k%zu AS VARCHAR)", k ? ", " : "", k);
+        for (size_t k = 0; k < at->n_key; k++) {
+            char kx[32];
+            snprintf(kx, sizeof kx, "k%zu", k);
+            if (k)
+                buf_puts(&b, ", ");
+            key_sql(&b, kx, &at->t.columns[at->key[k]].type);
+        }
         buf_puts(&b, " FROM __ev");
         sfx(&b, no);
         rc = each_key(ap, b.data, at->n_key, 0, false, take_key, at->kx, err);
