@@ -891,6 +891,11 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     }
     if (at->n_key)
         buf_puts(&opts, "}");
+    int64_t rows = 0;
+    for (size_t i = 0; !rc && i < scan->n_data; i++)
+        rows += scan->data[i].record_count;
+    if (!rc)
+        keyidx_reserve(at->kx, (size_t)rows);
     for (size_t i = 0; !rc && i < scan->n_data; i++) {
         int32_t fid = add_file(at, scan->data[i].path);
         buf_reset(&b);

@@ -103,6 +103,18 @@ static void grow_buckets(struct keyidx *x)
     x->n_buckets = nb;
 }
 
+void keyidx_reserve(struct keyidx *x, size_t n)
+{
+    if (n >= UINT32_MAX / 2)
+        n = UINT32_MAX / 2 - 1;
+    while (x->n_buckets < n)
+        grow_buckets(x);
+    if (n + 1 > x->cap_nodes) {
+        x->cap_nodes = (uint32_t)(n + 1);
+        x->nodes = xrealloc(x->nodes, (size_t)x->cap_nodes * sizeof *x->nodes);
+    }
+}
+
 void keyidx_add(struct keyidx *x, const char *key, size_t len, int32_t fid, int64_t pos)
 {
     if (x->count + 1 > x->n_buckets)
@@ -114,7 +126,7 @@ void keyidx_add(struct keyidx *x, const char *key, size_t len, int32_t fid, int6
         if (x->n_nodes == x->cap_nodes) {
             if (x->cap_nodes > UINT32_MAX / 2)
                 abort(); /* 2^31 keys: beyond what one table can index in memory */
-            x->cap_nodes *= 2;
+            x->cap_nodes = x->cap_nodes * 2;
             x->nodes = xrealloc(x->nodes, (size_t)x->cap_nodes * sizeof *x->nodes);
         }
         i = x->n_nodes++;

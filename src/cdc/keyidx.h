@@ -15,6 +15,8 @@ struct keyidx;
 
 struct keyidx *keyidx_new(void);
 void keyidx_free(struct keyidx *x); /* x may be NULL */
+/* Makes room for n entries in all (saves regrowing when the count is known). */
+void keyidx_reserve(struct keyidx *x, size_t n);
 /* Forgets every entry (keeps the memory for reuse). */
 void keyidx_clear(struct keyidx *x);
 /* Adds key -> (fid, pos); an existing entry of the same key stays (see above). */
