@@ -79,6 +79,7 @@ struct atable {
     bool drop_after_flush;
     int64_t next_fid;        /* data files numbered so far (fpath/flocal) */
     struct keyidx *kx;
+    bool need_index;         /* kx is to be built from the lake before it is used */
     char **fpath, **flocal;  /* malloc'd, by fid */
     size_t cap_fil;
     struct tstage s[2];      /* per batch */
@@ -860,6 +861,7 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     struct buf b = {0};
     forget_files(at);
     at->kx = keyidx_new();
+    at->need_index = false;
     struct iceberg_scan *scan = NULL;
     int rc = iceberg_scan_plan(ap->fst, at->md, -1, a, &scan, err);
     if (!rc && scan->n_deletes) {
@@ -1000,8 +1002,11 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
         rc = load_md(ap, at, err);
     if (!rc)
         rc = keep_stage ? extend_stage(ap, at, &old, old_sc, err) : create_stage(ap, at, err);
-    if (!rc && (fresh || !key_same))
-        rc = build_index(ap, at, err);
+    if (!rc && (fresh || !key_same)) {
+        /* built by the next flush (on the flush thread, while the stream is received) */
+        forget_files(at);
+        at->need_index = true;
+    }
     /* The in-batch map holds rows of the old shape: forget them (an unchanged value of a
      * row changed earlier in this batch then resolves from the lake). */
     at->s[ap->cur].n_buckets = 0;
@@ -1106,6 +1111,8 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     if (ap->in_txn)
         return loch_errf(err, LOCH_EINVAL, "load of %s.%s inside a transaction", t->schema, t->name);
     int rc = land(ap, err);
+    if (!rc && at->need_index)
+        rc = build_index(ap, at, err);
     if (rc)
         return rc;
     struct arena *a = ap->bt[ap->cur].arena;
@@ -1750,7 +1757,12 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
     struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
     size_t n_p = 0, n_tc = 0;
-    int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
+    int rc = 0;
+    for (size_t i = 0; i < ap->n_tables && !rc; i++)
+        if (!ap->tables[i]->dropped && ap->tables[i]->need_index)
+            rc = build_index(ap, ap->tables[i], err);
+    if (!rc)
+        rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
     struct engine_appender *pa = NULL;
     if (!rc && B->n_txn)
         rc = engine_appender_open(ap->conn, "temp", "__pos", &pa, err);
