@@ -123,6 +123,7 @@ struct cdc_applier {
     char *txid;
     int64_t ts;
     int64_t flush_ewma_ms;     /* how long flushes take (moving average) */
+    int threads;               /* DuckDB threads last set: 0 unknown */
     /* the flush in the air (batch 1 - cur) */
     bool flying;
     pthread_t flight;
@@ -249,6 +250,24 @@ static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err 
 }
 
 /* ---- open / close ---- */
+
+/* DuckDB's threads for this applier's work: every core while loading (converting source
+ * rows to Parquet is the load's work), one while streaming (see app_replication_engine).
+ * A setting the engine refuses (a locked configuration) is left as it is. */
+static void use_threads(struct cdc_applier *ap, bool all)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = all ? (int)(cores > 0 ? cores : 1) : 1;
+    if (ap->threads == n)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET threads = %d", n);
+    struct loch_err e;
+    if (engine_exec(ap->conn, sql, &e) == 0)
+        ap->threads = n;
+    else
+        ap->threads = n; /* not settable here: do not try again */
+}
 
 static void stg_name(char *out, size_t n, const struct cdc_applier *ap, const struct atable *at, int set)
 {
@@ -1111,8 +1130,7 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     if (ap->in_txn)
         return loch_errf(err, LOCH_EINVAL, "load of %s.%s inside a transaction", t->schema, t->name);
     int rc = land(ap, err);
-    if (!rc && at->need_index)
-        rc = build_index(ap, at, err);
+    use_threads(ap, true);
     if (rc)
         return rc;
     struct arena *a = ap->bt[ap->cur].arena;
@@ -1142,9 +1160,10 @@ int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const ch
     if (f.record_count == 0)
         return 0;
     add_load(ap, at, &f);
-    /* Index the new rows now (read back their keys); the file is committed by the next flush. */
-    int32_t fid = add_file(at, f.path);
-    rc = index_file(ap, at, fid, key_cols_by_name(ap, at, a), "", "", err);
+    /* The file is committed by the next flush; the key index is built (from the lake and
+     * files still to commit) when a flush first needs it, not while loading. */
+    forget_files(at);
+    at->need_index = true;
     if (!ap->bt[ap->cur].first_ms)
         ap->bt[ap->cur].first_ms = now_ms();
     ap->stats.rows_loaded += f.record_count;
@@ -1758,9 +1777,19 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
     size_t n_p = 0, n_tc = 0;
     int rc = 0;
-    for (size_t i = 0; i < ap->n_tables && !rc; i++)
-        if (!ap->tables[i]->dropped && ap->tables[i]->need_index)
-            rc = build_index(ap, ap->tables[i], err);
+    for (size_t i = 0; i < ap->n_tables && !rc; i++) {
+        struct atable *at = ap->tables[i];
+        struct tstage *S = &at->s[set];
+        if (at->dropped || !at->need_index || !S->n_staged)
+            continue; /* an index nobody needs yet waits */
+        rc = build_index(ap, at, err);
+        for (size_t k = 0; k < S->n_loads && !rc; k++) { /* loaded in this batch, not committed yet */
+            struct arena *ka = arena_new();
+            int32_t fid = add_file(at, S->loads[k].path);
+            rc = index_file(ap, at, fid, key_cols_by_name(ap, at, ka), "", "", err);
+            arena_free(ka);
+        }
+    }
     if (!rc)
         rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
     struct engine_appender *pa = NULL;
@@ -1925,6 +1954,7 @@ int cdc_applier_flush_start(struct cdc_applier *ap, struct loch_err *err)
     int rc = land(ap, err);
     if (rc || !batch_pending(ap, ap->cur))
         return rc;
+    use_threads(ap, false); /* streaming (the flush thread is idle now) */
     for (size_t i = 0; i < ap->n_tables && !rc; i++)
         if (!ap->tables[i]->dropped && ap->tables[i]->app[ap->cur])
             rc = engine_appender_flush(ap->tables[i]->app[ap->cur], err);

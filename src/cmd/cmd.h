@@ -25,9 +25,11 @@ struct app {
  * the error and returns non-zero on failure. */
 int app_open(struct app *app, bool with_engine);
 void app_close(struct app *app);
-/* Opens app->reng (once), the engine replication writes through: DuckDB single-threaded,
- * because the applier's receiving and flush threads already keep the cores busy and
- * DuckDB's workers only contend with them (a backlog drained 1.2-1.7x faster). */
+/* Opens app->reng (once), the engine replication writes through. The applier runs it on
+ * every core while loading and single-threaded while streaming, when its receiving and
+ * flush threads already keep the cores busy and DuckDB's workers only contend with them
+ * (a backlog drained 1.2-1.7x faster). Only loch's own SQL runs there, so it is not
+ * confined. */
 int app_replication_engine(struct app *app, struct loch_err *err);
 /* Prints err to stderr as "loch: error: ...", with detail and hint lines. */
 void app_fail(const struct loch_err *err);

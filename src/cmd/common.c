@@ -14,14 +14,14 @@ void app_fail(const struct loch_err *err)
 /* An engine on app's lake: threads as given, the configured memory limit, confined to
  * the lake's folders when app->confine. *opts: what it was opened with (strings in app->a,
  * kept for the engines opened later: engine_pool). */
-static int open_engine(struct app *app, int threads, struct engine_options *opts, struct engine **out,
-                       struct loch_err *err)
+static int open_engine(struct app *app, int threads, bool confine, struct engine_options *opts,
+                       struct engine **out, struct loch_err *err)
 {
     struct engine_options o = {threads, app->cfg->query_memory_mb, NULL, NULL};
     const char **dirs = arena_alloc(app->a, 4 * sizeof *dirs);
     dirs[0] = dirs[1] = dirs[3] = NULL;
     dirs[2] = app->cfg->state_dir;
-    if (app->confine) {
+    if (confine) {
         /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
         dirs[0] = arena_printf(app->a, "%s/", app->st->root);
         char *local = store_local_root(app->st);
@@ -48,7 +48,7 @@ int app_open(struct app *app, bool with_engine)
     if (!rc)
         rc = store_open(app->cfg->warehouse, &app->st, &err);
     if (!rc && with_engine)
-        rc = open_engine(app, app->cfg->threads, &app->eng_opts, &app->eng, &err);
+        rc = open_engine(app, app->cfg->threads, app->confine, &app->eng_opts, &app->eng, &err);
     if (rc) {
         app_fail(&err);
         return 1;
@@ -60,7 +60,9 @@ int app_replication_engine(struct app *app, struct loch_err *err)
 {
     if (app->reng)
         return 0;
-    return open_engine(app, 1, NULL, &app->reng, err);
+    /* Not confined: only the applier's own SQL runs there (no user SQL), and it sets
+     * threads (all cores while loading, one while streaming). */
+    return open_engine(app, 1, false, NULL, &app->reng, err);
 }
 
 void app_close(struct app *app)
