@@ -263,10 +263,9 @@ static void use_threads(struct cdc_applier *ap, bool all)
     char sql[64];
     snprintf(sql, sizeof sql, "SET threads = %d", n);
     struct loch_err e;
-    if (engine_exec(ap->conn, sql, &e) == 0)
-        ap->threads = n;
-    else
-        ap->threads = n; /* not settable here: do not try again */
+    if (engine_exec(ap->conn, sql, &e) != 0)
+        log_debug("applier: %s: %s", sql, e.msg);
+    ap->threads = n; /* set, or not settable here: either way not tried again */
 }
 
 static void stg_name(char *out, size_t n, const struct cdc_applier *ap, const struct atable *at, int set)
@@ -855,7 +854,7 @@ static int index_file(struct cdc_applier *ap, struct atable *at, int32_t fid, co
 }
 
 /* The key columns of a file written with the current schema, as VARCHAR. */
-static char *key_cols_by_name(struct cdc_applier *ap, struct atable *at, struct arena *a)
+static char *key_cols_by_name(struct atable *at, struct arena *a)
 {
     struct buf b = {0};
     for (size_t k = 0; k < at->n_key; k++) {
@@ -868,7 +867,6 @@ static char *key_cols_by_name(struct cdc_applier *ap, struct atable *at, struct 
     }
     char *o = arena_strdup(a, b.data ? b.data : "");
     buf_free(&b);
-    (void)ap;
     return o;
 }
 
@@ -1465,6 +1463,27 @@ struct pending {
     bool truncated;
 };
 
+/* Calls fn for each distinct key the batch touched (__ev_<no>: deleted, moved or put). */
+static int each_touched_key(struct cdc_applier *ap, struct atable *at, bool buffered,
+                            void (*fn)(void *ctx, const char *key, size_t len, const int64_t *ints), void *ctx,
+                            struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "SELECT DISTINCT ");
+    for (size_t k = 0; k < at->n_key; k++) {
+        char kx[32];
+        snprintf(kx, sizeof kx, "k%zu", k);
+        if (k)
+            buf_puts(&b, ", ");
+        key_sql(&b, kx, &at->t.columns[at->key[k]].type);
+    }
+    buf_puts(&b, " FROM __ev");
+    sfx(&b, at->no);
+    int rc = each_key(ap, b.data, at->n_key, 0, buffered, fn, ctx, err);
+    buf_free(&b);
+    return rc;
+}
+
 struct need_ctx {
     struct cdc_applier *ap;
     struct atable *at;
@@ -1648,18 +1667,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
         if (!rc && p->truncated) {
             keyidx_each(at->kx, del_pos, &dc);
         } else if (!rc) {
-            buf_puts(&b, "SELECT DISTINCT ");
-            for (size_t k = 0; k < at->n_key; k++) {
-                char kx[32];
-                snprintf(kx, sizeof kx, "k%zu", k);
-                if (k)
-                    buf_puts(&b, ", ");
-                key_sql(&b, kx, &at->t.columns[at->key[k]].type);
-            }
-            buf_puts(&b, " FROM __ev");
-            sfx(&b, no);
-            rc = each_key(ap, b.data, at->n_key, 0, true, del_key, &dc, err);
-            buf_free(&b);
+            rc = each_touched_key(ap, at, true, del_key, &dc, err);
         }
         if (!rc && dc.failed)
             rc = loch_errf(err, LOCH_EENGINE, "staging the position deletes of %s.%s", at->ns, at->name);
@@ -1737,23 +1745,12 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, int set, str
     if (p->truncated) {
         keyidx_clear(at->kx);
     } else if (at->kills) {
-        buf_puts(&b, "SELECT DISTINCT ");
-        for (size_t k = 0; k < at->n_key; k++) {
-            char kx[32];
-            snprintf(kx, sizeof kx, "k%zu", k);
-            if (k)
-                buf_puts(&b, ", ");
-            key_sql(&b, kx, &at->t.columns[at->key[k]].type);
-        }
-        buf_puts(&b, " FROM __ev");
-        sfx(&b, no);
-        rc = each_key(ap, b.data, at->n_key, 0, false, take_key, at->kx, err);
-        buf_free(&b);
+        rc = each_touched_key(ap, at, false, take_key, at->kx, err);
     }
     if (!rc && p->data.record_count > 0) {
         struct arena *a = arena_new();
         int32_t fid = add_file(at, p->data.path);
-        rc = index_file(ap, at, fid, key_cols_by_name(ap, at, a), "", "", err);
+        rc = index_file(ap, at, fid, key_cols_by_name(at, a), "", "", err);
         arena_free(a);
     }
     buf_printf(&b, "DELETE FROM memory.main.%s; DROP TABLE IF EXISTS __ty; DROP TABLE IF EXISTS __ev; "
@@ -1786,7 +1783,7 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         for (size_t k = 0; k < S->n_loads && !rc; k++) { /* loaded in this batch, not committed yet */
             struct arena *ka = arena_new();
             int32_t fid = add_file(at, S->loads[k].path);
-            rc = index_file(ap, at, fid, key_cols_by_name(ap, at, ka), "", "", err);
+            rc = index_file(ap, at, fid, key_cols_by_name(at, ka), "", "", err);
             arena_free(ka);
         }
     }
