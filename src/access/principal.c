@@ -454,7 +454,8 @@ int principal_drop(struct catalog *cat, const char *name, enum principal_kind ki
     return rc;
 }
 
-int principal_grant_role(struct catalog *cat, const char *role, const char *member, struct loch_err *err)
+/* The schema is there and both role and member exist (else LOCH_ENOROLE naming one). */
+static int both_exist(struct catalog *cat, const char *role, const char *member, struct loch_err *err)
 {
     int rc = principal_ensure_schema(cat, err);
     if (rc)
@@ -463,6 +464,14 @@ int principal_grant_role(struct catalog *cat, const char *role, const char *memb
         return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", role);
     if (!principal_exists(cat, member))
         return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", member);
+    return 0;
+}
+
+int principal_grant_role(struct catalog *cat, const char *role, const char *member, struct loch_err *err)
+{
+    int rc = both_exist(cat, role, member, err);
+    if (rc)
+        return rc;
     bool cycle = false;
     rc = reaches(cat, role, member, &cycle, err);
     if (rc)
@@ -475,13 +484,9 @@ int principal_grant_role(struct catalog *cat, const char *role, const char *memb
 
 int principal_revoke_role(struct catalog *cat, const char *role, const char *member, struct loch_err *err)
 {
-    int rc = principal_ensure_schema(cat, err);
+    int rc = both_exist(cat, role, member, err);
     if (rc)
         return rc;
-    if (!principal_exists(cat, role))
-        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", role);
-    if (!principal_exists(cat, member))
-        return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", member);
     return exec_bound(cat, "DELETE FROM loch_role_members WHERE role = ?1 AND member = ?2", role, member, err,
                       "cannot revoke a role", NULL);
 }

@@ -142,8 +142,8 @@ int cdc_applier_set_checkpoint(struct catalog *cat, const char *source, const ch
  * added (optional), columns missing from t are dropped, a changed type is widened when
  * Iceberg allows it (else LOCH_EUNSUPPORTED naming table, column, both types). Staged
  * changes of the old shape are flushed first when the shape changes (the flush happens
- * between transactions only: call it outside begin/commit). Builds the primary-key index
- * from the lake when the table is first seen. */
+ * between transactions only: call it outside begin/commit). The primary-key index is
+ * (re)built from the lake by the first flush that needs it. */
 int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct loch_err *err);
 /* Renames a column in both lake tables (field id kept), so old files read under the new
  * name. Call before cdc_applier_table with the new shape. */

@@ -27,14 +27,20 @@ struct job {
     struct loch_err err;
 };
 
-static void *job_main(void *arg)
+/* Runs one source with a catalog handle of its own; the result in j->rc / j->err. */
+static void job_run(struct job *j)
 {
-    struct job *j = arg;
     loch_err_clear(&j->err);
     j->rc = catalog_open(j->catalog_path, false, &j->run.cat, &j->err);
     if (!j->rc)
         j->rc = cdc_source_run(&j->run, &j->err);
     catalog_close(j->run.cat);
+}
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    job_run(j);
     if (j->rc)
         atomic_store(&g_stop, true); /* one source failing stops the command */
     return NULL;
@@ -110,11 +116,7 @@ struct replication {
 static void *bg_main(void *arg)
 {
     struct job *j = arg;
-    loch_err_clear(&j->err);
-    j->rc = catalog_open(j->catalog_path, false, &j->run.cat, &j->err);
-    if (!j->rc)
-        j->rc = cdc_source_run(&j->run, &j->err);
-    catalog_close(j->run.cat);
+    job_run(j);
     if (j->rc) /* the server keeps serving; the error is in its log */
         log_error("replication of source %s stopped: %s%s%s", j->run.src->name, j->err.msg,
                   j->err.hint[0] ? " HINT: " : "", j->err.hint);

@@ -1508,6 +1508,19 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+/* Takes c off the server's list of connections (CancelRequest and stop look there). */
+static void conn_unlink(struct pgwire_server *srv, struct conn *c)
+{
+    pthread_mutex_lock(&srv->mu);
+    for (struct conn **pp = &srv->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    srv->n_conns--;
+    pthread_mutex_unlock(&srv->mu);
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
@@ -1526,15 +1539,8 @@ static void *conn_main(void *arg)
         log_info("pgwire: disconnection user=%s pid=%d from=%s duration_s=%.3f queries=%llu", c->user, c->pid,
                  c->peer, util_mono_s() - c->opened, (unsigned long long)c->n_queries);
     }
-    pthread_mutex_lock(&srv->mu);
-    for (struct conn **pp = &srv->conns; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    srv->n_conns--;
     /* the session goes after the unlink: a CancelRequest can no longer reach it */
-    pthread_mutex_unlock(&srv->mu);
+    conn_unlink(srv, c);
     conn_free(c);
     pthread_mutex_lock(&srv->mu);
     pthread_cond_broadcast(&srv->gone);
@@ -1602,14 +1608,7 @@ static void *accept_main(void *arg)
         pthread_t t;
         if (pthread_create(&t, &at, conn_main, c) != 0) {
             log_error("pgwire: cannot start a thread for %s", c->peer);
-            pthread_mutex_lock(&srv->mu);
-            for (struct conn **pp = &srv->conns; *pp; pp = &(*pp)->next)
-                if (*pp == c) {
-                    *pp = c->next;
-                    break;
-                }
-            srv->n_conns--;
-            pthread_mutex_unlock(&srv->mu);
+            conn_unlink(srv, c);
             conn_free(c);
         }
         pthread_attr_destroy(&at);
