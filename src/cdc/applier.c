@@ -83,12 +83,25 @@ struct atable {
     bool need_index;         /* kx is to be built from the lake before it is used */
     char **fpath, **flocal;  /* malloc'd, by fid */
     size_t cap_fil;
+    struct preload *pre;     /* the index saved at the last stop, being read on its own thread */
     struct tstage s[2];      /* per batch */
     bool dropped;
     /* lake state, reloaded after each commit */
     struct arena *md_arena;
     const char *loc, *cloc;
     struct iceberg_metadata *md, *cmd;
+};
+
+/* A saved key index read on its own thread from the moment its table is declared, so
+ * the first flush finds it ready (restore_index takes it). */
+struct preload {
+    pthread_t thread;
+    char *path, *tag;
+    struct keyidx *kx;
+    char **names;
+    size_t n_names;
+    int rc;
+    struct loch_err err;
 };
 
 /* One batch: what is staged between two flushes. */
@@ -133,6 +146,7 @@ struct cdc_applier {
     int64_t flight_ms;
     struct loch_err flight_err;
     char *durable;             /* a checkpoint made durable and not yet reported (malloc'd) */
+    bool broken;               /* a flush failed: key indexes may not match the lake */
     struct cdc_applier_stats stats;
 };
 
@@ -310,6 +324,11 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
 static int land(struct cdc_applier *ap, struct loch_err *err);
 /* Drops the key index and the file numbering of a table. */
 static void forget_files(struct atable *at);
+/* Saves the key index of a table for the next start, when it matches the lake. */
+static void save_index(struct cdc_applier *ap, struct atable *at);
+/* Waits for the table's preload, if any, and hands it over (at->pre is then NULL). */
+static struct preload *preload_join(struct atable *at);
+static void preload_free(struct preload *p);
 
 static void table_close(struct cdc_applier *ap, struct atable *at)
 {
@@ -330,6 +349,7 @@ static void table_close(struct cdc_applier *ap, struct atable *at)
     snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS memory.main.%s; DROP TABLE IF EXISTS memory.main.%s", s0, s1);
     engine_exec(ap->conn, sql, NULL);
     forget_files(at);
+    preload_free(preload_join(at));
 }
 
 void cdc_applier_close(struct cdc_applier *ap)
@@ -337,9 +357,13 @@ void cdc_applier_close(struct cdc_applier *ap)
     if (!ap)
         return;
     struct loch_err e;
-    land(ap, &e);
-    for (size_t i = 0; i < ap->n_tables; i++)
+    if (land(ap, &e))
+        ap->broken = true;
+    for (size_t i = 0; i < ap->n_tables; i++) {
+        if (!ap->broken)
+            save_index(ap, ap->tables[i]);
         table_close(ap, ap->tables[i]);
+    }
     free(ap->tables);
     engine_disconnect(ap->sconn);
     engine_disconnect(ap->conn);
@@ -939,6 +963,130 @@ static int build_index(struct cdc_applier *ap, struct atable *at, struct loch_er
     return rc;
 }
 
+/* ---- the key index across restarts ----
+ * A clean stop saves each built index to <state>/keyidx/<table uuid>.kx, tagged with the
+ * table state it matches: snapshot, schema and how keys are rendered. The first flush of
+ * the next start that needs the index loads it when the tag still holds (nothing else
+ * committed to the table since), else rebuilds it from the lake. The file is removed once
+ * read, so a crash later never meets an index it did not save. */
+
+static char *index_path(struct cdc_applier *ap, struct atable *at)
+{
+    return xasprintf("%s/keyidx/%s.kx", ap->o.state_dir, at->md->table_uuid);
+}
+
+static char *index_tag(struct atable *at, struct arena *a)
+{
+    return arena_printf(a, "v1 %s %lld %d %s", at->md->table_uuid, (long long)at->md->current_snapshot_id,
+                        at->md->current_schema_id, key_cols_by_name(at, a));
+}
+
+static void save_index(struct cdc_applier *ap, struct atable *at)
+{
+    if (at->dropped || !at->kx || at->need_index || !at->md || !at->kills)
+        return;
+    int64_t t0 = now_ms();
+    struct arena *a = arena_new();
+    struct loch_err e;
+    char *dir = xasprintf("%s/keyidx", ap->o.state_dir);
+    char *path = index_path(ap, at);
+    int rc = util_mkdirs(dir, &e);
+    if (!rc)
+        rc = keyidx_save(at->kx, path, index_tag(at, a), at->fpath, (size_t)at->next_fid, &e);
+    if (rc)
+        log_warn("applier: the key index of %s.%s is not saved (the next start rebuilds it): %s", at->ns,
+                 at->name, e.msg);
+    else
+        log_debug("applier: %lld ms: saved the key index of %s.%s (%zu keys)", (long long)(now_ms() - t0), at->ns,
+                  at->name, keyidx_count(at->kx));
+    free(path);
+    free(dir);
+    arena_free(a);
+}
+
+static void *preload_main(void *arg)
+{
+    struct preload *p = arg;
+    p->rc = keyidx_load(p->kx, p->path, p->tag, &p->names, &p->n_names, &p->err);
+    return NULL;
+}
+
+/* Starts reading the index saved for a table just declared, when there is one. */
+static void preload_start(struct cdc_applier *ap, struct atable *at)
+{
+    if (at->pre || !at->kills || !at->md)
+        return;
+    struct arena *a = arena_new();
+    struct preload *p = xcalloc(1, sizeof *p);
+    p->path = index_path(ap, at);
+    p->tag = xstrdup(index_tag(at, a));
+    p->kx = keyidx_new();
+    arena_free(a);
+    if (!util_exists(p->path) || pthread_create(&p->thread, NULL, preload_main, p)) {
+        preload_free(p);
+        return;
+    }
+    at->pre = p;
+}
+
+static struct preload *preload_join(struct atable *at)
+{
+    struct preload *p = at->pre;
+    if (p)
+        pthread_join(p->thread, NULL);
+    at->pre = NULL;
+    return p;
+}
+
+static void preload_free(struct preload *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_names; i++)
+        free(p->names[i]);
+    free(p->names);
+    keyidx_free(p->kx);
+    free(p->path);
+    free(p->tag);
+    free(p);
+}
+
+/* Takes the index saved at the last clean stop (read ahead by preload_start, or read
+ * now); false (rebuild) when there is none that matches the table now. */
+static bool restore_index(struct cdc_applier *ap, struct atable *at)
+{
+    int64_t t0 = now_ms();
+    struct arena *a = arena_new();
+    char *tag = index_tag(at, a);
+    struct preload *p = preload_join(at);
+    if (!p) {
+        p = xcalloc(1, sizeof *p);
+        p->path = index_path(ap, at);
+        p->tag = xstrdup(tag);
+        p->kx = keyidx_new();
+        preload_main(p);
+    } else if (strcmp(p->tag, tag)) { /* the table moved on since it was declared */
+        p->rc = loch_errf(&p->err, LOCH_ENOENT, "the saved key index is of another table state");
+    }
+    if (p->rc == LOCH_ECORRUPT || p->rc == LOCH_EIO)
+        log_warn("applier: rebuilding the key index of %s.%s from the lake: %s", at->ns, at->name, p->err.msg);
+    bool ok = p->rc == 0;
+    if (ok) {
+        forget_files(at);
+        at->kx = p->kx;
+        p->kx = NULL;
+        for (size_t i = 0; i < p->n_names; i++)
+            add_file(at, p->names[i]);
+        at->need_index = false;
+        log_debug("applier: %lld ms: key index of %s.%s: %zu keys, saved at the last stop", (long long)(now_ms() - t0),
+                  at->ns, at->name, keyidx_count(at->kx));
+    }
+    unlink(p->path); /* taken, stale or damaged: no later start may meet it */
+    preload_free(p);
+    arena_free(a);
+    return ok;
+}
+
 static bool same_shape(const struct cdc_table *a, const struct cdc_table *b)
 {
     if (a->n_columns != b->n_columns || a->has_key != b->has_key || a->full_identity != b->full_identity ||
@@ -1023,7 +1171,10 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     if (!rc && (fresh || !key_same)) {
         /* built by the next flush (on the flush thread, while the stream is received) */
         forget_files(at);
+        preload_free(preload_join(at));
         at->need_index = true;
+        if (fresh)
+            preload_start(ap, at);
     }
     /* The in-batch map holds rows of the old shape: forget them (an unchanged value of a
      * row changed earlier in this batch then resolves from the lake). */
@@ -1069,6 +1220,11 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
     int rc = land(ap, err);
     if (rc)
         return rc;
+    if (at->md) { /* an index saved at the last stop would outlive the table */
+        char *path = index_path(ap, at);
+        unlink(path);
+        free(path);
+    }
     if (at->s[ap->cur].n_staged || ap->in_txn) {
         at->drop_after_flush = true;
         return 0;
@@ -1743,12 +1899,17 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, int set, str
     int rc = 0;
     char stg[64];
     stg_name(stg, sizeof stg, ap, at, set);
-    if (p->truncated) {
+    if (!at->kills || at->need_index) {
+        /* insert-only tables keep no index between flushes (a TRUNCATE builds one for its
+         * flush): it would only grow */
+        forget_files(at);
+        at->need_index = true;
+    } else if (p->truncated) {
         keyidx_clear(at->kx);
-    } else if (at->kills) {
+    } else {
         rc = each_touched_key(ap, at, false, take_key, at->kx, err);
     }
-    if (!rc && p->data.record_count > 0) {
+    if (!rc && p->data.record_count > 0 && !at->need_index) {
         struct arena *a = arena_new();
         int32_t fid = add_file(at, p->data.path);
         rc = index_file(ap, at, fid, key_cols_by_name(at, a), "", "", err);
@@ -1778,9 +1939,10 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
     for (size_t i = 0; i < ap->n_tables && !rc; i++) {
         struct atable *at = ap->tables[i];
         struct tstage *S = &at->s[set];
-        if (at->dropped || !at->need_index || !S->n_staged)
-            continue; /* an index nobody needs yet waits */
-        rc = build_index(ap, at, err);
+        if (at->dropped || !at->need_index || !S->n_staged || (!at->kills && S->trunc_seq < 0))
+            continue; /* an index nobody needs yet waits (insert-only tables: until a TRUNCATE) */
+        if (!restore_index(ap, at))
+            rc = build_index(ap, at, err);
         for (size_t k = 0; k < S->n_loads && !rc; k++) { /* loaded in this batch, not committed yet */
             struct arena *ka = arena_new();
             int32_t fid = add_file(at, S->loads[k].path);
@@ -1855,6 +2017,8 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms (files %lld, commit %lld, "
                   "index %lld)", ap->o.source, B->n_txn, B->n_changes, n_tc, (long long)(now_ms() - t_start),
                   (long long)(t_files - t_start), (long long)(t_commit - t_files), (long long)(now_ms() - t_commit));
+    if (rc)
+        ap->broken = true;
     return rc;
 }
 

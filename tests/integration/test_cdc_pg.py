@@ -588,3 +588,61 @@ def test_primary_key_column_renamed(source, lake):
     source.execute("DELETE FROM pk WHERE pid = 2", "INSERT INTO pk VALUES (3, 'c')")
     source.catch_up()   # a new run rebuilds the key index from files written under both names
     assert lake.sql("SELECT pid, v FROM core.public.pk ORDER BY pid") == [{"pid": 1, "v": "x"}, {"pid": 3, "v": "c"}]
+
+
+def test_key_index_saved_at_stop_is_used_only_while_it_holds(source, lake, monkeypatch):
+    """A clean stop saves each table's key index; the next start uses it instead of reading
+    every key from the lake, but only while the lake table is the one it was saved for:
+    a stale copy (the table moved on) or a damaged one is ignored, and the lake stays equal
+    to the source through all of it."""
+    monkeypatch.setenv("LOCH_LOG", "debug")
+    source.execute("CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2))",
+                   "CREATE TABLE log (at timestamptz, what text)",  # insert-only: keeps no index
+                   "INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(1, 5000) g")
+    source.catch_up()
+    kxdir = lake.root / "state" / "keyidx"
+    step = [0]
+
+    def change_and_check(expect_in_log=None, expect_not_in_log=None):
+        step[0] += 1
+        k = step[0]
+        source.execute(f"UPDATE acct SET balance = balance + {k} WHERE id % 7 = {k % 7}",
+                       f"DELETE FROM acct WHERE id % 97 = {k}",
+                       f"INSERT INTO acct SELECT g, 'n' || g, {k} FROM generate_series({5000 + 100 * k}, "
+                       f"{5000 + 100 * k + 49}) g",
+                       f"UPDATE acct SET id = id + 100000 WHERE id = {k * 11}",  # a key change
+                       f"INSERT INTO log VALUES (now(), 'step {k}')")
+        err = source.catch_up().stderr
+        src = source.rows("SELECT id, owner, balance FROM acct ORDER BY id")
+        assert lake_rows(lake, "core.public.acct", ["id", "owner", "balance"], "id") == [tuple(r) for r in src]
+        assert lake.sql("SELECT count(*) AS n FROM core.public.log") == [{"n": k}]
+        if expect_in_log:
+            assert expect_in_log in err, err[-3000:]
+        if expect_not_in_log:
+            assert expect_not_in_log not in err, err[-3000:]
+        return err
+
+    change_and_check(expect_not_in_log="saved at the last stop")  # built from the lake, saved at exit
+    saved = sorted(kxdir.glob("*.kx"))
+    assert len(saved) == 1  # acct only: the insert-only table keeps none
+    # the index saved at that stop is used by the next start (and saved again at its stop)
+    change_and_check(expect_in_log="key index of core.public.acct: 4998 keys, saved at the last stop")
+    old = saved[0].read_bytes()
+    change_and_check(expect_in_log="saved at the last stop")
+    # a copy from an earlier state of the table is ignored (and removed)
+    saved[0].write_bytes(old)
+    change_and_check(expect_not_in_log="saved at the last stop")
+    # a damaged one too, with a warning
+    data = bytearray(saved[0].read_bytes())
+    data[len(data) // 2] ^= 0x40
+    saved[0].write_bytes(bytes(data))
+    change_and_check(expect_in_log="rebuilding the key index of core.public.acct")
+    # a crash leaves no index behind that a restart could take for current
+    change_and_check()
+    p = source.start()
+    source.execute("UPDATE acct SET balance = -1 WHERE id < 100")
+    wait_for(lambda: lake.sql("SELECT count(*) AS n FROM core.public.acct WHERE balance = -1")[0]["n"] > 0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not list(kxdir.glob("*.kx"))
+    change_and_check(expect_not_in_log="saved at the last stop")

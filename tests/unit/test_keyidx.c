@@ -7,8 +7,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cdc/keyidx.h"
 
@@ -96,11 +99,126 @@ static void test_several_rows_per_key(void **state)
     keyidx_free(NULL);
 }
 
+static char *tmp_path(void)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/loch_test_keyidx_%d.kx", (int)getpid());
+    return path;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Saved and loaded back: the same entries (several rows per key, long keys, none of the
+ * removed ones) and the same names; another tag finds nothing. */
+static void test_save_and_load(void **state)
+{
+    (void)state;
+    struct keyidx *x = keyidx_new();
+    char k[64];
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(k, sizeof k, i % 3 ? "%d" : "a key longer than sixteen bytes %d", i);
+        keyidx_add(x, k, (size_t)n, i % 4, (int64_t)i * 1000003);
+    }
+    keyidx_add(x, "dup", 3, 1, 1);
+    keyidx_add(x, "dup", 3, 2, 2);
+    for (int i = 0; i < 20000; i += 5) {
+        int n = snprintf(k, sizeof k, i % 3 ? "%d" : "a key longer than sixteen bytes %d", i);
+        assert_int_equal(keyidx_take(x, k, (size_t)n, NULL, NULL), 1);
+    }
+    char *names[] = {"file:///a/b.parquet", "", "s3://bucket/x y.parquet"};
+    struct loch_err err;
+    assert_int_equal(keyidx_save(x, tmp_path(), "tag 1", names, 3, &err), 0);
+
+    struct keyidx *y = keyidx_new();
+    keyidx_add(y, "stale", 5, 0, 0);
+    char **got;
+    size_t n_got;
+    assert_int_equal(keyidx_load(y, tmp_path(), "tag 2", &got, &n_got, &err), LOCH_ENOENT);
+    assert_int_equal(keyidx_count(y), 0);
+    assert_int_equal(keyidx_load(y, tmp_path(), "tag 1", &got, &n_got, &err), 0);
+    assert_int_equal(n_got, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(got[i], names[i]);
+    free_names(got, n_got);
+    assert_int_equal(keyidx_count(y), keyidx_count(x));
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(k, sizeof k, i % 3 ? "%d" : "a key longer than sixteen bytes %d", i);
+        int32_t fid;
+        int64_t pos;
+        bool there = keyidx_get(y, k, (size_t)n, &fid, &pos);
+        assert_int_equal(there, i % 5 != 0);
+        if (there) {
+            assert_int_equal(fid, i % 4);
+            assert_int_equal(pos, (int64_t)i * 1000003);
+        }
+    }
+    int64_t sum[3] = {0};
+    assert_int_equal(keyidx_find(y, "dup", 3, count_fn, sum), 2);
+    assert_int_equal(sum[1], 3);
+    assert_int_equal(keyidx_load(y, "/nonexistent/loch.kx", "tag 1", &got, &n_got, &err), LOCH_ENOENT);
+    unlink(tmp_path());
+    keyidx_free(x);
+    keyidx_free(y);
+}
+
+/* Every truncation and every flipped byte of a saved index is refused (never a partial
+ * index, never a read outside the bytes). */
+static void test_damaged_files_are_refused(void **state)
+{
+    (void)state;
+    struct keyidx *x = keyidx_new();
+    char k[64];
+    for (int i = 0; i < 50; i++) {
+        int n = snprintf(k, sizeof k, i % 2 ? "%d" : "long key number %d, padded", i);
+        keyidx_add(x, k, (size_t)n, i % 3, i);
+    }
+    char *names[] = {"f0", "f1", "f2"};
+    struct loch_err err;
+    assert_int_equal(keyidx_save(x, tmp_path(), "t", names, 3, &err), 0);
+    FILE *f = fopen(tmp_path(), "rb");
+    assert_non_null(f);
+    unsigned char data[8192];
+    size_t len = fread(data, 1, sizeof data, f);
+    fclose(f);
+    unlink(tmp_path());
+    assert_true(len > 100 && len < sizeof data);
+    struct keyidx *y = keyidx_new();
+    char **got;
+    size_t n_got;
+    assert_int_equal(keyidx_parse(y, data, len, "t", &got, &n_got, &err), 0);
+    free_names(got, n_got);
+    assert_int_equal(keyidx_count(y), 50);
+    for (size_t cut = 0; cut < len; cut++) {
+        unsigned char *copy = malloc(cut ? cut : 1); /* exact size: ASan sees any overread */
+        memcpy(copy, data, cut);
+        int rc = keyidx_parse(y, copy, cut, "t", &got, &n_got, &err);
+        assert_true(rc == LOCH_ECORRUPT || rc == LOCH_ENOENT);
+        assert_int_equal(keyidx_count(y), 0);
+        free(copy);
+    }
+    for (size_t at = 0; at < len; at++) {
+        data[at] ^= 0x10;
+        int rc = keyidx_parse(y, data, len, "t", &got, &n_got, &err);
+        assert_true(rc == LOCH_ECORRUPT || rc == LOCH_ENOENT);
+        assert_int_equal(keyidx_count(y), 0);
+        data[at] ^= 0x10;
+    }
+    keyidx_free(x);
+    keyidx_free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_several_rows_per_key),
+        cmocka_unit_test(test_save_and_load),
+        cmocka_unit_test(test_damaged_files_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
