@@ -10,6 +10,7 @@
 Runnable alone: .venv/bin/python bench/cdc_mysql_bench.py [--tables 8 --rows 1000000]."""
 import argparse
 import os
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -93,6 +94,7 @@ def main():
         run(a, root, m)
     finally:
         m.stop()
+        shutil.rmtree(root, ignore_errors=True)  # gigabytes: MariaDB's data and binlogs, the lake
 
 
 def run(a, root, m):

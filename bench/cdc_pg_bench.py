@@ -8,6 +8,7 @@
      (count(*) over pg_logical_slot_peek_binary_changes on a second slot).
 The PostgreSQL server is a throw-away one (tests/integration/pgsource.py: fsync off)."""
 import argparse
+import shutil
 import signal
 import os
 import statistics
@@ -176,6 +177,7 @@ def main():
         src.cleanup()
     finally:
         srv.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the lake of a scale-100 run: gigabytes
 
 
 if __name__ == "__main__":

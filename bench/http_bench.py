@@ -9,6 +9,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def main():
                   f"({a.rows / dt:,.0f} rows/s, {len(body) / 1e6 / dt:.1f} MB/s)")
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

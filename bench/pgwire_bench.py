@@ -11,6 +11,7 @@ import glob
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -182,6 +183,7 @@ def main():
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)
         log.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
