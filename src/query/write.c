@@ -382,12 +382,13 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
                                  a, &data, err);
         buf_free(&cols);
         if (!rc)
-            rc = sink_write_deletes(s->conn, s->env.st, t.md, "SELECT __loch_file, __loch_pos FROM temp.__loch_upd", a,
-                                    &del, err);
+            rc = sink_write_deletes(s->conn, s->env.st, t.md, "SELECT __loch_file, __loch_pos FROM temp.__loch_upd",
+                                    false, a, &del, err);
         engine_exec(s->conn, "DROP TABLE IF EXISTS temp.__loch_upd", NULL);
     } else if (!rc) {
         rc = sink_write_deletes(s->conn, s->env.st, t.md,
-                                arena_printf(a, "SELECT __loch_file, __loch_pos FROM %s", from), a, &del, err);
+                                arena_printf(a, "SELECT __loch_file, __loch_pos FROM %s", from), false, a, &del,
+                                err);
     }
     buf_free(&repl);
     if (!rc && del.record_count > 0) {

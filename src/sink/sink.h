@@ -34,10 +34,12 @@ int sink_write_data(struct engine_conn *c, struct store *st, const struct iceber
                     struct loch_err *err);
 
 /* Writes a position-delete file (spec "Position Delete Files") from select_sql, which
- * must yield (file_path VARCHAR, pos BIGINT); rows are sorted here. Same contract for
- * empty results as sink_write_data. */
+ * must yield (file_path VARCHAR, pos BIGINT). The spec wants them sorted by file_path,
+ * then pos: sorted says select_sql yields them so already (a table filled in that order,
+ * read without ORDER BY: DuckDB keeps insertion order); else they are sorted here. Same
+ * contract for empty results as sink_write_data. */
 int sink_write_deletes(struct engine_conn *c, struct store *st, const struct iceberg_metadata *m,
-                       const char *select_sql, struct arena *a, struct iceberg_data_file *out,
+                       const char *select_sql, bool sorted, struct arena *a, struct iceberg_data_file *out,
                        struct loch_err *err);
 
 /* One table's part of a commit. */

@@ -344,7 +344,7 @@ int sink_write_data(struct engine_conn *c, struct store *st, const struct iceber
 }
 
 int sink_write_deletes(struct engine_conn *c, struct store *st, const struct iceberg_metadata *m,
-                       const char *select_sql, struct arena *a, struct iceberg_data_file *out,
+                       const char *select_sql, bool sorted, struct arena *a, struct iceberg_data_file *out,
                        struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -355,8 +355,8 @@ int sink_write_deletes(struct engine_conn *c, struct store *st, const struct ice
     struct buf sql = {0};
     buf_printf(&sql,
                "COPY (SELECT CAST(__d.\"#1\" AS VARCHAR) AS file_path, CAST(__d.\"#2\" AS BIGINT) AS pos "
-               "FROM (%s) AS __d(\"#1\", \"#2\") ORDER BY 1, 2) TO ",
-               select_sql);
+               "FROM (%s) AS __d(\"#1\", \"#2\")%s) TO ",
+               select_sql, sorted ? "" : " ORDER BY 1, 2");
     buf_sql_str(&sql, t.local);
     buf_printf(&sql, " (FORMAT parquet, COMPRESSION zstd, FIELD_IDS {file_path: %d, pos: %d})", DELETE_FILE_PATH_ID,
                DELETE_POS_ID);
