@@ -147,6 +147,8 @@ struct cdc_applier {
     struct loch_err flight_err;
     char *durable;             /* a checkpoint made durable and not yet reported (malloc'd) */
     bool broken;               /* a flush failed: key indexes may not match the lake */
+    struct atable *last;       /* the table of the last change, and the source's handle */
+    const struct cdc_table *last_t; /* for it (saves a look-up by name per change) */
     struct cdc_applier_stats stats;
 };
 
@@ -1338,17 +1340,17 @@ int cdc_applier_begin(struct cdc_applier *ap, const char *txid, int64_t commit_t
     return 0;
 }
 
+/* The in-batch map's key: each key value as its length (4 bytes; all ones for NULL) and
+ * its bytes. Called per change: no printf. */
 static size_t key_text(struct atable *at, const struct cdc_value *v, struct buf *out)
 {
     buf_reset(out);
     for (size_t k = 0; k < at->n_key; k++) {
         const struct cdc_value *x = &v[at->key[k]];
-        if (!x->text) {
-            buf_puts(out, "N|");
-        } else {
-            buf_printf(out, "%zu:", x->len);
+        uint32_t len = x->text ? (uint32_t)x->len : UINT32_MAX;
+        buf_append(out, &len, sizeof len);
+        if (x->text)
             buf_append(out, x->text, x->len);
-        }
     }
     return out->len;
 }
@@ -1394,9 +1396,13 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
 {
     if (!ap->in_txn)
         return loch_errf(err, LOCH_EINVAL, "change outside a transaction");
-    struct atable *at = find_table(ap, c->table->schema, c->table->name);
+    struct atable *at = ap->last && ap->last_t == c->table && !ap->last->dropped ? ap->last : NULL;
+    if (!at)
+        at = find_table(ap, c->table->schema, c->table->name);
     if (!at)
         return loch_errf(err, LOCH_EINVAL, "change for undeclared table %s.%s", c->table->schema, c->table->name);
+    ap->last = at;
+    ap->last_t = c->table;
     size_t n = at->t.n_columns;
     if ((c->op == CDC_INSERT && !c->after) || (c->op == CDC_UPDATE && !c->after) || (c->op == CDC_DELETE && !c->before))
         return loch_errf(err, LOCH_EINVAL, "%c change for %s.%s without its row image", c->op, at->ns, at->name);
@@ -2113,6 +2119,7 @@ static void *flight_main(void *arg)
 
 static int land(struct cdc_applier *ap, struct loch_err *err)
 {
+    ap->last = NULL; /* every call that changes tables comes through here */
     if (!ap->flying)
         return 0;
     pthread_join(ap->flight, NULL);

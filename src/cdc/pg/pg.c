@@ -1455,8 +1455,8 @@ static int on_message(struct pgsrc *s, const uint8_t *data, size_t len, struct l
         s->skip_txn = m.u.begin.final_lsn < s->resume_lsn;
         if (s->skip_txn)
             return 0;
-        char xid[16];
-        snprintf(xid, sizeof xid, "%" PRIu32, m.u.begin.xid);
+        char xid[24];
+        util_u64_dec(xid, m.u.begin.xid);
         return cdc_applier_begin(s->ap, xid, m.u.begin.commit_ts + PGO_EPOCH_OFFSET_US, err);
     }
     case PGO_COMMIT: {
@@ -1466,7 +1466,7 @@ static int on_message(struct pgsrc *s, const uint8_t *data, size_t len, struct l
             return 0;
         }
         char pos[32], ck[32];
-        snprintf(pos, sizeof pos, "%" PRIu64, m.u.commit.commit_lsn);
+        util_u64_dec(pos, m.u.commit.commit_lsn);
         pgoutput_lsn_format(m.u.commit.end_lsn, ck, sizeof ck);
         s->last_end = m.u.commit.end_lsn;
         return cdc_applier_commit(s->ap, pos, ck, err);
