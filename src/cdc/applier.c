@@ -76,6 +76,8 @@ struct atable {
     struct engine_appender *app[2]; /* per batch, on the staging connection */
     size_t *sc;              /* staging column of each t column (c<sc[i]>) */
     int *rev;                /* t column of each staging column, -1 = dropped since */
+    bool *sint;              /* staging column holds BIGINT (integer columns), else VARCHAR */
+    bool *kint;              /* the same for ok<k>, per key column */
     size_t stg_nc;
     bool drop_after_flush;
     int64_t next_fid;        /* data files numbered so far (fpath/flocal) */
@@ -639,6 +641,24 @@ static void set_rev(struct cdc_applier *ap, struct atable *at)
         at->rev[at->sc[i]] = (int)i;
 }
 
+/* Integer columns are staged as BIGINT, everything else as text: an appended string
+ * costs DuckDB string storage and statistics per value, and integers are most keys. */
+static bool stage_int(const struct iceberg_type *t) { return t->id == ICEBERG_INT || t->id == ICEBERG_LONG; }
+
+/* A column kept across a shape change would change staging type (rows staged in the old
+ * type must be flushed first). */
+static bool stage_kinds_differ(const struct atable *at, const struct cdc_table *t)
+{
+    if (!at->sint)
+        return false;
+    for (size_t i = 0; i < t->n_columns; i++)
+        for (size_t k = 0; k < at->t.n_columns; k++)
+            if (!strcmp(at->t.columns[k].name, t->columns[i].name) &&
+                at->sint[at->sc[k]] != stage_int(&t->columns[i].type))
+                return true;
+    return false;
+}
+
 /* Staging layout: _seq, _op, _ts, _tx, _txid, _u, (ok<k>, lk<k>) per key column, then
  * c<j> per column; columns added while rows are staged go at the end (extend_stage).
  * One staging table per batch. */
@@ -670,15 +690,21 @@ static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_e
         at->sc[i] = i;
     at->stg_nc = at->t.n_columns;
     set_rev(ap, at);
+    at->sint = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *at->sint);
+    for (size_t i = 0; i < at->t.n_columns; i++)
+        at->sint[i] = stage_int(&at->t.columns[i].type);
+    at->kint = arena_alloc(ap->arena, (at->n_key + 1) * sizeof *at->kint);
+    for (size_t k = 0; k < at->n_key; k++)
+        at->kint[k] = stage_int(&at->t.columns[at->key[k]].type);
     for (int set = 0; set < 2; set++) {
         char name[64];
         stg_name(name, sizeof name, ap, at, set);
         buf_printf(&b, "CREATE OR REPLACE TABLE memory.main.%s (_seq BIGINT, _op VARCHAR, _ts BIGINT, _tx BIGINT, "
                    "_txid VARCHAR, _u VARCHAR", name);
         for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, ", ok%zu VARCHAR, lk%zu VARCHAR", k, k);
+            buf_printf(&b, ", ok%zu %s, lk%zu VARCHAR", k, at->kint[k] ? "BIGINT" : "VARCHAR", k);
         for (size_t i = 0; i < at->t.n_columns; i++)
-            buf_printf(&b, ", c%zu VARCHAR", i);
+            buf_printf(&b, ", c%zu %s", i, at->sint[i] ? "BIGINT" : "VARCHAR");
         buf_puts(&b, "); ");
     }
     int rc = execb(ap, &b, err);
@@ -695,6 +721,8 @@ static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct 
     int rc = engine_appender_flush(at->app[ap->cur], err);
     close_appenders(at);
     size_t *sc = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *sc);
+    bool *sint = arena_alloc(ap->arena, (at->stg_nc + at->t.n_columns + 1) * sizeof *sint);
+    memcpy(sint, at->sint, at->stg_nc * sizeof *sint);
     for (size_t i = 0; i < at->t.n_columns && !rc; i++) {
         size_t k = 0;
         while (k < old->n_columns && strcmp(old->columns[k].name, at->t.columns[i].name))
@@ -702,16 +730,19 @@ static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct 
         if (k < old->n_columns) {
             sc[i] = old_sc[k];
         } else {
+            sint[at->stg_nc] = stage_int(&at->t.columns[i].type);
             for (int set = 0; set < 2 && !rc; set++) {
                 char sql[256], name[64];
                 stg_name(name, sizeof name, ap, at, set);
-                snprintf(sql, sizeof sql, "ALTER TABLE memory.main.%s ADD COLUMN c%zu VARCHAR", name, at->stg_nc);
+                snprintf(sql, sizeof sql, "ALTER TABLE memory.main.%s ADD COLUMN c%zu %s", name, at->stg_nc,
+                         sint[at->stg_nc] ? "BIGINT" : "VARCHAR");
                 rc = exec(ap, sql, err);
             }
             sc[i] = at->stg_nc++;
         }
     }
     at->sc = sc;
+    at->sint = sint;
     set_rev(ap, at);
     if (!rc)
         rc = open_appenders(ap, at, err);
@@ -1110,11 +1141,11 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     if (rc)
         return rc;
     bool fresh = !at, key_same = at && same_key(&at->t, t);
-    if (at && at->s[ap->cur].n_staged && !key_same) {
+    if (at && at->s[ap->cur].n_staged && (!key_same || stage_kinds_differ(at, t))) {
         if (ap->in_txn)
             return loch_errf(err, LOCH_EUNSUPPORTED,
-                             "the key of %s.%s changed inside a transaction that already changed it", t->schema,
-                             t->name);
+                             "the %s of %s.%s changed inside a transaction that already changed it",
+                             key_same ? "type of a column" : "key", t->schema, t->name);
         if ((rc = cdc_applier_flush(ap, NULL, NULL, err)))
             return rc;
     }
@@ -1392,6 +1423,42 @@ static void app_text(struct engine_appender *app, const struct cdc_value *v)
         engine_append_text(app, v->text, v->len);
 }
 
+/* The integer a BIGINT staging column gets: the source's canonical decimal text, checked.
+ * false when the text is not one. */
+static bool parse_int(const struct cdc_value *v, int64_t *out)
+{
+    const char *p = v->text, *end = v->text + v->len;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    if (p == end || end - p > 19)
+        return false;
+    uint64_t x = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    if (x > (uint64_t)INT64_MAX + neg)
+        return false;
+    *out = neg ? (int64_t)(0 - x) : (int64_t)x;
+    return true;
+}
+
+static bool int_ok(const struct cdc_value *v)
+{
+    int64_t x;
+    return !v || !v->text || v->unchanged || parse_int(v, &x);
+}
+
+static void app_int(struct engine_appender *app, const struct cdc_value *v)
+{
+    int64_t x;
+    if (!v || !v->text || v->unchanged || !parse_int(v, &x))
+        engine_append_text(app, NULL, 0);
+    else
+        engine_append_int(app, x);
+}
+
 int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struct loch_err *err)
 {
     if (!ap->in_txn)
@@ -1470,6 +1537,25 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             map_put(a, S, kb.data, kl, fnv(kb.data, kl), seq, row, any_unch ? lk : NULL);
         }
     }
+    /* the value of each column as staged: checked before the row is begun, so a bad one
+     * leaves no partial row behind */
+    const struct cdc_value *okv = c->op == CDC_TRUNCATE ? NULL : old;
+    for (size_t k = 0; k < at->n_key && okv; k++)
+        if (at->kint[k] && !int_ok(&okv[at->key[k]]))
+            rc = loch_errf(err, LOCH_ECONVERT, "%s.%s: key column %s: \"%.*s\" is not an integer", at->ns,
+                           at->name, at->t.columns[at->key[k]].name, (int)okv[at->key[k]].len, okv[at->key[k]].text);
+    for (size_t j = 0; j < at->stg_nc && !rc; j++) {
+        int i = at->rev[j];
+        const struct cdc_value *v = i < 0 ? NULL : row ? &row[i] : c->op == CDC_DELETE ? &c->before[i] : NULL;
+        if (at->sint[j] && !int_ok(v))
+            rc = loch_errf(err, LOCH_ECONVERT, "%s.%s: column %s: \"%.*s\" is not an integer", at->ns, at->name,
+                           at->t.columns[i].name, (int)v->len, v->text);
+    }
+    if (rc) {
+        buf_free(&kb);
+        buf_free(&u);
+        return rc;
+    }
     struct engine_appender *app = at->app[ap->cur];
     engine_append_int(app, seq);
     char op = (char)c->op;
@@ -1477,10 +1563,12 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
     engine_append_int(app, ap->ts);
     engine_append_int(app, (int64_t)B->n_txn); /* -> its position at flush */
     engine_append_text(app, ap->txid, strlen(ap->txid));
-    engine_append_text(app, u.len ? u.data : "", u.len);
+    engine_append_text(app, u.len ? u.data : NULL, u.len); /* NULL: nothing unchanged */
     for (size_t k = 0; k < at->n_key; k++) {
         if (c->op == CDC_TRUNCATE)
             engine_append_text(app, NULL, 0);
+        else if (at->kint[k])
+            app_int(app, &old[at->key[k]]);
         else
             app_text(app, &old[at->key[k]]);
         if (lk && lk[k])
@@ -1490,14 +1578,11 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
     }
     for (size_t j = 0; j < at->stg_nc; j++) {
         int i = at->rev[j];
-        if (i < 0)
-            engine_append_text(app, NULL, 0);
-        else if (row)
-            app_text(app, &row[i]);
-        else if (c->op == CDC_DELETE)
-            app_text(app, &c->before[i]);
+        const struct cdc_value *v = i < 0 ? NULL : row ? &row[i] : c->op == CDC_DELETE ? &c->before[i] : NULL;
+        if (at->sint[j])
+            app_int(app, v);
         else
-            engine_append_text(app, NULL, 0);
+            app_text(app, v);
     }
     rc = engine_append_end_row(app, err);
     if (c->op == CDC_TRUNCATE) {
