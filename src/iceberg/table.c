@@ -212,7 +212,7 @@ int iceberg_table_write_hint(struct store *s, const struct iceberg_metadata *m,
     char text[32], uri[4096];
     int n = snprintf(text, sizeof text, "%ld", v);
     snprintf(uri, sizeof uri, "%s/metadata/version-hint.text", m->location);
-    return store_put(s, uri, text, (size_t)n, 0, err);
+    return store_put(s, uri, text, (size_t)n, STORE_NO_SYNC, err); /* a hint: the catalog is the truth */
 }
 
 /* ------------------------------------------------------------------ staging */
@@ -297,6 +297,14 @@ size_t iceberg_change_expiring(const struct iceberg_change *c)
     return n;
 }
 
+const char *iceberg_change_file(const struct iceberg_change *c, size_t i)
+{
+    if (i < c->n_data)
+        return c->data[i].path;
+    i -= c->n_data;
+    return i < c->n_deletes ? c->deletes[i].path : NULL;
+}
+
 bool iceberg_change_empty(const struct iceberg_change *c)
 {
     return !c->n_data && !c->n_deletes && !c->schema && !iceberg_change_expiring(c);
@@ -343,9 +351,11 @@ struct writer {
     size_t n_list;
 };
 
+/* Manifests and the manifest list: the metadata file written after them into the same
+ * folder makes the folder durable for all three. */
 static int put_object(struct writer *w, const char *uri, const struct buf *b, struct loch_err *err)
 {
-    int rc = store_put(w->s, uri, b->data, b->len, STORE_NO_OVERWRITE, err);
+    int rc = store_put(w->s, uri, b->data, b->len, STORE_NO_OVERWRITE | STORE_DIR_SYNC_LATER, err);
     if (!rc && w->n_written < sizeof w->written / sizeof w->written[0])
         w->written[w->n_written++] = uri;
     return rc;

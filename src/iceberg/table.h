@@ -44,6 +44,8 @@ void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const
 void iceberg_change_expire_snapshots(struct iceberg_change *c, int64_t before_ms, size_t retain_last);
 /* How many snapshots of the base the staged expiry removes. */
 size_t iceberg_change_expiring(const struct iceberg_change *c);
+/* The URI of the i-th file added (data files, then delete files); NULL past the last. */
+const char *iceberg_change_file(const struct iceberg_change *c, size_t i);
 /* True when nothing was staged (an expiry that removes nothing counts as nothing). */
 bool iceberg_change_empty(const struct iceberg_change *c);
 

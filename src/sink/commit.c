@@ -18,6 +18,24 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
 {
     struct catalog_update *u = arena_alloc(a, (n ? n : 1) * sizeof *u);
     struct iceberg_metadata **mds = arena_alloc(a, (n ? n : 1) * sizeof *mds);
+    /* the files the new metadata points at are durable before it is written */
+    size_t n_files = 0;
+    const char **files = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; iceberg_change_file(t[i].change, k); k++) {
+            if (n_files == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                files = arena_grow(a, files, n_files, nc, sizeof *files);
+                cap = nc;
+            }
+            files[n_files++] = iceberg_change_file(t[i].change, k);
+        }
+    if (n_files) {
+        int rc = store_sync(st, files, n_files, err);
+        if (rc)
+            return loch_err_prefix(err, "making the new data files durable");
+    }
     for (size_t i = 0; i < n; i++) {
         const char *loc;
         int rc = iceberg_change_write(t[i].change, st, &loc, &mds[i], err);

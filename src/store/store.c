@@ -50,6 +50,11 @@ int store_get(struct store *s, const char *uri, char **data, size_t *len, struct
     return s->ops->get(s, uri, data, len, err);
 }
 
+int store_sync(struct store *s, const char *const *uris, size_t n, struct loch_err *err)
+{
+    return s->ops->sync ? s->ops->sync(s, uris, n, err) : 0;
+}
+
 int store_delete(struct store *s, const char *uri, struct loch_err *err)
 {
     return s->ops->del(s, uri, err);

@@ -14,7 +14,12 @@
 
 #include "base/err.h"
 
-enum { STORE_NO_OVERWRITE = 1 };
+/* Put flags. STORE_DIR_SYNC_LATER: the caller puts another object into the same folder
+ * afterwards, without this flag, before anything relies on this one (a local store then
+ * makes the folder durable once, for both); the object's own bytes are still durable when
+ * put returns. STORE_NO_SYNC: the object may be lost in a crash (an advisory hint). Both
+ * are no-ops for stores whose puts are durable by nature. */
+enum { STORE_NO_OVERWRITE = 1, STORE_DIR_SYNC_LATER = 2, STORE_NO_SYNC = 4 };
 
 struct store;
 
@@ -32,6 +37,8 @@ struct store_ops {
      * modification time (ms since the epoch); fn returning non-zero stops. */
     int (*list)(struct store *s, const char *prefix, store_list_fn fn,
                 void *ctx, struct loch_err *err);
+    /* May be NULL (puts and writes are durable by nature). */
+    int (*sync)(struct store *s, const char *const *uris, size_t n, struct loch_err *err);
     void (*close)(struct store *s);
 };
 
@@ -50,6 +57,10 @@ void store_close(struct store *s); /* s may be NULL */
 int store_put(struct store *s, const char *uri, const void *data, size_t len, int flags,
               struct loch_err *err);
 int store_get(struct store *s, const char *uri, char **data, size_t *len, struct loch_err *err);
+/* Makes objects written straight into the store's files (DuckDB's COPY into a local
+ * folder, not through store_put) durable, bytes and folder entries, before metadata may
+ * point at them. Batched: all are written back first, then committed. 0 or LOCH_EIO. */
+int store_sync(struct store *s, const char *const *uris, size_t n, struct loch_err *err);
 int store_delete(struct store *s, const char *uri, struct loch_err *err);
 int store_size(struct store *s, const char *uri, int64_t *out, struct loch_err *err);
 int store_list(struct store *s, const char *prefix, store_list_fn fn,

@@ -1,5 +1,6 @@
-/* test_store.c: the local folder store: put/get, no-overwrite, list, delete, size, and
- * refusal of URIs outside the root. Not for S3 (integration tests cover that). */
+/* test_store.c: the local folder store: put/get (and its sync flags), no-overwrite, list,
+ * delete, size, store_sync of files written by others, and refusal of URIs outside the
+ * root. Not for S3 (integration tests cover that). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -218,6 +219,38 @@ static void test_outside_root(void **state)
     free(rootonly);
 }
 
+/* Files written into the folder by someone else (DuckDB's COPY) are made durable through
+ * store_sync; a missing one is an error, one outside the store is not ours to sync; the
+ * put flags that defer or skip syncing still store the object. */
+static void test_sync_and_put_flags(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_err err;
+    char *a = xasprintf("%s/t/data/a.parquet", fx->root), *b = xasprintf("%s/t/data/b.parquet", fx->root);
+    assert_int_equal(store_put(fx->s, a, "x", 1, 0, &err), 0); /* creates the folder */
+    char *bp = xasprintf("%s/lake/t/data/b.parquet", fx->dir);
+    FILE *f = fopen(bp, "w");
+    assert_non_null(f);
+    fputs("written by another writer", f);
+    fclose(f);
+    const char *both[] = {a, b, "file:///elsewhere/c.parquet"};
+    assert_int_equal(store_sync(fx->s, both, 3, &err), 0);
+    char *missing = xasprintf("%s/t/data/missing.parquet", fx->root);
+    const char *one[] = {missing};
+    assert_int_equal(store_sync(fx->s, one, 1, &err), LOCH_EIO);
+    assert_non_null(strstr(err.msg, "missing.parquet"));
+    char *m = xasprintf("%s/t/metadata/snap-1.avro", fx->root), *h = xasprintf("%s/t/metadata/hint", fx->root);
+    assert_int_equal(store_put(fx->s, m, "list", 4, STORE_NO_OVERWRITE | STORE_DIR_SYNC_LATER, &err), 0);
+    assert_int_equal(store_put(fx->s, m, "list", 4, STORE_NO_OVERWRITE | STORE_DIR_SYNC_LATER, &err), LOCH_EEXIST);
+    assert_int_equal(store_put(fx->s, h, "7", 1, STORE_NO_SYNC, &err), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(store_get(fx->s, h, &data, &len, &err), 0);
+    assert_int_equal(len, 1);
+    free(data);
+    free(a), free(b), free(bp), free(missing), free(m), free(h);
+}
+
 static void test_open(void **state)
 {
     (void)state;
@@ -252,6 +285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_delete_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_and_put_flags, setup, teardown),
         cmocka_unit_test(test_open),
         cmocka_unit_test_setup_teardown(test_plain_path, setup, teardown),
     };
