@@ -47,29 +47,61 @@ def loch(cfg, *args):
     return time.perf_counter() - t0, p.stdout
 
 
-def duckdb_in_process(sql, runs):
-    """Median time of sql in DuckDB itself, in this process: loch's libduckdb through ctypes
-    (the C API), no loch code in between."""
-    import ctypes
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    lib = ctypes.CDLL(os.path.join(root, "third_party", "duckdb", "lib", "libduckdb.so"))
-    db, con = ctypes.c_void_p(), ctypes.c_void_p()
-    assert lib.duckdb_open(None, ctypes.byref(db)) == 0 and lib.duckdb_connect(db, ctypes.byref(con)) == 0
-    res = (ctypes.c_char * 256)()  # duckdb_result is 48 bytes
-    times = []
-    for i in range(runs + 1):
+class InProcess:
+    """DuckDB itself, in this process: loch's libduckdb through ctypes (the C API), no loch
+    code in between. One database for the whole run, as the server keeps one."""
+
+    def __init__(self):
+        import ctypes
+        self.ct = ctypes
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.lib = ctypes.CDLL(os.path.join(root, "third_party", "duckdb", "lib", "libduckdb.so"))
+        self.lib.duckdb_row_count.restype = ctypes.c_uint64
+        self.db, self.con = ctypes.c_void_p(), ctypes.c_void_p()
+        assert self.lib.duckdb_open(None, ctypes.byref(self.db)) == 0
+        assert self.lib.duckdb_connect(self.db, ctypes.byref(self.con)) == 0
+        self.res = (ctypes.c_char * 256)()  # duckdb_result is 48 bytes
+
+    def run(self, sql):
+        """Seconds for sql, its result materialized (10 rows)."""
         t0 = time.perf_counter()
-        rc = lib.duckdb_query(con, sql.encode(), ctypes.byref(res))
-        lib.duckdb_row_count.restype = ctypes.c_uint64
-        n = lib.duckdb_row_count(ctypes.byref(res))
+        rc = self.lib.duckdb_query(self.con, sql.encode(), self.ct.byref(self.res))
+        n = self.lib.duckdb_row_count(self.ct.byref(self.res))
         dt = time.perf_counter() - t0
-        lib.duckdb_destroy_result(ctypes.byref(res))
+        self.lib.duckdb_destroy_result(self.ct.byref(self.res))
         assert rc == 0 and n == 10, (rc, n)
-        if i:
-            times.append(dt)  # the first run warms the file cache, as on the wire side
-    lib.duckdb_disconnect(ctypes.byref(con))
-    lib.duckdb_close(ctypes.byref(db))
-    return statistics.median(times)
+        return dt
+
+    def close(self):
+        self.lib.duckdb_disconnect(self.ct.byref(self.con))
+        self.lib.duckdb_close(self.ct.byref(self.db))
+
+
+class Psql:
+    """One psql session fed a query at a time; its \\timing line is the wire side's time
+    (client to server and back, result rendered by psql)."""
+
+    def __init__(self, cmd, env):
+        self.p = subprocess.Popen(cmd + ["-o", "/dev/null", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+        self.p.stdin.write("\\timing on\n")
+
+    def run(self, sql):
+        self.p.stdin.write(sql + ";\n")
+        self.p.stdin.flush()
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                raise SystemExit("psql ended")
+            m = re.match(r"Time: ([0-9.]+) ms", line)
+            if m:
+                return float(m.group(1)) / 1000
+            if "ERROR" in line:
+                raise SystemExit(f"psql: {line}")
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(30)
 
 
 def main():
@@ -77,8 +109,8 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--runs", type=int, default=7, help="queries per side per round")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=10, help="queries per side per round")
+    ap.add_argument("--rounds", type=int, default=10)
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="loch-pgbench-")
     env = dict(os.environ, LOCH_ADMIN_PASSWORD=PASSWORD)
@@ -106,17 +138,22 @@ def main():
         penv = dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="disable")
         psql = ["psql", "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "admin", "-d", "lake"]
 
-        # 1. aggregate, 10 rows; the two sides alternate (rounds), so load that comes and goes
-        # on a shared machine hits both alike; medians over all rounds
+        # 1. aggregate, 10 rows. The two sides alternate query by query, so load that comes
+        # and goes on a shared machine hits both alike; both warm up first (the server's
+        # first queries, the file just written); medians over all pairs.
         q = AGG.format(src="bench.tx")
         flist = "[" + ", ".join(f"'{f}'" for f in files) + "]"
         dq = AGG.format(src=f"read_parquet({flist})")
         wire, duck = [], []
-        for _ in range(a.rounds):
-            script = "\\timing on\n" + (q + ";\n") * (a.runs + 1)
-            out = subprocess.run(psql + ["-o", "/dev/null"], input=script, capture_output=True, text=True, env=penv)
-            wire += [float(m) / 1000 for m in re.findall(r"Time: ([0-9.]+) ms", out.stdout + out.stderr)][1:]
-            duck.append(duckdb_in_process(dq, a.runs))
+        ps, ip = Psql(psql, penv), InProcess()
+        for _ in range(5):
+            ps.run(q)
+            ip.run(dq)
+        for _ in range(a.rounds * a.runs):
+            wire.append(ps.run(q))
+            duck.append(ip.run(dq))
+        ps.close()
+        ip.close()
         t_wire = statistics.median(wire)
         t_duck = statistics.median(duck)
         print(f"aggregate (10 rows): psql->loch {t_wire * 1000:.1f} ms, DuckDB in-process {t_duck * 1000:.1f} ms, "

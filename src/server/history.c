@@ -49,18 +49,21 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
+static const char INSERT_SQL[] = "INSERT INTO loch_query_history (user_name, protocol, sql, started_ms, duration_ms,"
+                                  " rows, bytes_scanned, status, sqlstate, error) VALUES (?,?,?,?,?,?,?,?,?,?)";
+
 int history_record(struct catalog *cat, const struct history_entry *e, struct loch_err *err)
 {
     sqlite3 *db = catalog_db(cat);
-    int rc = ensure_schema(db, err);
-    if (rc)
-        return rc;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO loch_query_history (user_name, protocol, sql, started_ms, duration_ms, rows,"
-                           " bytes_scanned, status, sqlstate, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a history insert");
+    /* per query: the schema is checked only when the insert cannot be prepared */
+    if (sqlite3_prepare_v2(db, INSERT_SQL, -1, &st, NULL) != SQLITE_OK) {
+        int rc = ensure_schema(db, err);
+        if (rc)
+            return rc;
+        if (sqlite3_prepare_v2(db, INSERT_SQL, -1, &st, NULL) != SQLITE_OK)
+            return db_fail(db, err, "cannot prepare a history insert");
+    }
     char *sql = query_redact(e->sql);
     char *msg = e->error ? query_redact(e->error) : NULL;
     bind_opt(st, 1, e->user ? e->user : "?");
@@ -73,7 +76,11 @@ int history_record(struct catalog *cat, const struct history_entry *e, struct lo
     bind_opt(st, 8, e->status ? e->status : "ok");
     bind_opt(st, 9, e->sqlstate);
     bind_opt(st, 10, msg);
+    /* A history row need not survive a power cut (a process crash it does: the WAL is
+     * written), so it does not wait for the disk: the query's client is waiting. */
+    sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     int step = sqlite3_step(st);
+    sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
     sqlite3_finalize(st);
     free(sql);
     free(msg);
