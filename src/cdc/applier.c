@@ -1669,6 +1669,8 @@ bool cdc_applier_pending(const struct cdc_applier *ap)
  * otherwise wait longer than the interval minus what a flush takes (moving average). A
  * quarter interval of local time at least, so a lagging or skewed source clock cannot
  * cause a flush storm; at most the interval of local time. */
+bool cdc_applier_flush_idle(const struct cdc_applier *ap) { return !ap->flying || atomic_load(&ap->landed); }
+
 bool cdc_applier_flush_due(const struct cdc_applier *ap)
 {
     const struct batch *B = &ap->bt[ap->cur];
@@ -1676,6 +1678,8 @@ bool cdc_applier_flush_due(const struct cdc_applier *ap)
         return false;
     int64_t local = now_ms() - B->first_ms, iv = ap->o.flush_interval_ms;
     if (B->n_changes >= ap->o.flush_max_changes || local >= iv)
+        return true;
+    if (ap->o.flush_min_changes && B->n_changes >= ap->o.flush_min_changes && cdc_applier_flush_idle(ap))
         return true;
     if (!B->first_commit_us || local < iv / 4)
         return false;
@@ -1801,8 +1805,10 @@ static int by_rank(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* Fills __del with dc's positions in (path, pos) order. */
-static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_ctx *dc, struct loch_err *err)
+/* Fills __del with dc's positions in (path, pos) order; *single is the one data file they
+ * all reference, or NULL. */
+static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_ctx *dc, const char **single,
+                         struct loch_err *err)
 {
     size_t nf = (size_t)at->next_fid;
     int32_t *order = xmalloc((nf ? nf : 1) * sizeof *order), *rank = xmalloc((nf ? nf : 1) * sizeof *rank);
@@ -1815,6 +1821,7 @@ static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_c
     for (size_t i = 0; i < dc->n; i++)
         dc->v[i].fid = rank[dc->v[i].fid];
     qsort(dc->v, dc->n, sizeof *dc->v, by_rank);
+    *single = dc->n && dc->v[0].fid == dc->v[dc->n - 1].fid ? at->fpath[order[dc->v[0].fid]] : NULL;
     struct engine_appender *app = NULL;
     int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __del (path VARCHAR, pos BIGINT)", err);
     if (!rc)
@@ -1969,12 +1976,14 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
             void *ctx[2] = {at, &dc};
             rc = each_touched_key(ap, at, false, del_key, ctx, err);
         }
+        struct sink_deletes_known known = {NULL};
         if (!rc)
-            rc = stage_deletes(ap, at, &dc, err);
-        free(dc.v);
+            rc = stage_deletes(ap, at, &dc, &known.single_file, err);
         int64_t t0 = now_ms();
         if (!rc)
-            rc = sink_write_deletes(ap->conn, ap->fst, at->md, "SELECT path, pos FROM __del", true, a, &p->del, err);
+            rc = sink_write_deletes(ap->conn, ap->fst, at->md, "SELECT path, pos FROM __del", &known, a, &p->del,
+                                    err);
+        free(dc.v);
         log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
                   (long long)p->del.record_count);
     }

@@ -115,6 +115,10 @@ struct cdc_applier_options {
     struct iceberg_type position_type; /* of that column (long for _lsn, string otherwise) */
     int64_t flush_interval_ms;     /* flush at most this long after the first change; <=0: 1000 */
     size_t flush_max_changes;      /* also flush when this many changes are staged; 0: 500000 */
+    size_t flush_min_changes;      /* while no flush is in the air, this many staged changes are
+                                    * due at once (0: off): draining a backlog, the flush thread
+                                    * never waits for a full batch, and batches grow to what a
+                                    * flush takes while the next one is received */
 };
 
 struct cdc_applier;
@@ -185,8 +189,11 @@ int cdc_applier_commit(struct cdc_applier *ap, const char *position, const char 
 void cdc_applier_rollback(struct cdc_applier *ap);
 
 /* True when whole transactions are staged and the flush interval since the first of
- * them has passed or the size bound is reached. */
+ * them has passed, the size bound is reached, or flush_min_changes are staged while no
+ * flush is in the air. */
 bool cdc_applier_flush_due(const struct cdc_applier *ap);
+/* True when no flush is in the air (or the one in the air has landed). */
+bool cdc_applier_flush_idle(const struct cdc_applier *ap);
 /* True when committed transactions are staged and not yet flushed, a flush is in the
  * air, or a durable checkpoint was not reported yet. */
 bool cdc_applier_pending(const struct cdc_applier *ap);

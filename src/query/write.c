@@ -383,11 +383,11 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
         buf_free(&cols);
         if (!rc)
             rc = sink_write_deletes(s->conn, s->env.st, t.md, "SELECT __loch_file, __loch_pos FROM temp.__loch_upd",
-                                    false, a, &del, err);
+                                    NULL, a, &del, err);
         engine_exec(s->conn, "DROP TABLE IF EXISTS temp.__loch_upd", NULL);
     } else if (!rc) {
         rc = sink_write_deletes(s->conn, s->env.st, t.md,
-                                arena_printf(a, "SELECT __loch_file, __loch_pos FROM %s", from), false, a, &del,
+                                arena_printf(a, "SELECT __loch_file, __loch_pos FROM %s", from), NULL, a, &del,
                                 err);
     }
     buf_free(&repl);

@@ -33,14 +33,22 @@ int sink_write_data(struct engine_conn *c, struct store *st, const struct iceber
                     const char *select_sql, struct arena *a, struct iceberg_data_file *out,
                     struct loch_err *err);
 
+/* What the caller of sink_write_deletes knows of its rows: they come sorted by (file_path,
+ * pos) already (a table filled in that order, read without ORDER BY: DuckDB keeps
+ * insertion order), and single_file is the one data file they all reference, or NULL
+ * when they reference several. */
+struct sink_deletes_known {
+    const char *single_file;
+};
+
 /* Writes a position-delete file (spec "Position Delete Files") from select_sql, which
  * must yield (file_path VARCHAR, pos BIGINT). The spec wants them sorted by file_path,
- * then pos: sorted says select_sql yields them so already (a table filled in that order,
- * read without ORDER BY: DuckDB keeps insertion order); else they are sorted here. Same
- * contract for empty results as sink_write_data. */
+ * then pos: with known == NULL they are sorted here and the file read back for its one
+ * referenced data file; known says both instead. Same contract for empty results as
+ * sink_write_data. */
 int sink_write_deletes(struct engine_conn *c, struct store *st, const struct iceberg_metadata *m,
-                       const char *select_sql, bool sorted, struct arena *a, struct iceberg_data_file *out,
-                       struct loch_err *err);
+                       const char *select_sql, const struct sink_deletes_known *known, struct arena *a,
+                       struct iceberg_data_file *out, struct loch_err *err);
 
 /* One table's part of a commit. */
 struct sink_table_change {

@@ -939,6 +939,9 @@ static char *checkpoint_text(struct my *m, struct arena *a)
 #define BEHIND_S 5
 #define BEHIND_FLUSH_MS 10000
 #define BEHIND_FLUSH_CHANGES 300000
+/* ...but an idle flush thread takes this many at once (it never waits for a full batch;
+ * batches grow to what a flush takes while the next one is received). */
+#define BEHIND_MIN_CHANGES 50000
 
 /* force: flush now and wait for it (stop, idle checkpoint, end of catch-up). Otherwise
  * flush on a thread of its own when due, while the stream goes on. */
@@ -953,7 +956,8 @@ static int flush_if(struct my *m, bool force, struct loch_err *err)
     int64_t now = util_now_ms();
     bool behind = (m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S) ||
                   (m->until && m->pos.file[0] && mysql_pos_cmp(&m->pos, m->until) < 0);
-    if (!force && behind && now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES)
+    if (!force && behind && now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES &&
+        !(m->staged >= BEHIND_MIN_CHANGES && cdc_applier_flush_idle(m->ap)))
         return 0;
     m->last_flush_ms = now;
     m->staged = 0;
@@ -1538,6 +1542,7 @@ static int attempt(struct my *m, struct loch_err *err)
             .position_column = m->position_column,
             .position_type = {.id = ICEBERG_STRING},
             .flush_interval_ms = m->r->cfg->flush_interval_ms,
+            .flush_min_changes = BEHIND_MIN_CHANGES,
         };
         rc = cdc_applier_open(&o, m->r->cat, m->r->st, m->r->eng, &m->ap, err);
     }

@@ -1512,8 +1512,10 @@ static bool caught_up(struct pgsrc *s)
 }
 
 /* Batch size while catching up: big enough that a flush's fixed costs stay small, small
- * enough that flushing overlaps receiving. */
+ * enough that flushing overlaps receiving. And the smallest batch flushed at once when
+ * the flush thread is idle (the flush thread then never waits for a full batch). */
 #define CATCH_UP_FLUSH_CHANGES 200000
+#define MIN_FLUSH_CHANGES 50000
 
 /* Longest wait for more of the stream before taking what has arrived (a bound on the
  * latency the 64 KB receive low-water mark adds). */
@@ -1736,6 +1738,7 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
         .position_column = "_lsn",
         .position_type = {ICEBERG_LONG, 0, 0, 0},
         .flush_interval_ms = r->cfg->flush_interval_ms,
+        .flush_min_changes = MIN_FLUSH_CHANGES,
     };
     /* Catching up is for throughput, not latency: flush by size (the flush thread writes
      * one batch while the next is received) and at the target. */
