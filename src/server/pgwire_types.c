@@ -3,6 +3,8 @@
  * 2000-01-01 (POSTGRES_EPOCH_JDATE); infinities map to the extreme values both use. */
 #include "server/pgwire_types.h"
 
+#include "base/util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -108,17 +110,7 @@ static void decimal_text(struct buf *b, const struct engine_val *v, int scale, c
         *nd = i128_digits(v->hi, v->lo, digits, neg);
     } else {
         *neg = v->i < 0;
-        uint64_t u = *neg ? (uint64_t)0 - (uint64_t)v->i : (uint64_t)v->i;
-        char t[24];
-        size_t n = 0;
-        do {
-            t[n++] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        for (size_t k = 0; k < n; k++)
-            digits[k] = t[n - 1 - k];
-        digits[n] = '\0';
-        *nd = n;
+        *nd = util_u64_dec(digits, *neg ? (uint64_t)0 - (uint64_t)v->i : (uint64_t)v->i);
     }
     if (!b)
         return;

@@ -369,30 +369,25 @@ int sink_write_deletes(struct engine_conn *c, struct store *st, const struct ice
     rc = run_copy(c, st, &t, &sql, ICEBERG_CONTENT_POSITION_DELETES, out, &empty, err);
     if (rc || empty)
         return rc;
+    /* One referenced data file lets readers skip the delete file for every other one. */
     if (known) {
         out->referenced_data_file = known->single_file ? arena_strdup(a, known->single_file) : NULL;
-        rc = finish_target(st, &t, &out->file_size, err);
-        if (rc) {
-            drop_target(st, &t);
-            return rc;
+    } else {
+        struct engine_rows *r;
+        struct buf q = {0};
+        buf_puts(&q, "SELECT count(DISTINCT file_path), min(file_path) FROM read_parquet(");
+        buf_sql_str(&q, t.local);
+        buf_puts(&q, ")");
+        rc = engine_query(c, q.data, &r, err);
+        buf_free(&q);
+        if (!rc) {
+            if (engine_rows_int(r, 0, 0) == 1)
+                out->referenced_data_file = engine_rows_text(r, 1, 0, a);
+            engine_rows_free(r);
         }
-        out->path = t.uri;
-        return 0;
     }
-    struct engine_rows *r;
-    /* One referenced data file lets readers skip the delete file for every other one. */
-    struct buf q = {0};
-    buf_puts(&q, "SELECT count(DISTINCT file_path), min(file_path) FROM read_parquet(");
-    buf_sql_str(&q, t.local);
-    buf_puts(&q, ")");
-    rc = engine_query(c, q.data, &r, err);
-    buf_free(&q);
-    if (!rc) {
-        if (engine_rows_int(r, 0, 0) == 1)
-            out->referenced_data_file = engine_rows_text(r, 1, 0, a);
-        engine_rows_free(r);
+    if (!rc)
         rc = finish_target(st, &t, &out->file_size, err);
-    }
     if (rc) {
         drop_target(st, &t);
         return rc;
