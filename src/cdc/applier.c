@@ -1820,7 +1820,8 @@ static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_c
         rank[order[i]] = (int32_t)i;
     for (size_t i = 0; i < dc->n; i++)
         dc->v[i].fid = rank[dc->v[i].fid];
-    qsort(dc->v, dc->n, sizeof *dc->v, by_rank);
+    if (dc->n) /* dc->v is NULL when nothing is deleted */
+        qsort(dc->v, dc->n, sizeof *dc->v, by_rank);
     *single = dc->n && dc->v[0].fid == dc->v[dc->n - 1].fid ? at->fpath[order[dc->v[0].fid]] : NULL;
     struct engine_appender *app = NULL;
     int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __del (path VARCHAR, pos BIGINT)", err);
