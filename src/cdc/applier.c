@@ -2,14 +2,16 @@
  * to sources (cdc/pg/, cdc/mysql/).
  *
  * How a flush works, per touched table (all inside DuckDB, on temp tables):
- *   stg_*  every staged change as text (_seq, _op, _ts, _pos, _txid, _u = unchanged
- *          column list, c<i> = after image (D: before image), ok<k> = old key,
- *          lk<k> = key under which the lake holds the row an unchanged value comes from)
+ *   stg_*  every staged change, integer columns as BIGINT, the rest as text (_seq, _op,
+ *          _ts, _pos, _txid, _u = unchanged column list or NULL, c<i> = after image (D:
+ *          before image), ok<k> = old key, lk<k> = key under which the lake holds the
+ *          row an unchanged value comes from)
  *   kx     the primary-key index (keyidx.h, in memory): key (integers as 8 bytes, other
  *          types as DuckDB's text of the typed value) -> (fid, pos) of the live row; fid
- *          numbers the table's data files (fpath/flocal). Built from the lake (live files,
- *          deletes applied, plus files loaded but not committed yet) by the first flush
- *          that needs it, so it needs no state of its own.
+ *          numbers the table's data files (fpath/flocal). Read back from the file a clean
+ *          stop saved when it still matches the table, else built from the lake (live
+ *          files, deletes applied, plus files loaded but not committed yet), by the first
+ *          flush that needs it. Insert-only tables keep none.
  * The typed changes (ty) give the live rows (lv: for each key touched, the last put,
  * unless a later change killed it), position deletes for every indexed row whose key
  * was touched, and the _changes rows. All tables + the checkpoint go in one sink_commit;

@@ -144,10 +144,11 @@ int cdc_applier_set_checkpoint(struct catalog *cat, const char *source, const ch
 /* Declares a table, or its new shape. t is copied. Creates <source>.<schema>.<name> and
  * <name>_changes when missing; otherwise evolves them to t by name: new columns are
  * added (optional), columns missing from t are dropped, a changed type is widened when
- * Iceberg allows it (else LOCH_EUNSUPPORTED naming table, column, both types). Staged
- * changes of the old shape are flushed first when the shape changes (the flush happens
- * between transactions only: call it outside begin/commit). The primary-key index is
- * (re)built from the lake by the first flush that needs it. */
+ * Iceberg allows it (else LOCH_EUNSUPPORTED naming table, column, both types). Changes
+ * staged in the old shape stay staged, mapped by column name; they are flushed first when
+ * the key or a column's staging type (integer or text) changes, which happens between
+ * transactions only (inside one: LOCH_EUNSUPPORTED). The primary-key index is read back
+ * from a clean stop's save, or (re)built from the lake, by the first flush that needs it. */
 int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct loch_err *err);
 /* Renames a column in both lake tables (field id kept), so old files read under the new
  * name. Call before cdc_applier_table with the new shape. */
