@@ -8,7 +8,7 @@
  *          row an unchanged value comes from)
  *   kx     the primary-key index (keyidx.h, in memory): key (integers as 8 bytes, other
  *          types as DuckDB's text of the typed value) -> (fid, pos) of the live row; fid
- *          numbers the table's data files (fpath/flocal). Read back from the file a clean
+ *          numbers the table's data files (fpath). Read back from the file a clean
  *          stop saved when it still matches the table, else built from the lake (live
  *          files, deletes applied, plus files loaded but not committed yet), by the first
  *          flush that needs it. Insert-only tables keep none.
@@ -82,10 +82,10 @@ struct atable {
     bool *kint;              /* the same for ok<k>, per key column */
     size_t stg_nc;
     bool drop_after_flush;
-    int64_t next_fid;        /* data files numbered so far (fpath/flocal) */
+    int64_t next_fid;        /* data files numbered so far (fpath) */
     struct keyidx *kx;
     bool need_index;         /* kx is to be built from the lake before it is used */
-    char **fpath, **flocal;  /* malloc'd, by fid */
+    char **fpath;            /* malloc'd URIs, by fid */
     size_t cap_fil;
     struct preload *pre;     /* the index saved at the last stop, being read on its own thread */
     struct tstage s[2];      /* per batch */
@@ -183,6 +183,10 @@ static char *qi(struct arena *a, const char *s)
 }
 
 void cdc_cast_sql(struct buf *b, const char *expr, const struct iceberg_type *t);
+
+/* Iceberg int and long: staged as BIGINT (an appended string costs DuckDB string storage
+ * and statistics per value, and integers are most keys) and indexed as 8 bytes. */
+static bool int_type(const struct iceberg_type *t) { return t->id == ICEBERG_INT || t->id == ICEBERG_LONG; }
 
 static void cast_expr(struct buf *b, const char *x, const struct iceberg_type *t)
 {
@@ -643,10 +647,6 @@ static void set_rev(struct cdc_applier *ap, struct atable *at)
         at->rev[at->sc[i]] = (int)i;
 }
 
-/* Integer columns are staged as BIGINT, everything else as text: an appended string
- * costs DuckDB string storage and statistics per value, and integers are most keys. */
-static bool stage_int(const struct iceberg_type *t) { return t->id == ICEBERG_INT || t->id == ICEBERG_LONG; }
-
 /* A column kept across a shape change would change staging type (rows staged in the old
  * type must be flushed first). */
 static bool stage_kinds_differ(const struct atable *at, const struct cdc_table *t)
@@ -656,7 +656,7 @@ static bool stage_kinds_differ(const struct atable *at, const struct cdc_table *
     for (size_t i = 0; i < t->n_columns; i++)
         for (size_t k = 0; k < at->t.n_columns; k++)
             if (!strcmp(at->t.columns[k].name, t->columns[i].name) &&
-                at->sint[at->sc[k]] != stage_int(&t->columns[i].type))
+                at->sint[at->sc[k]] != int_type(&t->columns[i].type))
                 return true;
     return false;
 }
@@ -694,10 +694,10 @@ static int create_stage(struct cdc_applier *ap, struct atable *at, struct loch_e
     set_rev(ap, at);
     at->sint = arena_alloc(ap->arena, (at->t.n_columns + 1) * sizeof *at->sint);
     for (size_t i = 0; i < at->t.n_columns; i++)
-        at->sint[i] = stage_int(&at->t.columns[i].type);
+        at->sint[i] = int_type(&at->t.columns[i].type);
     at->kint = arena_alloc(ap->arena, (at->n_key + 1) * sizeof *at->kint);
     for (size_t k = 0; k < at->n_key; k++)
-        at->kint[k] = stage_int(&at->t.columns[at->key[k]].type);
+        at->kint[k] = int_type(&at->t.columns[at->key[k]].type);
     for (int set = 0; set < 2; set++) {
         char name[64];
         stg_name(name, sizeof name, ap, at, set);
@@ -732,7 +732,7 @@ static int extend_stage(struct cdc_applier *ap, struct atable *at, const struct 
         if (k < old->n_columns) {
             sc[i] = old_sc[k];
         } else {
-            sint[at->stg_nc] = stage_int(&at->t.columns[i].type);
+            sint[at->stg_nc] = int_type(&at->t.columns[i].type);
             for (int set = 0; set < 2 && !rc; set++) {
                 char sql[256], name[64];
                 stg_name(name, sizeof name, ap, at, set);
@@ -787,11 +787,7 @@ static void key_part(struct buf *b, const char *p, size_t len, bool null)
         return;
     }
     char num[24];
-    size_t n = 0, l = len;
-    do
-        num[sizeof num - 1 - n++] = (char)('0' + l % 10);
-    while ((l /= 10) && n < sizeof num - 1);
-    buf_append(b, num + sizeof num - n, n);
+    buf_append(b, num, util_u64_dec(num, len));
     buf_putc(b, ':');
     buf_append(b, p, len);
 }
@@ -800,7 +796,7 @@ static void key_part(struct buf *b, const char *p, size_t len, bool null)
  * make for the common key type), everything else as DuckDB's text of the typed value. */
 static void key_sql(struct buf *b, const char *expr, const struct iceberg_type *t)
 {
-    bool integer = t->id == ICEBERG_INT || t->id == ICEBERG_LONG;
+    bool integer = int_type(t);
     buf_printf(b, "CAST(%s AS %s)", expr, integer ? "BIGINT" : "VARCHAR");
 }
 
@@ -860,13 +856,10 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
 
 static void forget_files(struct atable *at)
 {
-    for (int64_t i = 0; i < at->next_fid; i++) {
+    for (int64_t i = 0; i < at->next_fid; i++)
         free(at->fpath[i]);
-        free(at->flocal[i]);
-    }
     free(at->fpath);
-    free(at->flocal);
-    at->fpath = at->flocal = NULL;
+    at->fpath = NULL;
     at->cap_fil = 0;
     at->next_fid = 0;
     keyidx_free(at->kx);
@@ -879,11 +872,8 @@ static int32_t add_file(struct atable *at, const char *path)
     if ((size_t)at->next_fid == at->cap_fil) {
         at->cap_fil = at->cap_fil ? 2 * at->cap_fil : 64;
         at->fpath = xrealloc(at->fpath, at->cap_fil * sizeof *at->fpath);
-        at->flocal = xrealloc(at->flocal, at->cap_fil * sizeof *at->flocal);
     }
-    char *lp = xstrdup(path);
     at->fpath[at->next_fid] = xstrdup(path);
-    at->flocal[at->next_fid] = lp ? lp : xstrdup(path);
     return (int32_t)at->next_fid++;
 }
 
@@ -905,7 +895,7 @@ static int index_file(struct cdc_applier *ap, struct atable *at, int32_t fid, co
 {
     struct buf b = {0};
     buf_printf(&b, "SELECT %s%sfile_row_number FROM read_parquet(", cols, *cols ? ", " : "");
-    buf_sql_str(&b, at->flocal[fid]);
+    buf_sql_str(&b, at->fpath[fid]);
     buf_printf(&b, ", file_row_number = true%s)%s", read_opts, where);
     struct add_ctx c = {at->kx, fid};
     int rc = each_key(ap, b.data, at->n_key, 1, false, add_row, &c, err);
@@ -1754,7 +1744,7 @@ static void need_row(void *ctx, const char *key, size_t len, const int64_t *ints
     if (!keyidx_get(c->at->kx, key, len, &fid, &pos))
         return;
     engine_append_int(c->app, ints[0]);
-    engine_append_text(c->app, c->at->flocal[fid], strlen(c->at->flocal[fid]));
+    engine_append_text(c->app, c->at->fpath[fid], strlen(c->at->fpath[fid]));
     engine_append_int(c->app, pos);
     struct loch_err e;
     if (engine_append_end_row(c->app, &e))
