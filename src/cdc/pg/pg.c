@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cdc/change.h"
+#include "cdc/load.h"
 #include "cdc/pg/pg.h"
 #include "cdc/pg/pgoutput.h"
 
@@ -551,122 +552,26 @@ static int drop_slot(struct pgsrc *s, struct loch_err *err)
     return rc;
 }
 
-/* ---- parallel full load: readers COPY into chunk files, the applier loads them ----
+/* ---- parallel full load (cdc/load.h): readers COPY into chunk files ----
  *
  * LOAD_READERS connections import the slot's snapshot and take tables in turn; each COPY
- * is cut into CSV chunk files of LOAD_CHUNK bytes handed to the calling thread, which
- * turns them into Parquet through the applier while the readers go on reading (so the
- * source read and the Parquet write overlap, for one big table as for many). At most
- * LOAD_QUEUE chunks wait, which bounds the disk used. */
+ * is cut into CSV chunk files of LOAD_CHUNK bytes. A table with a primary key is read in
+ * key ranges of CDC_LOAD_RANGE_ROWS rows, `key > previous bound ORDER BY key LIMIT n`
+ * (an index range scan), its bound read from the last row the range gave. */
 #define LOAD_READERS 2
 #define LOAD_CHUNK (48LL << 20)
-#define LOAD_CHUNK_ROWS 250000
-#define LOAD_QUEUE 4
 
-struct ltable {
-    const struct srctab *st;
-    struct cdc_table t;
+struct pgload_table {
     char *copy_sql;            /* whole table (no key) */
-    char *select_list, *from, *key_list; /* key-chunked tables */
-    char **after;              /* resume after this key (text per key column), NULL = start */
-    size_t n_key;
+    char *select_list, *from, *key_list; /* key-ranged tables */
     size_t *key_col;           /* field of each key column in a COPY row */
     enum pg_conv *key_conv;
-    bool done_before;          /* loaded by an earlier run */
-    int64_t est, rows, bytes, loaded;
-    int chunks_out, chunks_done;
-    bool read_done;
-    double t0;
 };
 
-struct lchunk {
-    size_t table;
-    char *path;
-    int64_t rows;
-    char *bound;               /* JSON array of the chunk's last key (key-chunked tables) */
-    bool last;
-};
-
-struct loader {
+struct pgload {
     struct pgsrc *s;
-    const char *snap, *dir;
-    struct ltable *lt;
-    size_t n, next;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct lchunk q[LOAD_QUEUE];
-    size_t q_len;
-    int active;                /* readers still running */
-    int seq;
-    bool failed;
-    struct loch_err err;
+    const char *snap;          /* NULL: resuming (the first run's snapshot is gone) */
 };
-
-static bool load_abort(struct loader *L)
-{
-    pthread_mutex_lock(&L->mu);
-    bool f = L->failed || stopping(L->s);
-    pthread_mutex_unlock(&L->mu);
-    return f;
-}
-
-static void load_fail(struct loader *L, const struct loch_err *e)
-{
-    pthread_mutex_lock(&L->mu);
-    if (!L->failed) {
-        L->failed = true;
-        L->err = *e;
-    }
-    pthread_cond_broadcast(&L->cv);
-    pthread_mutex_unlock(&L->mu);
-}
-
-static bool push_chunk(struct loader *L, size_t table, char *path, int64_t rows, bool last, char *bound)
-{
-    pthread_mutex_lock(&L->mu);
-    while (L->q_len == LOAD_QUEUE && !L->failed && !stopping(L->s))
-        pthread_cond_wait(&L->cv, &L->mu);
-    bool ok = !L->failed && !stopping(L->s);
-    if (ok) {
-        L->q[L->q_len++] = (struct lchunk){table, path, rows, bound, last};
-        L->lt[table].chunks_out++;
-    } else {
-        if (path)
-            unlink(path);
-        free(path);
-        free(bound);
-    }
-    if (last)
-        L->lt[table].read_done = true;
-    pthread_cond_broadcast(&L->cv);
-    pthread_mutex_unlock(&L->mu);
-    return ok;
-}
-
-static char *chunk_path(struct loader *L)
-{
-    pthread_mutex_lock(&L->mu);
-    int k = L->seq++;
-    pthread_mutex_unlock(&L->mu);
-    return xasprintf("%s/%s-load-%d.csv", L->dir, L->s->src->name, k);
-}
-
-/* Runs one COPY into chunk files of LOAD_CHUNK bytes. keyed: the COPY is one key range
- * of at most LOAD_CHUNK_ROWS rows in key order; its last chunk carries the range's bound
- * (the last row's key, or "done" when the range was short), and *next gets the key texts
- * to continue after (NULL when done; caller frees). Else the last chunk ends the table. */
-static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, bool keyed, char ***next,
-                       struct loch_err *err);
-
-static char *json_key(char **vals, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t k = 0; k < n; k++)
-        json_array_append_new(a, json_string(vals[k]));
-    char *o = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    return o;
-}
 
 static void free_key(char **vals, size_t n)
 {
@@ -677,12 +582,14 @@ static void free_key(char **vals, size_t n)
     free(vals);
 }
 
-static void key_literals(struct buf *b, PGconn *c, const struct ltable *lt, char **vals, struct arena *a)
+static void key_literals(struct buf *b, PGconn *c, const struct cdc_load_table *lt, char *const *vals,
+                         struct arena *a)
 {
+    const struct pgload_table *pt = lt->user;
     buf_puts(b, "(");
     for (size_t k = 0; k < lt->n_key; k++) {
         char *lit = PQescapeLiteral(c, vals[k], strlen(vals[k]));
-        buf_printf(b, "%s%s", k ? ", " : "", lit ? pg_copy_literal(lt->key_conv[k], lit, a) : "NULL");
+        buf_printf(b, "%s%s", k ? ", " : "", lit ? pg_copy_literal(pt->key_conv[k], lit, a) : "NULL");
         PQfreemem(lit);
     }
     buf_puts(b, ")");
@@ -729,65 +636,22 @@ static char *csv_field(const char *row, size_t len, size_t want)
     return NULL;
 }
 
-/* A table with a primary key goes in key order, LOAD_CHUNK_ROWS rows a range, each range
- * committed with its last key, so a restart continues after the last range committed.
- * The range is `key > previous bound ORDER BY key LIMIT n` and its bound is read from the
- * last row it gave (an index range scan; no separate query to find the bound). */
-static int read_keyed(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
+/* Runs one COPY into chunk files of LOAD_CHUNK bytes. keyed: the COPY is one key range
+ * of at most CDC_LOAD_RANGE_ROWS rows in key order; its last chunk carries the range's
+ * bound (the last row's key, or "done" when the range was short), and *next gets the key
+ * texts to continue after (NULL when done; caller frees). Else the last chunk ends the
+ * table. */
+static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti, const char *copy_sql,
+                       bool keyed, char ***next, struct loch_err *err)
 {
-    struct ltable *lt = &L->lt[ti];
-    struct arena *a = arena_new();
-    char **after = NULL;
-    if (lt->after) {
-        after = xcalloc(lt->n_key, sizeof *after);
-        for (size_t k = 0; k < lt->n_key; k++)
-            after[k] = xstrdup(lt->after[k]);
-    }
-    int rc = 0;
-    for (;;) {
-        struct buf q = {0};
-        buf_printf(&q, "COPY (SELECT %s FROM %s", lt->select_list, lt->from);
-        if (after) {
-            buf_printf(&q, " WHERE (%s) > ", lt->key_list);
-            key_literals(&q, c, lt, after, a);
-        }
-        buf_printf(&q, " ORDER BY %s LIMIT %d) TO STDOUT (FORMAT csv)", lt->key_list, LOAD_CHUNK_ROWS);
-        free_key(after, lt->n_key);
-        after = NULL;
-        rc = copy_chunks(L, c, ti, q.data, true, &after, err);
-        buf_free(&q);
-        arena_reset(a);
-        if (rc || !after)
-            break;
-    }
-    free_key(after, lt->n_key);
-    arena_free(a);
-    return rc;
-}
-
-static int read_table(struct loader *L, PGconn *c, size_t ti, struct loch_err *err)
-{
-    struct ltable *lt = &L->lt[ti];
-    if (lt->done_before) {
-        push_chunk(L, ti, NULL, 0, true, NULL);
-        return 0;
-    }
-    if (lt->n_key)
-        return read_keyed(L, c, ti, err);
-    return copy_chunks(L, c, ti, lt->copy_sql, false, NULL, err);
-}
-
-static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_sql, bool keyed, char ***next,
-                       struct loch_err *err)
-{
-    struct pgsrc *s = L->s;
-    struct ltable *lt = &L->lt[ti];
+    const struct cdc_load_table *lt = cdc_load_table(L, ti);
+    const struct pgload_table *pt = lt->user;
     PGresult *r = PQexec(c, copy_sql);
     if (PQresultStatus(r) != PGRES_COPY_OUT)
         return q_fail(s, r, "reading a table for the full load", err);
     PQclear(r);
     int rc = 0;
-    char *path = chunk_path(L);
+    char *path = cdc_load_chunk_path(L);
     FILE *f = fopen(path, "w");
     if (!f)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
@@ -807,39 +671,33 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
         unreported++;
         unreported_bytes += n;
         if (unreported == 4096) {
-            pthread_mutex_lock(&L->mu);
-            lt->rows += unreported;
-            lt->bytes += unreported_bytes;
-            pthread_mutex_unlock(&L->mu);
+            cdc_load_count(L, ti, unreported, unreported_bytes);
             unreported = unreported_bytes = 0;
         }
         if (!rc && chunk >= LOAD_CHUNK) {
             if (fclose(f))
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
             f = NULL;
-            if (!rc && !push_chunk(L, ti, path, rows, false, NULL))
+            if (!rc && !cdc_load_push(L, ti, path, rows, false, NULL))
                 rc = LOCH_ECANCELED;
             path = NULL;
             chunk = rows = 0;
             if (!rc) {
-                path = chunk_path(L);
+                path = cdc_load_chunk_path(L);
                 if (!(f = fopen(path, "w")))
                     rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
             }
         }
-        if (rc || load_abort(L)) {
+        if (rc || cdc_load_aborted(L)) {
             PQrequestCancel(c);
             if (!rc)
                 rc = LOCH_ECANCELED;
         }
     }
-    pthread_mutex_lock(&L->mu);
-    lt->rows += unreported;
-    lt->bytes += unreported_bytes;
-    pthread_mutex_unlock(&L->mu);
+    cdc_load_count(L, ti, unreported, unreported_bytes);
     if (n == -2 && !rc)
-        rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, lt->st->schema,
-                       lt->st->name, PQerrorMessage(c));
+        rc = loch_errf(err, LOCH_ESOURCE, "source %s: reading %s.%s failed: %s", s->src->name, lt->schema, lt->name,
+                       PQerrorMessage(c));
     while ((r = PQgetResult(c))) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
             rc = q_fail(s, r, "reading a table for the full load", err);
@@ -850,15 +708,15 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
     /* the range's bound: the key of its last row, unless it was the table's last range */
     char *bound = NULL;
-    bool done = !keyed || total < LOAD_CHUNK_ROWS;
+    bool done = !keyed || total < CDC_LOAD_RANGE_ROWS;
     if (!rc && !done) {
         char **key = xcalloc(lt->n_key, sizeof *key);
         for (size_t k = 0; k < lt->n_key && !rc; k++)
-            if (!(key[k] = csv_field(last, (size_t)last_n, lt->key_col[k])))
+            if (!(key[k] = csv_field(last, (size_t)last_n, pt->key_col[k])))
                 rc = loch_errf(err, LOCH_EPROTO, "source %s: %s.%s: cannot read the key of the last row of a "
-                               "full-load range", s->src->name, lt->st->schema, lt->st->name);
+                               "full-load range", s->src->name, lt->schema, lt->name);
         if (!rc) {
-            bound = json_key(key, lt->n_key);
+            bound = cdc_load_bound(key, lt->n_key);
             *next = key;
         } else {
             free_key(key, lt->n_key);
@@ -868,18 +726,13 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
     }
     if (last)
         PQfreemem(last);
-    if (path) {
-        if (!rc && !push_chunk(L, ti, path, rows, done, bound))
-            rc = LOCH_ECANCELED;
-        else if (rc) {
+    if (rc) {
+        if (path)
             unlink(path);
-            free(path);
-            free(bound);
-        }
-    } else if (!rc) {
-        push_chunk(L, ti, NULL, 0, done, bound);
-    } else {
+        free(path);
         free(bound);
+    } else if (!cdc_load_push(L, ti, path, rows, done, bound)) {
+        rc = LOCH_ECANCELED;
     }
     if (rc && next && *next) {
         free_key(*next, lt->n_key);
@@ -888,277 +741,134 @@ static int copy_chunks(struct loader *L, PGconn *c, size_t ti, const char *copy_
     return rc;
 }
 
-static void *reader_main(void *arg)
+static int read_keyed(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti, struct loch_err *err)
 {
-    struct loader *L = arg;
-    struct pgsrc *s = L->s;
-    struct loch_err err;
-    loch_err_clear(&err);
+    const struct cdc_load_table *lt = cdc_load_table(L, ti);
+    const struct pgload_table *pt = lt->user;
+    struct arena *a = arena_new(); /* lifetime: one range */
+    char **after = NULL;
+    if (lt->after) {
+        after = xcalloc(lt->n_key, sizeof *after);
+        for (size_t k = 0; k < lt->n_key; k++)
+            after[k] = xstrdup(lt->after[k]);
+    }
+    int rc = 0;
+    for (;;) {
+        struct buf q = {0};
+        buf_printf(&q, "COPY (SELECT %s FROM %s", pt->select_list, pt->from);
+        if (after) {
+            buf_printf(&q, " WHERE (%s) > ", pt->key_list);
+            key_literals(&q, c, lt, after, a);
+        }
+        buf_printf(&q, " ORDER BY %s LIMIT %d) TO STDOUT (FORMAT csv)", pt->key_list, CDC_LOAD_RANGE_ROWS);
+        free_key(after, lt->n_key);
+        after = NULL;
+        rc = copy_chunks(s, L, c, ti, q.data, true, &after, err);
+        buf_free(&q);
+        arena_reset(a);
+        if (rc || !after)
+            break;
+    }
+    free_key(after, lt->n_key);
+    arena_free(a);
+    return rc;
+}
+
+static int pg_reader(void *ctx, struct cdc_load *L, int k, struct loch_err *err)
+{
+    (void)k;
+    struct pgload *pl = ctx;
+    struct pgsrc *s = pl->s;
     PGconn *c = NULL;
-    int rc = connect_pg(s, false, &c, &err);
+    int rc = connect_pg(s, false, &c, err);
     if (!rc)
-        rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", &err);
-    if (!rc && L->snap) {
+        rc = run(s, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction", err);
+    if (!rc && pl->snap) {
         struct buf b = {0};
         buf_puts(&b, "SET TRANSACTION SNAPSHOT ");
-        buf_sql_str(&b, L->snap);
-        rc = run(s, c, b.data, "importing the slot's snapshot", &err);
+        buf_sql_str(&b, pl->snap);
+        rc = run(s, c, b.data, "importing the slot's snapshot", err);
         buf_free(&b);
     }
-    while (!rc) {
-        pthread_mutex_lock(&L->mu);
-        size_t ti = L->next < L->n && !L->failed ? L->next++ : L->n;
-        pthread_mutex_unlock(&L->mu);
-        if (ti == L->n)
-            break;
-        rc = read_table(L, c, ti, &err);
+    size_t ti;
+    while (!rc && (ti = cdc_load_next(L, k)) != SIZE_MAX) {
+        const struct cdc_load_table *lt = cdc_load_table(L, ti);
+        const struct pgload_table *pt = lt->user;
+        rc = lt->n_key ? read_keyed(s, L, c, ti, err) : copy_chunks(s, L, c, ti, pt->copy_sql, false, NULL, err);
     }
     if (c)
         PQfinish(c);
-    if (rc && rc != LOCH_ECANCELED)
-        load_fail(L, &err);
-    pthread_mutex_lock(&L->mu);
-    L->active--;
-    pthread_cond_broadcast(&L->cv);
-    pthread_mutex_unlock(&L->mu);
-    return NULL;
+    return rc;
 }
 
-static void load_progress(struct loader *L, bool final)
+/* The load of every table; snap NULL: a resumed load (the first run's snapshot is gone):
+ * tables done before are skipped, key-ranged ones continue after their last committed
+ * range; the stream, which starts at the first run's consistent point, brings every row
+ * read later up to date. *lt_out (in a) describes the tables for cdc_load_forget. */
+static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, size_t n, struct arena *a,
+                         struct cdc_load_table **lt_out, struct loch_err *err)
 {
-    double now = util_mono_s();
-    pthread_mutex_lock(&L->mu);
-    for (size_t i = 0; i < L->n; i++) {
-        struct ltable *lt = &L->lt[i];
-        bool done = lt->read_done && lt->chunks_done == lt->chunks_out;
-        if (!lt->t0 || lt->est == -1 || lt->done_before)
-            continue;
-        double el = now - lt->t0 > 1e-3 ? now - lt->t0 : 1e-3, rate = lt->rows / el;
-        if (done) {
-            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s (done)\n", L->s->src->name,
-                    lt->st->schema, lt->st->name, lt->loaded, lt->bytes / 1e6, lt->loaded / el);
-            lt->est = -1; /* printed */
-        } else if (!final) {
-            fprintf(stderr, "loch: %s %s.%s: %" PRId64 " rows, %.1f MB, %.0f rows/s, %" PRId64 " in the lake",
-                    L->s->src->name, lt->st->schema, lt->st->name, lt->rows, lt->bytes / 1e6, rate, lt->loaded);
-            if (lt->est > lt->rows && rate > 0)
-                fprintf(stderr, ", ETA %.0f s", (lt->est - lt->rows) / rate);
-            fprintf(stderr, "\n");
-        }
-    }
-    pthread_mutex_unlock(&L->mu);
-}
-
-static char *load_key(struct arena *a, struct pgsrc *s, const struct srctab *t)
-{
-    return arena_printf(a, "cdc.%s.load.%s.%s", s->src->name, t->schema, t->name);
-}
-
-/* snap NULL: a resumed load (the first run's snapshot is gone): tables done before are
- * skipped, key-chunked ones continue after their last committed chunk; the stream, which
- * starts at the first run's consistent point, brings every row read later up to date. */
-static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, size_t n, struct loch_err *err)
-{
-    struct arena *a = arena_new();
-    struct loader L = {0};
-    L.s = s;
-    L.snap = snap;
-    L.n = n;
-    L.dir = arena_printf(a, "%s/spill", s->r->cfg->state_dir);
-    L.lt = arena_alloc(a, (n + 1) * sizeof *L.lt);
-    pthread_mutex_init(&L.mu, NULL);
-    pthread_cond_init(&L.cv, NULL);
-    int rc = util_mkdirs(L.dir, err);
+    struct cdc_load_table *lts = arena_alloc(a, (n + 1) * sizeof *lts);
+    *lt_out = lts;
+    int rc = 0;
     /* describe and declare every table first (catalog look-ups run on the main connection) */
     for (size_t i = 0; i < n && !rc; i++) {
-        struct ltable *lt = &L.lt[i];
+        struct cdc_load_table *lt = &lts[i];
+        struct pgload_table *pt = arena_alloc(a, sizeof *pt);
+        struct cdc_table *ct = arena_alloc(a, sizeof *ct);
         enum pg_conv *conv;
-        lt->st = &t[i];
-        rc = describe(s, &t[i], a, &lt->t, &conv, err);
+        rc = describe(s, &t[i], a, ct, &conv, err);
         if (!rc)
-            rc = cdc_applier_table(s->ap, &lt->t, err);
+            rc = cdc_applier_table(s->ap, ct, err);
         if (rc)
             break;
+        lt->schema = t[i].schema;
+        lt->name = t[i].name;
+        lt->t = ct;
+        lt->user = pt;
+        lt->est = -1;
         struct buf q = {0}, k = {0};
-        lt->key_col = arena_alloc(a, (lt->t.n_columns + 1) * sizeof *lt->key_col);
-        lt->key_conv = arena_alloc(a, (lt->t.n_columns + 1) * sizeof *lt->key_conv);
-        for (size_t c = 0; c < lt->t.n_columns; c++) {
-            buf_printf(&q, "%s%s", c ? ", " : "", pg_copy_expr(conv[c], qid(a, lt->t.columns[c].name), a));
-            if (lt->t.has_key && lt->t.columns[c].key) {
-                buf_printf(&k, "%s%s", lt->n_key ? ", " : "", qid(a, lt->t.columns[c].name));
-                lt->key_col[lt->n_key] = c;
-                lt->key_conv[lt->n_key] = conv[c];
+        pt->key_col = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_col);
+        pt->key_conv = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_conv);
+        for (size_t c = 0; c < ct->n_columns; c++) {
+            buf_printf(&q, "%s%s", c ? ", " : "", pg_copy_expr(conv[c], qid(a, ct->columns[c].name), a));
+            if (ct->has_key && ct->columns[c].key) {
+                buf_printf(&k, "%s%s", lt->n_key ? ", " : "", qid(a, ct->columns[c].name));
+                pt->key_col[lt->n_key] = c;
+                pt->key_conv[lt->n_key] = conv[c];
                 lt->n_key++;
             }
         }
-        lt->select_list = arena_strdup(a, q.data);
-        lt->key_list = arena_strdup(a, k.data ? k.data : "");
-        lt->from = arena_printf(a, "ONLY %s.%s", qid(a, t[i].schema), qid(a, t[i].name));
-        lt->copy_sql = arena_printf(a, "COPY (SELECT %s FROM %s) TO STDOUT (FORMAT csv)", lt->select_list, lt->from);
+        pt->select_list = arena_strdup(a, q.data);
+        pt->key_list = arena_strdup(a, k.data ? k.data : "");
+        pt->from = arena_printf(a, "ONLY %s.%s", qid(a, t[i].schema), qid(a, t[i].name));
+        pt->copy_sql = arena_printf(a, "COPY (SELECT %s FROM %s) TO STDOUT (FORMAT csv)", pt->select_list, pt->from);
         buf_free(&q);
         buf_free(&k);
-        if (!snap) { /* resuming */
-            char *v = NULL;
-            struct loch_err e2;
-            if (catalog_get_kv(s->r->cat, load_key(a, s, &t[i]), a, &v, &e2) == 0 && v) {
-                json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
-                if (json_is_string(j) && !strcmp(json_string_value(j), "done")) {
-                    lt->done_before = true;
-                } else if (json_is_array(j) && json_array_size(j) == lt->n_key) {
-                    lt->after = arena_alloc(a, lt->n_key * sizeof *lt->after);
-                    for (size_t c = 0; c < lt->n_key; c++)
-                        lt->after[c] = arena_strdup(a, json_string_value(json_array_get(j, c)));
-                    log_info("source %s: %s.%s: continuing the full load after key %s", s->src->name, t[i].schema,
-                             t[i].name, v);
-                }
-                json_decref(j);
-            }
-        }
         char est[256];
         snprintf(est, sizeof est, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %u", t[i].oid);
         PGresult *r = PQexec(s->sql, est);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
             lt->est = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
-        lt->t0 = 0;
     }
-    if (rc) {
-        arena_free(a);
+    if (rc)
         return rc;
-    }
-    int readers = n < LOAD_READERS ? (int)n : LOAD_READERS;
-    pthread_t th[LOAD_READERS];
-    L.active = readers;
-    double t0 = util_mono_s();
-    for (size_t i = 0; i < n; i++)
-        L.lt[i].t0 = t0;
-    for (int i = 0; i < readers; i++)
-        pthread_create(&th[i], NULL, reader_main, &L);
-    double last = t0;
-    for (;;) {
-        pthread_mutex_lock(&L.mu);
-        while (!L.q_len && L.active && !L.failed) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&L.cv, &L.mu, &ts);
-            if (s->r->progress && util_mono_s() - last >= 1.0)
-                break;
-        }
-        bool have = L.q_len > 0 && !L.failed;
-        struct lchunk c = {0};
-        if (have) {
-            c = L.q[0];
-            memmove(L.q, L.q + 1, (L.q_len - 1) * sizeof *L.q);
-            L.q_len--;
-            pthread_cond_broadcast(&L.cv);
-        }
-        bool finished = !L.q_len && !L.active;
-        bool failed = L.failed;
-        pthread_mutex_unlock(&L.mu);
-        if (have && !rc) {
-            struct ltable *lt = &L.lt[c.table];
-            if (lt->done_before) {
-                pthread_mutex_lock(&L.mu);
-                lt->chunks_done++;
-                pthread_mutex_unlock(&L.mu);
-                continue;
-            }
-            int64_t got = 0;
-            if (c.path) {
-                struct buf sel = {0};
-                buf_puts(&sel, "SELECT * FROM read_csv(");
-                buf_sql_str(&sel, c.path);
-                buf_puts(&sel, ", header = false, all_varchar = true, allow_quoted_nulls = false, delim = ',', "
-                               "quote = '\"', escape = '\"', new_line = '\\n', parallel = true, columns = {");
-                for (size_t k = 0; k < lt->t.n_columns; k++)
-                    buf_printf(&sel, "%s'c%zu': 'VARCHAR'", k ? ", " : "", k);
-                buf_puts(&sel, "})");
-                if (c.rows > 0)
-                    rc = cdc_applier_load(s->ap, &lt->t, sel.data, &got, err);
-                buf_free(&sel);
-                unlink(c.path);
-                free(c.path);
-                if (!rc && got != c.rows)
-                    rc = loch_errf(err, LOCH_EINTERNAL, "loading %s.%s: a chunk of %" PRId64 " rows gave %" PRId64,
-                                   lt->st->schema, lt->st->name, c.rows, got);
-            }
-            pthread_mutex_lock(&L.mu);
-            lt->loaded += got;
-            lt->chunks_done++;
-            pthread_mutex_unlock(&L.mu);
-            /* A chunk that ends a key range (or a table) commits with its progress, unless
-             * a key-less table is half-read: its rows must commit all at once, since it
-             * cannot be continued. */
-            if (!rc && c.bound) {
-                cdc_applier_set_kv(s->ap, load_key(a, s, lt->st), c.bound);
-                bool partial = false;
-                pthread_mutex_lock(&L.mu);
-                for (size_t k = 0; k < L.n; k++)
-                    partial |= !L.lt[k].n_key && L.lt[k].chunks_out > 0 && !(L.lt[k].read_done &&
-                                                                              L.lt[k].chunks_done == L.lt[k].chunks_out);
-                pthread_mutex_unlock(&L.mu);
-                if (!partial)
-                    rc = cdc_applier_flush(s->ap, NULL, NULL, err);
-            }
-            free(c.bound);
-            if (rc) {
-                struct loch_err e = *err;
-                load_fail(&L, &e);
-            }
-        } else if (have) {
-            if (c.path)
-                unlink(c.path);
-            free(c.path);
-            free(c.bound);
-        }
-        if (s->r->progress && (util_mono_s() - last >= 1.0 || finished)) {
-            load_progress(&L, false);
-            last = util_mono_s();
-        }
-        if (finished || (failed && !L.active))
-            break;
-        if (stopping(s)) {
-            pthread_mutex_lock(&L.mu);
-            pthread_cond_broadcast(&L.cv);
-            pthread_mutex_unlock(&L.mu);
-        }
-    }
-    for (int i = 0; i < readers; i++)
-        pthread_join(th[i], NULL);
-    for (size_t i = 0; i < L.q_len; i++) { /* left over after a failure */
-        if (L.q[i].path) {
-            unlink(L.q[i].path);
-            free(L.q[i].path);
-        }
-        free(L.q[i].bound);
-    }
-    if (!rc && L.failed) {
-        *err = L.err;
-        rc = err->code ? err->code : LOCH_EINTERNAL;
-    }
-    if (!rc && stopping(s))
-        rc = loch_errf(err, LOCH_ECANCELED, "source %s: stopped during the full load", s->src->name);
-    if (!rc && s->r->progress)
-        load_progress(&L, true);
-    pthread_cond_destroy(&L.cv);
-    pthread_mutex_destroy(&L.mu);
-    arena_free(a);
-    return rc;
+    struct pgload pl = {s, snap};
+    return cdc_load_run(s->r, s->ap, lts, n, snap == NULL, LOAD_READERS, pg_reader, &pl, err);
 }
 
 /* ---- initial sync: slot with exported snapshot, then every table ---- */
 
 /* The last loaded files and the stream's start position become durable together; the
  * load's progress keys go. */
-static int finish_load(struct pgsrc *s, struct srctab *t, size_t n, const char *cp, const char *load_kv,
-                       struct loch_err *err)
+static int finish_load(struct pgsrc *s, const struct cdc_load_table *lt, size_t n, const char *cp,
+                       const char *load_kv, struct loch_err *err)
 {
-    struct arena *a = arena_new();
+    struct arena *a = arena_new(); /* lifetime: this call */
     cdc_applier_set_kv(s->ap, arena_printf(a, "cdc.%s.checkpoint", s->src->name), cp);
     cdc_applier_set_kv(s->ap, load_kv, NULL);
-    for (size_t i = 0; i < n; i++)
-        cdc_applier_set_kv(s->ap, load_key(a, s, &t[i]), NULL);
+    cdc_load_forget(s->ap, s->src->name, lt, n);
     int rc = cdc_applier_flush(s->ap, NULL, NULL, err);
     arena_free(a);
     if (!rc) {
@@ -1182,9 +892,12 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
                                       "again from scratch", s->src->name);
         }
         log_info("source %s: continuing the interrupted full load (stream from %s)", s->src->name, resume_cp);
-        rc = parallel_load(s, NULL, t, n, err);
+        struct arena *a = arena_new(); /* lifetime: the load */
+        struct cdc_load_table *lt = NULL;
+        rc = parallel_load(s, NULL, t, n, a, &lt, err);
         if (!rc)
-            rc = finish_load(s, t, n, resume_cp, load_kv, err);
+            rc = finish_load(s, lt, n, resume_cp, load_kv, err);
+        arena_free(a);
         return rc;
     }
     if (!rc && si.exists) {
@@ -1206,10 +919,13 @@ static int initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch
     /* From here a restart continues this load (with this slot) instead of starting over. */
     struct catalog_kv kv = {load_kv, cp};
     rc = catalog_commit(s->r->cat, NULL, 0, &kv, 1, err);
+    struct arena *a = arena_new(); /* lifetime: the load */
+    struct cdc_load_table *lt = NULL;
     if (!rc)
-        rc = parallel_load(s, snap, t, n, err);
+        rc = parallel_load(s, snap, t, n, a, &lt, err);
     if (!rc)
-        rc = finish_load(s, t, n, cp, load_kv, err);
+        rc = finish_load(s, lt, n, cp, load_kv, err);
+    arena_free(a);
     return rc;
 }
 
