@@ -4,6 +4,7 @@ import decimal
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -278,6 +279,101 @@ def test_kill_9_and_restart_lake_equals_source(lake, mdb):
     assert len(want) > 200
     assert lake.sql("SELECT id, v, pad FROM cr.crash.k ORDER BY id") == want
     assert lake_table_rows(lake, "cr.crash.k", cols) == want
+
+
+def wait_for(fn, timeout=60, interval=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def lake_kv(lake, key):
+    import sqlite3
+    with sqlite3.connect(lake.root / "state" / "catalog.db") as c:
+        r = c.execute("SELECT value FROM loch_kv WHERE key = ?", (key,)).fetchone()
+    return r and r[0]
+
+
+def test_interrupted_full_load_resumes_by_key(lake, mdb):
+    """kill -9 in the middle of a full load: the next run continues after the last key
+    range committed (never from the start), streams from the first run's position, and
+    the lake ends equal to the source, including changes made while loch was down."""
+    fresh_db(mdb, "resume", """
+        CREATE TABLE huge (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200));
+        INSERT INTO huge SELECT seq, 0, REPEAT('x', 150) FROM seq_1_to_900000;
+        CREATE TABLE nk (a INT, b VARCHAR(5));
+        INSERT INTO nk SELECT seq, 'b' FROM seq_1_to_1000;
+    """)
+    configure(lake, mdb, "rs", '["resume.*"]')
+    p = subprocess.Popen([LOCH, "-c", str(lake.config), "replicate", "--source", "rs"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first = wait_for(lambda: (v := lake_kv(lake, "cdc.rs.load.resume.huge")) and v != '"done"' and v)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert lake_kv(lake, "cdc.rs.checkpoint") is None
+    # changes after the first snapshot, to rows loaded and rows not loaded yet
+    mdb.root_sql("UPDATE huge SET v = 1 WHERE id % 100000 = 7; DELETE FROM huge WHERE id % 250000 = 3; "
+                 "INSERT INTO huge VALUES (2000000, 5, 'late'); INSERT INTO nk VALUES (-1, 'late')", db="resume")
+    r = lake.run("replicate", "--source", "rs", "--catch-up", timeout=300)
+    assert f"continuing the full load after key {first}" in r.stderr, r.stderr
+    got = lake.sql("SELECT count(*) AS n, count(DISTINCT id) AS d, sum(v) AS s FROM rs.resume.huge")[0]
+    want = mdb.root_sql("SELECT count(*), count(DISTINCT id), sum(v) FROM huge", db="resume").split()
+    assert [got["n"], got["d"], got["s"]] == [int(x) for x in want]
+    assert lake.sql("SELECT count(*) AS n FROM rs.resume.nk") == [{"n": 1001}]
+    assert lake_kv(lake, "cdc.rs.load") is None and lake_kv(lake, "cdc.rs.load.resume.huge") is None
+    v = lake.run("validate", "--source", "rs", check=False, timeout=300)
+    assert v.returncode == 0, v.stdout
+
+
+def test_parallel_full_load_under_writes_converges(lake, mdb):
+    """Two readers with their own snapshots load while a writer changes every table: each
+    change reaches the lake once, keyed tables converge, the key-less one (read from the
+    stream's own snapshot) gets no row twice. Composite keys of awkward types go through
+    more than one key range."""
+    fresh_db(mdb, "busy", """
+        CREATE TABLE a (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(100));
+        INSERT INTO a SELECT seq, 0, REPEAT('a', 80) FROM seq_1_to_300000;
+        CREATE TABLE b (t VARCHAR(20), bin VARBINARY(4), ts DATETIME(6), n INT, v INT NOT NULL,
+                        PRIMARY KEY (t, bin, ts, n));
+        INSERT INTO b SELECT ELT(1 + seq % 5, 'a,b', 'q"u''o', 'l1\nl2', '', ' sp'), UNHEX(LPAD(HEX(seq % 7), 2, '0')),
+                             TIMESTAMP('2024-01-01') + INTERVAL (seq % 3) SECOND, seq, seq % 10
+                      FROM seq_1_to_300000;
+        CREATE TABLE c (x INT, y VARCHAR(10));
+        INSERT INTO c SELECT seq, 'c' FROM seq_1_to_20000;
+    """)
+    configure(lake, mdb, "bz", '["busy.*"]')
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import random, pymysql
+c = pymysql.connect(unix_socket={str(mdb.socket)!r}, user="root", database="busy", autocommit=False)
+cur = c.cursor()
+for i in range(600):
+    k = random.randint(1, 300000)
+    cur.execute("UPDATE a SET v = v + 1 WHERE id = %s", (k,))
+    cur.execute("UPDATE b SET v = v + 1 WHERE n = %s", (k,))
+    cur.execute("INSERT INTO a VALUES (%s, 1, 'new')", (300000 + i + 1,))
+    cur.execute("INSERT INTO c VALUES (%s, 'w')", (-i,))
+    c.commit()
+"""])
+    try:
+        time.sleep(0.2)
+        p = lake.run("replicate", "--source", "bz", "--catch-up", timeout=300)
+    finally:
+        assert writer.wait(timeout=300) == 0
+    assert "rows/s (done)" in p.stderr
+    lake.run("replicate", "--source", "bz", "--catch-up", timeout=300)
+    for t, key in (("a", "id"), ("b", "n")):
+        got = lake.sql(f"SELECT count(*) AS n, count(DISTINCT {key}) AS d, sum(v) AS s FROM bz.busy.{t}")[0]
+        want = mdb.root_sql(f"SELECT count(*), count(DISTINCT {key}), sum(v) FROM {t}", db="busy").split()
+        assert [got["n"], got["d"], got["s"]] == [int(x) for x in want], t
+    assert lake.sql("SELECT count(*) AS n, count(DISTINCT x) AS d FROM bz.busy.c") == [{"n": 20600, "d": 20600}]
+    v = lake.run("validate", "--source", "bz", check=False, timeout=300)
+    assert v.returncode == 0, v.stdout
 
 
 def test_refusals_name_the_setting(lake, mdb, tmp_path):

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cdc/change.h"
+#include "cdc/load.h"
 #include "cdc/mysql/binlog.h"
 #include "cdc/mysql/mysql.h"
 #include "cdc/source.h"
@@ -493,38 +494,30 @@ static int table_from_schema(struct my *m, MYSQL *c, const char *db, const char 
     return 0;
 }
 
-/* ---- full load ----
- * A reader thread streams each table from the snapshot connection (mysql_use_result) into
- * CSV spill files of LOAD_CHUNK_ROWS rows; the calling thread hands each finished file to
- * the applier (DuckDB read_csv -> Parquet). Reading the source and writing the lake
- * overlap; at most QUEUE_MAX files wait on disk. */
+/* ---- full load (cdc/load.h) ----
+ * LOAD_READERS connections each hold a consistent snapshot (START TRANSACTION WITH
+ * CONSISTENT SNAPSHOT) and take tables in turn, streaming rows (mysql_use_result) into
+ * CSV chunk files that the calling thread loads while reading goes on. Reader 0's
+ * snapshot is the stream's start: its binlog position is where streaming begins, and
+ * tables without a usable key are read by it alone. The other readers' snapshots are a
+ * little later; a table they read gets the changes between the two positions again from
+ * the stream, which converge to the source (an insert replaces the row of its key, a
+ * delete of a missing key does nothing). A table with a primary key of orderable types is
+ * read in key ranges, `key > bound ORDER BY key LIMIT n`, each range committed with its
+ * last key, so an interrupted load continues after it; a restart reads with new
+ * snapshots and streams from the first run's position, which converges the same way. */
 
-#define LOAD_CHUNK_ROWS 500000
-#define QUEUE_MAX 2
+#define LOAD_READERS 2
 
-struct chunk {
-    size_t table;       /* index into the load's table list */
-    char *path;         /* NULL: no rows (declares the table only) */
-    int64_t rows;
+struct myload_table {
+    struct binlog_column *cols;
+    char *select_list, *from, *order;
+    size_t *key_col;      /* row field of each key column (in key order) */
 };
 
-struct load {
+struct myload {
     struct my *m;
-    MYSQL *snap;
-    struct arena *a;    /* the reader's: tables and their shapes (read-only for the loader) */
-    size_t n;
-    char **dbs, **names;
-    struct cdc_table *tables;
-    struct binlog_column **cols;
-    char *dir;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct chunk q[QUEUE_MAX + 1];
-    size_t q_n;
-    bool done, cancel;
-    int rc;             /* the reader's result */
-    struct loch_err err;
-    int64_t seq;
+    MYSQL *first;         /* reader 0's snapshot connection (opened by full_load), or NULL */
 };
 
 /* The spill files are written by one thread each: the unlocked stdio calls. */
@@ -549,12 +542,11 @@ static bool zero_date(const char *s)
     return strlen(s) >= 10 && (!strncmp(s + 5, "00", 2) || !strncmp(s + 8, "00", 2));
 }
 
-/* The SELECT expression giving column c's canonical text (cdc/change.h forms). */
-static char *select_expr(struct arena *a, const struct binlog_column *c)
+static char *quote_ident(struct arena *a, const char *name)
 {
     struct buf q = {0};
     buf_putc(&q, '`');
-    for (const char *p = c->name; *p; p++) {
+    for (const char *p = name; *p; p++) {
         if (*p == '`')
             buf_putc(&q, '`');
         buf_putc(&q, *p);
@@ -562,6 +554,13 @@ static char *select_expr(struct arena *a, const struct binlog_column *c)
     buf_putc(&q, '`');
     char *id = arena_strdup(a, q.data);
     buf_free(&q);
+    return id;
+}
+
+/* The SELECT expression giving column c's canonical text (cdc/change.h forms). */
+static char *select_expr(struct arena *a, const struct binlog_column *c)
+{
+    char *id = quote_ident(a, c->name);
     switch (c->type) {
     case BL_BIT:
         return arena_printf(a, "CAST(%s AS UNSIGNED)", id);
@@ -578,297 +577,435 @@ static char *select_expr(struct arena *a, const struct binlog_column *c)
     }
 }
 
-/* Reader side: queues a chunk, waiting while QUEUE_MAX are pending. False when canceled. */
-static bool push_chunk(struct load *l, size_t table, char *path, int64_t rows)
+static bool binary_text(const struct binlog_column *c)
 {
-    pthread_mutex_lock(&l->mu);
-    while (l->q_n >= QUEUE_MAX && !l->cancel)
-        pthread_cond_wait(&l->cv, &l->mu);
-    bool ok = !l->cancel;
-    if (ok)
-        l->q[l->q_n++] = (struct chunk){table, path, rows};
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-    return ok;
+    return (c->type == BL_STRING || c->type == BL_VARCHAR || c->type == BL_BLOB) && c->collation == 63;
 }
 
-static char *next_path(struct load *l)
+/* Whether ranges over a key column compare as its index orders: the literal written by
+ * key_literal compares like the column (ENUM/SET order by index but compare as text;
+ * floats do not round-trip exactly; JSON and geometry are no keys). */
+static bool rangeable(const struct binlog_column *c)
 {
-    return arena_printf(l->a, "%s/mysql-%s-load-%" PRId64 ".csv", l->dir, l->m->r->src->name, l->seq++);
+    switch (c->type) {
+    case BL_TINY: case BL_SHORT: case BL_INT24: case BL_LONG: case BL_LONGLONG: case BL_YEAR:
+    case BL_NEWDECIMAL: case BL_DECIMAL: case BL_BIT:
+    case BL_DATE: case BL_NEWDATE: case BL_DATETIME2: case BL_TIME2: case BL_TIMESTAMP2:
+    case BL_STRING: case BL_VARCHAR: case BL_VAR_STRING:
+        return true;
+    case BL_BLOB: /* VARBINARY/TEXT keys are prefix keys unless binary VARCHAR */
+        return false;
+    default:
+        return false;
+    }
 }
 
-static int read_table(struct load *l, size_t ti)
+/* The SQL literal of key value v (canonical text as read) of column c. */
+static void key_literal(struct buf *b, MYSQL *conn, const struct binlog_column *c, const char *v)
 {
-    struct my *m = l->m;
-    struct loch_err *err = &l->err;
-    struct binlog_column *cols = l->cols[ti];
-    const struct cdc_table *t = &l->tables[ti];
-    struct buf q = {0};
-    buf_puts(&q, "SELECT ");
-    for (size_t i = 0; i < t->n_columns; i++)
-        buf_printf(&q, "%s%s", i ? ", " : "", select_expr(l->a, &cols[i]));
-    buf_printf(&q, " FROM `%s`.`%s`", l->dbs[ti], l->names[ti]); /* names from information_schema */
-    int rc = mysql_real_query(l->snap, q.data, q.len);
-    buf_free(&q);
-    if (rc != 0)
-        return conn_error(l->snap, m, "reading a table for the full load", err);
-    MYSQL_RES *res = mysql_use_result(l->snap);
+    size_t n = strlen(v);
+    if (binary_text(c)) { /* HEX() text */
+        buf_puts(b, "X'");
+        buf_append(b, v, n);
+        buf_putc(b, '\'');
+        return;
+    }
+    if (c->type == BL_TIMESTAMP2 && n >= 3 && !strcmp(v + n - 3, "+00"))
+        n -= 3;
+    bool number = n > 0 && strspn(v, "0123456789.-") == n && (c->type == BL_TINY || c->type == BL_SHORT ||
+        c->type == BL_INT24 || c->type == BL_LONG || c->type == BL_LONGLONG || c->type == BL_YEAR ||
+        c->type == BL_NEWDECIMAL || c->type == BL_DECIMAL || c->type == BL_BIT);
+    if (number) { /* never quoted: MySQL compares an integer column with a string as double */
+        buf_append(b, v, n);
+        return;
+    }
+    char *esc = xmalloc(2 * n + 1);
+    mysql_real_escape_string(conn, esc, v, (unsigned long)n);
+    buf_printf(b, "'%s'", esc);
+    free(esc);
+}
+
+/* `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...`: the rows after key `after`, in a form the
+ * range optimizer turns into index ranges. */
+static void after_cond(struct buf *b, MYSQL *conn, const struct cdc_load_table *lt, char *const *after)
+{
+    const struct myload_table *mt = lt->user;
+    for (size_t k = 0; k < lt->n_key; k++) {
+        buf_puts(b, k ? " OR (" : "(");
+        for (size_t j = 0; j <= k; j++) {
+            const struct binlog_column *c = &mt->cols[mt->key_col[j]];
+            buf_printf(b, "%s`", j ? " AND " : "");
+            for (const char *p = c->name; *p; p++) {
+                if (*p == '`')
+                    buf_putc(b, '`');
+                buf_putc(b, *p);
+            }
+            buf_puts(b, j == k ? "` > " : "` = ");
+            key_literal(b, conn, c, after[j]);
+        }
+        buf_puts(b, ")");
+    }
+}
+
+static void free_key(char **vals, size_t n)
+{
+    if (!vals)
+        return;
+    for (size_t k = 0; k < n; k++)
+        free(vals[k]);
+    free(vals);
+}
+
+/* Runs one SELECT of table ti into chunk files of CDC_LOAD_RANGE_ROWS rows. keyed: the
+ * SELECT is one key range (LIMIT CDC_LOAD_RANGE_ROWS); its chunk carries the range's bound
+ * and *next the key to continue after (NULL when the range was the last). Else the last
+ * chunk ends the table. */
+static int read_select(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, const char *sql, bool keyed,
+                       char ***next, struct loch_err *err)
+{
+    const struct cdc_load_table *lt = cdc_load_table(L, ti);
+    const struct myload_table *mt = lt->user;
+    size_t ncols = lt->t->n_columns;
+    if (mysql_real_query(c, sql, strlen(sql)) != 0)
+        return conn_error(c, m, "reading a table for the full load", err);
+    MYSQL_RES *res = mysql_use_result(c);
     if (!res)
-        return conn_error(l->snap, m, "reading a table for the full load", err);
+        return conn_error(c, m, "reading a table for the full load", err);
+    char *fbuf = xmalloc(1 << 20);
     FILE *f = NULL;
     char *path = NULL;
-    int64_t chunk = 0;
-    bool pushed = false;
+    char **key = keyed ? xcalloc(lt->n_key, sizeof *key) : NULL;
+    int64_t rows = 0, total = 0, bytes = 0;
+    int rc = 0;
     MYSQL_ROW row;
-    char *fbuf = xmalloc(1 << 20); /* per reader: several sources may load at once (loch serve) */
-    rc = 0;
     while ((row = mysql_fetch_row(res))) {
         if (!f) {
-            path = next_path(l);
-            f = fopen(path, "w");
-            if (!f) {
+            path = cdc_load_chunk_path(L);
+            if (!(f = fopen(path, "w"))) {
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
                 break;
             }
             setvbuf(f, fbuf, _IOFBF, 1 << 20);
         }
         unsigned long *lens = mysql_fetch_lengths(res);
-        for (size_t i = 0; i < t->n_columns; i++) {
+        for (size_t i = 0; i < ncols; i++) {
             if (i)
                 putc_unlocked(',', f);
+            bytes += lens[i] + 1;
             if (!row[i])
                 continue;
-            uint8_t ty = cols[i].type;
+            uint8_t ty = mt->cols[i].type;
             if ((ty == BL_DATE || ty == BL_DATETIME2 || ty == BL_TIMESTAMP2) && zero_date(row[i]))
                 continue;
             csv_field(f, row[i], lens[i]);
         }
         putc_unlocked('\n', f);
-        if (++chunk == LOAD_CHUNK_ROWS) {
+        rows++;
+        total++;
+        if (keyed && total == CDC_LOAD_RANGE_ROWS) /* the range's last row: its key is the bound */
+            for (size_t k = 0; k < lt->n_key; k++) {
+                const char *v = row[mt->key_col[k]];
+                key[k] = xstrdup(v ? v : "");
+            }
+        if ((total & 4095) == 0) {
+            cdc_load_count(L, ti, 4096, bytes);
+            bytes = 0;
+            if (cdc_load_aborted(L)) {
+                rc = LOCH_ECANCELED;
+                break;
+            }
+        }
+        if (!keyed && rows == CDC_LOAD_RANGE_ROWS) {
             int cl = fclose(f);
             f = NULL;
             if (cl != 0) {
                 rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
                 break;
             }
-            if (!push_chunk(l, ti, path, chunk)) {
-                unlink(path);
+            bool ok = cdc_load_push(L, ti, path, rows, false, NULL);
+            path = NULL;
+            rows = 0;
+            if (!ok) {
                 rc = LOCH_ECANCELED;
                 break;
             }
-            pushed = true;
-            chunk = 0;
         }
     }
-    if (!rc && mysql_errno(l->snap))
-        rc = conn_error(l->snap, m, "reading a table for the full load", err);
-    mysql_free_result(res);
-    if (f) {
-        if (fclose(f) != 0 && !rc)
-            rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
-        if (rc)
-            unlink(path);
-        else if (!push_chunk(l, ti, path, chunk)) {
-            unlink(path);
-            rc = LOCH_ECANCELED;
-        }
-        pushed = true;
-    }
-    if (!rc && !pushed && !push_chunk(l, ti, NULL, 0))
-        rc = LOCH_ECANCELED;
+    cdc_load_count(L, ti, total & 4095, bytes);
+    if (!rc && mysql_errno(c))
+        rc = conn_error(c, m, "reading a table for the full load", err);
+    mysql_free_result(res); /* reads what is left when stopped early */
+    if (f && fclose(f) != 0 && !rc)
+        rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
     free(fbuf); /* every FILE using it is closed above */
-    return rc;
-}
-
-static void *reader_main(void *arg)
-{
-    struct load *l = arg;
-    int rc = 0;
-    for (size_t i = 0; i < l->n && !rc; i++) {
-        rc = table_from_schema(l->m, l->snap, l->dbs[i], l->names[i], l->a, &l->tables[i], &l->cols[i], &l->err);
-        if (!rc)
-            rc = read_table(l, i);
-    }
-    pthread_mutex_lock(&l->mu);
-    l->rc = rc;
-    l->done = true;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
-}
-
-static int load_chunk(struct my *m, const struct cdc_table *t, const char *path, size_t ncols,
-                      int64_t *total, struct loch_err *err)
-{
-    int64_t t0 = util_now_ms();
-    struct buf cols = {0};
-    for (size_t i = 0; i < ncols; i++)
-        buf_printf(&cols, "%s'c%zu': 'VARCHAR'", i ? ", " : "", i);
-    struct buf sql = {0};
-    buf_printf(&sql, "SELECT * FROM read_csv(");
-    buf_sql_str(&sql, path);
-    buf_printf(&sql, ", header = false, delim = ',', quote = '\"', escape = '\"', "
-                     "allow_quoted_nulls = false, auto_detect = false, columns = {%s})", cols.data);
-    int64_t n = 0;
-    int rc = cdc_applier_load(m->ap, t, sql.data, &n, err);
-    buf_free(&cols);
-    buf_free(&sql);
-    *total += n;
-    log_debug("mysql source %s: %s.%s: %" PRId64 " rows into the lake in %" PRId64 " ms", m->r->src->name,
-              t->schema, t->name, n, util_now_ms() - t0);
-    return rc;
-}
-
-/* Loader side: declares each table on its first chunk and loads every chunk. */
-static int apply_chunks(struct load *l, struct loch_err *err)
-{
-    struct my *m = l->m;
-    int64_t *totals = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *totals);
-    bool *declared = arena_alloc(m->tx, (l->n ? l->n : 1) * sizeof *declared);
-    int rc = 0;
-    for (;;) {
-        pthread_mutex_lock(&l->mu);
-        while (l->q_n == 0 && !l->done)
-            pthread_cond_wait(&l->cv, &l->mu);
-        if (l->q_n == 0) {
-            pthread_mutex_unlock(&l->mu);
-            break;
-        }
-        struct chunk c = l->q[0];
-        memmove(l->q, l->q + 1, --l->q_n * sizeof l->q[0]);
-        pthread_cond_broadcast(&l->cv);
-        pthread_mutex_unlock(&l->mu);
-        struct shape *s = shape_get(m, l->dbs[c.table], l->names[c.table]);
-        if (!declared[c.table]) {
-            rc = shape_declare(m, s, &l->tables[c.table], err);
-            declared[c.table] = true;
-        }
-        if (!rc && c.path)
-            rc = load_chunk(m, &s->t, c.path, l->tables[c.table].n_columns, &totals[c.table], err);
-        if (c.path)
-            unlink(c.path);
-        if (!rc && m->r->progress && c.path)
-            fprintf(stderr, "loch: %s.%s: %" PRId64 " rows loaded\n", l->dbs[c.table], l->names[c.table],
-                    totals[c.table]);
-        if (!rc && m->r->stop && atomic_load(m->r->stop))
-            rc = loch_errf(err, LOCH_ECANCELED, "full load stopped");
-        if (rc)
-            break;
-    }
-    if (rc) { /* stop the reader and drop what it queued */
-        pthread_mutex_lock(&l->mu);
-        l->cancel = true;
-        for (size_t i = 0; i < l->q_n; i++)
-            if (l->q[i].path)
-                unlink(l->q[i].path);
-        l->q_n = 0;
-        pthread_cond_broadcast(&l->cv);
-        pthread_mutex_unlock(&l->mu);
-    }
-    return rc;
-}
-
-/* Full load of every selected table from one consistent snapshot, then the snapshot's
- * binlog position as checkpoint, all in one catalog commit. MariaDB (and Percona) give
- * the position of the snapshot itself (Binlog_snapshot_file/position) so no lock is
- * taken; stock MySQL has no such status and gets FLUSH TABLES WITH READ LOCK for the
- * moment of opening the snapshot only (never for the load). */
-static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err)
-{
-    struct arena *a = arena_new(); /* lifetime: the full load (the reader thread's) */
-    MYSQL *snap = NULL;
-    int rc = connect_server(m, &snap, err);
+    bool done = !keyed || total < CDC_LOAD_RANGE_ROWS;
     if (rc) {
-        arena_free(a);
+        if (path)
+            unlink(path);
+        free(path);
+        free_key(key, lt->n_key);
         return rc;
     }
-    memset(start, 0, sizeof *start);
-    rc = q_exec(m, snap, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", err);
-    if (!rc && m->is_mariadb) {
-        rc = q_exec(m, snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+    char *bound = done ? xstrdup("\"done\"") : cdc_load_bound(key, lt->n_key);
+    if (done)
+        free_key(key, lt->n_key);
+    else if (next)
+        *next = key;
+    if (!cdc_load_push(L, ti, path, rows, done, bound)) {
+        if (!done && next) {
+            free_key(*next, lt->n_key);
+            *next = NULL;
+        }
+        return LOCH_ECANCELED;
+    }
+    return 0;
+}
+
+static int read_table(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, struct loch_err *err)
+{
+    const struct cdc_load_table *lt = cdc_load_table(L, ti);
+    const struct myload_table *mt = lt->user;
+    if (!lt->n_key) {
+        char *sql = xasprintf("SELECT %s FROM %s", mt->select_list, mt->from);
+        int rc = read_select(m, L, c, ti, sql, false, NULL, err);
+        free(sql);
+        return rc;
+    }
+    char **after = NULL;
+    if (lt->after) {
+        after = xcalloc(lt->n_key, sizeof *after);
+        for (size_t k = 0; k < lt->n_key; k++)
+            after[k] = xstrdup(lt->after[k]);
+    }
+    int rc = 0;
+    for (;;) {
+        struct buf q = {0};
+        buf_printf(&q, "SELECT %s FROM %s", mt->select_list, mt->from);
+        if (after) {
+            buf_puts(&q, " WHERE ");
+            after_cond(&q, c, lt, after);
+        }
+        buf_printf(&q, " ORDER BY %s LIMIT %d", mt->order, CDC_LOAD_RANGE_ROWS);
+        free_key(after, lt->n_key);
+        after = NULL;
+        rc = read_select(m, L, c, ti, q.data, true, &after, err);
+        buf_free(&q);
+        if (rc || !after)
+            break;
+    }
+    free_key(after, lt->n_key);
+    return rc;
+}
+
+/* A connection holding a consistent snapshot. start (optional): the snapshot's binlog
+ * position. MariaDB (and Percona) tell it (Binlog_snapshot_file/position) so no lock is
+ * taken; stock MySQL has no such status and gets FLUSH TABLES WITH READ LOCK for the
+ * moment of opening the snapshot only (never for the load). */
+static int open_snapshot(struct my *m, MYSQL **out, struct mysql_pos *start, struct arena *a,
+                         struct loch_err *err)
+{
+    MYSQL *c = NULL;
+    int rc = connect_server(m, &c, err);
+    if (rc)
+        return rc;
+    rc = q_exec(m, c, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", err);
+    if (!rc && (!start || m->is_mariadb)) {
+        rc = q_exec(m, c, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
         char *file = NULL, *pos = NULL;
-        if (!rc)
-            rc = q_value(m, snap, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
-                                  "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE'", a, &file, err);
-        if (!rc)
-            rc = q_value(m, snap, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
-                                  "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION'", a, &pos, err);
-        if (!rc && (!file || !pos || !*file))
+        if (!rc && start)
+            rc = q_value(m, c, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                               "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE'", a, &file, err);
+        if (!rc && start)
+            rc = q_value(m, c, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                               "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION'", a, &pos, err);
+        if (!rc && start && (!file || !pos || !*file))
             rc = loch_errf(err, LOCH_ECONFIG, "the server reports no Binlog_snapshot_file/position");
-        if (!rc) {
+        if (!rc && start) {
+            memset(start, 0, sizeof *start);
             snprintf(start->file, sizeof start->file, "%s", file);
             start->pos = strtoull(pos, NULL, 10);
             /* the GTID position of that file:pos, so a later resume works even when the
              * file is purged (MariaDB's BINLOG_GTID_POS) */
             char esc[600], *g = NULL;
-            mysql_real_escape_string(snap, esc, file, (unsigned long)strlen(file));
-            if (q_value(m, snap, arena_printf(a, "SELECT BINLOG_GTID_POS('%s', %s)", esc, pos), a, &g, err) == 0 && g)
+            mysql_real_escape_string(c, esc, file, (unsigned long)strlen(file));
+            if (q_value(m, c, arena_printf(a, "SELECT BINLOG_GTID_POS('%s', %s)", esc, pos), a, &g, err) == 0 && g)
                 snprintf(start->gtid, sizeof start->gtid, "%s", g);
             loch_err_clear(err);
         }
     } else if (!rc) {
-        rc = q_exec(m, snap, "FLUSH TABLES WITH READ LOCK", err);
+        rc = q_exec(m, c, "FLUSH TABLES WITH READ LOCK", err);
         if (!rc)
-            rc = q_exec(m, snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+            rc = q_exec(m, c, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
         if (!rc)
-            rc = server_position(m, snap, start, err);
-        int rc2 = q_exec(m, snap, "UNLOCK TABLES", err);
+            rc = server_position(m, c, start, err);
+        int rc2 = q_exec(m, c, "UNLOCK TABLES", err);
         if (!rc)
             rc = rc2;
     }
-    struct load l = {.m = m, .snap = snap, .a = a};
+    if (rc) {
+        mysql_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static int my_reader(void *ctx, struct cdc_load *L, int k, struct loch_err *err)
+{
+    struct myload *ml = ctx;
+    mysql_thread_init();
+    MYSQL *c = k == 0 ? ml->first : NULL;
+    int rc = 0;
+    if (!c) {
+        struct arena *a = arena_new(); /* lifetime: opening the snapshot */
+        rc = open_snapshot(ml->m, &c, NULL, a, err);
+        arena_free(a);
+    }
+    size_t ti;
+    while (!rc && (ti = cdc_load_next(L, k)) != SIZE_MAX)
+        rc = read_table(ml->m, L, c, ti, err);
+    if (c && c != ml->first)
+        mysql_close(c);
+    mysql_thread_end();
+    return rc;
+}
+
+/* The primary key's columns in index order (information_schema.STATISTICS), as indexes
+ * into t's columns; *n 0 when the table has no key usable for ranges (none, a prefix
+ * key, or a column rangeable() refuses). */
+static int range_key(struct my *m, const char *db, const char *name, const struct cdc_table *t,
+                     const struct binlog_column *cols, struct arena *a, size_t **out, size_t *n,
+                     struct loch_err *err)
+{
+    *n = 0;
+    *out = NULL;
+    if (!t->has_key)
+        return 0;
+    char edb[512], ename[512];
+    mysql_real_escape_string(m->q, edb, db, (unsigned long)strlen(db));
+    mysql_real_escape_string(m->q, ename, name, (unsigned long)strlen(name));
+    char *sql = arena_printf(a, "SELECT COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+                                "WHERE TABLE_SCHEMA='%s' AND TABLE_NAME='%s' AND INDEX_NAME='PRIMARY' "
+                                "ORDER BY SEQ_IN_INDEX", edb, ename);
+    if (mysql_real_query(m->q, sql, strlen(sql)) != 0)
+        return conn_error(m->q, m, "reading information_schema.STATISTICS", err);
+    MYSQL_RES *res = mysql_store_result(m->q);
+    if (!res)
+        return conn_error(m->q, m, "reading information_schema.STATISTICS", err);
+    size_t *key = arena_alloc(a, (t->n_columns + 1) * sizeof *key), nk = 0;
+    bool ok = true;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res))) {
+        size_t i = 0;
+        while (i < t->n_columns && strcmp(t->columns[i].name, row[0]))
+            i++;
+        if (i == t->n_columns || row[1] || nk == t->n_columns || !rangeable(&cols[i]))
+            ok = false;
+        else
+            key[nk++] = i;
+    }
+    mysql_free_result(res);
+    if (ok && nk > 0) {
+        *out = key;
+        *n = nk;
+    }
+    return 0;
+}
+
+/* The lake tables of every selected table, loaded; then the stream's start position
+ * becomes the checkpoint in the same commit as the last rows. A first run records that
+ * position (loch_kv cdc.<source>.load) before loading, so an interrupted load continues
+ * from its committed ranges and streams from it. */
+static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err)
+{
+    struct arena *a = arena_new(); /* lifetime: the full load */
+    const char *src = m->r->src->name;
+    char *load_kv = arena_printf(a, "cdc.%s.load", src), *saved = NULL;
+    struct loch_err e2;
+    bool resume = catalog_get_kv(m->r->cat, load_kv, a, &saved, &e2) == 0 && saved;
+    struct myload ml = {.m = m};
+    int rc = 0;
+    if (resume) {
+        rc = mysql_pos_parse(saved, start, err);
+        bool exists = false;
+        if (!rc)
+            rc = binlog_exists(m, start->file, &exists, err);
+        if (!rc && !exists) {
+            loch_errf(err, LOCH_ECONFIG, "source %s: an interrupted full load cannot continue: the binlog file %s "
+                      "holding its start %s was purged", src, start->file, saved);
+            rc = loch_err_hint(err, "drop the source's lake tables and delete the loch_kv keys cdc.%s.* to load "
+                                    "again from scratch; raise the server's binlog retention", src);
+        }
+        if (!rc)
+            log_info("mysql source %s: continuing the interrupted full load (stream from %s)", src, saved);
+    } else {
+        rc = open_snapshot(m, &ml.first, start, a, err);
+        /* From here a restart continues this load instead of starting over. */
+        struct catalog_kv kv = {load_kv, mysql_pos_format(start, a)};
+        if (!rc)
+            rc = catalog_commit(m->r->cat, NULL, 0, &kv, 1, err);
+    }
     MYSQL_RES *res = NULL;
+    struct cdc_load_table *lt = NULL;
+    size_t n = 0;
     if (!rc) {
-        const char *sql = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+        const char *sql = "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS, -1) FROM information_schema.TABLES "
                           "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME";
-        if (mysql_real_query(snap, sql, strlen(sql)) != 0 || !(res = mysql_store_result(snap)))
-            rc = conn_error(snap, m, "listing tables", err);
+        if (mysql_real_query(m->q, sql, strlen(sql)) != 0 || !(res = mysql_store_result(m->q)))
+            rc = conn_error(m->q, m, "listing tables", err);
     }
     if (!rc) {
-        size_t cap = mysql_num_rows(res) + 1;
-        l.dbs = arena_alloc(a, cap * sizeof *l.dbs);
-        l.names = arena_alloc(a, cap * sizeof *l.names);
-        l.tables = arena_alloc(a, cap * sizeof *l.tables);
-        l.cols = arena_alloc(a, cap * sizeof *l.cols);
+        lt = arena_alloc(a, (mysql_num_rows(res) + 1) * sizeof *lt);
         MYSQL_ROW row;
         while ((row = mysql_fetch_row(res)))
             if (mysql_table_selected(row[0], row[1], m->r->src->tables, m->r->src->n_tables,
                                      m->r->src->exclude, m->r->src->n_exclude)) {
-                l.dbs[l.n] = arena_strdup(a, row[0]);
-                l.names[l.n++] = arena_strdup(a, row[1]);
+                lt[n].schema = arena_strdup(a, row[0]);
+                lt[n].name = arena_strdup(a, row[1]);
+                lt[n++].est = strtoll(row[2], NULL, 10);
             }
-    }
-    if (res)
         mysql_free_result(res);
-    if (!rc) {
-        l.dir = arena_printf(a, "%s/spill", m->r->cfg->state_dir);
-        rc = util_mkdirs(l.dir, err);
     }
-    if (!rc) {
-        pthread_t th;
-        pthread_mutex_init(&l.mu, NULL);
-        pthread_cond_init(&l.cv, NULL);
-        loch_err_clear(&l.err);
-        if (pthread_create(&th, NULL, reader_main, &l) != 0) {
-            rc = loch_errf(err, LOCH_EINTERNAL, "cannot start the full-load reader thread");
-        } else {
-            rc = apply_chunks(&l, err);
-            pthread_join(th, NULL);
-            if (!rc && l.rc) {
-                rc = l.rc;
-                *err = l.err;
-            }
-        }
-        pthread_mutex_destroy(&l.mu);
-        pthread_cond_destroy(&l.cv);
+    /* shapes and key ranges of every table, declared before any reader starts */
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct myload_table *mt = arena_alloc(a, sizeof *mt);
+        struct cdc_table t;
+        rc = table_from_schema(m, m->q, lt[i].schema, lt[i].name, a, &t, &mt->cols, err);
+        struct shape *s = rc ? NULL : shape_get(m, lt[i].schema, lt[i].name);
+        if (!rc)
+            rc = shape_declare(m, s, &t, err);
+        if (!rc)
+            rc = range_key(m, lt[i].schema, lt[i].name, &t, mt->cols, a, &mt->key_col, &lt[i].n_key, err);
+        if (rc)
+            break;
+        lt[i].t = &s->t;
+        lt[i].user = mt;
+        lt[i].first_reader_only = lt[i].n_key == 0 && !resume;
+        struct buf q = {0};
+        for (size_t c = 0; c < t.n_columns; c++)
+            buf_printf(&q, "%s%s", c ? ", " : "", select_expr(a, &mt->cols[c]));
+        mt->select_list = arena_strdup(a, q.data);
+        buf_free(&q);
+        struct buf o = {0};
+        for (size_t k = 0; k < lt[i].n_key; k++)
+            buf_printf(&o, "%s%s", k ? ", " : "", quote_ident(a, mt->cols[mt->key_col[k]].name));
+        mt->order = arena_strdup(a, o.data ? o.data : "");
+        buf_free(&o);
+        mt->from = arena_printf(a, "%s.%s", quote_ident(a, lt[i].schema), quote_ident(a, lt[i].name));
     }
     if (!rc)
-        rc = q_exec(m, snap, "COMMIT", err);
-    mysql_close(snap);
+        rc = cdc_load_run(m->r, m->ap, lt, n, resume, LOAD_READERS, my_reader, &ml, err);
+    if (ml.first) {
+        if (!rc)
+            rc = q_exec(m, ml.first, "COMMIT", err);
+        mysql_close(ml.first);
+    }
     if (!rc) {
-        /* The snapshot position becomes durable with the loaded data in one commit. */
+        /* The start position becomes the checkpoint with the last loaded rows, in one commit. */
         char *cp = mysql_pos_format(start, a);
         char *position = m->gtid_positions ? "" : cp;
+        cdc_applier_set_kv(m->ap, load_kv, NULL);
+        cdc_load_forget(m->ap, src, lt, n);
         rc = cdc_applier_begin(m->ap, "snapshot", util_now_us(), err);
         if (!rc)
             rc = cdc_applier_commit(m->ap, position, cp, err);
@@ -876,7 +1013,7 @@ static int full_load(struct my *m, struct mysql_pos *start, struct loch_err *err
         if (!rc)
             rc = cdc_applier_flush(m->ap, a, &done, err);
         if (!rc)
-            log_info("mysql source %s: full load of %zu tables done at %s", m->r->src->name, l.n, cp);
+            log_info("mysql source %s: full load of %zu tables done; streaming from %s", src, n, cp);
     }
     arena_free(a);
     return rc;
