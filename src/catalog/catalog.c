@@ -7,12 +7,14 @@
 #include "base/mem.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct catalog {
     sqlite3 *db;
     char *path;
+    bool outer; /* catalog_tx_begin opened a transaction: writes are savepoints in it */
 };
 
 /* The JDBC catalog's DDL (Iceberg core JdbcUtil, PyIceberg pyiceberg/catalog/sql.py),
@@ -79,6 +81,57 @@ static void rollback(struct catalog *c)
 {
     if (!sqlite3_get_autocommit(c->db))
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Each write (a commit, a rename) starts a transaction of its own, or a savepoint inside
+ * the caller's (catalog_tx_begin), and step_end ends it: all of it or none of it. */
+static int step_begin(struct catalog *c, struct loch_err *err)
+{
+    if (c->outer)
+        return exec(c, "SAVEPOINT loch_step", err, "cannot start a savepoint");
+    return exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
+}
+
+/* Ends the step begun by step_begin: commits (or releases the savepoint) when rc is 0,
+ * else undoes it. Returns rc, or the commit's error. */
+static int step_end(struct catalog *c, int rc, struct loch_err *err)
+{
+    if (c->outer) {
+        if (rc) {
+            sqlite3_exec(c->db, "ROLLBACK TO loch_step", NULL, NULL, NULL);
+            sqlite3_exec(c->db, "RELEASE loch_step", NULL, NULL, NULL);
+            return rc;
+        }
+        return exec(c, "RELEASE loch_step", err, "cannot release a savepoint");
+    }
+    if (rc == 0)
+        rc = exec(c, "COMMIT", err, "cannot commit");
+    if (rc)
+        rollback(c);
+    return rc;
+}
+
+int catalog_tx_begin(struct catalog *c, struct loch_err *err)
+{
+    if (c->outer) {
+        loch_errf(err, LOCH_EINVAL, "catalog %s: a transaction is already open on this handle", c->path);
+        return loch_err_hint(err, "this is a bug in the caller: end the open transaction first");
+    }
+    int rc = exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
+    if (!rc)
+        c->outer = true;
+    return rc;
+}
+
+int catalog_tx_end(struct catalog *c, bool commit, struct loch_err *err)
+{
+    if (!c->outer)
+        return 0;
+    c->outer = false;
+    int rc = commit ? exec(c, "COMMIT", err, "cannot commit") : 0;
+    if (rc || !commit)
+        rollback(c);
+    return rc;
 }
 
 /* A dotted namespace with non-empty levels: "core.public". */
@@ -206,12 +259,11 @@ int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err 
     int rc = check_ns(ns, err);
     if (rc)
         return rc;
-    if ((rc = exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction")))
+    if ((rc = step_begin(c, err)))
         return rc;
-    if ((rc = insert_namespace_rows(c, ns, err)) || (rc = exec(c, "COMMIT", err, "cannot commit"))) {
-        rollback(c);
+    rc = insert_namespace_rows(c, ns, err);
+    if ((rc = step_end(c, rc, err)))
         return loch_err_prefix(err, "namespace %s", ns);
-    }
     return 0;
 }
 
@@ -465,11 +517,31 @@ static int apply_update(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
     return loch_err_hint(err, "reload the table and retry the commit; nothing was written");
 }
 
+static int prep_kvs(struct catalog *c, sqlite3_stmt **put, sqlite3_stmt **del, struct loch_err *err);
+
+/* Writes kv (a NULL value deletes the key) with the statements of prep_kvs. */
+static int write_kvs(struct catalog *c, sqlite3_stmt *put, sqlite3_stmt *del, const struct catalog_kv *kv,
+                     size_t n_kv, struct loch_err *err)
+{
+    for (size_t i = 0; i < n_kv; i++) {
+        if (!kv[i].key || !*kv[i].key)
+            return loch_errf(err, LOCH_EINVAL, "commit has a kv with an empty key");
+        sqlite3_stmt *st = kv[i].value ? put : del;
+        sqlite3_reset(st);
+        bind_text(st, 1, kv[i].key);
+        if (kv[i].value)
+            bind_text(st, 2, kv[i].value);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return db_err(c, err, "cannot write a checkpoint");
+    }
+    return 0;
+}
+
 int catalog_commit(struct catalog *c, const struct catalog_update *u, size_t n_u,
                    const struct catalog_kv *kv, size_t n_kv, struct loch_err *err)
 {
     sqlite3_stmt *upd = NULL, *ins = NULL, *put = NULL, *del = NULL;
-    int rc = exec(c, "BEGIN IMMEDIATE", err, "cannot start the commit transaction");
+    int rc = step_begin(c, err);
     if (rc)
         return rc;
     if ((rc = prep(c,
@@ -482,37 +554,111 @@ int catalog_commit(struct catalog *c, const struct catalog_update *u, size_t n_u
                    " metadata_location, previous_metadata_location, iceberg_type)"
                    " VALUES ('" CATALOG_NAME "', ?, ?, ?, NULL, 'TABLE')",
                    &ins, err)) ||
-        (rc = prep(c,
-                   "INSERT INTO loch_kv (key, value) VALUES (?, ?)"
-                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                   &put, err)) ||
-        (rc = prep(c, "DELETE FROM loch_kv WHERE key = ?", &del, err)))
+        (rc = prep_kvs(c, &put, &del, err)))
         goto out;
     for (size_t i = 0; i < n_u && rc == 0; i++)
         rc = apply_update(c, upd, ins, &u[i], err);
-    for (size_t i = 0; i < n_kv && rc == 0; i++) {
-        if (!kv[i].key || !*kv[i].key) {
-            rc = loch_errf(err, LOCH_EINVAL, "commit has a kv with an empty key");
-            break;
-        }
-        sqlite3_stmt *st = kv[i].value ? put : del;
-        sqlite3_reset(st);
-        bind_text(st, 1, kv[i].key);
-        if (kv[i].value)
-            bind_text(st, 2, kv[i].value);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = db_err(c, err, "cannot write a checkpoint");
-    }
     if (rc == 0)
-        rc = exec(c, "COMMIT", err, "cannot commit");
+        rc = write_kvs(c, put, del, kv, n_kv, err);
 out:
     sqlite3_finalize(upd);
     sqlite3_finalize(ins);
     sqlite3_finalize(put);
     sqlite3_finalize(del);
-    if (rc)
-        rollback(c);
+    return step_end(c, rc, err);
+}
+
+/* Prepares the kv writers: put (upsert) and del. */
+static int prep_kvs(struct catalog *c, sqlite3_stmt **put, sqlite3_stmt **del, struct loch_err *err)
+{
+    int rc = prep(c,
+                  "INSERT INTO loch_kv (key, value) VALUES (?, ?)"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                  put, err);
+    if (!rc)
+        rc = prep(c, "DELETE FROM loch_kv WHERE key = ?", del, err);
     return rc;
+}
+
+/* Moves table ns.name to ns_to.name_to (metadata location unchanged). LOCH_ENOENT when
+ * there is no such table, LOCH_EEXIST when the target is taken. */
+static int move_table(struct catalog *c, sqlite3_stmt *mv, const char *ns, const char *name, const char *ns_to,
+                      const char *name_to, struct loch_err *err)
+{
+    sqlite3_reset(mv);
+    bind_text(mv, 1, ns_to);
+    bind_text(mv, 2, name_to);
+    bind_text(mv, 3, ns);
+    bind_text(mv, 4, name);
+    int step = sqlite3_step(mv);
+    if (step == SQLITE_CONSTRAINT) {
+        loch_errf(err, LOCH_EEXIST, "table %s.%s already exists", ns_to, name_to);
+        return loch_err_hint(err, "drop or rename that table first, or choose another name");
+    }
+    if (step != SQLITE_DONE)
+        return db_err(c, err, "cannot rename a table");
+    if (sqlite3_changes(c->db) == 0)
+        return no_table(err, ns, name);
+    return 0;
+}
+
+int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, size_t n_r,
+                          const struct catalog_kv *kv, size_t n_kv, struct loch_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n_r && !rc; i++) {
+        if ((rc = check_name(r[i].ns_from, r[i].name_from, err)) || (rc = check_name(r[i].ns_to, r[i].name_to, err)))
+            break;
+        for (size_t k = 0; k < i && !rc; k++) {
+            if (!strcmp(r[k].ns_from, r[i].ns_from) && !strcmp(r[k].name_from, r[i].name_from))
+                rc = loch_errf(err, LOCH_EINVAL, "table %s.%s is renamed twice in one rename", r[i].ns_from,
+                               r[i].name_from);
+            else if (!strcmp(r[k].ns_to, r[i].ns_to) && !strcmp(r[k].name_to, r[i].name_to))
+                rc = loch_errf(err, LOCH_EINVAL, "two tables are renamed to %s.%s", r[i].ns_to, r[i].name_to);
+        }
+    }
+    if (rc)
+        return rc;
+    sqlite3_stmt *mv = NULL, *put = NULL, *del = NULL;
+    if ((rc = step_begin(c, err)))
+        return rc;
+    if ((rc = prep(c,
+                   "UPDATE iceberg_tables SET table_namespace = ?1, table_name = ?2"
+                   " WHERE catalog_name = '" CATALOG_NAME "' AND table_namespace = ?3 AND table_name = ?4"
+                   " AND " IS_TABLE,
+                   &mv, err)) ||
+        (rc = prep_kvs(c, &put, &del, err)))
+        goto out;
+    /* All at once: first every source to a name no table can have (a control character),
+     * then each to its target, so a name another entry moves away is free. */
+    char tmp[48];
+    for (size_t i = 0; i < n_r && !rc; i++) {
+        snprintf(tmp, sizeof tmp, "\x01loch-rename-%zu", i);
+        rc = move_table(c, mv, r[i].ns_from, r[i].name_from, r[i].ns_from, tmp, err);
+    }
+    for (size_t i = 0; i < n_r && !rc; i++) {
+        snprintf(tmp, sizeof tmp, "\x01loch-rename-%zu", i);
+        rc = insert_namespace_rows(c, r[i].ns_to, err);
+        if (!rc)
+            rc = move_table(c, mv, r[i].ns_from, tmp, r[i].ns_to, r[i].name_to, err);
+        if (rc == LOCH_EEXIST)
+            loch_err_prefix(err, "cannot rename %s.%s to %s.%s", r[i].ns_from, r[i].name_from, r[i].ns_to,
+                            r[i].name_to);
+    }
+    if (!rc)
+        rc = write_kvs(c, put, del, kv, n_kv, err);
+out:
+    sqlite3_finalize(mv);
+    sqlite3_finalize(put);
+    sqlite3_finalize(del);
+    return step_end(c, rc, err);
+}
+
+int catalog_rename_table(struct catalog *c, const char *ns_from, const char *name_from, const char *ns_to,
+                         const char *name_to, struct loch_err *err)
+{
+    struct catalog_rename r = {ns_from, name_from, ns_to, name_to};
+    return catalog_rename_tables(c, &r, 1, NULL, 0, err);
 }
 
 int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err)

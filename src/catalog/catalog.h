@@ -63,6 +63,35 @@ struct catalog_kv {
  * Creating a table whose namespace is missing creates the namespace too. */
 int catalog_commit(struct catalog *c, const struct catalog_update *u, size_t n_u,
                    const struct catalog_kv *kv, size_t n_kv, struct loch_err *err);
+/* One table's new name in catalog_rename_tables. */
+struct catalog_rename {
+    const char *ns_from, *name_from;
+    const char *ns_to, *name_to;
+};
+
+/* Renames tables and writes every kv (as catalog_commit does) in ONE SQLite transaction.
+ * The renames happen at once: a name another entry moves away is free for a target, so
+ * a <-> b is two entries. Each table keeps its metadata location (its files stay where
+ * they are; iceberg_table_create gives a later table of the old name a location of its
+ * own). A missing target namespace is created. Refuses, writing nothing: LOCH_ENOENT
+ * when a source table does not exist, LOCH_EEXIST when a target is taken by a table
+ * that stays, LOCH_EINVAL when two entries share a source or a target. */
+int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, size_t n_r,
+                          const struct catalog_kv *kv, size_t n_kv, struct loch_err *err);
+/* One rename, no kv (catalog_rename_tables with one entry). */
+int catalog_rename_table(struct catalog *c, const char *ns_from, const char *name_from, const char *ns_to,
+                         const char *name_to, struct loch_err *err);
+
+/* An enclosing transaction: until catalog_tx_end, catalog_commit and
+ * catalog_rename_tables on c write inside it (each still all-or-nothing on its own), so
+ * several of them land together or not at all, e.g. a flush's commit and the renames of
+ * a DDL with its checkpoint. Holds the catalog's write lock until ended: keep it short.
+ * LOCH_EINVAL when one is already open on c. */
+int catalog_tx_begin(struct catalog *c, struct loch_err *err);
+/* commit true: commits the enclosing transaction (on failure everything in it is rolled
+ * back and the error returned); false: rolls it back and returns 0. No-op without one. */
+int catalog_tx_end(struct catalog *c, bool commit, struct loch_err *err);
+
 /* Reads a kv written by catalog_commit; LOCH_ENOENT when absent. Value in a. */
 int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err);
 

@@ -6,6 +6,7 @@
  * A source describes each table (struct cdc_table), then feeds transactions:
  *
  *     cdc_applier_table(ap, &t)                       (new table or changed shape)
+ *     cdc_applier_rename_tables(ap, ...)              (RENAME TABLE, between transactions)
  *     cdc_applier_begin(ap, txid, commit_ts_us)
  *     cdc_applier_change(ap, &change) ...             (rows of that transaction)
  *     cdc_applier_commit(ap, position, checkpoint)
@@ -159,6 +160,32 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
 int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const char *table,
                            struct loch_err *err);
 
+/* One source table's new name in cdc_applier_rename_tables. */
+struct cdc_rename {
+    const char *schema, *from;   /* a declared table */
+    const char *schema_to, *to;
+};
+
+/* Source tables were renamed (RENAME TABLE): their two lake tables each
+ * (<source>.<schema>.<from> and <from>_changes) take the new names, keeping snapshots,
+ * history and rows, and later changes go to them under the new names (declare them with
+ * the new name; the key index and everything else carry over). The renames happen at
+ * once, so a swap (a -> b, b -> a) or a chain (b -> c, a -> b) is given as its net
+ * effect. Everything staged is flushed first, then that flush's commit, the renames and
+ * checkpoint (NULL: none; what the source resumes from after the rename) land in ONE
+ * catalog transaction: after a crash the lake has all of it or none of it.
+ * A lake table already under a target name whose source table replication no longer
+ * follows (kept from a dropped table) is moved aside, with its _changes, to
+ * <to>_dropped_<UTC yyyymmddhhmmss>, and a warning says so. Errors: LOCH_EINVAL for a
+ * table not declared or inside a transaction, LOCH_EEXIST when a target is a table still
+ * followed; after a failure in the commit the applier must be closed (as after a failed
+ * flush). */
+int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r, size_t n,
+                              const char *checkpoint, struct loch_err *err);
+/* One rename, no checkpoint: cdc_applier_rename_tables with one entry. */
+int cdc_applier_rename_table(struct cdc_applier *ap, const char *schema, const char *from, const char *schema_to,
+                             const char *to, struct loch_err *err);
+
 /* Full load: appends the rows of select_sql (run on the applier's connection; columns in
  * t's order, VARCHAR in the canonical forms above, or already typed) to the current-state
  * table as one data file, staged in the current flush (no _changes rows: a full load is
@@ -207,7 +234,7 @@ int cdc_applier_flush(struct cdc_applier *ap, struct arena *a, char **checkpoint
 /* The same flush, on a thread of its own: waits for the previous one (its error is
  * returned here), then hands the staged batch to the flush thread and returns; staging
  * goes on into the other batch meanwhile. Flushes commit one at a time, in order. Every
- * other applier call that touches tables (table, rename, drop, load, flush, close) first
+ * other applier call that touches tables (table, renames, drop, load, flush, close) first
  * waits for the flush in the air. Durability is learned from cdc_applier_flush_poll (or
  * the checkpoint of a later cdc_applier_flush). */
 int cdc_applier_flush_start(struct cdc_applier *ap, struct loch_err *err);

@@ -246,6 +246,132 @@ def test_truncate_and_schema_changes(lake, mdb):
     assert "T" in [r["_op"] for r in ops]
 
 
+def lake_tables(lake):
+    return lake.run("tables").stdout.split()
+
+
+def test_rename_table_keeps_rows_and_history(lake, mdb):
+    fresh_db(mdb, "ren", """
+        CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10));
+        INSERT INTO a VALUES (1, 'one'), (2, 'two'), (3, 'three');
+    """)
+    configure(lake, mdb, "rn", '["ren.a", "ren.a2", "ren.a3", "ren.back"]')
+    catch_up(lake, "rn")
+    mdb.root_sql("""
+        UPDATE a SET v = 'two!' WHERE id = 2;
+        INSERT INTO a VALUES (4, 'four');
+        RENAME TABLE a TO a2;
+        INSERT INTO a2 VALUES (5, 'five');
+        UPDATE a2 SET v = 'one!' WHERE id = 1;
+        DELETE FROM a2 WHERE id = 3;
+    """, db="ren")
+    catch_up(lake, "rn")
+    want = source_rows(mdb, "ren", "a2", ["id", "v"])
+    assert [r["id"] for r in want] == [1, 2, 4, 5]
+    assert lake.sql("SELECT id, v FROM rn.ren.a2 ORDER BY id") == want
+    assert lake_table_rows(lake, "rn.ren.a2", ["id", "v"]) == want
+    tables = lake_tables(lake)
+    assert "rn.ren.a2" in tables and "rn.ren.a2_changes" in tables
+    assert "rn.ren.a" not in tables and "rn.ren.a_changes" not in tables
+    # the history from before the rename moved with the table
+    ops = lake.sql("SELECT id, _op FROM rn.ren.a2_changes ORDER BY _commit_ts, id")
+    assert sorted((r["id"], r["_op"]) for r in ops) == [(1, "U"), (2, "U"), (3, "D"), (4, "I"), (5, "I")]
+    assert len(lake.catalog().load_table("rn.ren.a2").snapshots()) >= 3
+    # ALTER TABLE ... RENAME TO, then streaming goes on under the name after a restart
+    mdb.root_sql("ALTER TABLE a2 RENAME TO a3", db="ren")
+    catch_up(lake, "rn")
+    mdb.root_sql("UPDATE a3 SET v = 'four!' WHERE id = 4; INSERT INTO a3 VALUES (6, 'six')", db="ren")
+    catch_up(lake, "rn")
+    assert lake.sql("SELECT id, v FROM rn.ren.a3 ORDER BY id") == source_rows(mdb, "ren", "a3", ["id", "v"])
+    assert "rn.ren.a2" not in lake_tables(lake)
+    # renamed out of the followed tables: emptied, as for DROP; back in: continues the lake table
+    mdb.root_sql("RENAME TABLE a3 TO gone", db="ren")
+    catch_up(lake, "rn")
+    assert lake.sql("SELECT count(*) AS n FROM rn.ren.a3") == [{"n": 0}]
+    assert "rn.ren.gone" not in lake_tables(lake)
+
+
+def test_rename_swap_chain_and_stale_target(lake, mdb):
+    fresh_db(mdb, "sw", """
+        CREATE TABLE b (id INT PRIMARY KEY, n INT);
+        INSERT INTO b VALUES (1, 10), (2, 20);
+        CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(5), extra INT);
+        INSERT INTO c VALUES (1, 'c1', 7);
+        CREATE TABLE d (id INT PRIMARY KEY, x INT);
+        INSERT INTO d VALUES (1, 100);
+        CREATE TABLE e (id INT PRIMARY KEY, y INT);
+        INSERT INTO e VALUES (1, 1), (2, 2);
+        CREATE TABLE f (id INT PRIMARY KEY, y INT);
+        INSERT INTO f VALUES (7, 70);
+    """)
+    # tmp_swap and d1 are not followed: only the net effect of each statement counts
+    configure(lake, mdb, "sp", '["sw.b", "sw.c", "sw.d", "sw.d2", "sw.e", "sw.f"]')
+    catch_up(lake, "sp")
+    mdb.root_sql("""
+        INSERT INTO b VALUES (3, 30);
+        RENAME TABLE b TO tmp_swap, c TO b, tmp_swap TO c;
+        INSERT INTO b VALUES (2, 'c2', 8);
+        UPDATE c SET n = 21 WHERE id = 2;
+        DELETE FROM c WHERE id = 1;
+        RENAME TABLE d TO d1, d1 TO d2;
+        UPDATE d2 SET x = 101 WHERE id = 1;
+        DROP TABLE e;
+        RENAME TABLE f TO e;
+        INSERT INTO e VALUES (8, 80);
+    """, db="sw")
+    catch_up(lake, "sp")
+    assert lake.sql("SELECT id, s, extra FROM sp.sw.b ORDER BY id") == source_rows(mdb, "sw", "b", ["id", "s", "extra"])
+    assert lake.sql("SELECT id, n FROM sp.sw.c ORDER BY id") == [{"id": 2, "n": 21}, {"id": 3, "n": 30}]
+    assert lake.sql("SELECT id, n FROM sp.sw.c ORDER BY id") == source_rows(mdb, "sw", "c", ["id", "n"])
+    assert lake.sql("SELECT id, x FROM sp.sw.d2") == [{"id": 1, "x": 101}]
+    assert lake.sql("SELECT id, y FROM sp.sw.e ORDER BY id") == [{"id": 7, "y": 70}, {"id": 8, "y": 80}]
+    # each _changes went with its table: c's holds b's insert of 3 from before the swap
+    assert sorted((r["id"], r["_op"]) for r in lake.sql("SELECT id, _op FROM sp.sw.c_changes")) == [
+        (1, "D"), (2, "U"), (3, "I")]
+    assert sorted((r["id"], r["_op"]) for r in lake.sql("SELECT id, _op FROM sp.sw.b_changes")) == [(2, "I")]
+    tables = lake_tables(lake)
+    assert "sp.sw.d" not in tables and "sp.sw.d1" not in tables and "sp.sw.f" not in tables
+    # the lake table the dropped e left behind was moved aside with its history, not lost
+    aside = [t for t in tables if t.startswith("sp.sw.e_dropped_") and not t.endswith("_changes")]
+    assert len(aside) == 1
+    assert aside[0] + "_changes" in tables
+    assert lake.sql(f"SELECT count(*) AS n FROM {aside[0]}") == [{"n": 0}]  # emptied by the DROP
+    assert [r["_op"] for r in lake.sql(f"SELECT _op FROM {aside[0]}_changes")] == ["T"]
+
+
+def test_kill_9_around_a_rename(lake, mdb):
+    fresh_db(mdb, "crr", "CREATE TABLE k (id INT PRIMARY KEY, v INT)")
+    configure(lake, mdb, "kr", '["crr.*"]', "    server_id: 4343\n")
+    catch_up(lake, "kr")
+    cmd = [LOCH, "-c", str(lake.config), "replicate", "--source", "kr"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    conn = mdb.connect("crr")
+    cur = conn.cursor()
+    names = ["k", "k1", "k2", "k3"]
+    n = 0
+    for round in range(3):
+        for _ in range(30):
+            n += 1
+            cur.execute("START TRANSACTION")
+            cur.execute(f"INSERT INTO {names[round]} VALUES (%s, %s)", (n, n))
+            cur.execute(f"UPDATE {names[round]} SET v = v + 1 WHERE id = %s", (max(1, n - 3),))
+            cur.execute("COMMIT")
+        cur.execute(f"RENAME TABLE {names[round]} TO {names[round + 1]}")
+        time.sleep(0.4 + 0.3 * round)
+        p.send_signal(signal.SIGKILL)  # at an arbitrary moment around the rename
+        p.wait()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    conn.close()
+    catch_up(lake, "kr")
+    want = source_rows(mdb, "crr", "k3", ["id", "v"])
+    assert len(want) == 90
+    assert lake.sql("SELECT id, v FROM kr.crr.k3 ORDER BY id") == want
+    assert lake.sql("SELECT count(*) AS n FROM kr.crr.k3_changes WHERE _op = 'I'") == [{"n": 90}]
+    assert [t for t in lake_tables(lake) if t.startswith("kr.")] == ["kr.crr.k3", "kr.crr.k3_changes"]
+
+
 def test_kill_9_and_restart_lake_equals_source(lake, mdb):
     fresh_db(mdb, "crash", "CREATE TABLE k (id INT PRIMARY KEY, v INT, pad VARCHAR(100))")
     configure(lake, mdb, "cr", '["crash.*"]', "    server_id: 4242\n")

@@ -283,6 +283,127 @@ static void test_kv(void **state)
     expect_kv(fx, "k", NULL);
 }
 
+static void expect_no_table(struct fixture *fx, const char *ns, const char *name)
+{
+    struct catalog_table t;
+    struct loch_err err;
+    assert_int_equal(catalog_load_table(fx->c, ns, name, fx->a, &t, &err), LOCH_ENOENT);
+}
+
+/* A rename keeps the metadata location; refusals name the table and write nothing. */
+static void test_rename(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_err err;
+    create(fx, "my.shop", "a", "LA");
+    create(fx, "my.shop", "b", "LB");
+    assert_int_equal(catalog_rename_table(fx->c, "my.shop", "a", "my.shop", "a2", &err), 0);
+    expect_loc(fx, "my.shop", "a2", "LA");
+    expect_no_table(fx, "my.shop", "a");
+    /* later commits move the pointer under the new name */
+    struct catalog_update u = {"my.shop", "a2", "LA", "LA2"};
+    assert_int_equal(catalog_commit(fx->c, &u, 1, NULL, 0, &err), 0);
+    expect_loc(fx, "my.shop", "a2", "LA2");
+
+    assert_int_equal(catalog_rename_table(fx->c, "my.shop", "a", "my.shop", "z", &err), LOCH_ENOENT);
+    assert_non_null(strstr(err.msg, "my.shop.a does not exist"));
+    assert_int_equal(catalog_rename_table(fx->c, "my.shop", "a2", "my.shop", "b", &err), LOCH_EEXIST);
+    assert_non_null(strstr(err.msg, "my.shop.b already exists"));
+    assert_non_null(strstr(err.msg, "rename my.shop.a2 to my.shop.b"));
+    expect_loc(fx, "my.shop", "a2", "LA2");
+    expect_loc(fx, "my.shop", "b", "LB");
+
+    /* into a namespace that does not exist yet: created */
+    assert_int_equal(catalog_rename_table(fx->c, "my.shop", "b", "my.archive", "b_old", &err), 0);
+    expect_loc(fx, "my.archive", "b_old", "LB");
+    bool there = false;
+    assert_int_equal(catalog_namespace_exists(fx->c, "my.archive", &there, &err), 0);
+    assert_true(there);
+    assert_int_equal(catalog_rename_table(fx->c, "my.shop", "", "my.shop", "x", &err), LOCH_EINVAL);
+}
+
+/* Several renames at once (a swap, a chain), with a kv, in one transaction. */
+static void test_rename_many(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_err err;
+    create(fx, "my.db", "a", "LA");
+    create(fx, "my.db", "a_changes", "CA");
+    create(fx, "my.db", "b", "LB");
+    create(fx, "my.db", "c", "LC");
+    struct catalog_rename swap[] = {{"my.db", "a", "my.db", "b"}, {"my.db", "b", "my.db", "a"}};
+    struct catalog_kv kv = {"cdc.my.checkpoint", "bin.000001:400"};
+    assert_int_equal(catalog_rename_tables(fx->c, swap, 2, &kv, 1, &err), 0);
+    expect_loc(fx, "my.db", "a", "LB");
+    expect_loc(fx, "my.db", "b", "LA");
+    expect_kv(fx, "cdc.my.checkpoint", "bin.000001:400");
+
+    /* the last entry collides with a table that stays: nothing moves, the kv is not written */
+    struct catalog_rename bad[] = {{"my.db", "b", "my.db", "b2"}, {"my.db", "a_changes", "my.db", "c"}};
+    struct catalog_kv kv2 = {"cdc.my.checkpoint", "bin.000001:900"};
+    assert_int_equal(catalog_rename_tables(fx->c, bad, 2, &kv2, 1, &err), LOCH_EEXIST);
+    expect_loc(fx, "my.db", "b", "LA");
+    expect_no_table(fx, "my.db", "b2");
+    expect_loc(fx, "my.db", "a_changes", "CA");
+    expect_kv(fx, "cdc.my.checkpoint", "bin.000001:400");
+    /* a missing source rolls back the renames before it */
+    struct catalog_rename gone[] = {{"my.db", "b", "my.db", "b2"}, {"my.db", "nope", "my.db", "n2"}};
+    assert_int_equal(catalog_rename_tables(fx->c, gone, 2, NULL, 0, &err), LOCH_ENOENT);
+    expect_loc(fx, "my.db", "b", "LA");
+    /* one source twice, or two sources onto one target: refused before anything */
+    struct catalog_rename twice[] = {{"my.db", "a", "my.db", "x"}, {"my.db", "a", "my.db", "y"}};
+    assert_int_equal(catalog_rename_tables(fx->c, twice, 2, NULL, 0, &err), LOCH_EINVAL);
+    struct catalog_rename onto[] = {{"my.db", "a", "my.db", "x"}, {"my.db", "b", "my.db", "x"}};
+    assert_int_equal(catalog_rename_tables(fx->c, onto, 2, NULL, 0, &err), LOCH_EINVAL);
+    /* a chain c -> d, b -> c at once */
+    struct catalog_rename chain[] = {{"my.db", "c", "my.db", "d"}, {"my.db", "b", "my.db", "c"}};
+    assert_int_equal(catalog_rename_tables(fx->c, chain, 2, NULL, 0, &err), 0);
+    expect_loc(fx, "my.db", "d", "LC");
+    expect_loc(fx, "my.db", "c", "LA");
+    expect_no_table(fx, "my.db", "b");
+}
+
+/* An enclosing transaction: a commit and a rename land together, or neither. */
+static void test_tx(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_err err;
+    create(fx, "my.db", "a", "L1");
+    struct catalog *other;
+    assert_int_equal(catalog_open(fx->path, false, &other, &err), 0);
+
+    assert_int_equal(catalog_tx_begin(fx->c, &err), 0);
+    assert_int_equal(catalog_tx_begin(fx->c, &err), LOCH_EINVAL);
+    struct catalog_update u = {"my.db", "a", "L1", "L2"};
+    struct catalog_kv kv = {"pos", "1"};
+    assert_int_equal(catalog_commit(fx->c, &u, 1, &kv, 1, &err), 0);
+    /* a failed step inside undoes only itself */
+    struct catalog_update stale = {"my.db", "a", "L1", "L9"};
+    assert_int_equal(catalog_commit(fx->c, &stale, 1, NULL, 0, &err), LOCH_ECONFLICT);
+    assert_int_equal(catalog_rename_table(fx->c, "my.db", "a", "my.db", "b", &err), 0);
+    /* not visible to another handle until the end */
+    struct catalog_table t;
+    assert_int_equal(catalog_load_table(other, "my.db", "a", fx->a, &t, &err), 0);
+    assert_string_equal(t.metadata_location, "L1");
+    assert_int_equal(catalog_tx_end(fx->c, true, &err), 0);
+    assert_int_equal(catalog_load_table(other, "my.db", "b", fx->a, &t, &err), 0);
+    assert_string_equal(t.metadata_location, "L2");
+    expect_kv(fx, "pos", "1");
+
+    /* rolled back: the commit and the rename inside are both undone */
+    assert_int_equal(catalog_tx_begin(fx->c, &err), 0);
+    struct catalog_update u2 = {"my.db", "b", "L2", "L3"};
+    struct catalog_kv kv2 = {"pos", "2"};
+    assert_int_equal(catalog_commit(fx->c, &u2, 1, &kv2, 1, &err), 0);
+    assert_int_equal(catalog_rename_table(fx->c, "my.db", "b", "my.db", "c", &err), 0);
+    assert_int_equal(catalog_tx_end(fx->c, false, &err), 0);
+    expect_loc(fx, "my.db", "b", "L2");
+    expect_no_table(fx, "my.db", "c");
+    expect_kv(fx, "pos", "1");
+    assert_int_equal(catalog_tx_end(fx->c, true, &err), 0); /* none open: no-op */
+    catalog_close(other);
+}
+
 static void test_invalid(void **state)
 {
     struct fixture *fx = *state;
@@ -305,6 +426,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

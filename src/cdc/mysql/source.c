@@ -1262,6 +1262,101 @@ static int commit_truncate(struct my *m, struct shape *s, int64_t ts_us, struct 
     return rc;
 }
 
+static bool followed(struct my *m, const char *db, const char *name)
+{
+    const struct loch_source *src = m->r->src;
+    return mysql_table_selected(db, name, src->tables, src->n_tables, src->exclude, src->n_exclude);
+}
+
+/* RENAME TABLE a TO b, c TO d, ... (and ALTER TABLE a RENAME TO b). The server applies the
+ * pairs in order; the lake takes their net effect at once (a chain a -> b -> c is a -> c,
+ * a swap through a temporary name is a <-> b), so a name vacated by one pair is free for
+ * another. For each table, by its name before and after:
+ *   followed -> followed      its lake tables are renamed (rows, snapshots, _changes kept),
+ *                             with the DDL's position, in one catalog transaction
+ *   followed -> not followed  its current state empties (a T change) and it is no longer
+ *                             followed, as for DROP; history stays under the old name
+ *   not followed -> followed  it starts empty in the lake (no row of it was ever read):
+ *                             a warning says to re-snapshot for its earlier rows */
+static int on_rename(struct my *m, const struct mysql_ddl *d, int64_t ts_us, struct loch_err *err)
+{
+    size_t np = d->n_tables / 2, n = 0;
+    const char **odb = arena_alloc(m->tx, (np + 1) * sizeof *odb), **oname = arena_alloc(m->tx, (np + 1) * sizeof *oname);
+    const char **ndb = arena_alloc(m->tx, (np + 1) * sizeof *ndb), **nname = arena_alloc(m->tx, (np + 1) * sizeof *nname);
+    for (size_t i = 0; i < np; i++) {
+        const char *fdb = d->dbs[2 * i], *fname = d->tables[2 * i];
+        size_t k = 0;
+        while (k < n && !(!strcmp(ndb[k], fdb) && !strcmp(nname[k], fname)))
+            k++;
+        if (k == n) {
+            odb[n] = fdb;
+            oname[n++] = fname;
+        }
+        ndb[k] = d->dbs[2 * i + 1];
+        nname[k] = d->tables[2 * i + 1];
+    }
+    bool any = false;
+    for (size_t k = 0; k < n; k++)
+        any |= (followed(m, odb[k], oname[k]) || followed(m, ndb[k], nname[k])) &&
+               (strcmp(odb[k], ndb[k]) || strcmp(oname[k], nname[k]));
+    if (!any)
+        return 0;
+    /* what preceded the DDL becomes durable on its own, at its own position */
+    int rc = cdc_applier_flush(m->ap, NULL, NULL, err);
+    struct cdc_rename *ren = arena_alloc(m->tx, (n + 1) * sizeof *ren);
+    struct shape **from = arena_alloc(m->tx, (n + 1) * sizeof *from);
+    size_t n_ren = 0;
+    for (size_t k = 0; k < n && !rc; k++) {
+        bool f = followed(m, odb[k], oname[k]), t = followed(m, ndb[k], nname[k]);
+        if (!strcmp(odb[k], ndb[k]) && !strcmp(oname[k], nname[k]))
+            continue; /* renamed back within the statement */
+        if (!f) {
+            if (t)
+                log_warn("mysql source %s: %s.%s (not followed) was renamed to %s.%s, which is: it starts empty in "
+                         "the lake and gets the rows changed from now on (re-snapshot to load the others)",
+                         m->r->src->name, odb[k], oname[k], ndb[k], nname[k]);
+            continue;
+        }
+        struct shape *s;
+        bool found;
+        rc = declare_known(m, odb[k], oname[k], &s, &found, err);
+        if (rc || !found)
+            continue; /* never reached the lake: its rows arrive under the new name */
+        if (t) {
+            ren[n_ren] = (struct cdc_rename){odb[k], oname[k], ndb[k], nname[k]};
+            from[n_ren++] = s;
+            continue;
+        }
+        log_warn("mysql source %s: %s.%s was renamed to %s.%s, which is not followed: its current state empties "
+                 "in the lake, its history stays under the old name", m->r->src->name, odb[k], oname[k], ndb[k],
+                 nname[k]);
+        rc = commit_truncate(m, s, ts_us, err);
+        if (!rc)
+            rc = cdc_applier_drop_table(m->ap, odb[k], oname[k], err);
+        s->declared = false;
+    }
+    if (rc || n_ren == 0)
+        return rc;
+    rc = cdc_applier_rename_tables(m->ap, ren, n_ren, checkpoint_text(m, m->tx), err);
+    if (rc)
+        return rc;
+    /* the shapes follow: each new name has the old one's (declared under the new name),
+     * copied first, as a swap's names are each other's */
+    struct cdc_table *moved = arena_alloc(m->tx, n_ren * sizeof *moved);
+    for (size_t i = 0; i < n_ren; i++) {
+        moved[i] = from[i]->t;
+        from[i]->declared = false;
+    }
+    for (size_t i = 0; i < n_ren; i++) {
+        struct shape *s = shape_get(m, ren[i].schema_to, ren[i].to);
+        s->t = moved[i];
+        s->t.schema = s->db;
+        s->t.name = s->name;
+        s->declared = true;
+    }
+    return 0;
+}
+
 static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us, struct loch_err *err)
 {
     struct mysql_ddl d;
@@ -1314,26 +1409,7 @@ static int on_ddl(struct my *m, const char *db, const char *stmt, int64_t ts_us,
         }
         break;
     case MYSQL_DDL_RENAME:
-        /* a renamed table keeps its history under the old name (current state emptied,
-         * as for DROP); rows under the new name start with the next row change (see
-         * README: RENAME TABLE) */
-        for (size_t i = 0; i + 1 < d.n_tables && !rc; i += 2) {
-            struct shape *s;
-            bool found;
-            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
-                                      src->n_exclude))
-                continue;
-            rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
-            if (!rc && found) {
-                rc = commit_truncate(m, s, ts_us, err);
-                if (!rc)
-                    rc = cdc_applier_drop_table(m->ap, d.dbs[i], d.tables[i], err);
-                s->declared = false;
-                log_warn("mysql source %s: %s.%s renamed to %s.%s; the new name starts empty in the lake "
-                         "(re-snapshot to load its rows)", src->name, d.dbs[i], d.tables[i],
-                         d.dbs[i + 1], d.tables[i + 1]);
-            }
-        }
+        rc = on_rename(m, &d, ts_us, err);
         break;
     case MYSQL_DDL_ALTER: {
         if (d.n_renames == 0 || !mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables,
