@@ -1440,13 +1440,6 @@ int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r
     return rc;
 }
 
-int cdc_applier_rename_table(struct cdc_applier *ap, const char *schema, const char *from, const char *schema_to,
-                             const char *to, struct loch_err *err)
-{
-    struct cdc_rename r = {schema, from, schema_to, to};
-    return cdc_applier_rename_tables(ap, &r, 1, NULL, err);
-}
-
 /* ---- full load ---- */
 
 static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, const char *sql, struct arena *a,

@@ -182,9 +182,6 @@ struct cdc_rename {
  * flush). */
 int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r, size_t n,
                               const char *checkpoint, struct loch_err *err);
-/* One rename, no checkpoint: cdc_applier_rename_tables with one entry. */
-int cdc_applier_rename_table(struct cdc_applier *ap, const char *schema, const char *from, const char *schema_to,
-                             const char *to, struct loch_err *err);
 
 /* Full load: appends the rows of select_sql (run on the applier's connection; columns in
  * t's order, VARCHAR in the canonical forms above, or already typed) to the current-state
