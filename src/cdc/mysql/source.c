@@ -502,7 +502,7 @@ static int table_from_schema(struct my *m, MYSQL *c, const char *db, const char 
  * tables without a usable key are read by it alone. The other readers' snapshots are a
  * little later; a table they read gets the changes between the two positions again from
  * the stream, which converge to the source (an insert replaces the row of its key, a
- * delete of a missing key does nothing). A table with a primary key of orderable types is
+ * delete of a missing key does nothing; a key-less table matches rows on all columns). A table with a primary key of orderable types is
  * read in key ranges, `key > bound ORDER BY key LIMIT n`, each range committed with its
  * last key, so an interrupted load continues after it; a restart reads with new
  * snapshots and streams from the first run's position, which converges the same way. */
@@ -797,10 +797,13 @@ static int read_table(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, str
     return rc;
 }
 
-/* A connection holding a consistent snapshot. start (optional): the snapshot's binlog
- * position. MariaDB (and Percona) tell it (Binlog_snapshot_file/position) so no lock is
- * taken; stock MySQL has no such status and gets FLUSH TABLES WITH READ LOCK for the
- * moment of opening the snapshot only (never for the load). */
+/* A connection holding a consistent snapshot. start (optional): where the stream starts
+ * for it. MariaDB (and Percona) tell the snapshot's own binlog position
+ * (Binlog_snapshot_file/position). Stock MySQL has no such status; there start is the
+ * server's position read just before the snapshot opens, so the stream replays the few
+ * changes between the two over rows that already have them, which converges as for the
+ * later readers (see above). No lock is ever taken (FLUSH TABLES WITH READ LOCK would
+ * also need the RELOAD privilege). */
 static int open_snapshot(struct my *m, MYSQL **out, struct mysql_pos *start, struct arena *a,
                          struct loch_err *err)
 {
@@ -809,18 +812,20 @@ static int open_snapshot(struct my *m, MYSQL **out, struct mysql_pos *start, str
     if (rc)
         return rc;
     rc = q_exec(m, c, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", err);
-    if (!rc && (!start || m->is_mariadb)) {
+    if (!rc && start && !m->is_mariadb)
+        rc = server_position(m, c, start, err);
+    if (!rc)
         rc = q_exec(m, c, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
+    if (!rc && start && m->is_mariadb) {
         char *file = NULL, *pos = NULL;
-        if (!rc && start)
-            rc = q_value(m, c, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
-                               "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE'", a, &file, err);
-        if (!rc && start)
+        rc = q_value(m, c, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                           "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE'", a, &file, err);
+        if (!rc)
             rc = q_value(m, c, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
                                "WHERE VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION'", a, &pos, err);
-        if (!rc && start && (!file || !pos || !*file))
+        if (!rc && (!file || !pos || !*file))
             rc = loch_errf(err, LOCH_ECONFIG, "the server reports no Binlog_snapshot_file/position");
-        if (!rc && start) {
+        if (!rc) {
             memset(start, 0, sizeof *start);
             snprintf(start->file, sizeof start->file, "%s", file);
             start->pos = strtoull(pos, NULL, 10);
@@ -832,15 +837,6 @@ static int open_snapshot(struct my *m, MYSQL **out, struct mysql_pos *start, str
                 snprintf(start->gtid, sizeof start->gtid, "%s", g);
             loch_err_clear(err);
         }
-    } else if (!rc) {
-        rc = q_exec(m, c, "FLUSH TABLES WITH READ LOCK", err);
-        if (!rc)
-            rc = q_exec(m, c, "START TRANSACTION WITH CONSISTENT SNAPSHOT", err);
-        if (!rc)
-            rc = server_position(m, c, start, err);
-        int rc2 = q_exec(m, c, "UNLOCK TABLES", err);
-        if (!rc)
-            rc = rc2;
     }
     if (rc) {
         mysql_close(c);
