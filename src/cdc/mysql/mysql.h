@@ -28,13 +28,24 @@ struct mysql_params {
 int mysql_params_parse(const char *url, const char *password_env, struct arena *a,
                        struct mysql_params *out, struct loch_err *err);
 
-/* A binlog position as saved in the checkpoint: "FILE:POS" with an optional " gtid=G"
- * (MariaDB domain-server-seq list or MySQL uuid:n). */
+/* Longest GTID text a checkpoint holds, with its NUL: a MariaDB domain-server-seq list or
+ * a MySQL executed-GTID set (about 100 bytes per server uuid that ever wrote to the
+ * source). Longer text is refused with an error, never cut. */
+#define MYSQL_GTID_TEXT_MAX 16384
+
+/* A binlog position as saved in the checkpoint: "FILE:POS" with an optional " gtid=G".
+ * G is the MariaDB GTID position (domain-server-seq list) on MariaDB, and on MySQL the
+ * executed-GTID set at FILE:POS (what @@gtid_executed held there, "uuid:1-5:7,uuid2:1-9").
+ * Checkpoints of MySQL sources written before loch kept that set hold the last GTID only,
+ * "gtid=uuid:n"; the set form is written as " gtid_set=S" so the two are never confused. */
 struct mysql_pos {
     char file[256];
     uint64_t pos;
-    char gtid[512]; /* "" when unknown */
+    char gtid[MYSQL_GTID_TEXT_MAX]; /* "" when unknown */
+    bool gtid_is_set;               /* gtid is a MySQL executed-GTID set (" gtid_set=") */
 };
+/* LOCH_ECORRUPT when text is not FILE:POS[ gtid=G| gtid_set=S] or its GTID text is longer
+ * than MYSQL_GTID_TEXT_MAX - 1. */
 int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *err);
 /* Formats p into a. */
 char *mysql_pos_format(const struct mysql_pos *p, struct arena *a);
@@ -78,6 +89,62 @@ struct mysql_ddl {
 /* Recognises the statement (comments and backquoted names handled). Unknown statements
  * are MYSQL_DDL_NONE, never an error. Output in a. */
 void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *out);
+
+/* ---- MySQL GTID sets ----
+ * A GTID is uuid:n (the server uuid that first committed the transaction, its sequence
+ * number 1..2^63-2). A set keeps, per uuid in uuid order, sorted disjoint non-adjacent
+ * inclusive ranges, which makes its text canonical. Tagged GTIDs (MySQL 8.3+,
+ * "uuid:tag:n") are refused. The set owns its arrays (heap): mysql_gtid_set_free. */
+struct mysql_gtid {
+    uint8_t uuid[16];
+    uint64_t seq;
+};
+struct mysql_gtid_range {
+    uint64_t first, last; /* inclusive */
+};
+struct mysql_gtid_sid {
+    uint8_t uuid[16];
+    struct mysql_gtid_range *ranges;
+    size_t n_ranges, cap_ranges;
+};
+struct mysql_gtid_set {
+    struct mysql_gtid_sid *sids; /* sorted by uuid */
+    size_t n_sids, cap_sids;
+}; /* all zero: the empty set */
+
+/* Parses one "uuid:n" (as binlog_mysql_gtid_decode writes it). LOCH_ECORRUPT naming the text. */
+int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *err);
+/* Parses a set as MySQL prints it (SHOW MASTER STATUS, @@gtid_executed, Previous_gtids):
+ * "uuid:1-5:7,\nuuid2:1-100"; whitespace between tokens, empty elements and "" (the empty
+ * set) allowed, uuids in either case, ranges in any order (merged). out is replaced (any
+ * earlier contents freed); on error it is left empty and the result is LOCH_ECORRUPT with
+ * the offset, or LOCH_EUNSUPPORTED for a tagged GTID. */
+int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct loch_err *err);
+/* Frees s's arrays and leaves it empty. */
+void mysql_gtid_set_free(struct mysql_gtid_set *s);
+/* Adds g, merging with adjacent ranges (O(1) for the next number of a uuid's last range). */
+void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g);
+bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g);
+/* True when every GTID of a is in b. */
+bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gtid_set *b);
+/* Canonical text in a: lowercase uuids in order, "uuid:1-5:7" joined by ","; "" when empty. */
+char *mysql_gtid_set_format(const struct mysql_gtid_set *s, struct arena *a);
+
+/* A binlog file still on the server (SHOW BINARY LOGS order: oldest first) with the text of
+ * its PREVIOUS_GTIDS event (SHOW BINLOG EVENTS' Info column): every GTID written before it. */
+struct mysql_binlog_file {
+    const char *name;
+    const char *previous_gtids; /* NULL: the file has no PREVIOUS_GTIDS event */
+};
+/* Where a stream resumes when the checkpoint's file was purged but its executed set is
+ * known: the newest file F such that F and every older file have Previous_gtids within
+ * executed; nothing before F is missing from the lake, and F's transactions whose GTID
+ * is in executed are to be skipped. *chosen (OUT) indexes files. LOCH_ECONFIG when no
+ * file qualifies (transactions loch never saw were purged; the caller adds the
+ * re-snapshot hint), LOCH_ECORRUPT when a Previous_gtids text does not parse or a file
+ * has none. */
+int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files,
+                           const struct mysql_gtid_set *executed, size_t *chosen, struct loch_err *err);
 
 /* Derived replica server id (when server_id: is not configured): stable for a source
  * name and host, in 0x40000000..0x7fffffff so it stays clear of small hand-set ids. */

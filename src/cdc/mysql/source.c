@@ -69,7 +69,19 @@ struct my {
     int64_t tx_ts_us;
     struct mysql_pos pos; /* read position: end of the last whole event group */
     char file[256];       /* current binlog file */
-    char gtid_state[512]; /* MariaDB: last GTID per domain, comma-separated */
+    /* MariaDB: last GTID per domain, comma-separated. MySQL: the executed set's canonical
+     * text when executed_known, else (gtid_mode off, or a checkpoint written before loch
+     * kept sets) the last GTID. */
+    char gtid_state[MYSQL_GTID_TEXT_MAX];
+    /* MySQL with gtid_mode=ON: every GTID up to pos (lifetime: run, read again from the
+     * checkpoint by every attempt; heap). A group whose GTID is already in it is skipped. */
+    struct mysql_gtid_set executed;
+    bool executed_known;
+    struct mysql_gtid cur;  /* GTID of the open MySQL group (cur_valid) */
+    bool cur_valid;
+    bool skip_tx;           /* the open group is already in the lake: nothing reaches the applier */
+    uint64_t n_skipped;     /* groups skipped since skip_from was set */
+    char skip_from[256];    /* resumed by GTID set from this file ("" = not) */
     int64_t last_event_s; /* header timestamp of the last event read (0 = none) */
     int64_t last_flush_ms;
     int64_t staged;       /* row changes handed to the applier since its last flush */
@@ -295,8 +307,29 @@ static int server_position(struct my *m, MYSQL *c, struct mysql_pos *out, struct
     }
     snprintf(out->file, sizeof out->file, "%s", row[0]);
     out->pos = strtoull(row[1], NULL, 10);
+    int rc = 0;
+    if (!m->is_mariadb && m->gtid_positions) {
+        /* Executed_Gtid_Set, the 5th column, is the set at that position (MySQL reads it
+         * just before the position, so a commit in between may be missing from it: the
+         * stream then replays that transaction over rows that have it, which converges,
+         * and the file's next PREVIOUS_GTIDS event completes the set). */
+        struct mysql_gtid_set set = {0};
+        rc = mysql_gtid_set_parse(mysql_num_fields(res) >= 5 ? row[4] : NULL, &set, err);
+        if (!rc) {
+            struct arena *a = arena_new(); /* lifetime: this formatting */
+            char *text = mysql_gtid_set_format(&set, a);
+            if (strlen(text) >= sizeof out->gtid)
+                rc = loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set is %zu bytes of text; loch "
+                               "keeps at most %zu in a checkpoint", strlen(text), sizeof out->gtid - 1);
+            else
+                memcpy(out->gtid, text, strlen(text) + 1);
+            out->gtid_is_set = true;
+            arena_free(a);
+        }
+        mysql_gtid_set_free(&set);
+    }
     mysql_free_result(res);
-    return 0;
+    return rc;
 }
 
 /* True when file is still on the server (SHOW BINARY LOGS). */
@@ -312,6 +345,72 @@ static int binlog_exists(struct my *m, const char *file, bool *out, struct loch_
             *out = true;
     if (res)
         mysql_free_result(res);
+    return 0;
+}
+
+/* The binlog files on the server, oldest first, each with its PREVIOUS_GTIDS event's
+ * text (SHOW BINLOG EVENTS' Info column: the set, as MySQL prints sets), in a. */
+static int binlog_files(struct my *m, struct arena *a, struct mysql_binlog_file **out, size_t *n,
+                        struct loch_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (mysql_real_query(m->q, "SHOW BINARY LOGS", 16) != 0)
+        return conn_error(m->q, m, "SHOW BINARY LOGS", err);
+    MYSQL_RES *res = mysql_store_result(m->q);
+    if (!res)
+        return conn_error(m->q, m, "SHOW BINARY LOGS", err);
+    struct mysql_binlog_file *f = arena_alloc(a, (mysql_num_rows(res) + 1) * sizeof *f);
+    MYSQL_ROW row;
+    size_t k = 0;
+    while ((row = mysql_fetch_row(res)))
+        if (row[0])
+            f[k++].name = arena_strdup(a, row[0]);
+    mysql_free_result(res);
+    for (size_t i = 0; i < k; i++) {
+        /* FORMAT_DESCRIPTION, PREVIOUS_GTIDS, then the first group (MySQL 5.6+ writes the
+         * PREVIOUS_GTIDS event into every file, with gtid_mode off too) */
+        char esc[600];
+        mysql_real_escape_string(m->q, esc, f[i].name, (unsigned long)strlen(f[i].name));
+        char *sql = arena_printf(a, "SHOW BINLOG EVENTS IN '%s' LIMIT 3", esc);
+        if (mysql_real_query(m->q, sql, strlen(sql)) != 0 || !(res = mysql_store_result(m->q)))
+            return conn_error(m->q, m, sql, err);
+        while ((row = mysql_fetch_row(res)))
+            if (mysql_num_fields(res) >= 6 && row[2] && !strcmp(row[2], "Previous_gtids"))
+                f[i].previous_gtids = arena_strdup(a, row[5] ? row[5] : "");
+        mysql_free_result(res);
+    }
+    *out = f;
+    *n = k;
+    return 0;
+}
+
+/* The checkpoint's file was purged (MySQL, gtid_mode=ON, the checkpoint holds the
+ * executed set in m->executed): moves m->pos to the start of the newest file whose
+ * Previous_gtids the set covers (mysql_gtid_resume_file); its groups already in the set
+ * are skipped by on_event. */
+static int resume_by_gtid_set(struct my *m, struct arena *a, const char *cp, struct loch_err *err)
+{
+    struct mysql_binlog_file *files;
+    size_t n, k;
+    int rc = binlog_files(m, a, &files, &n, err);
+    if (!rc)
+        rc = mysql_gtid_resume_file(files, n, &m->executed, &k, err);
+    if (rc == LOCH_ECONFIG) {
+        loch_err_detail(err, "the saved position was %s", cp);
+        return loch_err_hint(err, "re-snapshot: drop this source's lake tables and the checkpoint key "
+                                  "cdc.%s.checkpoint, then run loch replicate again; raise the server's "
+                                  "binlog retention", m->r->src->name);
+    }
+    if (rc)
+        return rc;
+    log_warn("mysql source %s: binlog %s is gone; resuming by GTID set from %s:4 (the newest file whose "
+             "Previous_gtids the lake has), skipping the transactions the lake already has",
+             m->r->src->name, m->pos.file, files[k].name);
+    snprintf(m->pos.file, sizeof m->pos.file, "%s", files[k].name);
+    m->pos.pos = 4;
+    snprintf(m->skip_from, sizeof m->skip_from, "%s", files[k].name);
+    m->n_skipped = 0;
     return 0;
 }
 
@@ -1035,6 +1134,37 @@ static void tx_reset(struct my *m)
     m->in_tx = false;
     m->began = false;
     m->gtid[0] = 0;
+    m->cur_valid = false;
+    m->skip_tx = false;
+}
+
+static void log_skipped(struct my *m)
+{
+    log_info("mysql source %s: skipped %" PRIu64 " transactions of %s onwards already in the lake "
+             "(their GTIDs are in the checkpoint's set)", m->r->src->name, m->n_skipped, m->skip_from);
+    m->skip_from[0] = 0;
+}
+
+/* The open MySQL group ended (or a new one began): its GTID joins the executed set, whose
+ * text the next checkpoint carries. LOCH_EUNSUPPORTED when that text outgrows a checkpoint. */
+static int gtid_done(struct my *m, struct loch_err *err)
+{
+    if (!m->cur_valid || !m->executed_known)
+        return 0;
+    m->cur_valid = false;
+    if (m->skip_tx)
+        return 0; /* already in the set */
+    mysql_gtid_set_add(&m->executed, &m->cur);
+    char *text = mysql_gtid_set_format(&m->executed, m->tx);
+    size_t n = strlen(text);
+    if (n >= sizeof m->gtid_state) {
+        loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; loch "
+                  "keeps at most %zu in a checkpoint", n, sizeof m->gtid_state - 1);
+        return loch_err_detail(err, "every server uuid that ever wrote to the source adds about 50 bytes, "
+                                    "every gap in its numbers about 20");
+    }
+    memcpy(m->gtid_state, text, n + 1);
+    return 0;
 }
 
 static void gtid_state_update(struct my *m, uint32_t domain, const char *gtid)
@@ -1061,6 +1191,7 @@ static char *checkpoint_text(struct my *m, struct arena *a)
 {
     struct mysql_pos p = m->pos;
     snprintf(p.gtid, sizeof p.gtid, "%s", m->gtid_state);
+    p.gtid_is_set = m->executed_known;
     return mysql_pos_format(&p, a);
 }
 
@@ -1524,9 +1655,23 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
         const char *g;
         if ((rc = binlog_mysql_gtid_decode(body, blen, m->tx, &g, err)))
             return rc;
+        /* a group whose end was not recognised (an XA COMMIT, say) still happened */
+        if ((rc = gtid_done(m, err)))
+            return rc;
         tx_reset(m);
         snprintf(m->gtid, sizeof m->gtid, "%s", g);
-        snprintf(m->gtid_state, sizeof m->gtid_state, "%s", g);
+        if (m->executed_known) {
+            if ((rc = mysql_gtid_parse(m->gtid, &m->cur, err)))
+                return rc;
+            m->cur_valid = true;
+            m->skip_tx = mysql_gtid_set_contains(&m->executed, &m->cur);
+            if (m->skip_tx)
+                m->n_skipped++;
+            else if (m->skip_from[0])
+                log_skipped(m);
+        } else {
+            snprintf(m->gtid_state, sizeof m->gtid_state, "%s", g);
+        }
         m->in_tx = true;
         m->tx_ts_us = ts_us;
         return 0;
@@ -1546,8 +1691,12 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
             return 0; /* SAVEPOINT and the like, inside a transaction */
         snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
         m->pos.pos = log_pos;
+        if ((rc = gtid_done(m, err)))
+            return rc;
         if (d.kind == MYSQL_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
             rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
+        } else if (m->skip_tx) {
+            tx_reset(m);
         } else {
             rc = on_ddl(m, db, stmt, ts_us, err);
             tx_reset(m);
@@ -1558,10 +1707,14 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     case BL_EV_XID:
         snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
         m->pos.pos = log_pos;
+        if ((rc = gtid_done(m, err)))
+            return rc;
         rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
         *group_end = true;
         return rc;
     case BL_EV_TABLE_MAP: {
+        if (m->skip_tx)
+            return 0;
         struct binlog_table *bt;
         if ((rc = binlog_table_map_decode(body, blen, 6, m->tx, &bt, err)))
             return rc;
@@ -1583,6 +1736,8 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
     }
     case BL_EV_WRITE_ROWS_V1: case BL_EV_UPDATE_ROWS_V1: case BL_EV_DELETE_ROWS_V1:
     case BL_EV_WRITE_ROWS: case BL_EV_UPDATE_ROWS: case BL_EV_DELETE_ROWS: {
+        if (m->skip_tx)
+            return 0;
         uint64_t id;
         if ((rc = binlog_rows_table_id(body, blen, 6, &id, err)))
             return rc;
@@ -1619,8 +1774,9 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
                                   "already written compressed need a re-snapshot");
     case 38: /* XA_PREPARE_LOG_EVENT: the rows of an XA transaction commit later, by xid */
         if (m->n_rows == 0) { /* touched no followed table */
+            rc = gtid_done(m, err);
             tx_reset(m);
-            return 0;
+            return rc;
         }
         loch_errf(err, LOCH_EUNSUPPORTED, "the source wrote an XA transaction (XA PREPARE at %s:%u), which loch "
                   "cannot replicate yet", m->file, log_pos);
@@ -1728,6 +1884,8 @@ static int stream(struct my *m, const struct mysql_pos *until, struct loch_err *
             break;
     }
     m->until = NULL;
+    if (m->skip_from[0])
+        log_skipped(m);
     if (ev)
         mariadb_free_rpl_event(ev);
     mariadb_rpl_close(rpl);
@@ -1772,21 +1930,36 @@ static int attempt(struct my *m, struct loch_err *err)
             bool exists = false;
             if (!rc)
                 rc = binlog_exists(m, m->pos.file, &exists, err);
+            bool by_set = !m->is_mariadb && m->gtid_positions && m->pos.gtid_is_set;
             if (!rc && !exists) {
                 if (m->is_mariadb && m->pos.gtid[0]) {
                     log_warn("mysql source %s: binlog %s is gone; resuming from GTID %s",
                              m->r->src->name, m->pos.file, m->pos.gtid);
                     m->pos.file[0] = 0;
                     m->pos.pos = 0;
+                } else if (by_set) {
+                    if (!(rc = mysql_gtid_set_parse(m->pos.gtid, &m->executed, err)))
+                        rc = resume_by_gtid_set(m, a, cp, err);
                 } else {
                     loch_errf(err, LOCH_ECONFIG, "the binlog file %s holding the saved position %s was purged "
                               "from the source server", m->pos.file, cp);
+                    if (!m->is_mariadb)
+                        loch_err_detail(err, m->gtid_positions ? "the checkpoint holds no executed GTID set (it was "
+                                        "written before loch kept one), so it cannot resume by GTID"
+                                        : "resuming by GTID needs gtid_mode=ON on the source server");
                     rc = loch_err_hint(err, "re-snapshot: drop this source's lake tables and the checkpoint key "
                                             "cdc.%s.checkpoint, then run loch replicate again; raise the "
                                             "server's binlog retention", m->r->src->name);
                 }
             }
         }
+    }
+    /* MySQL with gtid_mode=ON: the executed set at the start position, kept up to date by
+     * the stream (full load: from SHOW MASTER STATUS; resume: from the checkpoint). */
+    m->executed_known = false;
+    if (!rc && !m->is_mariadb && m->gtid_positions && m->pos.gtid_is_set) {
+        rc = mysql_gtid_set_parse(m->pos.gtid, &m->executed, err);
+        m->executed_known = rc == 0;
     }
     if (!rc) {
         snprintf(m->gtid_state, sizeof m->gtid_state, "%s", m->pos.gtid);
@@ -1848,6 +2021,7 @@ done:
         rc = 0;
         loch_err_clear(err);
     }
+    mysql_gtid_set_free(&m.executed);
     arena_free(m.tx);
     arena_free(m.run);
     return rc;

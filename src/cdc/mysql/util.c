@@ -1,5 +1,6 @@
 /* util.c: the MySQL source's small pure helpers (mysql.h): URL, positions, globs, the
- * information_schema -> binlog column mapping, DDL recognition. No network here. */
+ * information_schema -> binlog column mapping, DDL recognition, MySQL GTID sets and the
+ * choice of a resume file from them. No network here. */
 #include <ctype.h>
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "cdc/mysql/mysql.h"
 
 int mysql_params_parse(const char *url, const char *password_env, struct arena *a,
@@ -96,8 +98,22 @@ int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *er
         return LOCH_ECORRUPT;
     }
     const char *g = strstr(e, " gtid=");
+    const char *gs = strstr(e, " gtid_set=");
+    if (gs) {
+        g = gs + 10;
+        out->gtid_is_set = true;
+    } else if (g) {
+        g += 6;
+    }
     if (g) {
-        snprintf(out->gtid, sizeof out->gtid, "%s", g + 6);
+        size_t n = strlen(g);
+        if (n >= sizeof out->gtid) {
+            loch_errf(err, LOCH_ECORRUPT, "MySQL checkpoint %s:%" PRIu64 ": its GTID text of %zu bytes is "
+                      "longer than loch keeps (%zu)", out->file, out->pos, n, sizeof out->gtid - 1);
+            out->gtid_is_set = false;
+            return LOCH_ECORRUPT;
+        }
+        memcpy(out->gtid, g, n + 1);
     }
     return 0;
 }
@@ -105,7 +121,8 @@ int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *er
 char *mysql_pos_format(const struct mysql_pos *p, struct arena *a)
 {
     if (p->gtid[0])
-        return arena_printf(a, "%s:%" PRIu64 " gtid=%s", p->file, p->pos, p->gtid);
+        return arena_printf(a, "%s:%" PRIu64 " %s=%s", p->file, p->pos, p->gtid_is_set ? "gtid_set" : "gtid",
+                            p->gtid);
     return arena_printf(a, "%s:%" PRIu64, p->file, p->pos);
 }
 
@@ -466,6 +483,335 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
             next(&l);
         }
     }
+}
+
+/* ---- MySQL GTID sets ----
+ * The text form is MySQL's Gtid_set::to_string (sql/rpl_gtid_set.cc) and its parser
+ * Gtid_set::add_gtid_text: uuid(:interval)* joined by ',', whitespace anywhere between
+ * tokens, empty elements skipped; an interval is n or n-m, 1 <= n <= m < 2^63-1 (GNO_END). */
+
+#define GNO_MAX ((uint64_t)INT64_MAX - 1)
+
+static int uuid_cmp(const uint8_t *a, const uint8_t *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* 8-4-4-4-12 hex digits; *used = 36 on success. */
+static bool parse_uuid(const char *p, uint8_t out[16], size_t *used)
+{
+    size_t k = 0, i = 0;
+    for (; k < 16; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (p[i] != '-')
+                return false;
+            continue;
+        }
+        int hi = hexval((unsigned char)p[i]);
+        int lo = hi < 0 ? -1 : hexval((unsigned char)p[i + 1]);
+        if (lo < 0)
+            return false;
+        out[k++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    *used = i;
+    return true;
+}
+
+/* Decimal 1..GNO_MAX; *used digits. */
+static bool parse_gno(const char *p, uint64_t *out, size_t *used)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    while (p[i] >= '0' && p[i] <= '9') {
+        if (v > (GNO_MAX - (uint64_t)(p[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+        i++;
+    }
+    if (i == 0 || v == 0)
+        return false;
+    *out = v;
+    *used = i;
+    return true;
+}
+
+int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *err)
+{
+    size_t u, d;
+    memset(out, 0, sizeof *out);
+    if (!text || !parse_uuid(text, out->uuid, &u) || text[u] != ':' || !parse_gno(text + u + 1, &out->seq, &d) ||
+        text[u + 1 + d]) {
+        loch_errf(err, LOCH_ECORRUPT, "\"%.80s\" is not a MySQL GTID (uuid:n)", text ? text : "");
+        return LOCH_ECORRUPT;
+    }
+    return 0;
+}
+
+void mysql_gtid_set_free(struct mysql_gtid_set *s)
+{
+    for (size_t i = 0; i < s->n_sids; i++)
+        free(s->sids[i].ranges);
+    free(s->sids);
+    memset(s, 0, sizeof *s);
+}
+
+/* Binary search: index of uuid, or where it would be inserted (*found false). */
+static size_t sid_find(const struct mysql_gtid_set *s, const uint8_t *uuid, bool *found)
+{
+    size_t lo = 0, hi = s->n_sids;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = uuid_cmp(s->sids[mid].uuid, uuid);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static struct mysql_gtid_sid *sid_get(struct mysql_gtid_set *s, const uint8_t *uuid)
+{
+    bool found;
+    size_t i = sid_find(s, uuid, &found);
+    if (found)
+        return &s->sids[i];
+    if (s->n_sids == s->cap_sids) {
+        s->cap_sids = s->cap_sids ? s->cap_sids * 2 : 4;
+        s->sids = xrealloc(s->sids, s->cap_sids * sizeof *s->sids);
+    }
+    memmove(&s->sids[i + 1], &s->sids[i], (s->n_sids - i) * sizeof *s->sids);
+    s->n_sids++;
+    memset(&s->sids[i], 0, sizeof s->sids[i]);
+    memcpy(s->sids[i].uuid, uuid, 16);
+    return &s->sids[i];
+}
+
+/* First range whose last >= v (n_ranges when none). */
+static size_t range_at(const struct mysql_gtid_sid *sd, uint64_t v)
+{
+    size_t lo = 0, hi = sd->n_ranges;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sd->ranges[mid].last < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Adds [first, last] (1 <= first <= last <= GNO_MAX), merging overlapping and adjacent ranges. */
+static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
+{
+    size_t n = sd->n_ranges;
+    if (n && sd->ranges[n - 1].last + 1 >= first && sd->ranges[n - 1].first <= first) { /* the stream's case */
+        if (last > sd->ranges[n - 1].last)
+            sd->ranges[n - 1].last = last;
+        return;
+    }
+    size_t i = range_at(sd, first - 1); /* first range that overlaps or touches from below */
+    size_t j = i;
+    while (j < n && sd->ranges[j].first <= last + 1)
+        j++;
+    if (j > i) { /* ranges i..j-1 merge with [first, last] into one at i */
+        struct mysql_gtid_range r = {first < sd->ranges[i].first ? first : sd->ranges[i].first,
+                                     last > sd->ranges[j - 1].last ? last : sd->ranges[j - 1].last};
+        sd->ranges[i] = r;
+        memmove(&sd->ranges[i + 1], &sd->ranges[j], (n - j) * sizeof *sd->ranges);
+        sd->n_ranges = n - (j - i - 1);
+        return;
+    }
+    if (n == sd->cap_ranges) {
+        sd->cap_ranges = sd->cap_ranges ? sd->cap_ranges * 2 : 4;
+        sd->ranges = xrealloc(sd->ranges, sd->cap_ranges * sizeof *sd->ranges);
+    }
+    memmove(&sd->ranges[i + 1], &sd->ranges[i], (n - i) * sizeof *sd->ranges);
+    sd->ranges[i] = (struct mysql_gtid_range){first, last};
+    sd->n_ranges = n + 1;
+}
+
+void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g)
+{
+    sid_add(sid_get(s, g->uuid), g->seq, g->seq);
+}
+
+bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g)
+{
+    bool found;
+    size_t i = sid_find(s, g->uuid, &found);
+    if (!found)
+        return false;
+    const struct mysql_gtid_sid *sd = &s->sids[i];
+    size_t r = range_at(sd, g->seq);
+    return r < sd->n_ranges && sd->ranges[r].first <= g->seq;
+}
+
+bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gtid_set *b)
+{
+    for (size_t i = 0; i < a->n_sids; i++) {
+        const struct mysql_gtid_sid *sa = &a->sids[i];
+        if (sa->n_ranges == 0)
+            continue;
+        bool found;
+        size_t k = sid_find(b, sa->uuid, &found);
+        if (!found)
+            return false;
+        const struct mysql_gtid_sid *sb = &b->sids[k];
+        /* b's ranges are maximal, so a range of a is within b only inside one of them */
+        for (size_t r = 0; r < sa->n_ranges; r++) {
+            size_t at = range_at(sb, sa->ranges[r].first);
+            if (at == sb->n_ranges || sb->ranges[at].first > sa->ranges[r].first ||
+                sb->ranges[at].last < sa->ranges[r].last)
+                return false;
+        }
+    }
+    return true;
+}
+
+char *mysql_gtid_set_format(const struct mysql_gtid_set *s, struct arena *a)
+{
+    struct buf b = {0};
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < s->n_sids; i++) {
+        const struct mysql_gtid_sid *sd = &s->sids[i];
+        if (sd->n_ranges == 0)
+            continue;
+        if (b.len)
+            buf_putc(&b, ',');
+        for (int k = 0; k < 16; k++) {
+            if (k == 4 || k == 6 || k == 8 || k == 10)
+                buf_putc(&b, '-');
+            buf_putc(&b, hex[sd->uuid[k] >> 4]);
+            buf_putc(&b, hex[sd->uuid[k] & 15]);
+        }
+        for (size_t r = 0; r < sd->n_ranges; r++) {
+            if (sd->ranges[r].first == sd->ranges[r].last)
+                buf_printf(&b, ":%" PRIu64, sd->ranges[r].first);
+            else
+                buf_printf(&b, ":%" PRIu64 "-%" PRIu64, sd->ranges[r].first, sd->ranges[r].last);
+        }
+    }
+    char *out = arena_strndup(a, b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return out;
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
+static int set_syntax(const char *text, const char *at, const char *what, struct loch_err *err)
+{
+    loch_errf(err, LOCH_ECORRUPT, "MySQL GTID set: %s at offset %zu (\"%.40s\")", what, (size_t)(at - text), at);
+    return loch_err_detail(err, "a GTID set reads uuid:1-5:7,uuid2:1-100");
+}
+
+int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct loch_err *err)
+{
+    mysql_gtid_set_free(out);
+    if (!text)
+        return 0;
+    const char *p = skip_ws(text);
+    int rc = 0;
+    while (*p && !rc) {
+        if (*p == ',') { /* empty elements, as MySQL allows */
+            p = skip_ws(p + 1);
+            continue;
+        }
+        uint8_t uuid[16];
+        size_t used;
+        if (!parse_uuid(p, uuid, &used)) {
+            rc = set_syntax(text, p, "expected a server uuid", err);
+            break;
+        }
+        p = skip_ws(p + used);
+        struct mysql_gtid_sid *sd = sid_get(out, uuid);
+        while (*p == ':' && !rc) {
+            p = skip_ws(p + 1);
+            uint64_t first, last;
+            if (isalpha((unsigned char)*p) || *p == '_') {
+                loch_errf(err, LOCH_EUNSUPPORTED, "MySQL GTID set has a tagged GTID (\"%.40s\" at offset %zu)",
+                          p, (size_t)(p - text));
+                rc = loch_err_hint(err, "tagged GTIDs (MySQL 8.3+, SET gtid_next='AUTOMATIC:tag') are not "
+                                        "supported by loch");
+                break;
+            }
+            if (!parse_gno(p, &first, &used)) {
+                rc = set_syntax(text, p, "expected a transaction number 1..9223372036854775806", err);
+                break;
+            }
+            p = skip_ws(p + used);
+            last = first;
+            if (*p == '-') {
+                p = skip_ws(p + 1);
+                if (!parse_gno(p, &last, &used) || last < first) {
+                    rc = set_syntax(text, p, "expected the interval's end, not below its start", err);
+                    break;
+                }
+                p = skip_ws(p + used);
+            }
+            sid_add(sd, first, last);
+        }
+        if (!rc && *p && *p != ',')
+            rc = set_syntax(text, p, "expected ',' or ':'", err);
+    }
+    if (rc)
+        mysql_gtid_set_free(out);
+    return rc;
+}
+
+int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files,
+                           const struct mysql_gtid_set *executed, size_t *chosen, struct loch_err *err)
+{
+    struct mysql_gtid_set prev = {0};
+    size_t ok = 0; /* files[0..ok) qualify */
+    int rc = 0;
+    for (; ok < n_files; ok++) {
+        if (!files[ok].previous_gtids) {
+            loch_errf(err, LOCH_ECORRUPT, "binlog file %s has no PREVIOUS_GTIDS event", files[ok].name);
+            rc = loch_err_detail(err, "MySQL 5.6+ writes one at the start of every binlog file");
+            break;
+        }
+        if ((rc = mysql_gtid_set_parse(files[ok].previous_gtids, &prev, err))) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            loch_errf(err, rc, "the Previous_gtids of binlog file %s: %s", files[ok].name, msg);
+            break;
+        }
+        if (!mysql_gtid_set_subset(&prev, executed))
+            break;
+    }
+    mysql_gtid_set_free(&prev);
+    if (rc)
+        return rc;
+    if (ok == 0) {
+        if (n_files == 0)
+            return loch_errf(err, LOCH_ECONFIG, "the source server lists no binlog files");
+        loch_errf(err, LOCH_ECONFIG, "transactions the lake never received were purged from the source "
+                  "server: the oldest binlog file %s starts after GTIDs missing from the lake's set",
+                  files[0].name);
+        return LOCH_ECONFIG;
+    }
+    *chosen = ok - 1;
+    return 0;
 }
 
 uint32_t mysql_derive_server_id(const char *source_name)
