@@ -924,6 +924,68 @@ int binlog_mariadb_gtid_decode(const uint8_t *body, size_t len, uint64_t *seq, u
     return 0;
 }
 
+static void uuid_text(const uint8_t *sid, char u[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            u[k++] = '-';
+        u[k++] = hex[sid[i] >> 4];
+        u[k++] = hex[sid[i] & 15];
+    }
+    u[k] = 0;
+}
+
+int binlog_mysql_previous_gtids_decode(const uint8_t *body, size_t len, struct arena *a, const char **set,
+                                       struct loch_err *err)
+{
+    struct cursor c = cursor_make(body, len);
+    uint64_t n_sids;
+    if (!get_le(&c, 8, &n_sids))
+        return TRUNC(err, "PREVIOUS_GTIDS event");
+    if (n_sids >> 56) { /* the top byte is the format: 1 = tagged (MySQL 8.3+) */
+        loch_errf(err, LOCH_EUNSUPPORTED, "the source writes tagged GTIDs (PREVIOUS_GTIDS format %u)",
+                  (unsigned)(n_sids >> 56));
+        return loch_err_hint(err, "tagged GTIDs are not supported by loch");
+    }
+    if (n_sids > c.left / 24) /* each sid takes at least 24 bytes */
+        return TRUNC(err, "PREVIOUS_GTIDS sid count");
+    struct buf b = {0};
+    int rc = 0;
+    for (uint64_t i = 0; i < n_sids && !rc; i++) {
+        const uint8_t *sid;
+        uint64_t n_iv;
+        if (!cursor_bytes(&c, 16, &sid) || !get_le(&c, 8, &n_iv) || n_iv > c.left / 16) {
+            rc = TRUNC(err, "PREVIOUS_GTIDS sid");
+            break;
+        }
+        char u[37];
+        uuid_text(sid, u);
+        buf_printf(&b, "%s%s", i ? "," : "", u);
+        for (uint64_t k = 0; k < n_iv; k++) {
+            uint64_t start = 0, end = 0;
+            if (!get_le(&c, 8, &start) || !get_le(&c, 8, &end)) {
+                rc = TRUNC(err, "PREVIOUS_GTIDS interval");
+                break;
+            }
+            if (start < 1 || end <= start || end > (uint64_t)INT64_MAX) {
+                rc = loch_errf(err, LOCH_ECORRUPT, "PREVIOUS_GTIDS interval [%" PRIu64 ", %" PRIu64 ") of %s",
+                               start, end, u);
+                break;
+            }
+            if (end - 1 == start)
+                buf_printf(&b, ":%" PRIu64, start);
+            else
+                buf_printf(&b, ":%" PRIu64 "-%" PRIu64, start, end - 1);
+        }
+    }
+    if (!rc)
+        *set = arena_strndup(a, b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return rc;
+}
+
 int binlog_mysql_gtid_decode(const uint8_t *body, size_t len, struct arena *a, const char **gtid,
                              struct loch_err *err)
 {

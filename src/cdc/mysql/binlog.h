@@ -134,6 +134,14 @@ int binlog_mariadb_gtid_decode(const uint8_t *body, size_t len, uint64_t *seq, u
 int binlog_mysql_gtid_decode(const uint8_t *body, size_t len, struct arena *a, const char **gtid,
                              struct loch_err *err);
 
+/* A MySQL PREVIOUS_GTIDS body (type 35, the second event of every binlog file: every GTID
+ * written before the file) as set text "uuid:a-b:c,uuid2:..." in a (libbinlogevents
+ * Previous_gtids_event: 8-byte sid count, then per sid 16 bytes of uuid, an 8-byte
+ * interval count and [start, end) pairs of 8 bytes). LOCH_EUNSUPPORTED for the tagged
+ * format of MySQL 8.3+, LOCH_ECORRUPT when counts exceed the body or an interval is empty. */
+int binlog_mysql_previous_gtids_decode(const uint8_t *body, size_t len, struct arena *a, const char **set,
+                                       struct loch_err *err);
+
 /* MySQL length-encoded ("packed") integer at the cursor. */
 bool binlog_cursor_packed(struct cursor *c, uint64_t *out);
 

@@ -124,6 +124,8 @@ int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct lo
 void mysql_gtid_set_free(struct mysql_gtid_set *s);
 /* Adds g, merging with adjacent ranges (O(1) for the next number of a uuid's last range). */
 void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g);
+/* Adds every GTID of b to s. */
+void mysql_gtid_set_union(struct mysql_gtid_set *s, const struct mysql_gtid_set *b);
 bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g);
 /* True when every GTID of a is in b. */
 bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gtid_set *b);

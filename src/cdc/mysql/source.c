@@ -1676,6 +1676,33 @@ static int on_event(struct my *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool 
         m->tx_ts_us = ts_us;
         return 0;
     }
+    case BL_EV_PREVIOUS_GTIDS: {
+        /* Every GTID written before this file. The stream has seen all of them, so they
+         * join the executed set: this completes a set read from SHOW MASTER STATUS a
+         * commit early, and gives a checkpoint written before loch kept sets one. */
+        if (m->is_mariadb || !m->gtid_positions || m->in_tx)
+            return 0;
+        const char *text;
+        struct mysql_gtid_set prev = {0};
+        if ((rc = binlog_mysql_previous_gtids_decode(body, blen, m->tx, &text, err)) ||
+            (rc = mysql_gtid_set_parse(text, &prev, err)))
+            return rc;
+        if (!m->executed_known) {
+            mysql_gtid_set_free(&m->executed);
+            log_info("mysql source %s: the checkpoint carries the executed GTID set from %s on",
+                     m->r->src->name, m->file);
+        }
+        mysql_gtid_set_union(&m->executed, &prev);
+        mysql_gtid_set_free(&prev);
+        m->executed_known = true;
+        m->cur_valid = false;
+        char *set = mysql_gtid_set_format(&m->executed, m->tx);
+        if (strlen(set) >= sizeof m->gtid_state)
+            return loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; "
+                             "loch keeps at most %zu in a checkpoint", strlen(set), sizeof m->gtid_state - 1);
+        memcpy(m->gtid_state, set, strlen(set) + 1);
+        return 0;
+    }
     case BL_EV_QUERY: {
         const char *db, *stmt;
         if ((rc = binlog_query_decode(body, blen, m->tx, &db, &stmt, err)))

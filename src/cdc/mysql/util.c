@@ -650,6 +650,17 @@ void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g)
     sid_add(sid_get(s, g->uuid), g->seq, g->seq);
 }
 
+void mysql_gtid_set_union(struct mysql_gtid_set *s, const struct mysql_gtid_set *b)
+{
+    for (size_t i = 0; i < b->n_sids; i++) {
+        if (b->sids[i].n_ranges == 0)
+            continue;
+        struct mysql_gtid_sid *sd = sid_get(s, b->sids[i].uuid);
+        for (size_t r = 0; r < b->sids[i].n_ranges; r++)
+            sid_add(sd, b->sids[i].ranges[r].first, b->sids[i].ranges[r].last);
+    }
+}
+
 bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g)
 {
     bool found;
