@@ -2,7 +2,8 @@
  * json.c) and the DDL recogniser (util.c). Input: byte 0 picks the rows event type,
  * bytes 1-2 (little-endian) the length of a TABLE_MAP body that follows, the rest is the
  * rows event body decoded against that table map; the whole input is also decoded as
- * MySQL binary JSON, as QUERY/ROTATE/GTID bodies and as a DDL statement.
+ * MySQL binary JSON, as QUERY/ROTATE/GTID/PREVIOUS_GTIDS bodies, as a DDL statement and as a
+ * MySQL GTID set (util.c).
  * Build: make fuzz; run: build/fuzz/fuzz_binlog_rows -max_total_time=60 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,12 +29,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     binlog_rotate_decode(data, size, a, &s1, &u, &err);
     binlog_mariadb_gtid_decode(data, size, &u, &d, &f, &err);
     binlog_mysql_gtid_decode(data, size, a, &s1, &err);
+    if (binlog_mysql_previous_gtids_decode(data, size, a, &s1, &err) == 0) {
+        struct mysql_gtid_set ps = {0};
+        if (mysql_gtid_set_parse(s1, &ps, &err) != 0) /* the decoder writes what the parser reads */
+            abort();
+        mysql_gtid_set_free(&ps);
+    }
     char *text = malloc(size + 1);
     if (size)
         memcpy(text, data, size);
     text[size] = 0;
     struct mysql_ddl ddl;
     mysql_ddl_parse(text, a, &ddl);
+    struct mysql_gtid_set gs = {0}, again = {0};
+    if (mysql_gtid_set_parse(text, &gs, &err) == 0) {
+        /* canonical text parses back to the same set */
+        if (mysql_gtid_set_parse(mysql_gtid_set_format(&gs, a), &again, &err) != 0 ||
+            !mysql_gtid_set_subset(&gs, &again) || !mysql_gtid_set_subset(&again, &gs))
+            abort();
+    }
+    mysql_gtid_set_free(&gs);
+    mysql_gtid_set_free(&again);
     free(text);
     if (size >= 3) {
         int type = types[data[0] % 6];
