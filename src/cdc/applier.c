@@ -801,11 +801,14 @@ static void key_sql(struct buf *b, const char *expr, const struct iceberg_type *
 }
 
 /* Runs sql, whose columns are the n_key key columns (key_sql) then n_int integers, and
- * calls fn with each row's joined key and integers (-1 for NULL). Streams in O(1) memory,
- * unless fn uses the connection (an appender's flush would end the stream): buffered. */
+ * calls fn with the rows of each result chunk: e[i] the row's joined key (its fid and pos
+ * free for fn to fill), ints[i] its integers (-1 for NULL). Batches let the index overlap
+ * its cache misses (keyidx_*_many). Streams in O(1) memory, unless fn uses the connection
+ * (an appender's flush would end the stream): buffered. */
+typedef void (*key_rows_fn)(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4], size_t n);
+
 static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_t n_int, bool buffered,
-                    void (*fn)(void *ctx, const char *key, size_t len, const int64_t *ints), void *ctx,
-                    struct loch_err *err)
+                    key_rows_fn fn, void *ctx, struct loch_err *err)
 {
     struct engine_stmt *st = NULL;
     struct engine_stream *es = NULL;
@@ -815,6 +818,9 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
     if (!rc && buffered)
         rc = engine_stream_buffer(es, err);
     struct buf kb = {0};
+    struct keyidx_entry *e = NULL;
+    int64_t (*ints)[4] = NULL;
+    size_t cap = 0;
     bool integer[64] = {false};
     for (size_t k = 0; !rc && k < n_key && k < 64; k++) {
         enum engine_type t = engine_stream_col(es, k)->type;
@@ -826,8 +832,14 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
         if (rc || !ch)
             break;
         size_t n = engine_chunk_rows(ch);
+        if (n > cap) {
+            cap = n;
+            e = xrealloc(e, cap * sizeof *e);
+            ints = xrealloc(ints, cap * sizeof *ints);
+        }
+        buf_reset(&kb);
         for (size_t r = 0; r < n; r++) {
-            buf_reset(&kb);
+            size_t at = kb.len;
             for (size_t k = 0; k < n_key; k++) {
                 struct engine_val v;
                 bool have = engine_chunk_get(ch, k, r, &v);
@@ -839,15 +851,21 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
                     key_part(&kb, have ? v.p : NULL, have ? v.len : 0, !have);
                 }
             }
-            int64_t ints[4] = {-1, -1, -1, -1};
-            for (size_t i = 0; i < n_int && i < 4; i++) {
+            /* the key's offset in kb while kb may still move; made a pointer below */
+            e[r] = (struct keyidx_entry){NULL, kb.len - at, 0, (int64_t)at};
+            for (size_t i = 0; i < 4; i++) {
                 struct engine_val v;
-                if (engine_chunk_get(ch, n_key + i, r, &v))
-                    ints[i] = v.i;
+                ints[r][i] = i < n_int && engine_chunk_get(ch, n_key + i, r, &v) ? v.i : -1;
             }
-            fn(ctx, kb.data ? kb.data : "", kb.len, ints);
         }
+        for (size_t r = 0; r < n; r++) {
+            e[r].key = kb.data ? kb.data + e[r].pos : "";
+            e[r].pos = 0;
+        }
+        fn(ctx, e, (const int64_t (*)[4])ints, n);
     }
+    free(e);
+    free(ints);
     buf_free(&kb);
     engine_stream_free(es);
     engine_stmt_free(st);
@@ -882,10 +900,14 @@ struct add_ctx {
     int32_t fid;
 };
 
-static void add_row(void *ctx, const char *key, size_t len, const int64_t *ints)
+static void add_rows(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4], size_t n)
 {
     struct add_ctx *c = ctx;
-    keyidx_add(c->kx, key, len, c->fid, ints[0]);
+    for (size_t i = 0; i < n; i++) {
+        e[i].fid = c->fid;
+        e[i].pos = ints[i][0];
+    }
+    keyidx_add_many(c->kx, e, n);
 }
 
 /* Indexes the rows of data file fid: key columns read as `cols` (SQL of the key columns,
@@ -898,7 +920,7 @@ static int index_file(struct cdc_applier *ap, struct atable *at, int32_t fid, co
     buf_sql_str(&b, at->fpath[fid]);
     buf_printf(&b, ", file_row_number = true%s)%s", read_opts, where);
     struct add_ctx c = {at->kx, fid};
-    int rc = each_key(ap, b.data, at->n_key, 1, false, add_row, &c, err);
+    int rc = each_key(ap, b.data, at->n_key, 1, false, add_rows, &c, err);
     buf_free(&b);
     return rc;
 }
@@ -1888,8 +1910,7 @@ struct pending {
 };
 
 /* Calls fn for each distinct key the batch touched (__ev_<no>: deleted, moved or put). */
-static int each_touched_key(struct cdc_applier *ap, struct atable *at, bool buffered,
-                            void (*fn)(void *ctx, const char *key, size_t len, const int64_t *ints), void *ctx,
+static int each_touched_key(struct cdc_applier *ap, struct atable *at, bool buffered, key_rows_fn fn, void *ctx,
                             struct loch_err *err)
 {
     struct buf b = {0};
@@ -1915,20 +1936,22 @@ struct need_ctx {
     bool failed;
 };
 
-/* A staged row whose unchanged values come from the lake row under its key. */
-static void need_row(void *ctx, const char *key, size_t len, const int64_t *ints)
+/* Staged rows whose unchanged values come from the lake rows under their keys. */
+static void need_rows(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4], size_t n)
 {
     struct need_ctx *c = ctx;
-    int32_t fid;
-    int64_t pos;
-    if (!keyidx_get(c->at->kx, key, len, &fid, &pos))
-        return;
-    engine_append_int(c->app, ints[0]);
-    engine_append_text(c->app, c->at->fpath[fid], strlen(c->at->fpath[fid]));
-    engine_append_int(c->app, pos);
-    struct loch_err e;
-    if (engine_append_end_row(c->app, &e))
-        c->failed = true;
+    for (size_t i = 0; i < n; i++) {
+        int32_t fid;
+        int64_t pos;
+        if (!keyidx_get(c->at->kx, e[i].key, e[i].len, &fid, &pos))
+            continue;
+        engine_append_int(c->app, ints[i][0]);
+        engine_append_text(c->app, c->at->fpath[fid], strlen(c->at->fpath[fid]));
+        engine_append_int(c->app, pos);
+        struct loch_err err;
+        if (engine_append_end_row(c->app, &err))
+            c->failed = true;
+    }
 }
 
 /* Position deletes gathered from the index, written sorted as the spec asks (by file
@@ -1954,12 +1977,12 @@ static void del_pos(void *ctx, int32_t fid, int64_t pos)
     c->v[c->n++] = (struct del_pos){fid, pos};
 }
 
-/* A key the batch touched: every indexed row of it gets a position delete. */
-static void del_key(void *ctx, const char *key, size_t len, const int64_t *ints)
+/* Keys the batch touched: every indexed row of them gets a position delete. */
+static void del_keys(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4], size_t n)
 {
     struct atable *at = ((void **)ctx)[0];
     (void)ints;
-    keyidx_find(at->kx, key, len, del_pos, ((void **)ctx)[1]);
+    keyidx_find_many(at->kx, e, n, del_pos, ((void **)ctx)[1]);
 }
 
 static _Thread_local char **sort_paths; /* for by_path: qsort takes no context */
@@ -2047,7 +2070,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
         }
         buf_printf(&b, "s._seq FROM memory.main.%s s WHERE s._u <> ''", stg);
         if (!rc)
-            rc = each_key(ap, b.data, at->n_key, 1, true, need_row, &nc, err);
+            rc = each_key(ap, b.data, at->n_key, 1, true, need_rows, &nc, err);
         buf_free(&b);
         if (!rc && nc.failed)
             rc = loch_errf(err, LOCH_EENGINE, "staging the rows unchanged values come from");
@@ -2147,7 +2170,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
             keyidx_each(at->kx, del_pos, &dc);
         } else {
             void *ctx[2] = {at, &dc};
-            rc = each_touched_key(ap, at, false, del_key, ctx, err);
+            rc = each_touched_key(ap, at, false, del_keys, ctx, err);
         }
         struct sink_deletes_known known = {NULL};
         if (!rc)
@@ -2208,10 +2231,10 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
     return rc;
 }
 
-static void take_key(void *ctx, const char *key, size_t len, const int64_t *ints)
+static void take_keys(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4], size_t n)
 {
     (void)ints;
-    keyidx_take(ctx, key, len, NULL, NULL);
+    keyidx_take_many(ctx, e, n);
 }
 
 /* After the commit: the index follows the lake. */
@@ -2230,7 +2253,7 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, int set, str
     } else if (p->truncated) {
         keyidx_clear(at->kx);
     } else {
-        rc = each_touched_key(ap, at, false, take_key, at->kx, err);
+        rc = each_touched_key(ap, at, false, take_keys, at->kx, err);
     }
     if (!rc && p->data.record_count > 0 && !at->need_index) {
         struct arena *a = arena_new();

@@ -165,11 +165,12 @@ void keyidx_add(struct keyidx *x, const char *key, size_t len, int32_t fid, int6
     add_hashed(x, hash(key, len), key, len, fid, pos);
 }
 
+enum { RUN = 32 }; /* keys whose cache misses overlap (the *_many calls) */
+
 void keyidx_add_many(struct keyidx *x, const struct keyidx_entry *e, size_t n)
 {
     /* Buckets are where the time goes once the index outgrows the caches: hash a run of
      * keys first and prefetch their buckets, so the misses overlap instead of queueing. */
-    enum { RUN = 32 };
     uint64_t h[RUN];
     for (size_t at = 0; at < n; at += RUN) {
         size_t m = n - at < RUN ? n - at : RUN;
@@ -184,10 +185,26 @@ void keyidx_add_many(struct keyidx *x, const struct keyidx_entry *e, size_t n)
     }
 }
 
-size_t keyidx_take(struct keyidx *x, const char *key, size_t len, void (*fn)(void *ctx, int32_t fid, int64_t pos),
-                   void *ctx)
+/* Lookups of a run of keys: hash them and prefetch their buckets, then read each bucket's
+ * head and prefetch its first node, so the cache misses of the run overlap. h[] gets the
+ * hashes. */
+static void prefetch_run(const struct keyidx *x, const struct keyidx_entry *e, size_t m, uint64_t *h)
 {
-    uint64_t h = hash(key, len);
+    size_t mask = x->n_buckets - 1;
+    for (size_t i = 0; i < m; i++) {
+        h[i] = hash(e[i].key, e[i].len);
+        __builtin_prefetch(&x->buckets[h[i] & mask]);
+    }
+    for (size_t i = 0; i < m; i++) {
+        uint32_t j = x->buckets[h[i] & mask];
+        if (j)
+            __builtin_prefetch(&x->nodes[j]);
+    }
+}
+
+static size_t take_hashed(struct keyidx *x, uint64_t h, const char *key, size_t len,
+                          void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx)
+{
     uint32_t *link = &x->buckets[h & (x->n_buckets - 1)];
     size_t n = 0;
     while (*link) {
@@ -214,10 +231,20 @@ size_t keyidx_take(struct keyidx *x, const char *key, size_t len, void (*fn)(voi
     return n;
 }
 
-size_t keyidx_find(const struct keyidx *x, const char *key, size_t len,
-                   void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx)
+void keyidx_take_many(struct keyidx *x, const struct keyidx_entry *e, size_t n)
 {
-    uint64_t h = hash(key, len);
+    uint64_t h[RUN];
+    for (size_t at = 0; at < n; at += RUN) {
+        size_t m = n - at < RUN ? n - at : RUN;
+        prefetch_run(x, e + at, m, h);
+        for (size_t i = 0; i < m; i++)
+            take_hashed(x, h[i], e[at + i].key, e[at + i].len, NULL, NULL);
+    }
+}
+
+static size_t find_hashed(const struct keyidx *x, uint64_t h, const char *key, size_t len,
+                          void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx)
+{
     size_t n = 0;
     for (uint32_t i = x->buckets[h & (x->n_buckets - 1)]; i; i = x->nodes[i].next)
         if (same(&x->nodes[i], h, key, len)) {
@@ -225,6 +252,30 @@ size_t keyidx_find(const struct keyidx *x, const char *key, size_t len,
             n++;
         }
     return n;
+}
+
+void keyidx_find_many(const struct keyidx *x, const struct keyidx_entry *e, size_t n,
+                      void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx)
+{
+    uint64_t h[RUN];
+    for (size_t at = 0; at < n; at += RUN) {
+        size_t m = n - at < RUN ? n - at : RUN;
+        prefetch_run(x, e + at, m, h);
+        for (size_t i = 0; i < m; i++)
+            find_hashed(x, h[i], e[at + i].key, e[at + i].len, fn, ctx);
+    }
+}
+
+size_t keyidx_take(struct keyidx *x, const char *key, size_t len, void (*fn)(void *ctx, int32_t fid, int64_t pos),
+                   void *ctx)
+{
+    return take_hashed(x, hash(key, len), key, len, fn, ctx);
+}
+
+size_t keyidx_find(const struct keyidx *x, const char *key, size_t len,
+                   void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx)
+{
+    return find_hashed(x, hash(key, len), key, len, fn, ctx);
 }
 
 bool keyidx_get(const struct keyidx *x, const char *key, size_t len, int32_t *fid, int64_t *pos)

@@ -37,6 +37,11 @@ void keyidx_add_many(struct keyidx *x, const struct keyidx_entry *e, size_t n);
 /* Calls fn for each entry of key (fn may be NULL) and removes them; returns how many. */
 size_t keyidx_take(struct keyidx *x, const char *key, size_t len,
                    void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx);
+/* keyidx_take (no fn) of n keys (their fid and pos unused), faster like keyidx_add_many. */
+void keyidx_take_many(struct keyidx *x, const struct keyidx_entry *e, size_t n);
+/* keyidx_find of n keys (their fid and pos unused), in order, faster like keyidx_add_many. */
+void keyidx_find_many(const struct keyidx *x, const struct keyidx_entry *e, size_t n,
+                      void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx);
 /* Calls fn for each entry of key; returns how many. */
 size_t keyidx_find(const struct keyidx *x, const char *key, size_t len,
                    void (*fn)(void *ctx, int32_t fid, int64_t pos), void *ctx);
