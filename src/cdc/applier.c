@@ -22,9 +22,11 @@
  * source stages into one while a flush thread writes the other (cdc_applier_flush_start),
  * so receiving never waits on the lake. Flushes run one at a time and in order; every
  * call that changes tables or the index (table, rename, drop, load, flush) first waits
- * for the flush in the air. The flush thread owns the work connection, the catalog and
- * store handles (ap->conn, fcat, fst) while it runs; the source thread touches only the
- * staging connection then. */
+ * for the flush in the air. The flush thread owns the work connections, the catalog and
+ * store handles (ap->conn, conn2, fcat, fst) while it runs; the source thread touches only
+ * the staging connection then. A flush writes the files of its tables on two threads at
+ * once, each with its work connection (see flush_tables); everything on that path runs
+ * its SQL through wconn(), the connection of the thread it runs on. */
 #include "cdc/change.h"
 #include "cdc/keyidx.h"
 
@@ -127,9 +129,11 @@ struct cdc_applier {
     struct catalog *fcat;      /* the applier's own handles (the flush thread uses them) */
     struct store *fst;
     struct engine_conn *conn;  /* work: index, flush SQL, loads */
+    struct engine_conn *conn2; /* work of the flush's second thread (flush_tables) */
     struct engine_conn *sconn; /* staging appenders */
     int id;                    /* staging table names are unique per applier */
     struct arena *arena;       /* lifetime: the applier */
+    struct arena *arena2;      /* lifetime: one flush (what its second thread wrote) */
     struct batch bt[2];
     int cur;                   /* the batch being staged; the other may be in flight */
     struct atable **tables;
@@ -227,14 +231,21 @@ int cdc_csv_to_temp_table(struct engine_conn *conn, const char *name, const stru
     return rc;
 }
 
+/* The work connection of the calling thread: conn2 on the flush's second thread (it sets
+ * work_conn), ap->conn everywhere else. Temp tables live per connection: a table's flush
+ * and its index update after the commit run on the same one (struct pending). */
+static _Thread_local struct engine_conn *work_conn;
+
+static struct engine_conn *wconn(const struct cdc_applier *ap) { return work_conn ? work_conn : ap->conn; }
+
 static int exec(struct cdc_applier *ap, const char *sql, struct loch_err *err)
 {
-    return engine_exec(ap->conn, sql, err);
+    return engine_exec(wconn(ap), sql, err);
 }
 
 static int execb(struct cdc_applier *ap, struct buf *b, struct loch_err *err)
 {
-    int rc = engine_exec(ap->conn, b->data, err);
+    int rc = engine_exec(wconn(ap), b->data, err);
     buf_free(b);
     return rc;
 }
@@ -311,6 +322,7 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
     ap->arena = arena_new();
     ap->bt[0].arena = arena_new();
     ap->bt[1].arena = arena_new();
+    ap->arena2 = arena_new();
     ap->o.source = arena_strdup(ap->arena, o->source);
     ap->o.state_dir = arena_strdup(ap->arena, o->state_dir);
     ap->o.position_column = arena_strdup(ap->arena, o->position_column);
@@ -319,6 +331,8 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
         rc = store_open(st->root, &ap->fst, err);
     if (!rc)
         rc = engine_connect(eng, &ap->conn, err);
+    if (!rc)
+        rc = engine_connect(eng, &ap->conn2, err);
     if (!rc)
         rc = engine_connect(eng, &ap->sconn, err);
     if (rc) {
@@ -375,11 +389,18 @@ void cdc_applier_close(struct cdc_applier *ap)
         table_close(ap, ap->tables[i]);
     }
     free(ap->tables);
+    if (ap->conn) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS memory.main.__pos_%d", ap->id);
+        engine_exec(ap->conn, sql, NULL);
+    }
     engine_disconnect(ap->sconn);
+    engine_disconnect(ap->conn2);
     engine_disconnect(ap->conn);
     store_close(ap->fst);
     catalog_close(ap->fcat);
     free(ap->durable);
+    arena_free(ap->arena2);
     arena_free(ap->bt[0].arena);
     arena_free(ap->bt[1].arena);
     arena_free(ap->arena);
@@ -812,7 +833,7 @@ static int each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_
 {
     struct engine_stmt *st = NULL;
     struct engine_stream *es = NULL;
-    int rc = engine_prepare(ap->conn, sql, &st, err);
+    int rc = engine_prepare(wconn(ap), sql, &st, err);
     if (!rc)
         rc = engine_execute(st, &es, err);
     if (!rc && buffered)
@@ -1468,7 +1489,7 @@ static int write_file(struct cdc_applier *ap, struct atable *at, bool changes, c
                       struct iceberg_data_file *f, struct loch_err *err)
 {
     int64_t t0 = now_ms();
-    int rc = sink_write_data(ap->conn, ap->fst, changes ? at->cmd : at->md, sql, a, f, err);
+    int rc = sink_write_data(wconn(ap), ap->fst, changes ? at->cmd : at->md, sql, a, f, err);
     log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name, changes ? " changes" : "",
               (long long)f->record_count);
     return rc;
@@ -1905,6 +1926,8 @@ static void keymatch(struct buf *b, struct atable *at, const char *l, const char
 
 struct pending {
     struct atable *at;
+    struct engine_conn *conn;  /* the work connection its files were written on */
+    struct arena *a;           /* what they were written into (the writing thread's) */
     struct iceberg_data_file data, del, chg;
     bool truncated;
 };
@@ -2021,7 +2044,7 @@ static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_c
     struct engine_appender *app = NULL;
     int rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __del (path VARCHAR, pos BIGINT)", err);
     if (!rc)
-        rc = engine_appender_open(ap->conn, "temp", "__del", &app, err);
+        rc = engine_appender_open(wconn(ap), "temp", "__del", &app, err);
     for (size_t i = 0; i < dc->n && !rc; i++) {
         const char *path = at->fpath[order[dc->v[i].fid]];
         engine_append_text(app, path, strlen(path));
@@ -2039,7 +2062,7 @@ static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_c
 /* Writes the files of one table's batch `set` (its staging rows are committed); fills p. */
 static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
 {
-    struct arena *a = ap->bt[set].arena;
+    struct arena *a = p->a;
     struct tstage *S = &at->s[set];
     int no = at->no;
     size_t n = at->t.n_columns;
@@ -2057,7 +2080,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
         buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (_seq BIGINT, local VARCHAR, _pos BIGINT)", need);
         rc = execb(ap, &b, err);
         if (!rc)
-            rc = engine_appender_open(ap->conn, "temp", need, &nc.app, err);
+            rc = engine_appender_open(wconn(ap), "temp", need, &nc.app, err);
         buf_puts(&b, "SELECT ");
         for (size_t k = 0; k < at->n_key; k++) {
             char x[32];
@@ -2081,7 +2104,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
         buf_puts(&b, "SELECT DISTINCT local FROM __need");
         sfx(&b, no);
         if (!rc)
-            rc = engine_query(ap->conn, b.data, &r, err);
+            rc = engine_query(wconn(ap), b.data, &r, err);
         buf_free(&b);
         if (!rc) {
             size_t nf = engine_rows_count(r);
@@ -2130,7 +2153,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
             cast_expr(&b, x, &at->t.columns[at->key[k]].type);
             buf_printf(&b, " AS ok%zu", k);
         }
-        buf_printf(&b, " FROM memory.main.%s s LEFT JOIN __pos ON __pos.ord = s._tx%s", stg,
+        buf_printf(&b, " FROM memory.main.%s s LEFT JOIN memory.main.__pos_%d AS __pos ON __pos.ord = s._tx%s", stg, ap->id,
                    toast ? " LEFT JOIN __oldv o ON o._seq = s._seq" : "");
         rc = execs(ap, &b, no, err);
         if (rc)
@@ -2177,7 +2200,7 @@ static int flush_files(struct cdc_applier *ap, struct atable *at, int set, struc
             rc = stage_deletes(ap, at, &dc, &known.single_file, err);
         int64_t t0 = now_ms();
         if (!rc)
-            rc = sink_write_deletes(ap->conn, ap->fst, at->md, "SELECT path, pos FROM __del", &known, a, &p->del,
+            rc = sink_write_deletes(wconn(ap), ap->fst, at->md, "SELECT path, pos FROM __del", &known, a, &p->del,
                                     err);
         free(dc.v);
         log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
@@ -2270,6 +2293,88 @@ static int advance_index(struct cdc_applier *ap, struct atable *at, int set, str
     return rc;
 }
 
+/* The tables of one flush, shared by its two threads: each takes the next table (the
+ * most staged first, so the two finish close together) and writes its files on its own
+ * work connection into its own arena. */
+struct flush_work {
+    struct cdc_applier *ap;
+    int set;
+    struct pending **order;
+    size_t n;
+    atomic_size_t next;
+    atomic_bool failed;
+    int rc2;                   /* the second thread's result */
+    struct loch_err err2;
+};
+
+static int work_tables(struct flush_work *w, struct engine_conn *conn, struct arena *a, struct loch_err *err)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->n || atomic_load(&w->failed))
+            return 0;
+        struct pending *pp = w->order[i];
+        pp->conn = conn;
+        pp->a = a;
+        int rc = flush_files(w->ap, pp->at, w->set, pp, err);
+        if (rc) {
+            atomic_store(&w->failed, true);
+            return rc;
+        }
+    }
+}
+
+static void *second_main(void *arg)
+{
+    struct flush_work *w = arg;
+    work_conn = w->ap->conn2;
+    loch_err_clear(&w->err2);
+    w->rc2 = work_tables(w, w->ap->conn2, w->ap->arena2, &w->err2);
+    work_conn = NULL;
+    return NULL;
+}
+
+static size_t staged_of(const struct pending *p, int set) { return p->at->s[set].n_staged; }
+
+static _Thread_local int sort_set; /* for by_staged: qsort takes no context */
+
+static int by_staged(const void *a, const void *b)
+{
+    size_t x = staged_of(*(struct pending *const *)a, sort_set), y = staged_of(*(struct pending *const *)b, sort_set);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* flush_files of every pending table with staged changes, on this thread (ap->conn, the
+ * batch's arena) and a second one (conn2, arena2) at once: a flush is mostly single-
+ * threaded DuckDB statements, one table's after another, so two tables at a time use
+ * both cores where one thread left the second to the receiving thread's spare time. */
+static int flush_tables(struct cdc_applier *ap, int set, struct pending *p, size_t n_p, struct loch_err *err)
+{
+    struct arena *a = ap->bt[set].arena;
+    struct flush_work w = {.ap = ap, .set = set};
+    w.order = arena_alloc(a, (n_p + 1) * sizeof *w.order);
+    for (size_t i = 0; i < n_p; i++)
+        if (staged_of(&p[i], set))
+            w.order[w.n++] = &p[i];
+    sort_set = set;
+    if (w.n > 1)
+        qsort(w.order, w.n, sizeof *w.order, by_staged);
+    atomic_init(&w.next, 0);
+    atomic_init(&w.failed, false);
+    arena_reset(ap->arena2);
+    pthread_t th;
+    bool two = w.n > 1 && pthread_create(&th, NULL, second_main, &w) == 0;
+    int rc = work_tables(&w, ap->conn, a, err);
+    if (two) {
+        pthread_join(th, NULL);
+        if (!rc && w.rc2) {
+            rc = w.rc2;
+            *err = w.err2;
+        }
+    }
+    return rc;
+}
+
 /* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
  * or the caller's; touches only the work connection, fcat, fst, the batch and the tables'
  * stage `set`, index and metadata. */
@@ -2297,10 +2402,11 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         }
     }
     if (!rc)
-        rc = exec(ap, "CREATE OR REPLACE TEMP TABLE __pos (ord BIGINT, pos VARCHAR)", err);
+        rc = exec(ap, arena_printf(a, "CREATE OR REPLACE TABLE memory.main.__pos_%d (ord BIGINT, pos VARCHAR)", ap->id),
+                  err);
     struct engine_appender *pa = NULL;
     if (!rc && B->n_txn)
-        rc = engine_appender_open(ap->conn, "temp", "__pos", &pa, err);
+        rc = engine_appender_open(ap->conn, "memory", arena_printf(a, "__pos_%d", ap->id), &pa, err);
     for (size_t i = 0; i < B->n_txn && !rc; i++) {
         engine_append_int(pa, (int64_t)i);
         engine_append_text(pa, B->pos[i], strlen(B->pos[i]));
@@ -2314,12 +2420,14 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         struct tstage *S = &at->s[set];
         if (at->dropped || (!S->n_staged && !S->n_loads))
             continue;
-        struct pending *pp = &p[n_p++];
-        pp->at = at;
-        if (S->n_staged)
-            rc = flush_files(ap, at, set, pp, err);
-        if (rc)
-            break;
+        p[n_p++] = (struct pending){.at = at, .conn = ap->conn, .a = a};
+    }
+    if (!rc)
+        rc = flush_tables(ap, set, p, n_p, err);
+    for (size_t i = 0; i < n_p && !rc; i++) {
+        struct pending *pp = &p[i];
+        struct atable *at = pp->at;
+        struct tstage *S = &at->s[set];
         struct iceberg_change *ch = iceberg_change_begin(a, at->md, at->loc);
         for (size_t k = 0; k < S->n_loads; k++)
             iceberg_change_add_file(ch, &S->loads[k]);
@@ -2354,8 +2462,11 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         rc = sink_commit(ap->fcat, ap->fst, tc, n_tc, kv, n_kv, a, err);
     int64_t t_commit = now_ms();
     for (size_t i = 0; i < n_p && !rc; i++) {
-        if (p[i].at->s[set].n_staged)
+        if (p[i].at->s[set].n_staged) { /* on the connection holding the table's flush tables */
+            work_conn = p[i].conn == ap->conn ? NULL : p[i].conn;
             rc = advance_index(ap, p[i].at, set, &p[i], err);
+            work_conn = NULL;
+        }
         if (!rc)
             rc = load_md(ap, p[i].at, err);
     }
