@@ -144,6 +144,25 @@ char *cdc_load_bound(char *const *key, size_t n)
     return o;
 }
 
+char **cdc_load_key_copy(char *const *key, size_t n)
+{
+    if (!key)
+        return NULL;
+    char **c = xcalloc(n ? n : 1, sizeof *c);
+    for (size_t k = 0; k < n; k++)
+        c[k] = xstrdup(key[k]);
+    return c;
+}
+
+void cdc_load_key_free(char **key, size_t n)
+{
+    if (!key)
+        return;
+    for (size_t k = 0; k < n; k++)
+        free(key[k]);
+    free(key);
+}
+
 static char *progress_key(struct arena *a, const char *source, const struct cdc_load_table *t)
 {
     return arena_printf(a, "cdc.%s.load.%s.%s", source, t->schema, t->name);

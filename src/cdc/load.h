@@ -70,5 +70,8 @@ void cdc_load_count(struct cdc_load *L, size_t ti, int64_t rows, int64_t bytes);
 bool cdc_load_aborted(struct cdc_load *L);
 /* The JSON array of key texts a progress key holds (malloc'd). */
 char *cdc_load_bound(char *const *key, size_t n);
+/* A malloc'd copy of n key texts (NULL for NULL), and its release (key may be NULL). */
+char **cdc_load_key_copy(char *const *key, size_t n);
+void cdc_load_key_free(char **key, size_t n);
 
 #endif

@@ -924,6 +924,7 @@ int binlog_mariadb_gtid_decode(const uint8_t *body, size_t len, uint64_t *seq, u
     return 0;
 }
 
+/* A server uuid's 16 bytes as MySQL prints them (lower-case, dashed). */
 static void uuid_text(const uint8_t *sid, char u[37])
 {
     static const char hex[] = "0123456789abcdef";
@@ -996,15 +997,7 @@ int binlog_mysql_gtid_decode(const uint8_t *body, size_t len, struct arena *a, c
     if (!cursor_u8(&c, &flags) || !cursor_bytes(&c, 16, &sid) || !get_le(&c, 8, &gno))
         return TRUNC(err, "GTID event");
     char u[37];
-    static const char hex[] = "0123456789abcdef";
-    size_t k = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            u[k++] = '-';
-        u[k++] = hex[sid[i] >> 4];
-        u[k++] = hex[sid[i] & 15];
-    }
-    u[k] = 0;
+    uuid_text(sid, u);
     *gtid = arena_printf(a, "%s:%" PRIu64, u, gno);
     return 0;
 }

@@ -746,15 +746,6 @@ static void after_cond(struct buf *b, MYSQL *conn, const struct cdc_load_table *
     }
 }
 
-static void free_key(char **vals, size_t n)
-{
-    if (!vals)
-        return;
-    for (size_t k = 0; k < n; k++)
-        free(vals[k]);
-    free(vals);
-}
-
 /* Runs one SELECT of table ti into chunk files of CDC_LOAD_RANGE_ROWS rows. keyed: the
  * SELECT is one key range (LIMIT CDC_LOAD_RANGE_ROWS); its chunk carries the range's bound
  * and *next the key to continue after (NULL when the range was the last). Else the last
@@ -842,17 +833,17 @@ static int read_select(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, co
         if (path)
             unlink(path);
         free(path);
-        free_key(key, lt->n_key);
+        cdc_load_key_free(key, lt->n_key);
         return rc;
     }
     char *bound = done ? xstrdup("\"done\"") : cdc_load_bound(key, lt->n_key);
     if (done)
-        free_key(key, lt->n_key);
+        cdc_load_key_free(key, lt->n_key);
     else if (next)
         *next = key;
     if (!cdc_load_push(L, ti, path, rows, done, bound)) {
         if (!done && next) {
-            free_key(*next, lt->n_key);
+            cdc_load_key_free(*next, lt->n_key);
             *next = NULL;
         }
         return LOCH_ECANCELED;
@@ -870,12 +861,7 @@ static int read_table(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, str
         free(sql);
         return rc;
     }
-    char **after = NULL;
-    if (lt->after) {
-        after = xcalloc(lt->n_key, sizeof *after);
-        for (size_t k = 0; k < lt->n_key; k++)
-            after[k] = xstrdup(lt->after[k]);
-    }
+    char **after = cdc_load_key_copy(lt->after, lt->n_key);
     int rc = 0;
     for (;;) {
         struct buf q = {0};
@@ -885,14 +871,14 @@ static int read_table(struct my *m, struct cdc_load *L, MYSQL *c, size_t ti, str
             after_cond(&q, c, lt, after);
         }
         buf_printf(&q, " ORDER BY %s LIMIT %d", mt->order, CDC_LOAD_RANGE_ROWS);
-        free_key(after, lt->n_key);
+        cdc_load_key_free(after, lt->n_key);
         after = NULL;
         rc = read_select(m, L, c, ti, q.data, true, &after, err);
         buf_free(&q);
         if (rc || !after)
             break;
     }
-    free_key(after, lt->n_key);
+    cdc_load_key_free(after, lt->n_key);
     return rc;
 }
 

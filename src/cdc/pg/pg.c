@@ -573,15 +573,6 @@ struct pgload {
     const char *snap;          /* NULL: resuming (the first run's snapshot is gone) */
 };
 
-static void free_key(char **vals, size_t n)
-{
-    if (!vals)
-        return;
-    for (size_t k = 0; k < n; k++)
-        free(vals[k]);
-    free(vals);
-}
-
 static void key_literals(struct buf *b, PGconn *c, const struct cdc_load_table *lt, char *const *vals,
                          struct arena *a)
 {
@@ -719,7 +710,7 @@ static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti
             bound = cdc_load_bound(key, lt->n_key);
             *next = key;
         } else {
-            free_key(key, lt->n_key);
+            cdc_load_key_free(key, lt->n_key);
         }
     } else if (!rc) {
         bound = xstrdup("\"done\"");
@@ -735,7 +726,7 @@ static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti
         rc = LOCH_ECANCELED;
     }
     if (rc && next && *next) {
-        free_key(*next, lt->n_key);
+        cdc_load_key_free(*next, lt->n_key);
         *next = NULL;
     }
     return rc;
@@ -746,12 +737,7 @@ static int read_keyed(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti,
     const struct cdc_load_table *lt = cdc_load_table(L, ti);
     const struct pgload_table *pt = lt->user;
     struct arena *a = arena_new(); /* lifetime: one range */
-    char **after = NULL;
-    if (lt->after) {
-        after = xcalloc(lt->n_key, sizeof *after);
-        for (size_t k = 0; k < lt->n_key; k++)
-            after[k] = xstrdup(lt->after[k]);
-    }
+    char **after = cdc_load_key_copy(lt->after, lt->n_key);
     int rc = 0;
     for (;;) {
         struct buf q = {0};
@@ -761,7 +747,7 @@ static int read_keyed(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti,
             key_literals(&q, c, lt, after, a);
         }
         buf_printf(&q, " ORDER BY %s LIMIT %d) TO STDOUT (FORMAT csv)", pt->key_list, CDC_LOAD_RANGE_ROWS);
-        free_key(after, lt->n_key);
+        cdc_load_key_free(after, lt->n_key);
         after = NULL;
         rc = copy_chunks(s, L, c, ti, q.data, true, &after, err);
         buf_free(&q);
@@ -769,7 +755,7 @@ static int read_keyed(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti,
         if (rc || !after)
             break;
     }
-    free_key(after, lt->n_key);
+    cdc_load_key_free(after, lt->n_key);
     arena_free(a);
     return rc;
 }
