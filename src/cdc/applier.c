@@ -296,8 +296,8 @@ static void use_threads(struct cdc_applier *ap, bool all)
     int n = all ? (int)(cores > 0 ? cores : 1) : 1;
     if (ap->threads == n)
         return;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET threads = %d", n);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET threads = %d; SET preserve_insertion_order = %s", n, all ? "false" : "true");
     struct loch_err e;
     if (engine_exec(ap->conn, sql, &e) != 0)
         log_debug("applier: %s: %s", sql, e.msg);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,27 +49,21 @@ struct cdc_load {
     size_t q_len;
     int active;                /* readers still running */
     int seq;
-    bool failed;
+    atomic_bool failed;        /* set under mu (with err); read without it (per row) */
     struct loch_err err;
     double t0;
 };
 
 static bool stop_set(const struct cdc_load *L) { return L->r->stop && atomic_load(L->r->stop); }
 
-bool cdc_load_aborted(struct cdc_load *L)
-{
-    pthread_mutex_lock(&L->mu);
-    bool f = L->failed || stop_set(L);
-    pthread_mutex_unlock(&L->mu);
-    return f;
-}
+bool cdc_load_aborted(struct cdc_load *L) { return atomic_load(&L->failed) || stop_set(L); }
 
 static void load_fail(struct cdc_load *L, const struct loch_err *e)
 {
     pthread_mutex_lock(&L->mu);
-    if (!L->failed) {
-        L->failed = true;
+    if (!atomic_load(&L->failed)) {
         L->err = *e;
+        atomic_store(&L->failed, true);
     }
     pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
@@ -286,6 +281,7 @@ int cdc_load_run(struct cdc_run *r, struct cdc_applier *ap, struct cdc_load_tabl
 {
     struct arena *a = arena_new(); /* lifetime: the load */
     struct cdc_load L = {.r = r, .t = t, .n = n, .fn = fn, .ctx = ctx};
+    atomic_init(&L.failed, false);
     L.ls = arena_alloc(a, (n + 1) * sizeof *L.ls);
     L.dir = arena_printf(a, "%s/spill", r->cfg->state_dir);
     int rc = util_mkdirs(L.dir, err);

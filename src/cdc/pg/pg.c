@@ -642,15 +642,18 @@ static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti
         return q_fail(s, r, "reading a table for the full load", err);
     PQclear(r);
     int rc = 0;
+    char *fbuf = xmalloc(1 << 20); /* every chunk file's stdio buffer (closed before it is freed) */
     char *path = cdc_load_chunk_path(L);
     FILE *f = fopen(path, "w");
     if (!f)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    else
+        setvbuf(f, fbuf, _IOFBF, 1 << 20);
     int64_t chunk = 0, rows = 0, total = 0, unreported = 0, unreported_bytes = 0;
     char *line, *last = NULL; /* last: the previous row, still to be freed */
     int n, last_n = 0;
     while ((n = PQgetCopyData(c, &line, 0)) > 0) {
-        if (!rc && fwrite(line, 1, (size_t)n, f) != (size_t)n)
+        if (!rc && fwrite_unlocked(line, 1, (size_t)n, f) != (size_t)n) /* this thread's file */
             rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
         if (last)
             PQfreemem(last);
@@ -677,9 +680,11 @@ static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti
                 path = cdc_load_chunk_path(L);
                 if (!(f = fopen(path, "w")))
                     rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+                else
+                    setvbuf(f, fbuf, _IOFBF, 1 << 20);
             }
         }
-        if (rc || cdc_load_aborted(L)) {
+        if (rc || ((total & 4095) == 0 && cdc_load_aborted(L))) {
             PQrequestCancel(c);
             if (!rc)
                 rc = LOCH_ECANCELED;
@@ -697,6 +702,7 @@ static int copy_chunks(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti
     }
     if (f && fclose(f) && !rc)
         rc = loch_errf(err, LOCH_EIO, "cannot write %s: %s", path, strerror(errno));
+    free(fbuf);
     /* the range's bound: the key of its last row, unless it was the table's last range */
     char *bound = NULL;
     bool done = !keyed || total < CDC_LOAD_RANGE_ROWS;
