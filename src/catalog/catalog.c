@@ -654,13 +654,6 @@ out:
     return step_end(c, rc, err);
 }
 
-int catalog_rename_table(struct catalog *c, const char *ns_from, const char *name_from, const char *ns_to,
-                         const char *name_to, struct loch_err *err)
-{
-    struct catalog_rename r = {ns_from, name_from, ns_to, name_to};
-    return catalog_rename_tables(c, &r, 1, NULL, 0, err);
-}
-
 int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err)
 {
     *out = NULL;

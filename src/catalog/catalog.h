@@ -78,9 +78,6 @@ struct catalog_rename {
  * that stays, LOCH_EINVAL when two entries share a source or a target. */
 int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, size_t n_r,
                           const struct catalog_kv *kv, size_t n_kv, struct loch_err *err);
-/* One rename, no kv (catalog_rename_tables with one entry). */
-int catalog_rename_table(struct catalog *c, const char *ns_from, const char *name_from, const char *ns_to,
-                         const char *name_to, struct loch_err *err);
 
 /* An enclosing transaction: until catalog_tx_end, catalog_commit and
  * catalog_rename_tables on c write inside it (each still all-or-nothing on its own), so

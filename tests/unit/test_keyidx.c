@@ -1,6 +1,6 @@
 /* test_keyidx.c: the applier's in-memory key index: lookups after growth, several rows
- * under one key, removal (and reuse of the room), long keys, clear. Not for how the
- * applier renders keys (tests/integration/test_cdc_*.py check lake == source). */
+ * under one key, batch calls against single ones, removal (and reuse of the room), long
+ * keys, clear. Not for how the applier renders keys (tests/integration/test_cdc_*.py check lake == source). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,6 +115,52 @@ static void free_names(char **names, size_t n)
 
 /* Saved and loaded back: the same entries (several rows per key, long keys, none of the
  * removed ones) and the same names; another tag finds nothing. */
+/* The batch calls do what the single ones do, over runs longer than their prefetch run,
+ * with keys missing, keys of several rows, long keys and a key repeated in one batch. */
+static void test_batches_match_single_calls(void **state)
+{
+    (void)state;
+    enum { N = 5000, Q = 300 };
+    struct keyidx *x = keyidx_new();
+    static char keys[N][48];
+    struct keyidx_entry add[N];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(keys[i], sizeof keys[i], i % 3 ? "%d" : "a rather long key number %d", i % (N / 2));
+        add[i] = (struct keyidx_entry){keys[i], (size_t)n, i % 9, i}; /* every key twice */
+    }
+    keyidx_add_many(x, add, N);
+    assert_int_equal(keyidx_count(x), N);
+    struct keyidx_entry q[Q];
+    char missing[Q][16];
+    for (int i = 0; i < Q; i++) {
+        if (i % 4 == 3) { /* absent */
+            int n = snprintf(missing[i], sizeof missing[i], "no-%d", i);
+            q[i] = (struct keyidx_entry){missing[i], (size_t)n, 0, 0};
+        } else {
+            q[i] = add[(i * 37) % (N / 2)];
+        }
+    }
+    q[Q - 1] = q[0]; /* the same key twice in one batch */
+    int64_t want[3] = {0}, got[3] = {0};
+    for (int i = 0; i < Q; i++)
+        keyidx_find(x, q[i].key, q[i].len, count_fn, want);
+    keyidx_find_many(x, q, Q, count_fn, got);
+    assert_true(want[0] > Q); /* keys of two rows were found */
+    assert_int_equal(got[0], want[0]);
+    assert_int_equal(got[1], want[1]);
+    assert_int_equal(got[2], want[2]);
+    size_t before = keyidx_count(x);
+    int64_t first[3] = {0}; /* q[0] is asked twice: its rows go once */
+    keyidx_find(x, q[0].key, q[0].len, count_fn, first);
+    keyidx_take_many(x, q, Q);
+    int64_t left[3] = {0};
+    for (int i = 0; i < Q; i++)
+        keyidx_find(x, q[i].key, q[i].len, count_fn, left);
+    assert_int_equal(left[0], 0);
+    assert_int_equal(keyidx_count(x), before - (size_t)(want[0] - first[0]));
+    keyidx_free(x);
+}
+
 static void test_save_and_load(void **state)
 {
     (void)state;
@@ -217,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_several_rows_per_key),
+        cmocka_unit_test(test_batches_match_single_calls),
         cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_damaged_files_are_refused),
     };
