@@ -17,7 +17,7 @@ void app_fail(const struct loch_err *err)
 static int open_engine(struct app *app, int threads, bool confine, struct engine_options *opts,
                        struct engine **out, struct loch_err *err)
 {
-    struct engine_options o = {threads, app->cfg->query_memory_mb, NULL, NULL};
+    struct engine_options o = {.threads = threads, .memory_mb = app->cfg->query_memory_mb};
     const char **dirs = arena_alloc(app->a, 4 * sizeof *dirs);
     dirs[0] = dirs[1] = dirs[3] = NULL;
     dirs[2] = app->cfg->state_dir;
@@ -65,8 +65,18 @@ int app_replication_engine(struct app *app, struct loch_err *err)
     return open_engine(app, 1, false, NULL, &app->reng, err);
 }
 
+int app_restricted_engine(struct app *app, struct loch_err *err)
+{
+    if (app->xeng)
+        return 0;
+    struct engine_options o = {.threads = app->cfg->threads, .memory_mb = app->cfg->query_memory_mb};
+    o.restricted_dir = arena_printf(app->a, "%s/restricted", app->cfg->state_dir);
+    return engine_open(&o, &app->xeng, err);
+}
+
 void app_close(struct app *app)
 {
+    engine_close(app->xeng);
     engine_close(app->reng);
     engine_close(app->eng);
     store_close(app->st);
