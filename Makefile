@@ -33,6 +33,8 @@ LIB_SRC := $(filter-out src/loch.c,$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/replay/%)
 
 .PHONY: all setup test unit integration bench demo fuzz clean format layers
 all: $(BUILD)/loch
@@ -67,14 +69,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libloch.a $(NA_LIB)
 layers:
 	@./scripts/layers
 
-unit: setup $(BUILD)/loch $(UNIT_BIN)
+# Each fuzz target's entry point with a plain driver: replays its saved crash inputs and seeds.
+$(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libloch.a $(NA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libloch.a $(NA_LIB) $(LDLIBS)
+
+unit: setup $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(REPLAY_BIN); do n=$$(basename $$t); echo "== $$t"; \
+	  $$t tests/fuzz/corpus/$$n tests/fuzz/seeds/$$n; done
 
 integration: setup $(BUILD)/loch
 	LOCH_BIN=$(abspath $(BUILD)/loch) .venv/bin/python -m pytest -q tests/integration
 
 test: setup
-	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 	@$(MAKE) --no-print-directory unit integration
 
 bench: setup $(BUILD)/loch
@@ -84,7 +93,6 @@ demo: setup $(BUILD)/loch
 	./scripts/demo
 
 # libFuzzer targets (clang): build/fuzz/<name>; run one with build/fuzz/<name> -max_total_time=60
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: setup
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "== $$n"; \
