@@ -256,7 +256,7 @@ static int insert_namespace_rows(struct catalog *c, const char *ns, struct loch_
 
 int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err *err)
 {
-    int rc = check_ns(ns, err);
+    int rc = catalog_check_name(ns, NULL, err);
     if (rc)
         return rc;
     if ((rc = step_begin(c, err)))
@@ -482,7 +482,7 @@ static int apply_update(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
         return loch_err_hint(err, "this is a bug in the caller: write the metadata file first");
     }
     if (!u->expected_location) {
-        if ((rc = insert_namespace_rows(c, u->ns, err)))
+        if ((rc = catalog_check_name(u->ns, u->name, err)) || (rc = insert_namespace_rows(c, u->ns, err)))
             return rc;
         sqlite3_reset(ins);
         bind_text(ins, 1, u->ns);
@@ -607,7 +607,7 @@ int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, siz
 {
     int rc = 0;
     for (size_t i = 0; i < n_r && !rc; i++) {
-        if ((rc = check_name(r[i].ns_from, r[i].name_from, err)) || (rc = check_name(r[i].ns_to, r[i].name_to, err)))
+        if ((rc = check_name(r[i].ns_from, r[i].name_from, err)) || (rc = catalog_check_name(r[i].ns_to, r[i].name_to, err)))
             break;
         for (size_t k = 0; k < i && !rc; k++) {
             if (!strcmp(r[k].ns_from, r[i].ns_from) && !strcmp(r[k].name_from, r[i].name_from))

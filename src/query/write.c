@@ -75,7 +75,7 @@ static int create_table(struct query_session *s, const char *ns, const char *nam
 {
     struct arena *a = s->stmt_arena;
     int fd;
-    int rc = sink_lock(s->env.state_dir, ns, name, &fd, err);
+    int rc = sink_lock(s->env.state_dir, ns, name, &fd, err); /* checks the names first */
     if (rc)
         return rc;
     struct catalog_table existing;
@@ -89,7 +89,10 @@ static int create_table(struct query_session *s, const char *ns, const char *nam
         loch_errf(err, LOCH_EEXIST, "table %s.%s already exists", ns, name);
         return loch_err_hint(err, "append with INSERT INTO %s.%s, or drop it first", ns, name);
     }
-    char *location = sink_table_location(a, s->env.st->root, ns, name);
+    char *location;
+    rc = sink_table_location(a, s->env.st->root, ns, name, &location, err);
+    if (rc)
+        goto out;
     struct iceberg_metadata *md = iceberg_metadata_new(a, location, schema);
     const char *v1;
     rc = iceberg_table_create(s->env.st, md, a, &v1, err);
@@ -164,6 +167,10 @@ static int do_create(struct query_session *s, const struct stmt *st, bool *handl
     if (!full || !lake_name(a, full, &ns, &name))
         return 0;
     *handled = true;
+    /* a name is checked before any path or object is made of it */
+    int rc0 = catalog_check_name(ns, name, err);
+    if (rc0)
+        return loch_err_prefix(err, "cannot create table");
     struct iceberg_schema *schema;
     int rc;
     if (lex_is(st, i, "AS")) {
@@ -470,6 +477,15 @@ static int do_alter(struct query_session *s, const struct stmt *st, bool *handle
         if (lex_is(st, i, "COLUMN"))
             i++;
         if (lex_is(st, i, "TO")) {
+            /* the new name is checked first, so a later rename support inherits it */
+            char *to_name = NULL;
+            size_t j = i + 1;
+            if (j < st->n_tok)
+                to_name = lex_name(a, st, &j);
+            if (to_name && (rc = catalog_check_name(ns, to_name, err))) {
+                loch_err_prefix(err, "cannot rename table %s.%s", ns, name);
+                goto out;
+            }
             rc = loch_errf(err, LOCH_EUNSUPPORTED, "renaming lake tables is not supported yet");
             goto out;
         }
@@ -526,7 +542,18 @@ static int do_drop(struct query_session *s, const struct stmt *st, bool *handled
     if (!full || !lake_name(a, full, &ns, &name))
         return 0;
     *handled = true;
-    int rc = catalog_drop_table(s->env.cat, ns, name, err);
+    /* A name refused here names no table made since names are checked: say why rather
+     * than "does not exist". One made before may still be dropped: dropping builds no
+     * path, it only removes the catalog's row. */
+    int rc = catalog_check_name(ns, name, err);
+    if (rc) {
+        struct catalog_table ct;
+        struct loch_err e2;
+        if (catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0)
+            return loch_err_prefix(err, "cannot drop table");
+        loch_err_clear(err);
+    }
+    rc = catalog_drop_table(s->env.cat, ns, name, err);
     if (rc == LOCH_ENOENT && ie) {
         loch_err_clear(err);
         rc = 0;
