@@ -6,10 +6,16 @@
 
 #include "base/mem.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
 
 struct catalog {
     sqlite3 *db;
@@ -177,9 +183,40 @@ static int ensure_type_column(struct catalog *c, struct loch_err *err)
 
 const char *catalog_path(const struct catalog *c) { return c->path; }
 
+/* The catalog holds SCRAM verifiers and token hashes: the owner's alone (0600). A new one
+ * is made 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+ * file's mode); an existing one readable by others is made 0600, with a log line. */
+static int private_file(const char *path, bool create, struct loch_err *err)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    if (create) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0)
+            close(fd);
+        else if (errno != EEXIST)
+            return loch_errf(err, LOCH_EIO, "cannot create catalog %s: %s", path, strerror(errno));
+    }
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char *p = xasprintf("%s%s", path, suffix[i]);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+            if (chmod(p, 0600) == 0)
+                log_warn("%s was readable by others (mode %04o): made it 0600", p, (unsigned)(st.st_mode & 07777));
+            else
+                log_warn("%s is readable by others (mode %04o) and cannot be made 0600: %s", p,
+                         (unsigned)(st.st_mode & 07777), strerror(errno));
+        }
+        free(p);
+    }
+    return 0;
+}
+
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err)
 {
     *out = NULL;
+    int prc = private_file(path, create, err);
+    if (prc)
+        return prc;
     struct catalog *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
