@@ -29,9 +29,19 @@ static size_t skip_region(const char *p, size_t n, size_t i)
         return nl ? (size_t)(nl - p) + 1 : n;
     }
     if (p[i] == '/' && i + 1 < n && p[i + 1] == '*') {
-        for (size_t j = i + 2; j + 1 < n; j++)
-            if (p[j] == '*' && p[j + 1] == '/')
-                return j + 2;
+        /* Block comments nest, as in DuckDB and PostgreSQL (an opener inside one needs
+         * its own closer), so what follows a comment here is what DuckDB runs. */
+        size_t depth = 1;
+        for (size_t j = i + 2; j + 1 < n; j++) {
+            if (p[j] == '/' && p[j + 1] == '*') {
+                depth++;
+                j++;
+            } else if (p[j] == '*' && p[j + 1] == '/') {
+                j++;
+                if (--depth == 0)
+                    return j + 1;
+            }
+        }
         return (size_t)-1;
     }
     if (p[i] == '$') { /* $tag$ ... $tag$ */

@@ -20,7 +20,21 @@
 /* Splits a dotted name into namespace + table when it names a lake table (has a dot). */
 static bool lake_name(struct arena *a, const char *full, char **ns, char **name)
 {
-    return strchr(full, '.') && query_split_name(a, full, ns, name, NULL) == 0;
+    struct loch_err e;
+    return strchr(full, '.') && query_split_name(a, full, ns, name, &e) == 0;
+}
+
+/* For the statements that make or remove a lake table's name: a dotted name that does
+ * not split into namespace and table (core."..": "core...") is refused as a name rather
+ * than handed to DuckDB as one of its own tables. */
+static int bad_lake_name(const char *full, bool *handled, struct loch_err *err)
+{
+    if (!strchr(full, '.'))
+        return 0;
+    *handled = true;
+    loch_errf(err, LOCH_ENAME, "invalid table name %s: it does not split into namespace and table", full);
+    return loch_err_hint(err, "lake tables are named namespace.table, e.g. core.public.loans; names may not "
+                              "contain \".\"");
 }
 
 /* Commits one table's change under its writer lock. */
@@ -165,7 +179,7 @@ static int do_create(struct query_session *s, const struct stmt *st, bool *handl
     }
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
-        return 0;
+        return full ? bad_lake_name(full, handled, err) : 0;
     *handled = true;
     /* a name is checked before any path or object is made of it */
     int rc0 = catalog_check_name(ns, name, err);
@@ -540,7 +554,7 @@ static int do_drop(struct query_session *s, const struct stmt *st, bool *handled
     }
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
-        return 0;
+        return full ? bad_lake_name(full, handled, err) : 0;
     *handled = true;
     /* A name refused here names no table made since names are checked: say why rather
      * than "does not exist". One made before may still be dropped: dropping builds no
