@@ -81,4 +81,16 @@ const char *loch_strerror(int code);
  * stdio out of this header's users that do not need it). */
 void loch_err_print(const struct loch_err *e, void *file);
 
+/* LOCH_VERIFY(cond, fmt, ...): an invariant whose breaking would corrupt the lake if loch
+ * went on (a sequence number going backwards, a merged manifest losing a live file). When
+ * cond is false the process aborts with file:line, the condition and the message: a panic
+ * with a message, never silent repair (STYLE.md). Not for bad input, which gets an error. */
+#define LOCH_VERIFY(cond, ...)                                                                   \
+    do {                                                                                         \
+        if (!(cond))                                                                             \
+            loch_panic(__FILE__, __LINE__, #cond, __VA_ARGS__);                                  \
+    } while (0)
+_Noreturn void loch_panic(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -68,7 +68,7 @@ int cmd_status(struct app *app, int argc, char **argv)
         return 1;
     struct loch_err err;
     loch_err_clear(&err);
-    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir};
+    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir, NULL};
     struct query_session *qs = NULL;
     struct catalog_table *t;
     size_t n;
@@ -292,7 +292,7 @@ int cmd_validate(struct app *app, int argc, char **argv)
     }
     struct engine_conn *conn = NULL;
     struct query_session *qs = NULL;
-    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir};
+    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir, NULL};
     struct cdc_run run = {app->cfg, src, app->cat, app->st, app->eng, false, NULL, false};
     struct cdc_table_list tl = {0};
     int rc = engine_connect(app->eng, &conn, &err);

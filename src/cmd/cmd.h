@@ -17,6 +17,7 @@ struct app {
     struct store *st;
     struct engine *eng;
     struct engine *reng;      /* replication's (app_replication_engine) */
+    struct engine *xeng;      /* non-administrators' (app_restricted_engine) */
     struct engine_options eng_opts; /* what eng was opened with (strings in a) */
     bool confine;             /* set before app_open: the engine may touch only the lake's folders */
 };
@@ -31,6 +32,10 @@ void app_close(struct app *app);
  * (a backlog drained 1.2-1.7x faster). Only loch's own SQL runs there, so it is not
  * confined. */
 int app_replication_engine(struct app *app, struct loch_err *err);
+/* Opens app->xeng (once): the restricted engine on which statements of principals who
+ * are not administrators run (`loch sql --as-user`; engine_options.restricted_dir under
+ * the state folder). */
+int app_restricted_engine(struct app *app, struct loch_err *err);
 /* Prints err to stderr as "loch: error: ...", with detail and hint lines. */
 void app_fail(const struct loch_err *err);
 

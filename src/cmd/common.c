@@ -63,7 +63,7 @@ static int temp_dir(struct app *app, const char **out, struct loch_err *err)
 static int open_engine(struct app *app, int threads, bool confine, struct engine_options *opts,
                        struct engine **out, struct loch_err *err)
 {
-    struct engine_options o = {threads, app->cfg->query_memory_mb, NULL, NULL};
+    struct engine_options o = {.threads = threads, .memory_mb = app->cfg->query_memory_mb};
     int rc = temp_dir(app, &o.temp_dir, err);
     if (rc)
         return rc;
@@ -116,8 +116,18 @@ int app_replication_engine(struct app *app, struct loch_err *err)
     return open_engine(app, 1, false, NULL, &app->reng, err);
 }
 
+int app_restricted_engine(struct app *app, struct loch_err *err)
+{
+    if (app->xeng)
+        return 0;
+    struct engine_options o = {.threads = app->cfg->threads, .memory_mb = app->cfg->query_memory_mb};
+    o.restricted_dir = arena_printf(app->a, "%s/restricted", app->cfg->state_dir);
+    return engine_open(&o, &app->xeng, err);
+}
+
 void app_close(struct app *app)
 {
+    engine_close(app->xeng);
     engine_close(app->reng);
     engine_close(app->eng);
     store_close(app->st);

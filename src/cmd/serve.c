@@ -33,7 +33,11 @@ int cmd_serve(struct app *app, int argc, char **argv)
     loch_err_clear(&err);
     /* One DuckDB database per distinct memory limit (query.roles): a role's members share
      * its budget. The process engine serves the global limit. */
-    struct engine_pool *pool = engine_pool_new(app->eng, &app->eng_opts);
+    struct engine_options pool_opts = app->eng_opts;
+    /* Non-administrators' statements run on restricted engines (one per memory limit too),
+     * whose empty read-only database file and spill folders live here. */
+    pool_opts.restricted_dir = arena_printf(app->a, "%s/restricted", app->cfg->state_dir);
+    struct engine_pool *pool = engine_pool_new(app->eng, &pool_opts);
     struct pgwire_options po = {app->cfg, app->eng,
                                 arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir), pool};
     struct pgwire_server *pg = NULL;

@@ -186,9 +186,15 @@ static int run_sql(struct app *app, const char *sql, struct out *o)
 {
     struct loch_err err;
     loch_err_clear(&err);
-    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir};
-    struct query_session *s;
-    int rc = o->as_user ? query_session_open_as(&env, o->as_user, &s, &err) : query_session_open(&env, &s, &err);
+    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir, NULL};
+    struct query_session *s = NULL;
+    int rc = 0;
+    if (o->as_user) {
+        rc = app_restricted_engine(app, &err);
+        env.restricted = app->xeng;
+    }
+    if (!rc)
+        rc = o->as_user ? query_session_open_as(&env, o->as_user, &s, &err) : query_session_open(&env, &s, &err);
     if (!rc)
         rc = query_run(s, sql, emit, o, &err);
     query_session_close(s);
@@ -427,7 +433,7 @@ int cmd_load(struct app *app, int argc, char **argv)
     else
         buf_printf(&sql, "CREATE TABLE %s AS %s", target.data, src.data);
     double t0 = util_mono_s();
-    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir};
+    struct query_env env = {app->cat, app->st, app->eng, app->cfg->state_dir, NULL};
     struct query_session *s = NULL;
     char tag[64] = "";
     rc = query_session_open(&env, &s, &err);

@@ -2,10 +2,15 @@
 #include "engine/engine.h"
 
 #include <duckdb.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
 
 #include "base/buf.h"
 #include "base/util.h"
@@ -27,13 +32,19 @@ struct engine {
     struct mask_slot *masks;
     size_t n_masks;
     uint64_t id;
-    bool confined; /* configuration locked: no per-connection SET */
-    char **folders; /* confined: the real paths of the folders (NULL-terminated), else NULL */
+    bool confined;   /* configuration locked: no per-connection SET */
+    char **folders;  /* confined: the real paths of the folders (NULL-terminated), else NULL */
+    bool restricted; /* engine_options.restricted_dir */
+    int dir_fd;      /* restricted: the folder DuckDB reaches through /proc/self/fd; else -1 */
+    char *spill;     /* restricted: its spill folder (removed at close) */
+    bool locks_ready; /* masks_lock initialised */
 };
 
 static _Atomic uint64_t next_engine_id = 1;
 
 uint64_t engine_id(const struct engine *e) { return e->id; }
+
+bool engine_is_restricted(const struct engine *e) { return e->restricted; }
 
 struct engine_conn {
     duckdb_connection con;
@@ -93,11 +104,112 @@ static int confine(struct engine *e, const char *const *dirs, struct loch_err *e
     return rc;
 }
 
+/* The empty database file of restricted engines: made once per folder, atomically (a
+ * DuckDB database written under a temporary name, then renamed), never written again:
+ * every restricted engine opens it read-only. */
+#define RESTRICTED_DB "lake.duckdb"
+
+static int restricted_prepare(struct engine *e, const char *dir, struct loch_err *err)
+{
+    int rc = util_mkdirs(dir, err);
+    if (rc)
+        return rc;
+    chmod(dir, 0700);
+    char *db = xasprintf("%s/" RESTRICTED_DB, dir);
+    struct stat sb;
+    if (stat(db, &sb) != 0) {
+        char *tmp = xasprintf("%s/.%s.%ld.tmp", dir, RESTRICTED_DB, (long)getpid());
+        unlink(tmp);
+        duckdb_database d;
+        char *msg = NULL;
+        duckdb_config cfg;
+        duckdb_create_config(&cfg);
+        duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+        duckdb_set_config(cfg, "autoload_known_extensions", "false");
+        if (duckdb_open_ext(tmp, &d, cfg, &msg) != DuckDBSuccess) {
+            rc = loch_errf(err, LOCH_EENGINE, "cannot create %s: %s", db, msg ? msg : "unknown error");
+            duckdb_free(msg);
+        } else {
+            duckdb_close(&d);
+            chmod(tmp, 0600);
+            if (rename(tmp, db) != 0)
+                rc = loch_errf(err, LOCH_EIO, "cannot rename %s to %s: %s", tmp, db, strerror(errno));
+        }
+        duckdb_destroy_config(&cfg);
+        free(tmp);
+    }
+    free(db);
+    if (rc)
+        return rc;
+    e->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (e->dir_fd < 0)
+        return loch_errf(err, LOCH_EIO, "cannot open folder %s: %s", dir, strerror(errno));
+    /* a spill folder per engine: DuckDB names its temporary files alike in every database */
+    e->spill = xasprintf("%s/spill-%ld-%llu", dir, (long)getpid(), (unsigned long long)e->id);
+    if (mkdir(e->spill, 0700) != 0 && errno != EEXIST)
+        return loch_errf(err, LOCH_EIO, "cannot create folder %s: %s", e->spill, strerror(errno));
+    return 0;
+}
+
+/* Removes a spill folder: DuckDB's temporary files, no subfolders. */
+static void remove_spill(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        for (struct dirent *de; (de = readdir(d));) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char *f = xasprintf("%s/%s", dir, de->d_name);
+            unlink(f);
+            free(f);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* A restricted engine's sessions keep UTC, and nothing may change its configuration. */
+static int lock_restricted(struct engine *e, struct loch_err *err)
+{
+    duckdb_connection con;
+    if (duckdb_connect(e->db, &con) != DuckDBSuccess)
+        return loch_errf(err, LOCH_EENGINE, "cannot open a DuckDB connection");
+    duckdb_result r;
+    int rc = 0;
+    if (duckdb_query(con, "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL lock_configuration = true", &r) != DuckDBSuccess)
+        rc = loch_errf(err, LOCH_EENGINE, "cannot lock the restricted engine's configuration: %s",
+                       duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&con);
+    e->confined = rc == 0;
+    return rc;
+}
+
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err)
 {
+    struct engine *e = xcalloc(1, sizeof *e);
+    e->dir_fd = -1;
+    e->id = next_engine_id++;
+    bool restricted = o && o->restricted_dir;
+    int rc = 0;
+    char *db_path = NULL, *spill_path = NULL;
+    if (restricted) {
+        e->restricted = true;
+        rc = restricted_prepare(e, o->restricted_dir, err);
+        if (rc) {
+            engine_close(e);
+            return rc;
+        }
+        db_path = xasprintf("/proc/self/fd/%d/" RESTRICTED_DB, e->dir_fd);
+        spill_path = xasprintf("/proc/self/fd/%d/%s", e->dir_fd, strrchr(e->spill, '/') + 1);
+    }
     duckdb_config cfg;
-    if (duckdb_create_config(&cfg) != DuckDBSuccess)
+    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
+        free(db_path);
+        free(spill_path);
+        engine_close(e);
         return loch_errf(err, LOCH_ENOMEM, "cannot create a DuckDB configuration");
+    }
     char num[32];
     if (o && o->threads > 0) {
         snprintf(num, sizeof num, "%d", o->threads);
@@ -107,42 +219,60 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         snprintf(num, sizeof num, "%lldMB", (long long)o->memory_mb);
         duckdb_set_config(cfg, "memory_limit", num);
     }
-    if (o && o->temp_dir)
+    if (restricted) {
+        duckdb_set_config(cfg, "access_mode", "READ_ONLY");
+        duckdb_set_config(cfg, "temp_directory", spill_path);
+    } else if (o && o->temp_dir) {
         duckdb_set_config(cfg, "temp_directory", o->temp_dir);
+    }
     /* Extensions are compiled in; nothing may be downloaded at run time. */
     duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
     duckdb_set_config(cfg, "autoload_known_extensions", "false");
-    struct engine *e = xcalloc(1, sizeof *e);
+    if (restricted) { /* after temp_directory: DuckDB refuses to set it once this is off */
+        duckdb_set_config(cfg, "enable_external_access", "false");
+        duckdb_set_config(cfg, "allow_community_extensions", "false");
+    }
     char *msg = NULL;
-    if (duckdb_open_ext(NULL, &e->db, cfg, &msg) != DuckDBSuccess) {
+    if (duckdb_open_ext(db_path, &e->db, cfg, &msg) != DuckDBSuccess) {
         loch_errf(err, LOCH_EENGINE, "cannot open DuckDB: %s", msg ? msg : "unknown error");
         duckdb_free(msg);
         duckdb_destroy_config(&cfg);
-        free(e);
+        free(db_path);
+        free(spill_path);
+        e->db = NULL;
+        engine_close(e);
         return LOCH_EENGINE;
     }
     duckdb_destroy_config(&cfg);
+    free(db_path);
+    free(spill_path);
     pthread_rwlock_init(&e->masks_lock, NULL);
-    int rc = register_keep(e, err);
+    e->locks_ready = true;
+    rc = register_keep(e, err);
     if (rc) {
         engine_close(e);
         return rc;
     }
-    /* Lake data files never change once written (Iceberg): their Parquet footers can be
-     * cached, which spares every query re-reading them. (A Parquet-extension setting:
-     * unknown to the open-time config, so set once the database is up.) */
-    duckdb_connection con;
-    if (duckdb_connect(e->db, &con) == DuckDBSuccess) {
-        duckdb_result r;
-        duckdb_query(con, "SET GLOBAL parquet_metadata_cache = true", &r);
-        duckdb_destroy_result(&r);
-        duckdb_disconnect(&con);
+    if (restricted) {
+        rc = lock_restricted(e, err);
+    } else {
+        /* Lake data files never change once written (Iceberg): their Parquet footers can be
+         * cached, which spares every query re-reading them. (A Parquet-extension setting:
+         * unknown to the open-time config, so set once the database is up.) */
+        duckdb_connection con;
+        if (duckdb_connect(e->db, &con) == DuckDBSuccess) {
+            duckdb_result r;
+            duckdb_query(con, "SET GLOBAL parquet_metadata_cache = true", &r);
+            duckdb_destroy_result(&r);
+            duckdb_disconnect(&con);
+        }
+        if (o && o->confine_to)
+            rc = confine(e, o->confine_to, err);
     }
-    if (o && o->confine_to && (rc = confine(e, o->confine_to, err)) != 0) {
+    if (rc) {
         engine_close(e);
         return rc;
     }
-    e->id = next_engine_id++;
     *out = e;
     return 0;
 }
@@ -151,7 +281,8 @@ void engine_close(struct engine *e)
 {
     if (!e)
         return;
-    duckdb_close(&e->db);
+    if (e->db)
+        duckdb_close(&e->db);
     for (size_t i = 0; i < e->n_masks; i++) {
         free(e->masks[i].bits);
         free(e->masks[i].key);
@@ -160,7 +291,13 @@ void engine_close(struct engine *e)
     for (size_t i = 0; e->folders && e->folders[i]; i++)
         free(e->folders[i]);
     free(e->folders);
-    pthread_rwlock_destroy(&e->masks_lock);
+    if (e->locks_ready)
+        pthread_rwlock_destroy(&e->masks_lock);
+    if (e->spill)
+        remove_spill(e->spill);
+    free(e->spill);
+    if (e->dir_fd >= 0)
+        close(e->dir_fd);
     free(e);
 }
 
@@ -175,6 +312,7 @@ struct engine_pool {
     struct engine *base;
     struct pool_slot {
         int64_t memory_mb;
+        bool restricted;
         struct engine *e;
     } *slots;
     size_t n_slots;
@@ -189,9 +327,12 @@ struct engine_pool *engine_pool_new(struct engine *base, const struct engine_opt
     return p;
 }
 
-int engine_pool_get(struct engine_pool *p, int64_t memory_mb, struct engine **out, struct loch_err *err)
+int engine_pool_get(struct engine_pool *p, int64_t memory_mb, bool restricted, struct engine **out,
+                    struct loch_err *err)
 {
-    if (memory_mb == p->o.memory_mb) {
+    if (restricted && !p->o.restricted_dir)
+        return loch_errf(err, LOCH_EINVAL, "no restricted engine configured");
+    if (!restricted && p->base && memory_mb == p->o.memory_mb) {
         *out = p->base;
         return 0;
     }
@@ -199,15 +340,17 @@ int engine_pool_get(struct engine_pool *p, int64_t memory_mb, struct engine **ou
     pthread_mutex_lock(&p->mu);
     struct engine *e = NULL;
     for (size_t i = 0; i < p->n_slots && !e; i++)
-        if (p->slots[i].memory_mb == memory_mb)
+        if (p->slots[i].memory_mb == memory_mb && p->slots[i].restricted == restricted)
             e = p->slots[i].e;
     if (!e) {
         struct engine_options o = p->o;
         o.memory_mb = memory_mb;
+        if (!restricted)
+            o.restricted_dir = NULL;
         rc = engine_open(&o, &e, err);
         if (!rc) {
             p->slots = xrealloc(p->slots, (p->n_slots + 1) * sizeof *p->slots);
-            p->slots[p->n_slots++] = (struct pool_slot){memory_mb, e};
+            p->slots[p->n_slots++] = (struct pool_slot){memory_mb, restricted, e};
         }
     }
     pthread_mutex_unlock(&p->mu);

@@ -21,13 +21,23 @@ struct engine_options {
      * then lie below one of them (allowed_directories, external access off), and the
      * configuration is locked so no statement can undo it. Sessions keep UTC. */
     const char *const *confine_to;
+    /* NULL, or a folder (created 0700 if missing) that makes this a restricted engine, the
+     * one non-administrators' statements run on: its only database is an empty DuckDB
+     * file kept in that folder and opened read-only (no statement can create a shared
+     * object: tables, views, macros, attached databases), with no file access at all
+     * (enable_external_access off, nothing allowed), spilling into a folder of its own
+     * beside it, configuration locked. Both are named to DuckDB through a descriptor of the
+     * folder (/proc/self/fd/N/...), so no setting or listing shows where the lake lives.
+     * confine_to is ignored. */
+    const char *restricted_dir;
 };
 
 struct engine;       /* one per process: a DuckDB in-memory database */
 struct engine_conn;  /* one per session/thread */
 struct engine_rows;  /* a materialised result */
 
-/* Opens an in-memory DuckDB database. */
+/* Opens an in-memory DuckDB database (or, with o->restricted_dir, the restricted kind
+ * described there). */
 int engine_open(const struct engine_options *o, struct engine **out, struct loch_err *err);
 void engine_close(struct engine *e); /* e may be NULL */
 
@@ -37,13 +47,17 @@ void engine_close(struct engine *e); /* e may be NULL */
  * memory_limit is that budget. The pool holds one such database per distinct limit. */
 struct engine_pool;
 
-/* A pool whose engine for o->memory_mb is base (borrowed: the process engine); engines for
- * other limits are opened on first use with o's other options. o is copied; its strings
+/* A pool whose engine for o->memory_mb is base (borrowed: the process engine; NULL: that
+ * one is opened on first use too); engines for other limits are opened on first use with
+ * o's other options. o is copied; its strings
  * and confine_to list are borrowed and must outlive the pool. */
 struct engine_pool *engine_pool_new(struct engine *base, const struct engine_options *o);
 /* The engine whose memory_limit is memory_mb (0 = DuckDB's default), opened on first use
- * (thread-safe). Errors as engine_open. *out lives until engine_pool_free. */
-int engine_pool_get(struct engine_pool *p, int64_t memory_mb, struct engine **out, struct loch_err *err);
+ * (thread-safe): a restricted one (o->restricted_dir, which the pool's options must then
+ * name; LOCH_EINVAL if not) when restricted, else one like base (restricted_dir unset).
+ * Errors as engine_open. *out lives until engine_pool_free. */
+int engine_pool_get(struct engine_pool *p, int64_t memory_mb, bool restricted, struct engine **out,
+                    struct loch_err *err);
 /* Closes the engines the pool opened (never base). No connection to them may remain.
  * p may be NULL. */
 void engine_pool_free(struct engine_pool *p);
@@ -55,6 +69,8 @@ const char *const *engine_confined_folders(const struct engine *e);
 /* A number that identifies e among every engine this process opened (never reused, unlike
  * its address): for caches of what was created in a database. */
 uint64_t engine_id(const struct engine *e);
+/* True for an engine opened with engine_options.restricted_dir. */
+bool engine_is_restricted(const struct engine *e);
 
 /* A connection whose session time zone is UTC. */
 int engine_connect(struct engine *e, struct engine_conn **out, struct loch_err *err);

@@ -10,7 +10,12 @@
 
 struct query_session {
     struct query_env env;
+    /* The process engine's connection: lake views, writes, everything an administrator
+     * runs. Only sessions opened as an administrator have one (NULL otherwise). */
     struct engine_conn *conn;
+    /* The restricted engine's connection (env.restricted), opened on the first statement
+     * that is not an administrator's: every such statement runs here and nowhere else. */
+    struct engine_conn *rconn;
     struct arena *stmt_arena; /* lifetime: one statement */
     struct engine_rows *last;
     char **attached;          /* DuckDB catalogs attached for namespaces */
@@ -48,11 +53,21 @@ int lake_view_all(struct query_session *s, struct loch_err *err);
 /* Parses DuckDB's json_serialize_sql text (its 2^64-1 "no location" made to fit
  * jansson); NULL when malformed. The caller json_decref's it. */
 json_t *duck_json_parse(const char *text);
+/* The text of a tree from duck_json_parse, as json_deserialize_sql takes it (malloc'd). */
+char *duck_json_dump(const json_t *j);
 
-/* The statement guard for non-administrators (guard.c): 0 when st may run as is (it names
- * no lake table, file or non-allow-listed table function), LOCH_EPERM naming what was
- * refused, LOCH_ESYNTAX for a parse error. */
-int guard_check(struct query_session *s, const struct stmt *st, struct loch_err *err);
+/* The statement guard for non-administrators (guard.c). DuckDB parses st's text on c (the
+ * restricted connection); when that is one SELECT that names no relation but CTEs in
+ * scope and object-free catalog relations, no table function outside an allow-list and
+ * no engine-describing function, *sql_out (in s->stmt_arena) is DuckDB's text for that
+ * very tree: the one thing the caller may execute. Else LOCH_EPERM naming what was
+ * refused, LOCH_ESYNTAX for a parse error or more than one statement. */
+int guard_check(struct query_session *s, struct engine_conn *c, const struct stmt *st, char **sql_out,
+                struct loch_err *err);
+/* The command tag loch answers itself for a non-administrator's transaction control
+ * (BEGIN, COMMIT, ...) and SET/RESET of a client setting; NULL for anything else. Nothing
+ * of such a statement reaches DuckDB. */
+const char *guard_answer(const struct stmt *st);
 
 /* For statements of administrators in a confined engine (engine_confined_folders; 0 at
  * once when the engine is not confined): resolves every file path sql names before it

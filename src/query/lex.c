@@ -29,8 +29,8 @@ static size_t skip_region(const char *p, size_t n, size_t i)
         return nl ? (size_t)(nl - p) + 1 : n;
     }
     if (p[i] == '/' && i + 1 < n && p[i + 1] == '*') {
-        /* Block comments nest, as in DuckDB and PostgreSQL (an opener inside one needs
-         * its own closer), so what follows a comment here is what DuckDB runs. */
+        /* Block comments nest, in PostgreSQL and in DuckDB alike: the comment ends at the
+         * "*" "/" that closes its outermost level. */
         size_t depth = 1;
         for (size_t j = i + 2; j + 1 < n; j++) {
             if (p[j] == '/' && p[j + 1] == '*') {

@@ -16,21 +16,28 @@
 struct query_env {
     struct catalog *cat;
     struct store *st;
-    struct engine *eng;
-    const char *state_dir; /* for writer locks */
+    struct engine *eng;         /* the process engine: administrators' statements */
+    const char *state_dir;      /* for writer locks */
+    /* The restricted engine (engine_options.restricted_dir): every statement of a
+     * principal that is not an administrator runs there, and only there. NULL: such
+     * statements are refused. */
+    struct engine *restricted;
 };
 
 struct query_session;
 
 /* A session of the local administrator (`loch sql`, `loch load`): everything allowed. */
 int query_session_open(const struct query_env *env, struct query_session **out, struct loch_err *err);
-/* A session of principal `user` (copied). Whether it is an administrator (principal_is_admin)
- * is decided again for every statement. Until grants exist, a non-administrator may only
- * run SELECTs that name no lake table, no file and no table function outside a short
- * allow-list (range, generate_series, unnest), plus transaction control, SET of a few
- * client settings and ALTER USER <self> [WITH] PASSWORD '...'; anything else is
- * LOCH_EPERM (SQLSTATE 42501) naming what was refused.
- * Deny by default: no path of a non-administrator reaches a file. */
+/* A session of principal `user` (copied). A session is an administrator's only when user
+ * is a member of admin when it opens (then it connects to env->eng) and still is at each
+ * statement; every other statement runs on env->restricted, which holds no lake data and
+ * reaches no file (a role granted later applies from the next session). Until grants
+ * exist, a non-administrator may only run SELECTs that name no lake table, no file and
+ * no table function outside a short allow-list (range, generate_series, unnest), plus
+ * transaction control, SET of a few client settings (answered by loch) and ALTER USER
+ * <self> [WITH] PASSWORD '...'; anything else is LOCH_EPERM (SQLSTATE 42501) naming
+ * what was refused. What DuckDB executes for them is its own text of the tree that was
+ * checked, never the client's text. */
 int query_session_open_as(const struct query_env *env, const char *user, struct query_session **out,
                           struct loch_err *err);
 /* The session's principal ("admin" for the local administrator). */

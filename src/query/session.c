@@ -31,10 +31,19 @@ int query_session_open_as(const struct query_env *env, const char *user, struct 
 {
     if (!user || !*user)
         return loch_errf(err, LOCH_EINVAL, "a session needs a user name");
-    int rc = query_session_open(env, out, err);
-    if (!rc)
-        (*out)->user = xstrdup(user);
-    return rc;
+    struct query_session *s = xcalloc(1, sizeof *s);
+    s->env = *env;
+    s->user = xstrdup(user);
+    s->stmt_arena = arena_new();
+    /* Only an administrator's session gets a connection to the process engine, where the
+     * lake's views and files are; everyone else's statements never reach it. */
+    int rc = principal_is_admin(env->cat, user) ? engine_connect(env->eng, &s->conn, err) : 0;
+    if (rc) {
+        query_session_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
 }
 
 const char *query_session_user(const struct query_session *s)
@@ -47,10 +56,26 @@ char *query_redact(const char *sql) { return rolestmt_redact(sql); }
 static bool session_is_admin(struct query_session *s);
 bool session_admin(struct query_session *s) { return session_is_admin(s); }
 
-/* The local administrator, or a principal that is (now) a member of admin. */
+/* The local administrator, or a session opened by a member of admin that is still one. */
 static bool session_is_admin(struct query_session *s)
 {
-    return !s->user || principal_is_admin(s->env.cat, s->user);
+    return s->conn && (!s->user || principal_is_admin(s->env.cat, s->user));
+}
+
+/* The restricted connection, opened on first use. */
+static int restricted_conn(struct query_session *s, struct engine_conn **out, struct loch_err *err)
+{
+    if (!s->rconn) {
+        if (!s->env.restricted) {
+            loch_errf(err, LOCH_EPERM, "permission denied: no engine for sessions that are not an administrator's");
+            return loch_err_hint(err, "this command runs statements of members of role admin only");
+        }
+        int rc = engine_connect(s->env.restricted, &s->rconn, err);
+        if (rc)
+            return rc;
+    }
+    *out = s->rconn;
+    return 0;
 }
 
 void query_session_close(struct query_session *s)
@@ -60,6 +85,7 @@ void query_session_close(struct query_session *s)
     free(s->user);
     engine_rows_free(s->last);
     engine_disconnect(s->conn);
+    engine_disconnect(s->rconn);
     for (size_t i = 0; i < s->n_attached; i++)
         free(s->attached[i]);
     free(s->attached);
@@ -118,7 +144,7 @@ json_t *duck_json_parse(const char *text)
     return j;
 }
 
-static char *dump_duck_json(const json_t *j)
+char *duck_json_dump(const json_t *j)
 {
     char *out = json_dumps(j, JSON_COMPACT);
     char *fixed = replace_all(out, OUR_NO_LOCATION, DUCK_NO_LOCATION);
@@ -176,7 +202,7 @@ static int eval_expr(struct query_session *s, json_t *expr, bool as_epoch_ms, st
         return loch_errf(err, LOCH_EINTERNAL, "unexpected parse tree from DuckDB");
     }
     json_array_set(list, 0, expr);
-    char *js = dump_duck_json(root);
+    char *js = duck_json_dump(root);
     json_decref(root);
     struct buf q = {0};
     buf_puts(&q, "SELECT json_deserialize_sql(");
@@ -312,7 +338,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
     }
     free(refs);
     if (!rc && changed) {
-        char *out = dump_duck_json(root);
+        char *out = duck_json_dump(root);
         struct buf d = {0};
         buf_puts(&d, "SELECT json_deserialize_sql(");
         buf_sql_str(&d, out);
@@ -339,6 +365,31 @@ static const char *select_tag(struct arena *a, struct engine_rows *r)
 #define MASK_BUDGET ((size_t)256 << 20)
 #define MASK_IDLE_MS (15 * 60 * 1000)
 
+/* A statement of a session that is not an administrator's: answered by loch (transaction
+ * control, client SETs), or checked and run on the restricted connection as DuckDB's own
+ * text of the checked tree. */
+static int restricted_statement(struct query_session *s, const struct stmt *st, struct query_result *res,
+                                struct loch_err *err)
+{
+    const char *tag = guard_answer(st);
+    if (tag) {
+        res->tag = tag;
+        return 0;
+    }
+    struct engine_conn *c;
+    char *sql;
+    int rc = restricted_conn(s, &c, err);
+    if (!rc)
+        rc = guard_check(s, c, st, &sql, err);
+    if (!rc)
+        rc = engine_query_text(c, sql, &s->last, err);
+    if (rc)
+        return rc;
+    res->rows = s->last;
+    res->tag = select_tag(s->stmt_arena, s->last);
+    return 0;
+}
+
 int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void *ctx, struct loch_err *err)
 {
     struct arena *script = arena_new(); /* lifetime: this call */
@@ -355,7 +406,8 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         arena_reset(s->stmt_arena);
         engine_rows_free(s->last);
         s->last = NULL;
-        engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
+        if (s->conn)
+            engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
         const struct stmt *st = &stmts[i];
         struct query_result res = {0};
         bool handled = false, admin = session_is_admin(s);
@@ -376,14 +428,9 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
         if (rc)
             break;
         if (!handled && !admin) {
-            rc = guard_check(s, st, err);
+            rc = restricted_statement(s, st, &res, err);
             if (rc)
                 break;
-            rc = engine_query_text(s->conn, st->text, &s->last, err);
-            if (rc)
-                break;
-            res.rows = s->last;
-            res.tag = select_tag(s->stmt_arena, s->last);
             handled = true;
         }
         if (!handled)
@@ -437,31 +484,18 @@ bool query_is_read(const char *sql)
 {
     static const char *kw[] = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN",
                                "SUMMARIZE", "PIVOT", "UNPIVOT", "PRAGMA", "CALL", NULL};
-    const char *p = sql;
-    for (;;) { /* skip blanks and comments */
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-            p++;
-        if (p[0] == '-' && p[1] == '-') {
-            while (*p && *p != '\n')
-                p++;
-        } else if (p[0] == '/' && p[1] == '*') {
-            const char *e = strstr(p + 2, "*/");
-            if (!e)
-                return false;
-            p = e + 2;
-        } else {
-            break;
-        }
+    struct arena *a = arena_new();
+    struct stmt *st;
+    size_t n, bad;
+    bool yes = false;
+    /* the lexer's tokens skip comments (nested ones included) */
+    if (lex_split(a, sql, &st, &n, &bad) == 0 && n >= 1 && st[0].n_tok >= 1) {
+        yes = lex_punct(&st[0], 0, '(');
+        for (int i = 0; kw[i] && !yes; i++)
+            yes = lex_is(&st[0], 0, kw[i]);
     }
-    if (*p == '(')
-        return true;
-    for (int i = 0; kw[i]; i++) {
-        size_t l = strlen(kw[i]);
-        if (!strncasecmp(p, kw[i], l) && !((p[l] >= 'a' && p[l] <= 'z') || (p[l] >= 'A' && p[l] <= 'Z') ||
-                                           (p[l] >= '0' && p[l] <= '9') || p[l] == '_'))
-            return true;
-    }
-    return false;
+    arena_free(a);
+    return yes;
 }
 
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err)
@@ -476,17 +510,21 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
         loch_errf(err, LOCH_EPERM, "permission denied to read the catalog");
         return loch_err_hint(err, "until grants exist, only members of role admin see the lake's tables");
     }
-    engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
-    if (!session_is_admin(s)) { /* deny by default: the guard decides, no lake views */
+    if (!session_is_admin(s)) { /* deny by default: the guard decides, on the restricted engine */
         struct stmt *stmts;
         size_t n, bad;
         if (lex_split(s->stmt_arena, sql, &stmts, &n, &bad) != 0)
             return loch_errf(err, LOCH_ESYNTAX, "unterminated quoted string or comment at position %zu", bad + 1);
         if (n != 1)
             return loch_errf(err, LOCH_ESYNTAX, "expected one statement, found %zu", n);
-        int rc = guard_check(s, &stmts[0], err);
-        return rc ? rc : engine_prepare(s->conn, sql, out, err);
+        struct engine_conn *c;
+        char *checked;
+        int rc = restricted_conn(s, &c, err);
+        if (!rc)
+            rc = guard_check(s, c, &stmts[0], &checked, err);
+        return rc ? rc : engine_prepare(c, checked, out, err);
     }
+    engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
     bool is_select;
     char *rewritten;
     int rc = query_paths_check(s, sql, err); /* administrators: files stay in the lake */
@@ -499,6 +537,12 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     return engine_prepare(s->conn, rewritten ? rewritten : sql, out, err);
 }
 
-void query_interrupt(struct query_session *s) { engine_interrupt(s->conn); }
+void query_interrupt(struct query_session *s)
+{
+    if (s->conn)
+        engine_interrupt(s->conn);
+    if (s->rconn)
+        engine_interrupt(s->rconn);
+}
 
 int64_t query_scanned_bytes(const struct query_session *s) { return s->scanned; }

@@ -96,8 +96,8 @@ static void worker_give(struct http_server *s, struct worker *w)
 static int session_open(struct http_server *s, struct worker *w, const char *user, struct config_limits *lim,
                         struct query_session **out, struct loch_err *err)
 {
-    struct query_env env = {w->cat, w->st, NULL, s->cfg->state_dir};
-    int rc = limits_resolve(s->cfg, w->cat, user, s->eng, s->pool, lim, &env.eng, err);
+    struct query_env env = {w->cat, w->st, NULL, s->cfg->state_dir, NULL};
+    int rc = limits_resolve(s->cfg, w->cat, user, s->eng, s->pool, lim, &env.eng, &env.restricted, err);
     if (!rc)
         rc = query_session_open_as(&env, user, out, err);
     if (rc)

@@ -17,15 +17,20 @@ static bool member_of(void *ctx, const char *role)
 
 int limits_resolve(const struct loch_config *cfg, struct catalog *cat, const char *user, struct engine *eng,
                    struct engine_pool *pool, struct config_limits *out, struct engine **eng_out,
-                   struct loch_err *err)
+                   struct engine **restricted_out, struct loch_err *err)
 {
     struct member_ctx m = {cat, user};
     config_query_limits(cfg, user, member_of, &m, out);
+    bool admin = principal_is_admin(cat, user);
+    *eng_out = NULL;
+    *restricted_out = NULL;
     if (!pool) {
-        *eng_out = eng;
+        *eng_out = admin ? eng : NULL;
         return 0;
     }
-    int rc = engine_pool_get(pool, out->memory_mb, eng_out, err);
+    int rc = admin ? engine_pool_get(pool, out->memory_mb, false, eng_out, err) : 0;
+    if (!rc)
+        rc = engine_pool_get(pool, out->memory_mb, true, restricted_out, err);
     if (rc)
         loch_err_prefix(err, "opening the query engine for a memory limit of %lld MB (%s)", (long long)out->memory_mb,
                         out->memory_from);

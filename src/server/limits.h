@@ -11,12 +11,15 @@
 #include "engine/engine.h"
 
 /* Resolves user's limits (config_query_limits; membership is principal_member_of, so
- * transitive) into *out, and picks the engine its sessions connect to: the pool's engine
- * for out->memory_mb (the process engine when that is the global value), or eng itself
- * when pool is NULL. On error (an engine that cannot be opened) LOCH_EENGINE with the
- * limit named; *eng_out is unset. */
+ * transitive) into *out, and picks the engines its sessions connect to (query_env): for
+ * an administrator, *eng_out is the pool's engine for out->memory_mb (the process engine
+ * when that is the global value), or eng itself when pool is NULL; for everyone, and
+ * administrators too (a session whose admin role is revoked goes on there),
+ * *restricted_out is the pool's restricted engine for that limit (NULL without a pool).
+ * A non-administrator's *eng_out is NULL: nothing of theirs runs on the process engine.
+ * On error (an engine that cannot be opened) LOCH_EENGINE with the limit named. */
 int limits_resolve(const struct loch_config *cfg, struct catalog *cat, const char *user, struct engine *eng,
                    struct engine_pool *pool, struct config_limits *out, struct engine **eng_out,
-                   struct loch_err *err);
+                   struct engine **restricted_out, struct loch_err *err);
 
 #endif

@@ -1388,9 +1388,9 @@ static int startup(struct conn *c)
     loch_err_clear(&e2);
     /* The user's limits and resource group, fixed for the session (a role change applies
      * from the next login). */
-    struct query_env env = {c->cat, c->st, NULL, c->srv->o.cfg->state_dir};
+    struct query_env env = {c->cat, c->st, NULL, c->srv->o.cfg->state_dir, NULL};
     const struct pgwire_options *o = &c->srv->o;
-    if (limits_resolve(o->cfg, c->cat, c->user, o->eng, o->pool, &c->limits, &env.eng, &e2) != 0 ||
+    if (limits_resolve(o->cfg, c->cat, c->user, o->eng, o->pool, &c->limits, &env.eng, &env.restricted, &e2) != 0 ||
         query_session_open_as(&env, c->user, &c->qs, &e2) != 0) {
         send_fatal(c, loch_err_sqlstate(e2.code), e2.msg);
         return -1;

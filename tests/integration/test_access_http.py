@@ -134,7 +134,7 @@ def test_non_admin_denied_admin_allowed(admin_lake):
     load_accounts(lake)
     lake.run("sql", f"CREATE USER alice WITH PASSWORD '{ALICE_PW}'; CREATE ROLE ops")
     err = sql_fails(lake, "SELECT * FROM bank.accounts", "--as", "alice")
-    assert "permission denied for table bank.accounts" in err and "SQLSTATE: 42501" in err
+    assert "permission denied for relation bank.accounts" in err and "SQLSTATE: 42501" in err
     assert "12.34" not in err
     # no file, no table function, no writes, no role changes for non-admins
     for sql in ["SELECT * FROM read_csv('/etc/passwd')", f"SELECT * FROM '{lake.root}/accounts.csv'",
