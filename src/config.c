@@ -19,6 +19,8 @@
 #define DEFAULT_SQL_LISTEN "127.0.0.1:5433"
 #define DEFAULT_HTTP_LISTEN "127.0.0.1:8181"
 #define DEFAULT_FLUSH_MS 1000
+#define DEFAULT_TOKEN_EXPIRY_DAYS 30
+#define DEFAULT_TOKEN_MAX_EXPIRY_DAYS 365
 
 const char *config_default_path(const char *explicit_path)
 {
@@ -372,6 +374,24 @@ static int read_query(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
     return 0;
 }
 
+/* auth: how long bearer tokens live (days). Tokens always expire: both are at least 1. */
+static int read_auth(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
+{
+    static const char *const keys[] = {"token_default_expiry_days", "token_max_expiry_days"};
+    yaml_node_t *v[2];
+    int rc;
+    if ((rc = read_map(c, n, "auth", keys, 2, v)) ||
+        (rc = get_int(c, v[0], "auth.token_default_expiry_days", 1, 36500, &cfg->token_default_expiry_days)) ||
+        (rc = get_int(c, v[1], "auth.token_max_expiry_days", 1, 36500, &cfg->token_max_expiry_days)))
+        return rc;
+    if (cfg->token_default_expiry_days > cfg->token_max_expiry_days) {
+        fail(c, v[0] ? v[0] : n, "auth.token_default_expiry_days (%lld) is above auth.token_max_expiry_days (%lld)",
+             (long long)cfg->token_default_expiry_days, (long long)cfg->token_max_expiry_days);
+        return loch_err_hint(c->err, "make the default at most the maximum");
+    }
+    return 0;
+}
+
 /* Most restrictive of two limits where 0 means none. */
 static int64_t stricter(int64_t a, int64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
 
@@ -515,8 +535,9 @@ static int read_sources(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
 
 static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
 {
-    static const char *const keys[] = {"warehouse", "state", "server", "query", "flush_interval_ms", "sources"};
-    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, N_KEYS };
+    static const char *const keys[] = {"warehouse", "state", "server", "query", "flush_interval_ms", "sources",
+                                       "auth"};
+    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, AUTH, N_KEYS };
     yaml_node_t *v[N_KEYS];
     int rc;
     if (!root || is_null(root)) {
@@ -545,6 +566,7 @@ static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
     cfg->state_dir = resolve(c, st);
     if ((v[SERVER] && !is_null(v[SERVER]) && (rc = read_server(c, v[SERVER], cfg))) ||
         (v[QUERY] && !is_null(v[QUERY]) && (rc = read_query(c, v[QUERY], cfg))) ||
+        (v[AUTH] && !is_null(v[AUTH]) && (rc = read_auth(c, v[AUTH], cfg))) ||
         (rc = get_int(c, v[FLUSH], "flush_interval_ms", 1, 86400000, &cfg->flush_interval_ms)) ||
         (rc = read_sources(c, v[SOURCES], cfg)))
         return rc;
@@ -574,6 +596,8 @@ int config_load(const char *path, struct arena *a, struct loch_config **out, str
     cfg->http_listen = DEFAULT_HTTP_LISTEN;
     cfg->tls_mode = "off";
     cfg->flush_interval_ms = DEFAULT_FLUSH_MS;
+    cfg->token_default_expiry_days = DEFAULT_TOKEN_EXPIRY_DAYS;
+    cfg->token_max_expiry_days = DEFAULT_TOKEN_MAX_EXPIRY_DAYS;
 
     yaml_parser_t parser;
     yaml_document_t doc;

@@ -43,6 +43,8 @@ struct loch_config {
     int64_t query_timeout_ms;   /* 0 = none */
     int64_t query_memory_mb;    /* 0 = DuckDB default */
     int threads;                /* DuckDB threads; 0 = all cores */
+    int64_t token_default_expiry_days; /* auth.token_default_expiry_days; default 30 */
+    int64_t token_max_expiry_days;     /* auth.token_max_expiry_days; default 365 */
     struct loch_query_role *query_roles; /* query.roles, in file order */
     size_t n_query_roles;
     struct loch_source *sources;

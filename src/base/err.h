@@ -38,7 +38,8 @@
     X(EDIVZERO,   40, "22012", 400, "division by zero")                         \
     X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
     X(ERANGE,     42, "22003", 400, "value out of range")                       \
-    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")
+    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")                     \
+    X(ENAME,      44, "42602", 400, "invalid name")
 
 enum loch_errno {
     LOCH_OK = 0,

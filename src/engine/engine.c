@@ -33,6 +33,7 @@ struct engine {
     size_t n_masks;
     uint64_t id;
     bool confined;   /* configuration locked: no per-connection SET */
+    char **folders;  /* confined: the real paths of the folders (NULL-terminated), else NULL */
     bool restricted; /* engine_options.restricted_dir */
     int dir_fd;      /* restricted: the folder DuckDB reaches through /proc/self/fd; else -1 */
     char *spill;     /* restricted: its spill folder (removed at close) */
@@ -56,18 +57,35 @@ struct engine_rows {
 
 static int register_keep(struct engine *e, struct loch_err *err);
 
-/* Locks file access to dirs (see engine_options.confine_to). */
+/* Locks file access to dirs (see engine_options.confine_to). DuckDB compares path
+ * strings: each local folder is given by its real path (a symlink on the way resolved),
+ * which is also what engine_confined_folders hands to the checks that resolve the paths
+ * a statement names (query/paths.c). */
 static int confine(struct engine *e, const char *const *dirs, struct loch_err *err)
 {
     struct buf q = {0};
+    size_t n_dirs = 0;
+    while (dirs[n_dirs])
+        n_dirs++;
+    e->folders = xcalloc(n_dirs + 1, sizeof *e->folders);
+    size_t n_folders = 0;
     buf_puts(&q, "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL allowed_directories = [");
     for (size_t i = 0; dirs[i]; i++) {
         if (i)
             buf_puts(&q, ", ");
-        size_t n = strlen(dirs[i]);
-        char *dir = xasprintf("%s%s", dirs[i], n && dirs[i][n - 1] == '/' ? "" : "/");
+        char *real = strstr(dirs[i], "://") ? NULL : realpath(dirs[i], NULL);
+        const char *d = real ? real : dirs[i];
+        size_t n = strlen(d);
+        char *dir = xasprintf("%s%s", d, n && d[n - 1] == '/' ? "" : "/");
         buf_sql_str(&q, dir);
         free(dir);
+        bool dup = false;
+        for (size_t k = 0; real && k < n_folders && !dup; k++)
+            dup = !strcmp(e->folders[k], real);
+        if (real && !dup)
+            e->folders[n_folders++] = real;
+        else
+            free(real);
     }
     buf_puts(&q, "]; SET GLOBAL enable_external_access = false; SET GLOBAL lock_configuration = true");
     duckdb_connection con;
@@ -270,6 +288,9 @@ void engine_close(struct engine *e)
         free(e->masks[i].key);
     }
     free(e->masks);
+    for (size_t i = 0; e->folders && e->folders[i]; i++)
+        free(e->folders[i]);
+    free(e->folders);
     if (e->locks_ready)
         pthread_rwlock_destroy(&e->masks_lock);
     if (e->spill)
@@ -278,6 +299,11 @@ void engine_close(struct engine *e)
     if (e->dir_fd >= 0)
         close(e->dir_fd);
     free(e);
+}
+
+const char *const *engine_confined_folders(const struct engine *e)
+{
+    return e && e->confined ? (const char *const *)e->folders : NULL;
 }
 
 struct engine_pool {

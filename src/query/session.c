@@ -434,6 +434,8 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
             handled = true;
         }
         if (!handled)
+            rc = query_paths_check(s, st->text, err); /* administrators: files stay in the lake */
+        if (!rc && !handled)
             rc = write_try(s, st, &handled, &res.tag, err);
         if (rc)
             break;
@@ -525,7 +527,9 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     engine_masks_trim(s->conn, MASK_BUDGET, MASK_IDLE_MS);
     bool is_select;
     char *rewritten;
-    int rc = prepare_select(s, sql, &is_select, &rewritten, err);
+    int rc = query_paths_check(s, sql, err); /* administrators: files stay in the lake */
+    if (!rc)
+        rc = prepare_select(s, sql, &is_select, &rewritten, err);
     if (!rc && !is_select)
         rc = lake_view_all(s, err);
     if (rc)
