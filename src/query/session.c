@@ -98,7 +98,8 @@ int query_split_name(struct arena *a, const char *full, char **ns, char **name, 
     const char *dot = strrchr(full, '.');
     if (!dot || dot == full || !dot[1]) {
         loch_errf(err, LOCH_EINVAL, "\"%s\" is not a NAMESPACE.TABLE name", full);
-        return loch_err_hint(err, "lake tables are named namespace.table, e.g. core.public.loans");
+        loch_err_hint(err, "lake tables are named namespace.table, e.g. core.public.loans");
+        return LOCH_EINVAL; /* err may be NULL: the code must not come from it */
     }
     *ns = arena_strndup(a, full, (size_t)(dot - full));
     *name = arena_strdup(a, dot + 1);
