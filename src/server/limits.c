@@ -20,7 +20,7 @@ int limits_resolve(const struct loch_config *cfg, struct catalog *cat, const cha
                    struct loch_err *err)
 {
     struct member_ctx m = {cat, user};
-    config_query_limits(cfg, user, member_of, &m, out);
+    config_query_limits(cfg, user, principal_is_admin(cat, user), member_of, &m, out);
     if (!pool) {
         *eng_out = eng;
         return 0;

@@ -11,7 +11,7 @@
 #include "engine/engine.h"
 
 /* Resolves user's limits (config_query_limits; membership is principal_member_of, so
- * transitive) into *out, and picks the engine its sessions connect to: the pool's engine
+ * transitive; non-administrators get query.non_admin_* as defaults) into *out, and picks the engine its sessions connect to: the pool's engine
  * for out->memory_mb (the process engine when that is the global value), or eng itself
  * when pool is NULL. On error (an engine that cannot be opened) LOCH_EENGINE with the
  * limit named; *eng_out is unset. */
