@@ -5,6 +5,7 @@ one deadline however slowly its bytes come; slots are reserved for administrator
 logins back off per user and per address without holding up anyone else; /metrics wants a
 token; non-administrators get a statement time limit by default."""
 import os
+import re
 import socket
 import sqlite3
 import struct
@@ -103,7 +104,7 @@ def test_flood_before_login_locks_nobody_out_and_leaves_nothing_behind(admin_lak
                 if p.returncode:
                     token_errors.append(p.stderr)
                     continue
-                tid = lake.run("token", "list").stdout.splitlines()[-1].split()[0]
+                tid = p.stdout.split()[1]  # "token <id> for user ..."
                 p = lake.run("token", "revoke", tid, check=False)
                 if p.returncode:
                     token_errors.append(p.stderr)
@@ -220,7 +221,14 @@ def test_slots_reserved_for_administrators(admin_lake):
             pg(server)
         assert "too many clients" in str(e.value)
         assert all(c.execute("SELECT 1").fetchone() == (1,) for c in conns)
-        conns.pop(0).close()  # a slot frees up
+        # with one slot free, it is still one of the reserved ones
+        conns.pop(0).close()
+        time.sleep(0.5)
+        with pytest.raises(psycopg.OperationalError) as e:
+            pg(server, "mallory", PW)
+        assert "reserved for administrators" in str(e.value)
+        conns.pop().close()  # both administrators leave: three free, one for mallory
+        conns.pop().close()
         deadline = time.time() + 5
         while True:
             try:
@@ -305,6 +313,8 @@ def test_metrics_need_a_token_unless_configured_open(admin_lake):
         assert r.status == 200 and "loch_queries_total" in r.text
     finally:
         server.stop()
+    cfg = re.sub(r'sql_listen: "[^"]*"', 'sql_listen: "127.0.0.1:5433"', lake.config.read_text())
+    lake.config.write_text(re.sub(r'http_listen: "[^"]*"', 'http_listen: "127.0.0.1:8181"', cfg))
     configure(lake, server={"metrics_open": "true"})
     server = Server(lake)
     try:
