@@ -35,6 +35,7 @@
     X(ETOOLARGE,  33, "54000", 413, "request too large")                        \
     X(EMETHOD,    34, "0A000", 405, "method not allowed")                       \
     X(ENOROUTE,   35, "0A000", 404, "no such route")                            \
+    X(ETOOMANY,   36, "53300", 503, "too many connections")                     \
     X(EDIVZERO,   40, "22012", 400, "division by zero")                         \
     X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
     X(ERANGE,     42, "22003", 400, "value out of range")                       \

@@ -10,6 +10,7 @@
 #include "cdc/source.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <jansson.h>
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1317,12 +1317,10 @@ static int stream(struct pgsrc *s, struct loch_err *err)
             if (rc)
                 break;
         }
-        int fd = PQsocket(s->repl);
-        fd_set rs;
-        FD_ZERO(&rs);
-        FD_SET(fd, &rs);
-        struct timeval tv = {0, STREAM_WAIT_MS * 1000};
-        if (select(fd + 1, &rs, NULL, NULL, &tv) < 0 && errno != EINTR) {
+        /* poll, not select: in `loch serve` this socket can be above FD_SETSIZE (1024),
+         * where FD_SET would write past the fd_set */
+        struct pollfd pf = {PQsocket(s->repl), POLLIN, 0};
+        if (poll(&pf, 1, STREAM_WAIT_MS) < 0 && errno != EINTR) {
             rc = loch_errf(err, LOCH_ESOURCE, "source %s: waiting for the stream: %s", s->src->name, strerror(errno));
             break;
         }
