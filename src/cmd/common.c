@@ -67,14 +67,17 @@ static int open_engine(struct app *app, int threads, bool confine, struct engine
     int rc = temp_dir(app, &o.temp_dir, err);
     if (rc)
         return rc;
-    const char **dirs = arena_alloc(app->a, 4 * sizeof *dirs);
-    dirs[0] = dirs[1] = dirs[3] = NULL;
-    dirs[2] = app->cfg->state_dir;
     if (confine) {
-        /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
+        /* The warehouse as DuckDB sees it named: by URI (lake views) and as a folder. Never
+         * the state folder: a statement that opened and closed catalog.db (read_blob, COPY)
+         * would drop the POSIX locks SQLite holds on it for the whole process, and writers
+         * in other processes would then corrupt it; its spill folder DuckDB reaches by
+         * itself, without the file-access checks. */
+        const char **dirs = arena_alloc(app->a, 3 * sizeof *dirs);
         dirs[0] = arena_printf(app->a, "%s/", app->st->root);
         char *local = store_local_root(app->st);
-        dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
+        dirs[1] = local ? arena_strdup(app->a, local) : NULL;
+        dirs[2] = NULL;
         free(local);
         o.confine_to = dirs;
     }

@@ -227,7 +227,10 @@ def test_confined_folders_are_real_paths(tmp_path):
         assert r.status == 200, r.text
         dirs, temp = r.json()["rows"][0]
         assert str(tmp_path / "via") not in str(dirs), dirs
-        assert str(real / "warehouse") in str(dirs) and str(real / "state") in str(dirs)
+        assert str(real / "warehouse") in str(dirs)
+        # never the state folder: closing a descriptor of catalog.db drops SQLite's locks
+        # (DuckDB itself allows its spill folder, state/tmp/duckdb, and nothing else there)
+        assert all(str(real / "state") not in d or d.rstrip("/") == temp for d in dirs), dirs
         assert temp == str(real / "state" / "tmp" / "duckdb"), temp
         assert s.sql("SELECT a FROM core.t", admin).json()["rows"] == [[1]]
     finally:
@@ -286,3 +289,37 @@ def test_init_makes_private_folders(tmp_path):
     assert mode(root) == 0o700 and mode(root / "state") == 0o700 and mode(root / "warehouse") == 0o700
     assert mode(root / "state" / "catalog.db") == 0o600
     assert mode(root / "loch.yaml") & 0o077 == 0
+
+
+def test_admin_sql_cannot_touch_the_state_folder_yet_spills_there(tmp_path):
+    """An administrator's SQL reads and writes the warehouse, never the state folder (a
+    read of catalog.db by DuckDB would drop SQLite's POSIX locks for the whole process;
+    a COPY there could overwrite its journal); DuckDB still spills into state/tmp."""
+    env = dict(os.environ, LOCH_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    subprocess.run([LOCH, "init", str(tmp_path / "lake")], check=True, capture_output=True, env=env)
+    lake = Lake(tmp_path / "lake")
+    cfg = lake.config.read_text()
+    assert "  memory_mb: 0     #" in cfg
+    lake.config.write_text(cfg.replace("  memory_mb: 0     #", "  memory_mb: 200     #"))
+    s = Server(lake)
+    try:
+        admin = token_for(lake, "admin")
+        st = (lake.root / "state").resolve()
+        assert s.sql("SELECT 1 AS one", admin).status == 200  # the engines are open from here on
+        before = sorted(p.name for p in st.iterdir())
+        for sql in (f"SELECT * FROM read_blob('{st}/catalog.db')",
+                    f"SELECT * FROM read_text('{st}/catalog.db-wal')",
+                    f"COPY (SELECT 1 AS x) TO '{st}/catalog.db-wal' (FORMAT csv)",
+                    f"COPY (SELECT 1 AS x) TO '{st}/x.csv' (FORMAT csv)"):
+            r = s.sql(sql, admin)
+            assert r.status != 200 and "SCRAM" not in r.text, (sql, r.text)
+        assert sorted(p.name for p in st.iterdir()) == before
+        # a sort bigger than the memory limit spills to state/tmp/duckdb and succeeds
+        r = s.sql("SELECT count(*) AS n, max(s) AS m FROM (SELECT i, md5(i::VARCHAR) || repeat('x', 200) AS s "
+                  "FROM range(3000000) t(i) ORDER BY s DESC LIMIT 2999999)", admin)
+        assert r.status == 200 and r.json()["rows"][0][0] == 2999999, r.text
+        ok = subprocess.run(["sqlite3", str(st / "catalog.db"), "PRAGMA integrity_check"], capture_output=True,
+                            text=True)
+        assert ok.stdout.strip() == "ok", ok.stdout + ok.stderr
+    finally:
+        s.stop()
