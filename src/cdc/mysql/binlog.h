@@ -2,7 +2,7 @@
  * TABLE_MAP (with the optional metadata of binlog_row_metadata=FULL), WRITE/UPDATE/DELETE
  * rows v1/v2 and their row images, QUERY, GTID and ROTATE bodies. Values come out as the
  * canonical text literal DuckDB casts exactly to the column's Iceberg type.
- * Not for the network (mysql/source.c talks to the server through MariaDB Connector/C's
+ * Not for the network (mysql/stream.c talks to the server through MariaDB Connector/C's
  * mariadb_rpl) and not for applying changes (cdc/ applier).
  *
  * Why ours: mariadb_rpl_extract_rows (Connector/C 3.3.5+) ignores the columns-present
