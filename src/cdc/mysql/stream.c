@@ -181,232 +181,311 @@ static int tx_commit(struct mysrc *m, int64_t ts_us, struct loch_err *err)
 }
 
 
-/* Parses one event; *group_end when a whole event group (transaction or DDL) ended here. */
-static int on_event(struct mysrc *m, MARIADB_RPL *rpl, MARIADB_RPL_EVENT *ev, bool *group_end,
-                    struct loch_err *err)
+/* One binlog event: its common header (MySQL "Binlog Event Header", v4: timestamp, type,
+ * server id, event size, next position, flags) and its body without the checksum. */
+struct event {
+    uint8_t type;
+    uint32_t when, server_id, log_pos;
+    uint16_t flags;
+    const uint8_t *body;
+    size_t len;
+    int64_t ts_us;
+};
+
+/* raw_data: the packet's 0x00 OK byte, the 19-byte common header, the body, then a 4-byte
+ * CRC32 when the server writes checksums. */
+static int event_header(const struct mysrc *m, const MARIADB_RPL_EVENT *ev, struct event *e, struct loch_err *err)
 {
-    *group_end = false;
     const uint8_t *raw = ev->raw_data;
     size_t size = ev->raw_data_size;
-    /* raw_data: the packet's 0x00 OK byte, the 19-byte common header, the body, then a
-     * 4-byte CRC32 when the server writes checksums. */
     if (size < 20)
         return loch_errf(err, LOCH_ECORRUPT, "binlog event of %zu bytes", size);
     struct cursor hc = cursor_make(raw + 1, 19);
-    uint32_t when, server_id, ev_size, log_pos;
-    uint8_t type;
-    uint16_t flags;
-    cursor_le32(&hc, &when);
-    cursor_u8(&hc, &type);
-    cursor_le32(&hc, &server_id);
+    uint32_t ev_size;
+    cursor_le32(&hc, &e->when);
+    cursor_u8(&hc, &e->type);
+    cursor_le32(&hc, &e->server_id);
     cursor_le32(&hc, &ev_size);
-    cursor_le32(&hc, &log_pos);
-    cursor_le16(&hc, &flags);
+    cursor_le32(&hc, &e->log_pos);
+    cursor_le16(&hc, &e->flags);
     /* Known from binlog_checksum, not from the library: the artificial ROTATE that opens
      * the stream comes before the FORMAT_DESCRIPTION that tells the library. */
-    size_t csum = m->checksum && type != BL_EV_FORMAT_DESCRIPTION ? 4 : 0;
+    size_t csum = m->checksum && e->type != BL_EV_FORMAT_DESCRIPTION ? 4 : 0;
     if (ev_size < 19 + csum || ev_size > size - 1)
         return loch_errf(err, LOCH_ECORRUPT, "binlog event length %u in a packet of %zu bytes", ev_size, size);
-    const uint8_t *body = raw + 20;
-    size_t blen = ev_size - 19 - csum;
-    int64_t ts_us = (int64_t)when * 1000000;
-    int rc = 0;
-    if (type == BL_EV_HEARTBEAT) /* the server had nothing more to send: caught up */
+    e->body = raw + 20;
+    e->len = ev_size - 19 - csum;
+    e->ts_us = (int64_t)e->when * 1000000;
+    return 0;
+}
+
+/* The age of the stream (for flush pacing) and the read position between groups. */
+static void track_position(struct mysrc *m, const struct event *e)
+{
+    bool artificial = (e->flags & LOG_EVENT_ARTIFICIAL_F) != 0;
+    if (e->type == BL_EV_HEARTBEAT) /* the server had nothing more to send: caught up */
         m->last_event_s = 0;
-    else if (when && !(flags & LOG_EVENT_ARTIFICIAL_F))
-        m->last_event_s = when;
+    else if (e->when && !artificial)
+        m->last_event_s = e->when;
     /* Events between groups (FORMAT_DESCRIPTION, GTID_LIST, BINLOG_CHECKPOINT, ...) move
      * the read position too, so a catch-up target that ends on them is reached.
      * Artificial events (log_pos 0) and heartbeats do not. */
-    if (!m->in_tx && log_pos != 0 && !(flags & LOG_EVENT_ARTIFICIAL_F) && type != BL_EV_HEARTBEAT &&
-        type != BL_EV_ROTATE && type != BL_EV_GTID_MARIADB && type != BL_EV_GTID_MYSQL && type != BL_EV_QUERY &&
-        m->file[0]) {
+    if (!m->in_tx && e->log_pos != 0 && !artificial && e->type != BL_EV_HEARTBEAT && e->type != BL_EV_ROTATE &&
+        e->type != BL_EV_GTID_MARIADB && e->type != BL_EV_GTID_MYSQL && e->type != BL_EV_QUERY && m->file[0]) {
         snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
-        m->pos.pos = log_pos;
+        m->pos.pos = e->log_pos;
     }
-    switch (type) {
-    case BL_EV_ROTATE: {
-        const char *file;
-        uint64_t pos;
-        if ((rc = binlog_rotate_decode(body, blen, m->tx, &file, &pos, err)))
+}
+
+/* The end of a group (XID, COMMIT or DDL query) is the read position. */
+static void group_position(struct mysrc *m, const struct event *e)
+{
+    snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
+    m->pos.pos = e->log_pos;
+}
+
+static int on_rotate(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    const char *file;
+    uint64_t pos;
+    int rc = binlog_rotate_decode(e->body, e->len, m->tx, &file, &pos, err);
+    if (rc)
+        return rc;
+    snprintf(m->file, sizeof m->file, "%s", file);
+    if (!m->in_tx) {
+        snprintf(m->pos.file, sizeof m->pos.file, "%s", file);
+        m->pos.pos = pos;
+    }
+    return 0;
+}
+
+static int on_gtid_mariadb(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    uint64_t seq;
+    uint32_t domain;
+    uint8_t gflags;
+    int rc = binlog_mariadb_gtid_decode(e->body, e->len, &seq, &domain, &gflags, err);
+    if (rc)
+        return rc;
+    tx_reset(m);
+    snprintf(m->gtid, sizeof m->gtid, "%u-%u-%" PRIu64, domain, e->server_id, seq);
+    gtid_state_update(m, domain, m->gtid);
+    m->in_tx = true;
+    m->tx_ts_us = e->ts_us;
+    return 0;
+}
+
+static int on_gtid_mysql(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    const char *g;
+    int rc = binlog_mysql_gtid_decode(e->body, e->len, m->tx, &g, err);
+    if (rc)
+        return rc;
+    /* a group whose end was not recognised (an XA COMMIT, say) still happened */
+    if ((rc = gtid_done(m, err)))
+        return rc;
+    tx_reset(m);
+    snprintf(m->gtid, sizeof m->gtid, "%s", g);
+    if (m->executed_known) {
+        if ((rc = mysql_gtid_parse(m->gtid, &m->cur, err)))
             return rc;
-        snprintf(m->file, sizeof m->file, "%s", file);
-        if (!m->in_tx) {
-            snprintf(m->pos.file, sizeof m->pos.file, "%s", file);
-            m->pos.pos = pos;
-        }
+        m->cur_valid = true;
+        m->skip_tx = mysql_gtid_set_contains(&m->executed, &m->cur);
+        if (m->skip_tx)
+            m->n_skipped++;
+        else if (m->skip_from[0])
+            log_skipped(m);
+    } else {
+        snprintf(m->gtid_state, sizeof m->gtid_state, "%s", g);
+    }
+    m->in_tx = true;
+    m->tx_ts_us = e->ts_us;
+    return 0;
+}
+
+/* Every GTID written before this file. The stream has seen all of them, so they join the
+ * executed set: this completes a set read from SHOW MASTER STATUS a commit early, and
+ * gives a checkpoint written before loch kept sets one. */
+static int on_previous_gtids(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    if (m->is_mariadb || !m->gtid_positions || m->in_tx)
+        return 0;
+    const char *text;
+    struct mysql_gtid_set prev = {0};
+    int rc;
+    if ((rc = binlog_mysql_previous_gtids_decode(e->body, e->len, m->tx, &text, err)) ||
+        (rc = mysql_gtid_set_parse(text, &prev, err)))
+        return rc;
+    if (!m->executed_known) {
+        mysql_gtid_set_free(&m->executed);
+        log_info("mysql source %s: the checkpoint carries the executed GTID set from %s on",
+                 m->r->src->name, m->file);
+    }
+    mysql_gtid_set_union(&m->executed, &prev);
+    mysql_gtid_set_free(&prev);
+    m->executed_known = true;
+    m->cur_valid = false;
+    char *set = mysql_gtid_set_format(&m->executed, m->tx);
+    if (strlen(set) >= sizeof m->gtid_state)
+        return loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; "
+                         "loch keeps at most %zu in a checkpoint", strlen(set), sizeof m->gtid_state - 1);
+    memcpy(m->gtid_state, set, strlen(set) + 1);
+    return 0;
+}
+
+/* BEGIN opens a group, COMMIT ends one of non-transactional tables; any other statement
+ * outside BEGIN..COMMIT is a group of its own (DDL). */
+static int on_query(struct mysrc *m, const struct event *e, bool *group_end, struct loch_err *err)
+{
+    const char *db, *stmt;
+    int rc = binlog_query_decode(e->body, e->len, m->tx, &db, &stmt, err);
+    if (rc)
+        return rc;
+    struct mysql_ddl d;
+    mysql_ddl_parse(stmt, m->tx, &d);
+    if (d.kind == MYSQL_DDL_BEGIN) {
+        m->in_tx = m->began = true;
+        m->tx_ts_us = e->ts_us;
         return 0;
     }
-    case BL_EV_GTID_MARIADB: {
-        uint64_t seq;
-        uint32_t domain;
-        uint8_t gflags;
-        if ((rc = binlog_mariadb_gtid_decode(body, blen, &seq, &domain, &gflags, err)))
-            return rc;
+    if (m->began && d.kind != MYSQL_DDL_COMMIT)
+        return 0; /* SAVEPOINT and the like, inside a transaction */
+    group_position(m, e);
+    if ((rc = gtid_done(m, err)))
+        return rc;
+    if (d.kind == MYSQL_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
+        rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : e->ts_us, err);
+    } else if (m->skip_tx) {
         tx_reset(m);
-        snprintf(m->gtid, sizeof m->gtid, "%u-%u-%" PRIu64, domain, server_id, seq);
-        gtid_state_update(m, domain, m->gtid);
-        m->in_tx = true;
-        m->tx_ts_us = ts_us;
-        return 0;
-    }
-    case BL_EV_GTID_MYSQL: {
-        const char *g;
-        if ((rc = binlog_mysql_gtid_decode(body, blen, m->tx, &g, err)))
-            return rc;
-        /* a group whose end was not recognised (an XA COMMIT, say) still happened */
-        if ((rc = gtid_done(m, err)))
-            return rc;
+    } else {
+        rc = mysrc_on_ddl(m, db, stmt, e->ts_us, err);
         tx_reset(m);
-        snprintf(m->gtid, sizeof m->gtid, "%s", g);
-        if (m->executed_known) {
-            if ((rc = mysql_gtid_parse(m->gtid, &m->cur, err)))
-                return rc;
-            m->cur_valid = true;
-            m->skip_tx = mysql_gtid_set_contains(&m->executed, &m->cur);
-            if (m->skip_tx)
-                m->n_skipped++;
-            else if (m->skip_from[0])
-                log_skipped(m);
-        } else {
-            snprintf(m->gtid_state, sizeof m->gtid_state, "%s", g);
+    }
+    *group_end = true;
+    return rc;
+}
+
+static int on_xid(struct mysrc *m, const struct event *e, bool *group_end, struct loch_err *err)
+{
+    group_position(m, e);
+    int rc = gtid_done(m, err);
+    if (rc)
+        return rc;
+    rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : e->ts_us, err);
+    *group_end = true;
+    return rc;
+}
+
+static int on_table_map(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    if (m->skip_tx)
+        return 0;
+    struct binlog_table *bt;
+    int rc = binlog_table_map_decode(e->body, e->len, 6, m->tx, &bt, err);
+    if (rc)
+        return rc;
+    struct tmap *tm = map_find(m, bt->table_id);
+    if (!tm) {
+        if (m->n_maps == m->cap_maps) {
+            size_t cap = m->cap_maps ? m->cap_maps * 2 : 8;
+            m->maps = arena_grow(m->tx, m->maps, m->n_maps, cap, sizeof *m->maps);
+            m->cap_maps = cap;
         }
+        tm = &m->maps[m->n_maps++];
+    }
+    tm->id = bt->table_id;
+    tm->bt = bt;
+    const struct loch_source *src = m->r->src;
+    tm->sh = mysql_table_selected(bt->db, bt->name, src->tables, src->n_tables, src->exclude, src->n_exclude)
+                 ? mysrc_shape_get(m, bt->db, bt->name)
+                 : NULL;
+    return 0;
+}
+
+/* WRITE/UPDATE/DELETE rows, v1 or v2: the rows of followed tables join the open group. */
+static int on_rows(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    if (m->skip_tx)
+        return 0;
+    uint64_t id;
+    int rc = binlog_rows_table_id(e->body, e->len, 6, &id, err);
+    if (rc)
+        return rc;
+    struct tmap *tm = map_find(m, id);
+    if (!tm)
+        return loch_errf(err, LOCH_ECORRUPT, "rows event for table id %" PRIu64 " without a table map", id);
+    if (!tm->sh)
+        return 0;
+    struct binlog_row *rows;
+    size_t n;
+    if ((rc = binlog_rows_decode(e->type, e->body, e->len, 6, tm->bt, m->tx, &rows, &n, err)))
+        return rc;
+    if (m->n_rows + n > m->cap_rows) {
+        size_t cap = m->cap_rows ? m->cap_rows : 64;
+        while (cap < m->n_rows + n)
+            cap *= 2;
+        m->rows = arena_grow(m->tx, m->rows, m->n_rows, cap, sizeof *m->rows);
+        m->cap_rows = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        m->rows[m->n_rows].sh = tm->sh;
+        m->rows[m->n_rows++].r = rows[i];
+    }
+    if (!m->in_tx) { /* a rows event outside BEGIN..COMMIT (never from a real server) */
         m->in_tx = true;
-        m->tx_ts_us = ts_us;
-        return 0;
+        m->tx_ts_us = e->ts_us;
     }
-    case BL_EV_PREVIOUS_GTIDS: {
-        /* Every GTID written before this file. The stream has seen all of them, so they
-         * join the executed set: this completes a set read from SHOW MASTER STATUS a
-         * commit early, and gives a checkpoint written before loch kept sets one. */
-        if (m->is_mariadb || !m->gtid_positions || m->in_tx)
-            return 0;
-        const char *text;
-        struct mysql_gtid_set prev = {0};
-        if ((rc = binlog_mysql_previous_gtids_decode(body, blen, m->tx, &text, err)) ||
-            (rc = mysql_gtid_set_parse(text, &prev, err)))
-            return rc;
-        if (!m->executed_known) {
-            mysql_gtid_set_free(&m->executed);
-            log_info("mysql source %s: the checkpoint carries the executed GTID set from %s on",
-                     m->r->src->name, m->file);
-        }
-        mysql_gtid_set_union(&m->executed, &prev);
-        mysql_gtid_set_free(&prev);
-        m->executed_known = true;
-        m->cur_valid = false;
-        char *set = mysql_gtid_set_format(&m->executed, m->tx);
-        if (strlen(set) >= sizeof m->gtid_state)
-            return loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; "
-                             "loch keeps at most %zu in a checkpoint", strlen(set), sizeof m->gtid_state - 1);
-        memcpy(m->gtid_state, set, strlen(set) + 1);
-        return 0;
-    }
-    case BL_EV_QUERY: {
-        const char *db, *stmt;
-        if ((rc = binlog_query_decode(body, blen, m->tx, &db, &stmt, err)))
-            return rc;
-        struct mysql_ddl d;
-        mysql_ddl_parse(stmt, m->tx, &d);
-        if (d.kind == MYSQL_DDL_BEGIN) {
-            m->in_tx = m->began = true;
-            m->tx_ts_us = ts_us;
-            return 0;
-        }
-        if (m->began && d.kind != MYSQL_DDL_COMMIT)
-            return 0; /* SAVEPOINT and the like, inside a transaction */
-        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
-        m->pos.pos = log_pos;
-        if ((rc = gtid_done(m, err)))
-            return rc;
-        if (d.kind == MYSQL_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
-            rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
-        } else if (m->skip_tx) {
-            tx_reset(m);
-        } else {
-            rc = mysrc_on_ddl(m, db, stmt, ts_us, err);
-            tx_reset(m);
-        }
-        *group_end = true;
+    return 0;
+}
+
+/* XA PREPARE: the rows of an XA transaction commit later, by xid. */
+static int on_xa_prepare(struct mysrc *m, const struct event *e, struct loch_err *err)
+{
+    if (m->n_rows == 0) { /* touched no followed table */
+        int rc = gtid_done(m, err);
+        tx_reset(m);
         return rc;
     }
+    loch_errf(err, LOCH_EUNSUPPORTED, "the source wrote an XA transaction (XA PREPARE at %s:%u), which loch "
+              "cannot replicate yet", m->file, e->log_pos);
+    return loch_err_hint(err, "avoid XA transactions on replicated tables, or exclude those tables");
+}
+
+/* Parses one event; *group_end when a whole event group (transaction or DDL) ended here. */
+static int on_event(struct mysrc *m, const MARIADB_RPL_EVENT *ev, bool *group_end, struct loch_err *err)
+{
+    *group_end = false;
+    struct event e;
+    int rc = event_header(m, ev, &e, err);
+    if (rc)
+        return rc;
+    track_position(m, &e);
+    switch (e.type) {
+    case BL_EV_ROTATE:
+        return on_rotate(m, &e, err);
+    case BL_EV_GTID_MARIADB:
+        return on_gtid_mariadb(m, &e, err);
+    case BL_EV_GTID_MYSQL:
+        return on_gtid_mysql(m, &e, err);
+    case BL_EV_PREVIOUS_GTIDS:
+        return on_previous_gtids(m, &e, err);
+    case BL_EV_QUERY:
+        return on_query(m, &e, group_end, err);
     case BL_EV_XID:
-        snprintf(m->pos.file, sizeof m->pos.file, "%s", m->file);
-        m->pos.pos = log_pos;
-        if ((rc = gtid_done(m, err)))
-            return rc;
-        rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : ts_us, err);
-        *group_end = true;
-        return rc;
-    case BL_EV_TABLE_MAP: {
-        if (m->skip_tx)
-            return 0;
-        struct binlog_table *bt;
-        if ((rc = binlog_table_map_decode(body, blen, 6, m->tx, &bt, err)))
-            return rc;
-        struct tmap *tm = map_find(m, bt->table_id);
-        if (!tm) {
-            if (m->n_maps == m->cap_maps) {
-                size_t cap = m->cap_maps ? m->cap_maps * 2 : 8;
-                m->maps = arena_grow(m->tx, m->maps, m->n_maps, cap, sizeof *m->maps);
-                m->cap_maps = cap;
-            }
-            tm = &m->maps[m->n_maps++];
-        }
-        tm->id = bt->table_id;
-        tm->bt = bt;
-        const struct loch_source *src = m->r->src;
-        tm->sh = mysql_table_selected(bt->db, bt->name, src->tables, src->n_tables, src->exclude,
-                                      src->n_exclude) ? mysrc_shape_get(m, bt->db, bt->name) : NULL;
-        return 0;
-    }
+        return on_xid(m, &e, group_end, err);
+    case BL_EV_TABLE_MAP:
+        return on_table_map(m, &e, err);
     case BL_EV_WRITE_ROWS_V1: case BL_EV_UPDATE_ROWS_V1: case BL_EV_DELETE_ROWS_V1:
-    case BL_EV_WRITE_ROWS: case BL_EV_UPDATE_ROWS: case BL_EV_DELETE_ROWS: {
-        if (m->skip_tx)
-            return 0;
-        uint64_t id;
-        if ((rc = binlog_rows_table_id(body, blen, 6, &id, err)))
-            return rc;
-        struct tmap *tm = map_find(m, id);
-        if (!tm)
-            return loch_errf(err, LOCH_ECORRUPT, "rows event for table id %" PRIu64 " without a table map", id);
-        if (!tm->sh)
-            return 0;
-        struct binlog_row *rows;
-        size_t n;
-        if ((rc = binlog_rows_decode(type, body, blen, 6, tm->bt, m->tx, &rows, &n, err)))
-            return rc;
-        if (m->n_rows + n > m->cap_rows) {
-            size_t cap = m->cap_rows ? m->cap_rows : 64;
-            while (cap < m->n_rows + n)
-                cap *= 2;
-            m->rows = arena_grow(m->tx, m->rows, m->n_rows, cap, sizeof *m->rows);
-            m->cap_rows = cap;
-        }
-        for (size_t i = 0; i < n; i++) {
-            m->rows[m->n_rows].sh = tm->sh;
-            m->rows[m->n_rows++].r = rows[i];
-        }
-        if (!m->in_tx) { /* a rows event outside BEGIN..COMMIT (never from a real server) */
-            m->in_tx = true;
-            m->tx_ts_us = ts_us;
-        }
-        return 0;
-    }
-    case BL_EV_QUERY_COMPRESSED: case BL_EV_WRITE_ROWS_COMPRESSED_V1: case 167: case 168: case 169:
-    case 170: case BL_EV_DELETE_ROWS_COMPRESSED:
-        loch_errf(err, LOCH_ECONFIG, "the source server writes compressed binlog events (type %u)", type);
+    case BL_EV_WRITE_ROWS: case BL_EV_UPDATE_ROWS: case BL_EV_DELETE_ROWS:
+        return on_rows(m, &e, err);
+    case BL_EV_XA_PREPARE:
+        return on_xa_prepare(m, &e, err);
+    case BL_EV_QUERY_COMPRESSED:
+    case BL_EV_WRITE_ROWS_COMPRESSED_V1: case BL_EV_UPDATE_ROWS_COMPRESSED_V1: case BL_EV_DELETE_ROWS_COMPRESSED_V1:
+    case BL_EV_WRITE_ROWS_COMPRESSED: case BL_EV_UPDATE_ROWS_COMPRESSED: case BL_EV_DELETE_ROWS_COMPRESSED:
+        loch_errf(err, LOCH_ECONFIG, "the source server writes compressed binlog events (type %u)", e.type);
         return loch_err_hint(err, "SET GLOBAL log_bin_compress=OFF (and in the server's config); events "
                                   "already written compressed need a re-snapshot");
-    case 38: /* XA_PREPARE_LOG_EVENT: the rows of an XA transaction commit later, by xid */
-        if (m->n_rows == 0) { /* touched no followed table */
-            rc = gtid_done(m, err);
-            tx_reset(m);
-            return rc;
-        }
-        loch_errf(err, LOCH_EUNSUPPORTED, "the source wrote an XA transaction (XA PREPARE at %s:%u), which loch "
-                  "cannot replicate yet", m->file, log_pos);
-        return loch_err_hint(err, "avoid XA transactions on replicated tables, or exclude those tables");
     case BL_EV_TRANSACTION_PAYLOAD:
         return mysrc_refuse_setting(err, "binlog_transaction_compression", "ON", "OFF", NULL);
     case BL_EV_PARTIAL_UPDATE_ROWS:
@@ -495,7 +574,7 @@ int mysrc_stream(struct mysrc *m, const struct mysql_pos *until, struct loch_err
             break;
         }
         bool end;
-        if ((rc = on_event(m, rpl, ev, &end, err)))
+        if ((rc = on_event(m, ev, &end, err)))
             break;
         if (ev->event_type == HEARTBEAT_LOG_EVENT && (rc = mysrc_flush_if(m, false, err)))
             break;
