@@ -119,7 +119,7 @@ int mysrc_check_server(struct mysrc *m, struct arena *a, struct loch_err *err)
 }
 
 /* SHOW MASTER STATUS (SHOW BINARY LOG STATUS on MySQL 8.4+). */
-int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysql_pos *out, struct loch_err *err)
+int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysrc_pos *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     if (mysql_real_query(c, "SHOW MASTER STATUS", 18) != 0 &&
@@ -141,11 +141,11 @@ int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysql_pos *out, stru
          * just before the position, so a commit in between may be missing from it: the
          * stream then replays that transaction over rows that have it, which converges,
          * and the file's next PREVIOUS_GTIDS event completes the set). */
-        struct mysql_gtid_set set = {0};
-        rc = mysql_gtid_set_parse(mysql_num_fields(res) >= 5 ? row[4] : NULL, &set, err);
+        struct mysrc_gtid_set set = {0};
+        rc = mysrc_gtid_set_parse(mysql_num_fields(res) >= 5 ? row[4] : NULL, &set, err);
         if (!rc) {
             struct arena *a = arena_new(); /* lifetime: this formatting */
-            char *text = mysql_gtid_set_format(&set, a);
+            char *text = mysrc_gtid_set_format(&set, a);
             if (strlen(text) >= sizeof out->gtid)
                 rc = loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set is %zu bytes of text; loch "
                                "keeps at most %zu in a checkpoint", strlen(text), sizeof out->gtid - 1);
@@ -154,7 +154,7 @@ int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysql_pos *out, stru
             out->gtid_is_set = true;
             arena_free(a);
         }
-        mysql_gtid_set_free(&set);
+        mysrc_gtid_set_free(&set);
     }
     mysql_free_result(res);
     return rc;
@@ -178,7 +178,7 @@ int mysrc_binlog_exists(struct mysrc *m, const char *file, bool *out, struct loc
 
 /* The binlog files on the server, oldest first, each with its PREVIOUS_GTIDS event's
  * text (SHOW BINLOG EVENTS' Info column: the set, as MySQL prints sets), in a. */
-static int binlog_files(struct mysrc *m, struct arena *a, struct mysql_binlog_file **out, size_t *n,
+static int binlog_files(struct mysrc *m, struct arena *a, struct mysrc_binlog_file **out, size_t *n,
                         struct loch_err *err)
 {
     *out = NULL;
@@ -188,7 +188,7 @@ static int binlog_files(struct mysrc *m, struct arena *a, struct mysql_binlog_fi
     MYSQL_RES *res = mysql_store_result(m->q);
     if (!res)
         return mysrc_conn_error(m->q, m, "SHOW BINARY LOGS", err);
-    struct mysql_binlog_file *f = arena_alloc(a, (mysql_num_rows(res) + 1) * sizeof *f);
+    struct mysrc_binlog_file *f = arena_alloc(a, (mysql_num_rows(res) + 1) * sizeof *f);
     MYSQL_ROW row;
     size_t k = 0;
     while ((row = mysql_fetch_row(res)))
@@ -215,15 +215,15 @@ static int binlog_files(struct mysrc *m, struct arena *a, struct mysql_binlog_fi
 
 /* The checkpoint's file was purged (MySQL, gtid_mode=ON, the checkpoint holds the
  * executed set in m->executed): moves m->pos to the start of the newest file whose
- * Previous_gtids the set covers (mysql_gtid_resume_file); its groups already in the set
+ * Previous_gtids the set covers (mysrc_gtid_resume_file); its groups already in the set
  * are skipped by on_event. */
 int mysrc_resume_by_gtid_set(struct mysrc *m, struct arena *a, const char *cp, struct loch_err *err)
 {
-    struct mysql_binlog_file *files;
+    struct mysrc_binlog_file *files;
     size_t n, k;
     int rc = binlog_files(m, a, &files, &n, err);
     if (!rc)
-        rc = mysql_gtid_resume_file(files, n, &m->executed, &k, err);
+        rc = mysrc_gtid_resume_file(files, n, &m->executed, &k, err);
     if (rc == LOCH_ECONFIG) {
         loch_err_detail(err, "the saved position was %s", cp);
         return loch_err_hint(err, "re-snapshot: drop this source's lake tables and the checkpoint key "
@@ -393,7 +393,7 @@ int mysrc_table_from_schema(struct mysrc *m, MYSQL *c, const char *db, const cha
     int rc = 0;
     while ((row = mysql_fetch_row(res)) && i < n) {
         struct cdc_column *cc = &t->columns[i];
-        rc = mysql_column_from_schema(row[1], row[2], strtoll(row[3], NULL, 10), strtoll(row[4], NULL, 10),
+        rc = mysrc_column_from_schema(row[1], row[2], strtoll(row[3], NULL, 10), strtoll(row[4], NULL, 10),
                                       strtoll(row[5], NULL, 10), row[6], strtoll(row[7], NULL, 10),
                                       m->is_mariadb, a, &cols[i], err);
         if (!rc)

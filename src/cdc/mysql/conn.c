@@ -125,7 +125,7 @@ static int attempt(struct mysrc *m, struct loch_err *err)
     }
     for (size_t i = 0; i < m->n_shapes; i++)
         m->shapes[i]->declared = false;
-    struct mysql_pos until = {0};
+    struct mysrc_pos until = {0};
     if (!rc && m->r->catch_up)
         rc = mysrc_server_position(m, m->q, &until, err);
     char *cp = NULL;
@@ -136,7 +136,7 @@ static int attempt(struct mysrc *m, struct loch_err *err)
             rc = mysrc_full_load(m, &m->pos, err);
             m->progressed = true;
         } else if (!rc) {
-            rc = mysql_pos_parse(cp, &m->pos, err);
+            rc = mysrc_pos_parse(cp, &m->pos, err);
             bool exists = false;
             if (!rc)
                 rc = mysrc_binlog_exists(m, m->pos.file, &exists, err);
@@ -148,7 +148,7 @@ static int attempt(struct mysrc *m, struct loch_err *err)
                     m->pos.file[0] = 0;
                     m->pos.pos = 0;
                 } else if (by_set) {
-                    if (!(rc = mysql_gtid_set_parse(m->pos.gtid, &m->executed, err)))
+                    if (!(rc = mysrc_gtid_set_parse(m->pos.gtid, &m->executed, err)))
                         rc = mysrc_resume_by_gtid_set(m, a, cp, err);
                 } else {
                     loch_errf(err, LOCH_ECONFIG, "the binlog file %s holding the saved position %s was purged "
@@ -168,7 +168,7 @@ static int attempt(struct mysrc *m, struct loch_err *err)
      * the stream (full load: from SHOW MASTER STATUS; resume: from the checkpoint). */
     m->executed_known = false;
     if (!rc && !m->is_mariadb && m->gtid_positions && m->pos.gtid_is_set) {
-        rc = mysql_gtid_set_parse(m->pos.gtid, &m->executed, err);
+        rc = mysrc_gtid_set_parse(m->pos.gtid, &m->executed, err);
         m->executed_known = rc == 0;
     }
     if (!rc) {
@@ -176,7 +176,7 @@ static int attempt(struct mysrc *m, struct loch_err *err)
         m->saved = m->pos;
         m->last_flush_ms = util_now_ms();
     }
-    if (!rc && !(m->r->catch_up && m->pos.file[0] && mysql_pos_cmp(&m->pos, &until) >= 0))
+    if (!rc && !(m->r->catch_up && m->pos.file[0] && mysrc_pos_cmp(&m->pos, &until) >= 0))
         rc = mysrc_stream(m, m->r->catch_up ? &until : NULL, err);
     if (m->ap && (rc == 0 || rc == LOCH_ESOURCE)) {
         /* whole transactions staged before a stop or a dropped connection are kept */
@@ -202,10 +202,10 @@ int cdc_mysql_run(struct cdc_run *r, struct loch_err *err)
     struct mysrc m = {.r = r};
     m.run = arena_new();
     m.tx = arena_new();
-    int rc = mysql_params_parse(r->src->url, r->src->password_env, m.run, &m.prm, err);
+    int rc = mysrc_params_parse(r->src->url, r->src->password_env, m.run, &m.prm, err);
     if (rc)
         goto done;
-    m.server_id = r->src->server_id ? (uint32_t)r->src->server_id : mysql_derive_server_id(r->src->name);
+    m.server_id = r->src->server_id ? (uint32_t)r->src->server_id : mysrc_derive_server_id(r->src->name);
     int64_t backoff_ms = 500;
     for (;;) {
         m.progressed = false;
@@ -231,7 +231,7 @@ done:
         rc = 0;
         loch_err_clear(err);
     }
-    mysql_gtid_set_free(&m.executed);
+    mysrc_gtid_set_free(&m.executed);
     arena_free(m.tx);
     arena_free(m.run);
     return rc;

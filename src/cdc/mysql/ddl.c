@@ -109,7 +109,7 @@ static int commit_truncate(struct mysrc *m, struct shape *s, int64_t ts_us, stru
 static bool followed(struct mysrc *m, const char *db, const char *name)
 {
     const struct loch_source *src = m->r->src;
-    return mysql_table_selected(db, name, src->tables, src->n_tables, src->exclude, src->n_exclude);
+    return mysrc_table_selected(db, name, src->tables, src->n_tables, src->exclude, src->n_exclude);
 }
 
 /* RENAME TABLE a TO b, c TO d, ... (and ALTER TABLE a RENAME TO b). The server applies the
@@ -122,7 +122,7 @@ static bool followed(struct mysrc *m, const char *db, const char *name)
  *                             followed, as for DROP; history stays under the old name
  *   not followed -> followed  it starts empty in the lake (no row of it was ever read):
  *                             a warning says to re-snapshot for its earlier rows */
-static int on_rename(struct mysrc *m, const struct mysql_ddl *d, int64_t ts_us, struct loch_err *err)
+static int on_rename(struct mysrc *m, const struct mysrc_ddl *d, int64_t ts_us, struct loch_err *err)
 {
     size_t np = d->n_tables / 2, n = 0;
     const char **odb = arena_alloc(m->tx, (np + 1) * sizeof *odb), **oname = arena_alloc(m->tx, (np + 1) * sizeof *oname);
@@ -203,16 +203,16 @@ static int on_rename(struct mysrc *m, const struct mysql_ddl *d, int64_t ts_us, 
 
 int mysrc_on_ddl(struct mysrc *m, const char *db, const char *stmt, int64_t ts_us, struct loch_err *err)
 {
-    struct mysql_ddl d;
-    mysql_ddl_parse(stmt, m->tx, &d);
+    struct mysrc_ddl d;
+    mysrc_ddl_parse(stmt, m->tx, &d);
     const struct loch_source *src = m->r->src;
     int rc = 0;
     for (size_t i = 0; i < d.n_tables; i++)
         if (!d.dbs[i])
             d.dbs[i] = db;
     switch (d.kind) {
-    case MYSQL_DDL_TRUNCATE: {
-        if (!mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
+    case MYSRC_DDL_TRUNCATE: {
+        if (!mysrc_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
                                   src->n_exclude))
             break;
         struct shape *s;
@@ -234,13 +234,13 @@ int mysrc_on_ddl(struct mysrc *m, const char *db, const char *stmt, int64_t ts_u
             rc = commit_truncate(m, s, ts_us, err);
         break;
     }
-    case MYSQL_DDL_DROP:
+    case MYSRC_DDL_DROP:
         /* the current state empties (a T change), history stays in earlier snapshots and
          * in _changes; a table created again under the name continues the lake tables */
         for (size_t i = 0; i < d.n_tables && !rc; i++) {
             struct shape *s;
             bool found;
-            if (!mysql_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
+            if (!mysrc_table_selected(d.dbs[i], d.tables[i], src->tables, src->n_tables, src->exclude,
                                       src->n_exclude))
                 continue;
             rc = declare_known(m, d.dbs[i], d.tables[i], &s, &found, err);
@@ -252,11 +252,11 @@ int mysrc_on_ddl(struct mysrc *m, const char *db, const char *stmt, int64_t ts_u
             s->declared = false;
         }
         break;
-    case MYSQL_DDL_RENAME:
+    case MYSRC_DDL_RENAME:
         rc = on_rename(m, &d, ts_us, err);
         break;
-    case MYSQL_DDL_ALTER: {
-        if (d.n_renames == 0 || !mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables,
+    case MYSRC_DDL_ALTER: {
+        if (d.n_renames == 0 || !mysrc_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables,
                                                       src->exclude, src->n_exclude))
             break;
         /* a rename must reach the lake even right after a restart (the next table map
@@ -277,8 +277,8 @@ int mysrc_on_ddl(struct mysrc *m, const char *db, const char *stmt, int64_t ts_u
         /* other changes (ADD/DROP/MODIFY COLUMN) arrive with the table's next TABLE_MAP */
         break;
     }
-    case MYSQL_DDL_CREATE: {
-        if (!mysql_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
+    case MYSRC_DDL_CREATE: {
+        if (!mysrc_table_selected(d.dbs[0], d.tables[0], src->tables, src->n_tables, src->exclude,
                                   src->n_exclude))
             break;
         struct cdc_table t;

@@ -308,7 +308,7 @@ static int read_table(struct mysrc *m, struct cdc_load *L, MYSQL *c, size_t ti, 
  * changes between the two over rows that already have them, which converges as for the
  * later readers (see above). No lock is ever taken (FLUSH TABLES WITH READ LOCK would
  * also need the RELOAD privilege). */
-static int open_snapshot(struct mysrc *m, MYSQL **out, struct mysql_pos *start, struct arena *a,
+static int open_snapshot(struct mysrc *m, MYSQL **out, struct mysrc_pos *start, struct arena *a,
                          struct loch_err *err)
 {
     MYSQL *c = NULL;
@@ -416,7 +416,7 @@ static int range_key(struct mysrc *m, const char *db, const char *name, const st
  * becomes the checkpoint in the same commit as the last rows. A first run records that
  * position (loch_kv cdc.<source>.load) before loading, so an interrupted load continues
  * from its committed ranges and streams from it. */
-int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *err)
+int mysrc_full_load(struct mysrc *m, struct mysrc_pos *start, struct loch_err *err)
 {
     struct arena *a = arena_new(); /* lifetime: the full load */
     const char *src = m->r->src->name;
@@ -426,7 +426,7 @@ int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *e
     struct myload ml = {.m = m};
     int rc = 0;
     if (resume) {
-        rc = mysql_pos_parse(saved, start, err);
+        rc = mysrc_pos_parse(saved, start, err);
         bool exists = false;
         if (!rc)
             rc = mysrc_binlog_exists(m, start->file, &exists, err);
@@ -441,7 +441,7 @@ int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *e
     } else {
         rc = open_snapshot(m, &ml.first, start, a, err);
         /* From here a restart continues this load instead of starting over. */
-        struct catalog_kv kv = {load_kv, mysql_pos_format(start, a)};
+        struct catalog_kv kv = {load_kv, mysrc_pos_format(start, a)};
         if (!rc)
             rc = catalog_commit(m->r->cat, NULL, 0, &kv, 1, err);
     }
@@ -458,7 +458,7 @@ int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *e
         lt = arena_alloc(a, (mysql_num_rows(res) + 1) * sizeof *lt);
         MYSQL_ROW row;
         while ((row = mysql_fetch_row(res)))
-            if (mysql_table_selected(row[0], row[1], m->r->src->tables, m->r->src->n_tables,
+            if (mysrc_table_selected(row[0], row[1], m->r->src->tables, m->r->src->n_tables,
                                      m->r->src->exclude, m->r->src->n_exclude)) {
                 lt[n].schema = arena_strdup(a, row[0]);
                 lt[n].name = arena_strdup(a, row[1]);
@@ -502,7 +502,7 @@ int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *e
     }
     if (!rc) {
         /* The start position becomes the checkpoint with the last loaded rows, in one commit. */
-        char *cp = mysql_pos_format(start, a);
+        char *cp = mysrc_pos_format(start, a);
         char *position = m->gtid_positions ? "" : cp;
         cdc_applier_set_kv(m->ap, load_kv, NULL);
         cdc_load_forget(m->ap, src, lt, n);

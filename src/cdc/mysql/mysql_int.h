@@ -45,7 +45,7 @@ struct tmap {
 struct mysrc {
     struct cdc_run *r;
     struct arena *run;    /* lifetime: cdc_mysql_run */
-    struct mysql_params prm;
+    struct mysrc_params prm;
     uint32_t server_id;
     bool is_mariadb, gtid_positions;
     bool checksum;        /* events end with a CRC32 (binlog_checksum != NONE) */
@@ -64,17 +64,17 @@ struct mysrc {
     bool began;           /* a BEGIN query opened the group: other queries are inside it */
     char gtid[128];       /* GTID of the open transaction ("" = none) */
     int64_t tx_ts_us;
-    struct mysql_pos pos; /* read position: end of the last whole event group */
+    struct mysrc_pos pos; /* read position: end of the last whole event group */
     char file[256];       /* current binlog file */
     /* MariaDB: last GTID per domain, comma-separated. MySQL: the executed set's canonical
      * text when executed_known, else (gtid_mode off, or a checkpoint written before loch
      * kept sets) the last GTID. */
-    char gtid_state[MYSQL_GTID_TEXT_MAX];
+    char gtid_state[MYSRC_GTID_TEXT_MAX];
     /* MySQL with gtid_mode=ON: every GTID up to pos (lifetime: run, read again from the
      * checkpoint by every attempt; heap). A group whose GTID is already in it is skipped. */
-    struct mysql_gtid_set executed;
+    struct mysrc_gtid_set executed;
     bool executed_known;
-    struct mysql_gtid cur;  /* GTID of the open MySQL group (cur_valid) */
+    struct mysrc_gtid cur;  /* GTID of the open MySQL group (cur_valid) */
     bool cur_valid;
     bool skip_tx;           /* the open group is already in the lake: nothing reaches the applier */
     uint64_t n_skipped;     /* groups skipped since skip_from was set */
@@ -82,8 +82,8 @@ struct mysrc {
     int64_t last_event_s; /* header timestamp of the last event read (0 = none) */
     int64_t last_flush_ms;
     int64_t staged;       /* row changes handed to the applier since its last flush */
-    const struct mysql_pos *until; /* catch-up target (NULL when following) */
-    struct mysql_pos saved;        /* read position at the last flush */
+    const struct mysrc_pos *until; /* catch-up target (NULL when following) */
+    struct mysrc_pos saved;        /* read position at the last flush */
     bool progressed;
 };
 
@@ -127,7 +127,7 @@ int mysrc_refuse_setting(struct loch_err *err, const char *var, const char *have
  * JSON, the privileges; sets is_mariadb, checksum and gtid_positions. */
 int mysrc_check_server(struct mysrc *m, struct arena *a, struct loch_err *err);
 /* SHOW MASTER STATUS (and on MySQL with GTIDs the executed set) into *out. */
-int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysql_pos *out, struct loch_err *err);
+int mysrc_server_position(struct mysrc *m, MYSQL *c, struct mysrc_pos *out, struct loch_err *err);
 /* *out: whether file is still on the server (SHOW BINARY LOGS). */
 int mysrc_binlog_exists(struct mysrc *m, const char *file, bool *out, struct loch_err *err);
 /* The checkpoint's file was purged (MySQL, gtid_mode=ON, the checkpoint holds the
@@ -152,7 +152,7 @@ int mysrc_table_from_schema(struct mysrc *m, MYSQL *c, const char *db, const cha
 
 /* Loads every selected table, then commits *start (OUT: where the stream begins) as the
  * checkpoint with the last rows; an interrupted load continues from its committed ranges. */
-int mysrc_full_load(struct mysrc *m, struct mysql_pos *start, struct loch_err *err);
+int mysrc_full_load(struct mysrc *m, struct mysrc_pos *start, struct loch_err *err);
 /* The SELECT expression giving column c's canonical text (cdc/change.h forms), in a. */
 char *mysrc_select_expr(struct arena *a, const struct binlog_column *c);
 /* Writes s (n bytes) as one quoted CSV field (the caller's thread owns f). */
@@ -163,7 +163,7 @@ bool mysrc_zero_date(const char *s);
 /* ---- stream.c ---- */
 
 /* Streams from m->pos until stopped, caught up (until != NULL) or an error. */
-int mysrc_stream(struct mysrc *m, const struct mysql_pos *until, struct loch_err *err);
+int mysrc_stream(struct mysrc *m, const struct mysrc_pos *until, struct loch_err *err);
 /* force: flush now and wait for it. Otherwise flush on the applier's thread when due. */
 int mysrc_flush_if(struct mysrc *m, bool force, struct loch_err *err);
 /* The checkpoint text of the current read position and GTID state, in a. */

@@ -52,8 +52,8 @@ static int gtid_done(struct mysrc *m, struct loch_err *err)
     m->cur_valid = false;
     if (m->skip_tx)
         return 0; /* already in the set */
-    mysql_gtid_set_add(&m->executed, &m->cur);
-    char *text = mysql_gtid_set_format(&m->executed, m->tx);
+    mysrc_gtid_set_add(&m->executed, &m->cur);
+    char *text = mysrc_gtid_set_format(&m->executed, m->tx);
     size_t n = strlen(text);
     if (n >= sizeof m->gtid_state) {
         loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; loch "
@@ -87,10 +87,10 @@ static void gtid_state_update(struct mysrc *m, uint32_t domain, const char *gtid
 
 char *mysrc_checkpoint_text(struct mysrc *m, struct arena *a)
 {
-    struct mysql_pos p = m->pos;
+    struct mysrc_pos p = m->pos;
     snprintf(p.gtid, sizeof p.gtid, "%s", m->gtid_state);
     p.gtid_is_set = m->executed_known;
-    return mysql_pos_format(&p, a);
+    return mysrc_pos_format(&p, a);
 }
 
 
@@ -107,7 +107,7 @@ int mysrc_flush_if(struct mysrc *m, bool force, struct loch_err *err)
         return rc;
     int64_t now = util_now_ms();
     bool behind = (m->last_event_s && now / 1000 - m->last_event_s > BEHIND_S) ||
-                  (m->until && m->pos.file[0] && mysql_pos_cmp(&m->pos, m->until) < 0);
+                  (m->until && m->pos.file[0] && mysrc_pos_cmp(&m->pos, m->until) < 0);
     if (!force && behind && now - m->last_flush_ms < BEHIND_FLUSH_MS && m->staged < BEHIND_FLUSH_CHANGES &&
         !(m->staged >= BEHIND_MIN_CHANGES && cdc_applier_flush_idle(m->ap)))
         return 0;
@@ -287,10 +287,10 @@ static int on_gtid_mysql(struct mysrc *m, const struct event *e, struct loch_err
     tx_reset(m);
     snprintf(m->gtid, sizeof m->gtid, "%s", g);
     if (m->executed_known) {
-        if ((rc = mysql_gtid_parse(m->gtid, &m->cur, err)))
+        if ((rc = mysrc_gtid_parse(m->gtid, &m->cur, err)))
             return rc;
         m->cur_valid = true;
-        m->skip_tx = mysql_gtid_set_contains(&m->executed, &m->cur);
+        m->skip_tx = mysrc_gtid_set_contains(&m->executed, &m->cur);
         if (m->skip_tx)
             m->n_skipped++;
         else if (m->skip_from[0])
@@ -311,21 +311,21 @@ static int on_previous_gtids(struct mysrc *m, const struct event *e, struct loch
     if (m->is_mariadb || !m->gtid_positions || m->in_tx)
         return 0;
     const char *text;
-    struct mysql_gtid_set prev = {0};
+    struct mysrc_gtid_set prev = {0};
     int rc;
     if ((rc = binlog_mysql_previous_gtids_decode(e->body, e->len, m->tx, &text, err)) ||
-        (rc = mysql_gtid_set_parse(text, &prev, err)))
+        (rc = mysrc_gtid_set_parse(text, &prev, err)))
         return rc;
     if (!m->executed_known) {
-        mysql_gtid_set_free(&m->executed);
+        mysrc_gtid_set_free(&m->executed);
         log_info("mysql source %s: the checkpoint carries the executed GTID set from %s on",
                  m->r->src->name, m->file);
     }
-    mysql_gtid_set_union(&m->executed, &prev);
-    mysql_gtid_set_free(&prev);
+    mysrc_gtid_set_union(&m->executed, &prev);
+    mysrc_gtid_set_free(&prev);
     m->executed_known = true;
     m->cur_valid = false;
-    char *set = mysql_gtid_set_format(&m->executed, m->tx);
+    char *set = mysrc_gtid_set_format(&m->executed, m->tx);
     if (strlen(set) >= sizeof m->gtid_state)
         return loch_errf(err, LOCH_EUNSUPPORTED, "the source's executed GTID set grew to %zu bytes of text; "
                          "loch keeps at most %zu in a checkpoint", strlen(set), sizeof m->gtid_state - 1);
@@ -341,19 +341,19 @@ static int on_query(struct mysrc *m, const struct event *e, bool *group_end, str
     int rc = binlog_query_decode(e->body, e->len, m->tx, &db, &stmt, err);
     if (rc)
         return rc;
-    struct mysql_ddl d;
-    mysql_ddl_parse(stmt, m->tx, &d);
-    if (d.kind == MYSQL_DDL_BEGIN) {
+    struct mysrc_ddl d;
+    mysrc_ddl_parse(stmt, m->tx, &d);
+    if (d.kind == MYSRC_DDL_BEGIN) {
         m->in_tx = m->began = true;
         m->tx_ts_us = e->ts_us;
         return 0;
     }
-    if (m->began && d.kind != MYSQL_DDL_COMMIT)
+    if (m->began && d.kind != MYSRC_DDL_COMMIT)
         return 0; /* SAVEPOINT and the like, inside a transaction */
     group_position(m, e);
     if ((rc = gtid_done(m, err)))
         return rc;
-    if (d.kind == MYSQL_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
+    if (d.kind == MYSRC_DDL_COMMIT) { /* non-transactional tables end with COMMIT */
         rc = tx_commit(m, m->tx_ts_us ? m->tx_ts_us : e->ts_us, err);
     } else if (m->skip_tx) {
         tx_reset(m);
@@ -396,7 +396,7 @@ static int on_table_map(struct mysrc *m, const struct event *e, struct loch_err 
     tm->id = bt->table_id;
     tm->bt = bt;
     const struct loch_source *src = m->r->src;
-    tm->sh = mysql_table_selected(bt->db, bt->name, src->tables, src->n_tables, src->exclude, src->n_exclude)
+    tm->sh = mysrc_table_selected(bt->db, bt->name, src->tables, src->n_tables, src->exclude, src->n_exclude)
                  ? mysrc_shape_get(m, bt->db, bt->name)
                  : NULL;
     return 0;
@@ -506,7 +506,7 @@ static int advance_idle(struct mysrc *m, struct loch_err *err)
     if (m->in_tx || cdc_applier_pending(m->ap) || !m->pos.file[0])
         return 0;
     int64_t now = util_now_ms();
-    if (now - m->last_flush_ms < IDLE_CHECKPOINT_MS || mysql_pos_cmp(&m->pos, &m->saved) <= 0)
+    if (now - m->last_flush_ms < IDLE_CHECKPOINT_MS || mysrc_pos_cmp(&m->pos, &m->saved) <= 0)
         return 0;
     char *cp = mysrc_checkpoint_text(m, m->tx);
     int rc = cdc_applier_begin(m->ap, "idle", now * 1000, err);
@@ -519,7 +519,7 @@ static int advance_idle(struct mysrc *m, struct loch_err *err)
 }
 
 /* Streams from m->pos until stopped, caught up (until != NULL) or an error. */
-int mysrc_stream(struct mysrc *m, const struct mysql_pos *until, struct loch_err *err)
+int mysrc_stream(struct mysrc *m, const struct mysrc_pos *until, struct loch_err *err)
 {
     MYSQL *c = NULL;
     int rc = mysrc_connect(m, &c, err);
@@ -563,7 +563,7 @@ int mysrc_stream(struct mysrc *m, const struct mysql_pos *until, struct loch_err
     for (;;) {
         if (stopping(m))
             break;
-        if (until && !m->in_tx && m->pos.file[0] && mysql_pos_cmp(&m->pos, until) >= 0)
+        if (until && !m->in_tx && m->pos.file[0] && mysrc_pos_cmp(&m->pos, until) >= 0)
             break;
         ev = mariadb_rpl_fetch(rpl, ev);
         if (!ev) {

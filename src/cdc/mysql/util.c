@@ -11,8 +11,8 @@
 #include "base/buf.h"
 #include "cdc/mysql/mysql.h"
 
-int mysql_params_parse(const char *url, const char *password_env, struct arena *a,
-                       struct mysql_params *out, struct loch_err *err)
+int mysrc_params_parse(const char *url, const char *password_env, struct arena *a,
+                       struct mysrc_params *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     out->host = "127.0.0.1";
@@ -82,7 +82,7 @@ int mysql_params_parse(const char *url, const char *password_env, struct arena *
     return 0;
 }
 
-int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *err)
+int mysrc_pos_parse(const char *text, struct mysrc_pos *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     const char *colon = text ? strchr(text, ':') : NULL;
@@ -118,7 +118,7 @@ int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *er
     return 0;
 }
 
-char *mysql_pos_format(const struct mysql_pos *p, struct arena *a)
+char *mysrc_pos_format(const struct mysrc_pos *p, struct arena *a)
 {
     if (p->gtid[0])
         return arena_printf(a, "%s:%" PRIu64 " %s=%s", p->file, p->pos, p->gtid_is_set ? "gtid_set" : "gtid",
@@ -132,7 +132,7 @@ static uint64_t file_seq(const char *f)
     return dot ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
-int mysql_pos_cmp(const struct mysql_pos *a, const struct mysql_pos *b)
+int mysrc_pos_cmp(const struct mysrc_pos *a, const struct mysrc_pos *b)
 {
     uint64_t fa = file_seq(a->file), fb = file_seq(b->file);
     if (fa != fb)
@@ -150,7 +150,7 @@ static bool glob_match(const char *glob, const char *db, const char *table)
     return fnmatch(g, db, 0) == 0 && fnmatch(dot + 1, table, 0) == 0;
 }
 
-bool mysql_table_selected(const char *db, const char *table, const char **include, size_t n_include,
+bool mysrc_table_selected(const char *db, const char *table, const char **include, size_t n_include,
                           const char **exclude, size_t n_exclude)
 {
     static const char *const system_dbs[] = {"mysql", "sys", "information_schema",
@@ -167,7 +167,7 @@ bool mysql_table_selected(const char *db, const char *table, const char **includ
     return in;
 }
 
-int mysql_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
+int mysrc_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
                              int64_t scale, int64_t dt_precision, const char *charset,
                              int64_t octet_len, bool is_mariadb, struct arena *a,
                              struct binlog_column *c, struct loch_err *err)
@@ -331,7 +331,7 @@ static bool qualified(struct lex *l, struct arena *a, const char **db, const cha
     return true;
 }
 
-static void push_table(struct mysql_ddl *d, struct arena *a, const char *db, const char *name)
+static void push_table(struct mysrc_ddl *d, struct arena *a, const char *db, const char *name)
 {
     d->dbs = arena_grow(a, d->dbs, d->n_tables, d->n_tables + 1, sizeof *d->dbs);
     d->tables = arena_grow(a, d->tables, d->n_tables, d->n_tables + 1, sizeof *d->tables);
@@ -339,7 +339,7 @@ static void push_table(struct mysql_ddl *d, struct arena *a, const char *db, con
     d->tables[d->n_tables++] = name;
 }
 
-static void push_rename(struct mysql_ddl *d, struct arena *a, const char *from, const char *to)
+static void push_rename(struct mysrc_ddl *d, struct arena *a, const char *from, const char *to)
 {
     d->rename_from = arena_grow(a, d->rename_from, d->n_renames, d->n_renames + 1, sizeof(char *));
     d->rename_to = arena_grow(a, d->rename_to, d->n_renames, d->n_renames + 1, sizeof(char *));
@@ -347,22 +347,22 @@ static void push_rename(struct mysql_ddl *d, struct arena *a, const char *from, 
     d->rename_to[d->n_renames++] = to;
 }
 
-void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
+void mysrc_ddl_parse(const char *sql, struct arena *a, struct mysrc_ddl *d)
 {
     struct lex l = {.p = sql};
     const char *db, *name;
     memset(d, 0, sizeof *d);
     next(&l);
     if (kw(&l, "BEGIN") || kw(&l, "XA")) {
-        d->kind = MYSQL_DDL_BEGIN;
+        d->kind = MYSRC_DDL_BEGIN;
     } else if (kw(&l, "COMMIT")) {
-        d->kind = MYSQL_DDL_COMMIT;
+        d->kind = MYSRC_DDL_COMMIT;
     } else if (kw(&l, "TRUNCATE")) {
         next(&l);
         if (kw(&l, "TABLE"))
             next(&l);
         if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSQL_DDL_TRUNCATE;
+            d->kind = MYSRC_DDL_TRUNCATE;
             push_table(d, a, db, name);
         }
     } else if (kw(&l, "DROP")) {
@@ -376,7 +376,7 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
             next(&l); /* EXISTS */
             next(&l);
         }
-        d->kind = MYSQL_DDL_DROP;
+        d->kind = MYSRC_DDL_DROP;
         while (qualified(&l, a, &db, &name)) {
             push_table(d, a, db, name);
             if (strcmp(l.tok, ","))
@@ -388,7 +388,7 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
         if (!kw(&l, "TABLE") && !kw(&l, "TABLES"))
             return;
         next(&l);
-        d->kind = MYSQL_DDL_RENAME;
+        d->kind = MYSRC_DDL_RENAME;
         for (;;) {
             const char *db2, *name2;
             if (!qualified(&l, a, &db, &name) || !kw(&l, "TO"))
@@ -417,7 +417,7 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
             next(&l);
         }
         if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSQL_DDL_CREATE;
+            d->kind = MYSRC_DDL_CREATE;
             push_table(d, a, db, name);
         }
     } else if (kw(&l, "ALTER")) {
@@ -433,7 +433,7 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
         }
         if (!qualified(&l, a, &db, &name))
             return;
-        d->kind = MYSQL_DDL_ALTER;
+        d->kind = MYSRC_DDL_ALTER;
         push_table(d, a, db, name);
         /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
          * Other specs change the shape, which the next TABLE_MAP carries. */
@@ -459,7 +459,7 @@ void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
                     const char *db2, *name2;
                     next(&l);
                     if (qualified(&l, a, &db2, &name2)) {
-                        d->kind = MYSQL_DDL_RENAME;
+                        d->kind = MYSRC_DDL_RENAME;
                         push_table(d, a, db2, name2);
                         d->n_renames = 0;
                         return;
@@ -544,7 +544,7 @@ static bool parse_gno(const char *p, uint64_t *out, size_t *used)
     return true;
 }
 
-int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *err)
+int mysrc_gtid_parse(const char *text, struct mysrc_gtid *out, struct loch_err *err)
 {
     size_t u, d;
     memset(out, 0, sizeof *out);
@@ -556,7 +556,7 @@ int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *
     return 0;
 }
 
-void mysql_gtid_set_free(struct mysql_gtid_set *s)
+void mysrc_gtid_set_free(struct mysrc_gtid_set *s)
 {
     for (size_t i = 0; i < s->n_sids; i++)
         free(s->sids[i].ranges);
@@ -565,7 +565,7 @@ void mysql_gtid_set_free(struct mysql_gtid_set *s)
 }
 
 /* Binary search: index of uuid, or where it would be inserted (*found false). */
-static size_t sid_find(const struct mysql_gtid_set *s, const uint8_t *uuid, bool *found)
+static size_t sid_find(const struct mysrc_gtid_set *s, const uint8_t *uuid, bool *found)
 {
     size_t lo = 0, hi = s->n_sids;
     while (lo < hi) {
@@ -584,7 +584,7 @@ static size_t sid_find(const struct mysql_gtid_set *s, const uint8_t *uuid, bool
     return lo;
 }
 
-static struct mysql_gtid_sid *sid_get(struct mysql_gtid_set *s, const uint8_t *uuid)
+static struct mysrc_gtid_sid *sid_get(struct mysrc_gtid_set *s, const uint8_t *uuid)
 {
     bool found;
     size_t i = sid_find(s, uuid, &found);
@@ -602,7 +602,7 @@ static struct mysql_gtid_sid *sid_get(struct mysql_gtid_set *s, const uint8_t *u
 }
 
 /* First range whose last >= v (n_ranges when none). */
-static size_t range_at(const struct mysql_gtid_sid *sd, uint64_t v)
+static size_t range_at(const struct mysrc_gtid_sid *sd, uint64_t v)
 {
     size_t lo = 0, hi = sd->n_ranges;
     while (lo < hi) {
@@ -616,7 +616,7 @@ static size_t range_at(const struct mysql_gtid_sid *sd, uint64_t v)
 }
 
 /* Adds [first, last] (1 <= first <= last <= GNO_MAX), merging overlapping and adjacent ranges. */
-static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
+static void sid_add(struct mysrc_gtid_sid *sd, uint64_t first, uint64_t last)
 {
     size_t n = sd->n_ranges;
     if (n && sd->ranges[n - 1].last + 1 >= first && sd->ranges[n - 1].first <= first) { /* the stream's case */
@@ -629,7 +629,7 @@ static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
     while (j < n && sd->ranges[j].first <= last + 1)
         j++;
     if (j > i) { /* ranges i..j-1 merge with [first, last] into one at i */
-        struct mysql_gtid_range r = {first < sd->ranges[i].first ? first : sd->ranges[i].first,
+        struct mysrc_gtid_range r = {first < sd->ranges[i].first ? first : sd->ranges[i].first,
                                      last > sd->ranges[j - 1].last ? last : sd->ranges[j - 1].last};
         sd->ranges[i] = r;
         memmove(&sd->ranges[i + 1], &sd->ranges[j], (n - j) * sizeof *sd->ranges);
@@ -641,48 +641,48 @@ static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
         sd->ranges = xrealloc(sd->ranges, sd->cap_ranges * sizeof *sd->ranges);
     }
     memmove(&sd->ranges[i + 1], &sd->ranges[i], (n - i) * sizeof *sd->ranges);
-    sd->ranges[i] = (struct mysql_gtid_range){first, last};
+    sd->ranges[i] = (struct mysrc_gtid_range){first, last};
     sd->n_ranges = n + 1;
 }
 
-void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g)
+void mysrc_gtid_set_add(struct mysrc_gtid_set *s, const struct mysrc_gtid *g)
 {
     sid_add(sid_get(s, g->uuid), g->seq, g->seq);
 }
 
-void mysql_gtid_set_union(struct mysql_gtid_set *s, const struct mysql_gtid_set *b)
+void mysrc_gtid_set_union(struct mysrc_gtid_set *s, const struct mysrc_gtid_set *b)
 {
     for (size_t i = 0; i < b->n_sids; i++) {
         if (b->sids[i].n_ranges == 0)
             continue;
-        struct mysql_gtid_sid *sd = sid_get(s, b->sids[i].uuid);
+        struct mysrc_gtid_sid *sd = sid_get(s, b->sids[i].uuid);
         for (size_t r = 0; r < b->sids[i].n_ranges; r++)
             sid_add(sd, b->sids[i].ranges[r].first, b->sids[i].ranges[r].last);
     }
 }
 
-bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g)
+bool mysrc_gtid_set_contains(const struct mysrc_gtid_set *s, const struct mysrc_gtid *g)
 {
     bool found;
     size_t i = sid_find(s, g->uuid, &found);
     if (!found)
         return false;
-    const struct mysql_gtid_sid *sd = &s->sids[i];
+    const struct mysrc_gtid_sid *sd = &s->sids[i];
     size_t r = range_at(sd, g->seq);
     return r < sd->n_ranges && sd->ranges[r].first <= g->seq;
 }
 
-bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gtid_set *b)
+bool mysrc_gtid_set_subset(const struct mysrc_gtid_set *a, const struct mysrc_gtid_set *b)
 {
     for (size_t i = 0; i < a->n_sids; i++) {
-        const struct mysql_gtid_sid *sa = &a->sids[i];
+        const struct mysrc_gtid_sid *sa = &a->sids[i];
         if (sa->n_ranges == 0)
             continue;
         bool found;
         size_t k = sid_find(b, sa->uuid, &found);
         if (!found)
             return false;
-        const struct mysql_gtid_sid *sb = &b->sids[k];
+        const struct mysrc_gtid_sid *sb = &b->sids[k];
         /* b's ranges are maximal, so a range of a is within b only inside one of them */
         for (size_t r = 0; r < sa->n_ranges; r++) {
             size_t at = range_at(sb, sa->ranges[r].first);
@@ -694,12 +694,12 @@ bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gt
     return true;
 }
 
-char *mysql_gtid_set_format(const struct mysql_gtid_set *s, struct arena *a)
+char *mysrc_gtid_set_format(const struct mysrc_gtid_set *s, struct arena *a)
 {
     struct buf b = {0};
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < s->n_sids; i++) {
-        const struct mysql_gtid_sid *sd = &s->sids[i];
+        const struct mysrc_gtid_sid *sd = &s->sids[i];
         if (sd->n_ranges == 0)
             continue;
         if (b.len)
@@ -735,9 +735,9 @@ static int set_syntax(const char *text, const char *at, const char *what, struct
     return loch_err_detail(err, "a GTID set reads uuid:1-5:7,uuid2:1-100");
 }
 
-int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct loch_err *err)
+int mysrc_gtid_set_parse(const char *text, struct mysrc_gtid_set *out, struct loch_err *err)
 {
-    mysql_gtid_set_free(out);
+    mysrc_gtid_set_free(out);
     if (!text)
         return 0;
     const char *p = skip_ws(text);
@@ -754,7 +754,7 @@ int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct lo
             break;
         }
         p = skip_ws(p + used);
-        struct mysql_gtid_sid *sd = sid_get(out, uuid);
+        struct mysrc_gtid_sid *sd = sid_get(out, uuid);
         while (*p == ':' && !rc) {
             p = skip_ws(p + 1);
             uint64_t first, last;
@@ -785,14 +785,14 @@ int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct lo
             rc = set_syntax(text, p, "expected ',' or ':'", err);
     }
     if (rc)
-        mysql_gtid_set_free(out);
+        mysrc_gtid_set_free(out);
     return rc;
 }
 
-int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files,
-                           const struct mysql_gtid_set *executed, size_t *chosen, struct loch_err *err)
+int mysrc_gtid_resume_file(const struct mysrc_binlog_file *files, size_t n_files,
+                           const struct mysrc_gtid_set *executed, size_t *chosen, struct loch_err *err)
 {
-    struct mysql_gtid_set prev = {0};
+    struct mysrc_gtid_set prev = {0};
     size_t ok = 0; /* files[0..ok) qualify */
     int rc = 0;
     for (; ok < n_files; ok++) {
@@ -801,16 +801,16 @@ int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files
             rc = loch_err_detail(err, "MySQL 5.6+ writes one at the start of every binlog file");
             break;
         }
-        if ((rc = mysql_gtid_set_parse(files[ok].previous_gtids, &prev, err))) {
+        if ((rc = mysrc_gtid_set_parse(files[ok].previous_gtids, &prev, err))) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);
             loch_errf(err, rc, "the Previous_gtids of binlog file %s: %s", files[ok].name, msg);
             break;
         }
-        if (!mysql_gtid_set_subset(&prev, executed))
+        if (!mysrc_gtid_set_subset(&prev, executed))
             break;
     }
-    mysql_gtid_set_free(&prev);
+    mysrc_gtid_set_free(&prev);
     if (rc)
         return rc;
     if (ok == 0) {
@@ -825,7 +825,7 @@ int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files
     return 0;
 }
 
-uint32_t mysql_derive_server_id(const char *source_name)
+uint32_t mysrc_derive_server_id(const char *source_name)
 {
     /* FNV-1a of "loch/<name>" */
     uint32_t h = 2166136261u;

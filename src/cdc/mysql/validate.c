@@ -56,7 +56,7 @@ int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only
     struct mysrc m = {.r = r, .run = a};
     out->n = 0;
     out->t = NULL;
-    int rc = mysql_params_parse(r->src->url, r->src->password_env, a, &m.prm, err);
+    int rc = mysrc_params_parse(r->src->url, r->src->password_env, a, &m.prm, err);
     if (!rc)
         rc = mysrc_connect(&m, &m.q, err);
     char *v = NULL;
@@ -86,7 +86,7 @@ int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only
         while ((row = mysql_fetch_row(res))) {
             char *full = arena_printf(a, "%s.%s", row[0], row[1]);
             if ((!only || !strcmp(only, full)) &&
-                mysql_table_selected(row[0], row[1], r->src->tables, r->src->n_tables, r->src->exclude,
+                mysrc_table_selected(row[0], row[1], r->src->tables, r->src->n_tables, r->src->exclude,
                                      r->src->n_exclude)) {
                 dbs[n] = arena_strdup(a, row[0]);
                 names[n++] = arena_strdup(a, row[1]);
