@@ -512,6 +512,55 @@ static void test_ddl_recognition(void **state)
     arena_free(a);
 }
 
+/* The source URL through libcurl's URL API: percent-decoded user and password, IPv6
+ * hosts, defaults, and a clear refusal (never showing the password) for missing parts. */
+static void test_source_url(void **state)
+{
+    (void)state;
+    struct arena *a = arena_new();
+    struct mysrc_params p;
+    struct loch_err err;
+    assert_int_equal(mysrc_params_parse("mysql://r%40pl:p%40ss%3Aw%2Fd%25@db.example:3310/?tls=verify",
+                                        NULL, a, &p, &err), 0);
+    assert_string_equal(p.user, "r@pl");
+    assert_string_equal(p.password, "p@ss:w/d%");
+    assert_string_equal(p.host, "db.example");
+    assert_int_equal(p.port, 3310);
+    assert_string_equal(p.tls, "verify");
+    /* IPv6 literal without the brackets; default port; empty password kept as given */
+    assert_int_equal(mysrc_params_parse("mysql://u:@[2001:db8::1]", NULL, a, &p, &err), 0);
+    assert_string_equal(p.host, "2001:db8::1");
+    assert_int_equal(p.port, 3306);
+    assert_string_equal(p.password, "");
+    assert_null(p.tls);
+    assert_int_equal(mysrc_params_parse("mysql://u@[::1]:3307/db?x=1&tls=off", NULL, a, &p, &err), 0);
+    assert_string_equal(p.host, "::1");
+    assert_int_equal(p.port, 3307);
+    assert_string_equal(p.tls, "off");
+    assert_int_equal(mysrc_params_parse("mysql://u@[fe80::1%25eth0]:3306", NULL, a, &p, &err), 0);
+    assert_string_equal(p.host, "fe80::1%eth0");
+    /* missing or bad parts: LOCH_ECONFIG saying which, with the hint on encoding */
+    assert_int_equal(mysrc_params_parse("mysql://db:3306", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "names no user"));
+    assert_non_null(strstr(err.hint, "%40"));
+    assert_int_equal(mysrc_params_parse("mysql://:secret@db", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "names no user"));
+    assert_null(strstr(err.msg, "secret"));
+    assert_int_equal(mysrc_params_parse("mysql://u:secret@/", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "names no host"));
+    assert_null(strstr(err.msg, "secret"));
+    assert_int_equal(mysrc_params_parse("mysql://u@db:0", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "port"));
+    assert_int_equal(mysrc_params_parse("mysql://u@db:port", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "port"));
+    assert_int_equal(mysrc_params_parse("mysql://u@[::1", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_int_equal(mysrc_params_parse("mysql://u@db/?tls=yes", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_non_null(strstr(err.msg, "tls=yes"));
+    assert_int_equal(mysrc_params_parse("mysql://u%00@db", NULL, a, &p, &err), LOCH_ECONFIG);
+    assert_int_equal(mysrc_params_parse(NULL, NULL, a, &p, &err), LOCH_ECONFIG);
+    arena_free(a);
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -566,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_mysql_binary_json),
         cmocka_unit_test(test_other_events),
         cmocka_unit_test(test_ddl_recognition),
+        cmocka_unit_test(test_source_url),
         cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

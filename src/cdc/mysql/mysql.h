@@ -15,16 +15,19 @@
 #include "cdc/mysql/binlog.h"
 
 struct mysrc_params {
-    const char *host;  /* default 127.0.0.1 */
+    const char *host;  /* a name or an IP address (IPv6 without brackets) */
     unsigned port;     /* default 3306 */
     const char *user;
     const char *password; /* NULL = none */
     const char *tls;   /* NULL/"off", "require" (encrypt), "verify" (encrypt + verify cert and host) */
 };
 
-/* Parses mysql://user[:password]@host[:port][/][?tls=off|require|verify]; the password
- * from the environment variable password_env (may be NULL) wins over one in the URL.
- * Strings live in a. LOCH_ECONFIG naming what is wrong. */
+/* Parses mysql://user[:password]@host[:port][/][?tls=off|require|verify] with libcurl's
+ * URL API (RFC 3986): user and password are percent-decoded (%40 for @, %3A for :), an
+ * IPv6 host is written in brackets ([::1], a zone as [fe80::1%25eth0]), the port defaults
+ * to 3306, other query parameters are ignored. The password from the environment variable
+ * password_env (may be NULL) wins over one in the URL. Strings live in a. LOCH_ECONFIG
+ * naming what is wrong or missing (user, host, port, tls), never showing the password. */
 int mysrc_params_parse(const char *url, const char *password_env, struct arena *a,
                        struct mysrc_params *out, struct loch_err *err);
 

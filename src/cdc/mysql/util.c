@@ -2,6 +2,7 @@
  * information_schema -> binlog column mapping, DDL recognition, MySQL GTID sets and the
  * choice of a resume file from them. No network here. */
 #include <ctype.h>
+#include <curl/curl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,89 @@
 #include "base/buf.h"
 #include "cdc/mysql/mysql.h"
 
+/* ---- the source URL (RFC 3986 through libcurl's URL API) ---- */
+
+/* url for messages: a password in it replaced by "***". */
+static const char *url_shown(const char *url, struct arena *a)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return url;
+    auth += 3;
+    size_t n = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *q = auth; q < auth + n; q++)
+        if (*q == '@')
+            at = q;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return url;
+    return arena_printf(a, "%.*s***%s", (int)(colon + 1 - url), url, at);
+}
+
+static int url_fail(const char *url, const char *what, struct arena *a, struct loch_err *err)
+{
+    loch_errf(err, LOCH_ECONFIG, "source url \"%s\": %s", url_shown(url, a), what);
+    return loch_err_hint(err, "write it as mysql://USER[:PASSWORD]@HOST[:PORT][/?tls=off|require|verify]; "
+                              "in USER and PASSWORD write @ as %%40, : as %%3A, / as %%2F, %% as %%25");
+}
+
+/* Part `what` of h into *out (in a; percent-decoded with CURLU_URLDECODE in flags), NULL
+ * when the URL has no such part. Other failures are the libcurl code. */
+static CURLUcode url_part(CURLU *h, CURLUPart what, unsigned flags, struct arena *a, char **out)
+{
+    char *v = NULL;
+    *out = NULL;
+    CURLUcode uc = curl_url_get(h, what, &v, flags);
+    if (uc == CURLUE_NO_USER || uc == CURLUE_NO_PASSWORD || uc == CURLUE_NO_HOST || uc == CURLUE_NO_PORT ||
+        uc == CURLUE_NO_QUERY || uc == CURLUE_NO_ZONEID)
+        return CURLUE_OK;
+    if (uc)
+        return uc;
+    *out = arena_strdup(a, v);
+    curl_free(v);
+    return CURLUE_OK;
+}
+
+/* The parts of the URL in h into out; the server's defaults stay for parts it lacks. */
+static int url_params(CURLU *h, const char *url, struct arena *a, struct mysrc_params *out, struct loch_err *err)
+{
+    char *user, *password, *host, *zone, *port, *query;
+    CURLUcode uc;
+    if ((uc = url_part(h, CURLUPART_USER, CURLU_URLDECODE, a, &user)) ||
+        (uc = url_part(h, CURLUPART_PASSWORD, CURLU_URLDECODE, a, &password)) ||
+        (uc = url_part(h, CURLUPART_HOST, 0, a, &host)) || (uc = url_part(h, CURLUPART_ZONEID, 0, a, &zone)) ||
+        (uc = url_part(h, CURLUPART_PORT, 0, a, &port)) || (uc = url_part(h, CURLUPART_QUERY, 0, a, &query)))
+        return url_fail(url, curl_url_strerror(uc), a, err);
+    if (!user || !*user)
+        return url_fail(url, "names no user", a, err);
+    out->user = user;
+    out->password = password;
+    if (host && host[0] == '[') { /* IPv6: the brackets go, a zone id joins as "%zone" */
+        host[strlen(host) - 1] = 0;
+        host++;
+        if (zone)
+            host = arena_printf(a, "%s%%%s", host, zone);
+    }
+    if (host && *host)
+        out->host = host;
+    if (port) {
+        char *e;
+        long n = strtol(port, &e, 10);
+        if (*e || n <= 0 || n > 65535)
+            return url_fail(url, "the port is not a number in 1..65535", a, err);
+        out->port = (unsigned)n;
+    }
+    for (char *save = NULL, *kv = query ? strtok_r(query, "&", &save) : NULL; kv; kv = strtok_r(NULL, "&", &save)) {
+        if (strncmp(kv, "tls=", 4) != 0)
+            continue; /* other parameters are not loch's */
+        out->tls = kv + 4;
+        if (strcmp(out->tls, "off") && strcmp(out->tls, "require") && strcmp(out->tls, "verify"))
+            return url_fail(url, arena_printf(a, "tls=%s is not off, require or verify", out->tls), a, err);
+    }
+    return 0;
+}
+
 int mysrc_params_parse(const char *url, const char *password_env, struct arena *a,
                        struct mysrc_params *out, struct loch_err *err)
 {
@@ -18,59 +102,25 @@ int mysrc_params_parse(const char *url, const char *password_env, struct arena *
     out->host = "127.0.0.1";
     out->port = 3306;
     if (!url || strncmp(url, "mysql://", 8) != 0) {
-        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" is not a mysql:// URL", url ? url : "");
+        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" is not a mysql:// URL", url ? url_shown(url, a) : "");
         return loch_err_hint(err, "write it as mysql://USER@HOST:PORT (e.g. mysql://repl@10.0.0.6:3306)");
     }
-    const char *p = url + 8;
-    const char *at = strchr(p, '@');
-    const char *end = p + strcspn(p, "/?");
-    if (!at || at > end) {
-        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" names no user", url);
-        return loch_err_hint(err, "write it as mysql://USER@HOST:PORT");
-    }
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    out->user = arena_strndup(a, p, (size_t)((colon ? colon : at) - p));
-    if (colon)
-        out->password = arena_strndup(a, colon + 1, (size_t)(at - colon - 1));
-    const char *h = at + 1;
-    const char *pc = NULL;
-    for (const char *q = h; q < end; q++)
-        if (*q == ':')
-            pc = q;
-    if (h[0] == '[') { /* [ipv6]:port */
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (!rb) {
-            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": unclosed [ in the host", url);
-            return LOCH_ECONFIG;
-        }
-        out->host = arena_strndup(a, h + 1, (size_t)(rb - h - 1));
-        pc = rb[1] == ':' ? rb + 1 : NULL;
-    } else if (end > h) {
-        out->host = arena_strndup(a, h, (size_t)((pc ? pc : end) - h));
-    }
-    if (pc) {
-        char *e;
-        long port = strtol(pc + 1, &e, 10);
-        if (e != end || port <= 0 || port > 65535) {
-            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": the port is not a number in 1..65535", url);
-            return LOCH_ECONFIG;
-        }
-        out->port = (unsigned)port;
-    }
-    const char *qs = strchr(end, '?');
-    if (qs) {
-        const char *t = strstr(qs, "tls=");
-        if (t) {
-            const char *v = t + 4;
-            size_t n = strcspn(v, "&");
-            out->tls = arena_strndup(a, v, n);
-            if (strcmp(out->tls, "off") && strcmp(out->tls, "require") && strcmp(out->tls, "verify")) {
-                loch_errf(err, LOCH_ECONFIG, "source url \"%s\": tls=%s is not off, require or verify",
-                          url, out->tls);
-                return LOCH_ECONFIG;
-            }
-        }
-    }
+    CURLU *h = curl_url();
+    if (!h)
+        return loch_errf(err, LOCH_ENOMEM, "curl_url: out of memory");
+    CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    int rc;
+    if (uc == CURLUE_BAD_PORT_NUMBER)
+        rc = url_fail(url, "the port is not a number in 1..65535", a, err);
+    else if (uc == CURLUE_NO_HOST)
+        rc = url_fail(url, "names no host", a, err);
+    else if (uc)
+        rc = url_fail(url, curl_url_strerror(uc), a, err);
+    else
+        rc = url_params(h, url, a, out, err);
+    curl_url_cleanup(h);
+    if (rc)
+        return rc;
     if (password_env) {
         const char *pw = getenv(password_env);
         if (!pw) {
