@@ -397,142 +397,185 @@ static void push_rename(struct mysrc_ddl *d, struct arena *a, const char *from, 
     d->rename_to[d->n_renames++] = to;
 }
 
+/* TRUNCATE [TABLE] t */
+static void ddl_truncate(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (kw(l, "TABLE"))
+        next(l);
+    if (qualified(l, a, &db, &name)) {
+        d->kind = MYSRC_DDL_TRUNCATE;
+        push_table(d, a, db, name);
+    }
+}
+
+/* DROP TABLE [IF EXISTS] t[, t2 ...] (not TEMPORARY) */
+static void ddl_drop(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (kw(l, "TEMPORARY"))
+        return; /* temporary tables are never replicated as rows */
+    if (!kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) {
+        next(l); /* EXISTS */
+        next(l);
+    }
+    d->kind = MYSRC_DDL_DROP;
+    while (qualified(l, a, &db, &name)) {
+        push_table(d, a, db, name);
+        if (strcmp(l->tok, ","))
+            break;
+        next(l);
+    }
+}
+
+/* RENAME TABLE[S] a TO b[, c TO d ...] */
+static void ddl_rename(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (!kw(l, "TABLE") && !kw(l, "TABLES"))
+        return;
+    next(l);
+    d->kind = MYSRC_DDL_RENAME;
+    for (;;) {
+        const char *db2, *name2;
+        if (!qualified(l, a, &db, &name) || !kw(l, "TO"))
+            break;
+        next(l);
+        if (!qualified(l, a, &db2, &name2))
+            break;
+        push_table(d, a, db, name);
+        push_table(d, a, db2, name2);
+        if (strcmp(l->tok, ","))
+            break;
+        next(l);
+    }
+}
+
+/* CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t (not TEMPORARY) */
+static void ddl_create(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (kw(l, "OR")) { /* OR REPLACE */
+        next(l);
+        next(l);
+    }
+    if (kw(l, "TEMPORARY") || !kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) { /* IF NOT EXISTS */
+        next(l);
+        next(l);
+        next(l);
+    }
+    if (qualified(l, a, &db, &name)) {
+        d->kind = MYSRC_DDL_CREATE;
+        push_table(d, a, db, name);
+    }
+}
+
+/* ALTER [ONLINE|IGNORE] TABLE [IF EXISTS] t ...: its column renames, or a table rename (RENAME TO) */
+static void ddl_alter(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    while (kw(l, "ONLINE") || kw(l, "IGNORE"))
+        next(l);
+    if (!kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) { /* IF EXISTS */
+        next(l);
+        next(l);
+    }
+    if (!qualified(l, a, &db, &name))
+        return;
+    d->kind = MYSRC_DDL_ALTER;
+    push_table(d, a, db, name);
+    /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
+     * Other specs change the shape, which the next TABLE_MAP carries. */
+    int depth = 0;
+    while (l->tok[0]) {
+        if (!strcmp(l->tok, "("))
+            depth++;
+        else if (!strcmp(l->tok, ")"))
+            depth--;
+        else if (depth == 0 && kw(l, "RENAME")) {
+            next(l);
+            if (kw(l, "COLUMN")) {
+                next(l);
+                char from[256];
+                snprintf(from, sizeof from, "%s", l->tok);
+                next(l);
+                if (kw(l, "TO")) {
+                    next(l);
+                    push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l->tok));
+                }
+            } else if (kw(l, "TO") || kw(l, "AS")) {
+                /* ALTER TABLE t RENAME TO u: a table rename */
+                const char *db2, *name2;
+                next(l);
+                if (qualified(l, a, &db2, &name2)) {
+                    d->kind = MYSRC_DDL_RENAME;
+                    push_table(d, a, db2, name2);
+                    d->n_renames = 0;
+                    return;
+                }
+            }
+            continue;
+        } else if (depth == 0 && kw(l, "CHANGE")) {
+            next(l);
+            if (kw(l, "COLUMN"))
+                next(l);
+            if (kw(l, "IF")) {
+                next(l);
+                next(l);
+            }
+            char from[256];
+            snprintf(from, sizeof from, "%s", l->tok);
+            next(l);
+            if (strcmp(from, l->tok) != 0)
+                push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l->tok));
+        }
+        next(l);
+    }
+}
+
+/* Statements by their first keyword; BEGIN and COMMIT have no tables. */
 void mysrc_ddl_parse(const char *sql, struct arena *a, struct mysrc_ddl *d)
 {
+    static const struct {
+        const char *keyword;
+        void (*parse)(struct lex *l, struct arena *a, struct mysrc_ddl *d);
+    } statements[] = {
+        {"TRUNCATE", ddl_truncate},
+        {"DROP", ddl_drop},
+        {"RENAME", ddl_rename},
+        {"CREATE", ddl_create},
+        {"ALTER", ddl_alter},
+    };
     struct lex l = {.p = sql};
-    const char *db, *name;
     memset(d, 0, sizeof *d);
     next(&l);
     if (kw(&l, "BEGIN") || kw(&l, "XA")) {
         d->kind = MYSRC_DDL_BEGIN;
-    } else if (kw(&l, "COMMIT")) {
-        d->kind = MYSRC_DDL_COMMIT;
-    } else if (kw(&l, "TRUNCATE")) {
-        next(&l);
-        if (kw(&l, "TABLE"))
-            next(&l);
-        if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSRC_DDL_TRUNCATE;
-            push_table(d, a, db, name);
-        }
-    } else if (kw(&l, "DROP")) {
-        next(&l);
-        if (kw(&l, "TEMPORARY"))
-            return; /* temporary tables are never replicated as rows */
-        if (!kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) {
-            next(&l); /* EXISTS */
-            next(&l);
-        }
-        d->kind = MYSRC_DDL_DROP;
-        while (qualified(&l, a, &db, &name)) {
-            push_table(d, a, db, name);
-            if (strcmp(l.tok, ","))
-                break;
-            next(&l);
-        }
-    } else if (kw(&l, "RENAME")) {
-        next(&l);
-        if (!kw(&l, "TABLE") && !kw(&l, "TABLES"))
-            return;
-        next(&l);
-        d->kind = MYSRC_DDL_RENAME;
-        for (;;) {
-            const char *db2, *name2;
-            if (!qualified(&l, a, &db, &name) || !kw(&l, "TO"))
-                break;
-            next(&l);
-            if (!qualified(&l, a, &db2, &name2))
-                break;
-            push_table(d, a, db, name);
-            push_table(d, a, db2, name2);
-            if (strcmp(l.tok, ","))
-                break;
-            next(&l);
-        }
-    } else if (kw(&l, "CREATE")) {
-        next(&l);
-        if (kw(&l, "OR")) { /* OR REPLACE */
-            next(&l);
-            next(&l);
-        }
-        if (kw(&l, "TEMPORARY") || !kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) { /* IF NOT EXISTS */
-            next(&l);
-            next(&l);
-            next(&l);
-        }
-        if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSRC_DDL_CREATE;
-            push_table(d, a, db, name);
-        }
-    } else if (kw(&l, "ALTER")) {
-        next(&l);
-        while (kw(&l, "ONLINE") || kw(&l, "IGNORE"))
-            next(&l);
-        if (!kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) { /* IF EXISTS */
-            next(&l);
-            next(&l);
-        }
-        if (!qualified(&l, a, &db, &name))
-            return;
-        d->kind = MYSRC_DDL_ALTER;
-        push_table(d, a, db, name);
-        /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
-         * Other specs change the shape, which the next TABLE_MAP carries. */
-        int depth = 0;
-        while (l.tok[0]) {
-            if (!strcmp(l.tok, "("))
-                depth++;
-            else if (!strcmp(l.tok, ")"))
-                depth--;
-            else if (depth == 0 && kw(&l, "RENAME")) {
-                next(&l);
-                if (kw(&l, "COLUMN")) {
-                    next(&l);
-                    char from[256];
-                    snprintf(from, sizeof from, "%s", l.tok);
-                    next(&l);
-                    if (kw(&l, "TO")) {
-                        next(&l);
-                        push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
-                    }
-                } else if (kw(&l, "TO") || kw(&l, "AS")) {
-                    /* ALTER TABLE t RENAME TO u: a table rename */
-                    const char *db2, *name2;
-                    next(&l);
-                    if (qualified(&l, a, &db2, &name2)) {
-                        d->kind = MYSRC_DDL_RENAME;
-                        push_table(d, a, db2, name2);
-                        d->n_renames = 0;
-                        return;
-                    }
-                }
-                continue;
-            } else if (depth == 0 && kw(&l, "CHANGE")) {
-                next(&l);
-                if (kw(&l, "COLUMN"))
-                    next(&l);
-                if (kw(&l, "IF")) {
-                    next(&l);
-                    next(&l);
-                }
-                char from[256];
-                snprintf(from, sizeof from, "%s", l.tok);
-                next(&l);
-                if (strcmp(from, l.tok) != 0)
-                    push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
-            }
-            next(&l);
-        }
+        return;
     }
+    if (kw(&l, "COMMIT")) {
+        d->kind = MYSRC_DDL_COMMIT;
+        return;
+    }
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        if (kw(&l, statements[i].keyword)) {
+            statements[i].parse(&l, a, d);
+            return;
+        }
 }
 
 /* ---- MySQL GTID sets ----
