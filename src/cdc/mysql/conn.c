@@ -104,6 +104,8 @@ int mysrc_connect(struct mysrc *m, MYSQL **out, struct loch_err *err)
     return 0;
 }
 
+/* ---- an attempt and the reconnect loop ---- */
+
 /* One attempt: connect, check, load when never loaded, stream. */
 static int attempt(struct mysrc *m, struct loch_err *err)
 {

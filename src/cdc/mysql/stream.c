@@ -12,8 +12,6 @@
 #include "base/util.h"
 #include "cdc/mysql/mysql_int.h"
 
-/* ---- streaming ---- */
-
 static struct tmap *map_find(struct mysrc *m, uint64_t id)
 {
     for (size_t i = 0; i < m->n_maps; i++)

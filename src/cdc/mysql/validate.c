@@ -9,8 +9,6 @@
 #include "base/util.h"
 #include "cdc/mysql/mysql_int.h"
 
-/* ---- validation copy (loch validate) ---- */
-
 /* Writes every row of db.name to one CSV file in the canonical forms the full load uses. */
 static int spill_whole(struct mysrc *m, MYSQL *c, const char *db, const char *name, const struct cdc_table *t,
                        const struct binlog_column *cols, const char *path, struct arena *a, struct loch_err *err)

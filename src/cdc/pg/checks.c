@@ -43,6 +43,8 @@ int pgsrc_check_server(struct pgsrc *s, struct loch_err *err)
 }
 
 
+/* ---- tables ---- */
+
 static bool selected(const struct loch_source *src, const char *schema, const char *name)
 {
     char full[512];

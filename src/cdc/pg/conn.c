@@ -100,6 +100,8 @@ int pgsrc_query(struct pgsrc *s, PGconn *c, const char *sql, const char *what, P
     return 0;
 }
 
+/* ---- a session and the reconnect loop ---- */
+
 /* Batch size while catching up: big enough that a flush's fixed costs stay small, small
  * enough that flushing overlaps receiving. And the smallest batch flushed at once when
  * the flush thread is idle (the flush thread then never waits for a full batch). */

@@ -10,8 +10,6 @@
 #include "base/log.h"
 #include "cdc/pg/pg_int.h"
 
-/* ---- streaming ---- */
-
 static int send_status(struct pgsrc *s, bool reply, struct loch_err *err)
 {
     uint8_t msg[34];

@@ -9,8 +9,6 @@
 
 #include "cdc/pg/pg_int.h"
 
-/* ---- validation: the source's rows, converted as replication converts them ---- */
-
 static int copy_whole(struct pgsrc *s, const struct srctab *st, const struct cdc_table *t, const enum pg_conv *conv,
                       const char *path, struct loch_err *err)
 {
