@@ -1,5 +1,5 @@
-/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (types.c) used by the session
- * (pg.c). Not for other rooms: they use cdc/source.h. */
+/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (types.c) used by the source
+ * (pg_int.h and its files). Not for other rooms: they use cdc/source.h. */
 #ifndef LOCH_CDC_PG_PG_H
 #define LOCH_CDC_PG_PG_H
 
