@@ -9,46 +9,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
-
-static const char ACCESS_SCHEMA_SQL[] =
-    "CREATE TABLE IF NOT EXISTS loch_principals ("
-    " name TEXT NOT NULL PRIMARY KEY,"
-    " kind TEXT NOT NULL CHECK (kind IN ('user', 'role')),"
-    " can_login INTEGER NOT NULL DEFAULT 0,"
-    " scram TEXT NULL,"
-    " created_at INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS loch_role_members ("
-    " role TEXT NOT NULL,"
-    " member TEXT NOT NULL,"
-    " PRIMARY KEY (role, member));";
-
-static int db_fail(sqlite3 *db, struct loch_err *err, const char *what)
-{
-    return loch_errf(err, LOCH_EIO, "catalog: %s: %s", what, sqlite3_errmsg(db));
-}
-
-int principal_ensure_schema(struct catalog *cat, struct loch_err *err)
-{
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                               " AND name IN ('loch_principals', 'loch_role_members')",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot read the schema");
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (n == 2)
-        return 0;
-    if (sqlite3_exec(db, ACCESS_SCHEMA_SQL, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot create the access tables");
-    return 0;
-}
 
 /* ---- SCRAM-SHA-256 verifiers ---- */
 
@@ -185,30 +150,28 @@ char *principal_random_password(void)
 static int read_principal(struct catalog *cat, const char *name, bool *found, char kind[8], bool *can_login,
                           char **scram, struct loch_err *err)
 {
-    int rc = principal_ensure_schema(cat, err);
-    if (rc)
-        return rc;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT kind, can_login, scram FROM loch_principals WHERE name = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a principal look-up");
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    *found = step == SQLITE_ROW;
+    *found = false;
     if (scram)
         *scram = NULL;
-    if (*found) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat, "SELECT kind, can_login, scram FROM loch_principals WHERE name = ?",
+                             "cannot read a principal", &st, err);
+    if (rc)
+        return rc;
+    catalog_bind_text(st, 1, name);
+    int step = catalog_step(st, err);
+    if (step == 1) {
+        *found = true;
+        const char *k = catalog_column_text(st, 0);
         snprintf(kind, 8, "%s", k ? k : "");
-        *can_login = sqlite3_column_int(st, 1) != 0;
-        const char *s = (const char *)sqlite3_column_text(st, 2);
+        *can_login = catalog_column_int64(st, 1) != 0;
+        const char *s = catalog_column_text(st, 2);
         if (scram && s)
             *scram = xstrdup(s);
-    } else if (step != SQLITE_DONE) {
-        rc = db_fail(db, err, "cannot read a principal");
+    } else if (step < 0) {
+        rc = step;
     }
-    sqlite3_finalize(st);
+    catalog_finalize(st);
     return rc;
 }
 
@@ -257,25 +220,22 @@ int principal_check_password(struct catalog *cat, const char *user, const char *
 static int reaches(struct catalog *cat, const char *who, const char *target, bool *out, struct loch_err *err)
 {
     *out = false;
-    int rc = principal_ensure_schema(cat, err);
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat,
+                             "WITH RECURSIVE r(name) AS (SELECT ?1 UNION"
+                             " SELECT m.role FROM loch_role_members m JOIN r ON m.member = r.name)"
+                             " SELECT 1 FROM r WHERE name = ?2",
+                             "cannot read memberships", &st, err);
     if (rc)
         return rc;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "WITH RECURSIVE r(name) AS (SELECT ?1 UNION"
-                           " SELECT m.role FROM loch_role_members m JOIN r ON m.member = r.name)"
-                           " SELECT 1 FROM r WHERE name = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a membership look-up");
-    sqlite3_bind_text(st, 1, who, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
+    catalog_bind_text(st, 1, who);
+    catalog_bind_text(st, 2, target);
+    int step = catalog_step(st, err);
+    if (step == 1)
         *out = true;
-    else if (step != SQLITE_DONE)
-        rc = db_fail(db, err, "cannot read memberships");
-    sqlite3_finalize(st);
+    else if (step < 0)
+        rc = step;
+    catalog_finalize(st);
     return rc;
 }
 
@@ -313,23 +273,25 @@ bool principal_exists(struct catalog *cat, const char *name)
 
 /* ---- changes ---- */
 
+/* Runs one write with up to two text parameters ?1, ?2 (a NULL one stays unbound: SQL
+ * NULL); *changes (unless NULL) gets the rows it changed. */
 static int exec_bound(struct catalog *cat, const char *sql, const char *a1, const char *a2, struct loch_err *err,
-                      const char *what, int *changes)
+                      const char *what, int64_t *changes)
 {
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, what);
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat, sql, what, &st, err);
+    if (rc)
+        return rc;
     if (a1)
-        sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC);
-    if (a2)
-        sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return db_fail(db, err, what);
+        catalog_bind_text(st, 1, a1);
+    if (a2) /* unbound parameters are NULL */
+        catalog_bind_text(st, 2, a2);
+    int step = catalog_step(st, err);
+    catalog_finalize(st);
+    if (step < 0)
+        return step;
     if (changes)
-        *changes = sqlite3_changes(db);
+        *changes = catalog_changes(cat);
     return 0;
 }
 
@@ -344,37 +306,29 @@ int principal_create(struct catalog *cat, const char *name, enum principal_kind 
         loch_errf(err, LOCH_EINVAL, "empty password for %s \"%s\"", kind_word(kind), name);
         return loch_err_hint(err, "give a non-empty password, or none");
     }
-    int rc = principal_ensure_schema(cat, err);
-    if (rc)
-        return rc;
     if (principal_exists(cat, name))
         return loch_errf(err, LOCH_EDUPROLE, "role \"%s\" already exists", name);
     char *scram = password ? make_verifier_text(password) : NULL;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO loch_principals (name, kind, can_login, scram, created_at)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat,
+                             "INSERT INTO loch_principals (name, kind, can_login, scram, created_at)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             "cannot create a principal", &st, err);
+    if (rc) {
         free(scram);
-        return db_fail(db, err, "cannot prepare a principal insert");
+        return rc;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, kind_word(kind), -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, can_login ? 1 : 0);
-    if (scram)
-        sqlite3_bind_text(st, 4, scram, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, util_now_ms() / 1000);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
+    catalog_bind_text(st, 1, name);
+    catalog_bind_text(st, 2, kind_word(kind));
+    catalog_bind_int64(st, 3, can_login ? 1 : 0);
+    catalog_bind_text(st, 4, scram);
+    catalog_bind_int64(st, 5, util_now_ms() / 1000);
+    int step = catalog_step(st, err);
+    catalog_finalize(st);
     free(scram);
-    if (step == SQLITE_CONSTRAINT)
+    if (step == LOCH_EEXIST)
         return loch_errf(err, LOCH_EDUPROLE, "role \"%s\" already exists", name);
-    if (step != SQLITE_DONE)
-        return db_fail(db, err, "cannot create a principal");
-    return 0;
+    return step < 0 ? step : 0;
 }
 
 int principal_set_password(struct catalog *cat, const char *name, const char *password, struct loch_err *err)
@@ -383,12 +337,9 @@ int principal_set_password(struct catalog *cat, const char *name, const char *pa
         loch_errf(err, LOCH_EINVAL, "empty password for \"%s\"", name);
         return loch_err_hint(err, "give a non-empty password, or PASSWORD NULL to remove it");
     }
-    int rc = principal_ensure_schema(cat, err);
-    if (rc)
-        return rc;
     char *scram = password ? make_verifier_text(password) : NULL;
-    int changes = 0; /* an unbound ?2 (no password) is NULL */
-    rc = exec_bound(cat, "UPDATE loch_principals SET scram = ?2 WHERE name = ?1", name, scram, err,
+    int64_t changes = 0; /* an unbound ?2 (no password) is NULL */
+    int rc = exec_bound(cat, "UPDATE loch_principals SET scram = ?2 WHERE name = ?1", name, scram, err,
                     "cannot set a password", &changes);
     free(scram);
     if (!rc && changes == 0)
@@ -398,11 +349,8 @@ int principal_set_password(struct catalog *cat, const char *name, const char *pa
 
 int principal_set_login(struct catalog *cat, const char *name, bool can_login, struct loch_err *err)
 {
-    int rc = principal_ensure_schema(cat, err);
-    if (rc)
-        return rc;
-    int changes = 0;
-    rc = exec_bound(cat,
+    int64_t changes = 0;
+    int rc = exec_bound(cat,
                     can_login ? "UPDATE loch_principals SET can_login = 1 WHERE name = ?1"
                               : "UPDATE loch_principals SET can_login = 0 WHERE name = ?1",
                     name, NULL, err, "cannot change login", &changes);
@@ -411,32 +359,16 @@ int principal_set_login(struct catalog *cat, const char *name, bool can_login, s
     return rc;
 }
 
-static bool table_exists(struct catalog *cat, const char *name)
-{
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return false;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    bool yes = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return yes;
-}
-
 int principal_drop(struct catalog *cat, const char *name, enum principal_kind kind, struct loch_err *err)
 {
     if (name && !strcmp(name, PRINCIPAL_ADMIN)) {
         loch_errf(err, LOCH_EINVAL, "cannot drop \"%s\": the lake would have no administrator", name);
         return loch_err_hint(err, "change its password with ALTER USER admin WITH PASSWORD '...'");
     }
-    int rc = principal_ensure_schema(cat, err);
+    int rc = catalog_write_begin(cat, err);
     if (rc)
         return rc;
-    sqlite3 *db = catalog_db(cat);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot start a transaction");
-    int changes = 0;
+    int64_t changes = 0;
     rc = exec_bound(cat, "DELETE FROM loch_principals WHERE name = ?1 AND kind = ?2", name, kind_word(kind), err,
                     "cannot drop a principal", &changes);
     if (!rc && changes == 0)
@@ -444,22 +376,15 @@ int principal_drop(struct catalog *cat, const char *name, enum principal_kind ki
     if (!rc)
         rc = exec_bound(cat, "DELETE FROM loch_role_members WHERE role = ?1 OR member = ?1", name, NULL, err,
                         "cannot drop memberships", NULL);
-    if (!rc && table_exists(cat, "loch_tokens"))
+    if (!rc)
         rc = exec_bound(cat, "DELETE FROM loch_tokens WHERE user_name = ?1", name, NULL, err,
                         "cannot drop tokens", NULL);
-    if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_fail(db, err, "cannot commit");
-    if (rc && !sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
+    return catalog_write_end(cat, rc, err);
 }
 
-/* The schema is there and both role and member exist (else LOCH_ENOROLE naming one). */
+/* Both role and member exist (else LOCH_ENOROLE naming one). */
 static int both_exist(struct catalog *cat, const char *role, const char *member, struct loch_err *err)
 {
-    int rc = principal_ensure_schema(cat, err);
-    if (rc)
-        return rc;
     if (!principal_exists(cat, role))
         return loch_errf(err, LOCH_ENOROLE, "role \"%s\" does not exist", role);
     if (!principal_exists(cat, member))

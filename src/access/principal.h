@@ -103,7 +103,4 @@ int principal_revoke_role(struct catalog *cat, const char *role, const char *mem
 /* A random password of 24 URL-safe characters, malloc'd. */
 char *principal_random_password(void);
 
-/* Creates the access tables when missing (every function above calls it). */
-int principal_ensure_schema(struct catalog *cat, struct loch_err *err);
-
 #endif

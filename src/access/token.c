@@ -5,41 +5,12 @@
 
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "access/principal.h"
 #include "base/util.h"
-
-static const char TOKEN_SCHEMA_SQL[] =
-    "CREATE TABLE IF NOT EXISTS loch_tokens ("
-    " id TEXT NOT NULL PRIMARY KEY,"
-    " hash TEXT NOT NULL UNIQUE,"
-    " user_name TEXT NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " expires_at INTEGER NOT NULL DEFAULT 0,"
-    " last_used_at INTEGER NOT NULL DEFAULT 0);";
-
-static int db_fail(sqlite3 *db, struct loch_err *err, const char *what)
-{
-    return loch_errf(err, LOCH_EIO, "catalog: %s: %s", what, sqlite3_errmsg(db));
-}
-
-static int ensure_schema(struct catalog *cat, struct loch_err *err)
-{
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'loch_tokens'", -1, &st,
-                           NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot read the schema");
-    bool have = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (!have && sqlite3_exec(db, TOKEN_SCHEMA_SQL, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot create loch_tokens");
-    return principal_ensure_schema(cat, err);
-}
 
 void token_hash_hex(const char *token, char out[65])
 {
@@ -58,9 +29,6 @@ int token_create(struct catalog *cat, const char *user, int expires_days, int ma
         return loch_err_hint(err, "tokens always expire; the maximum is auth.token_max_expiry_days in loch.yaml (%d)",
                              max_days);
     }
-    int rc = ensure_schema(cat, err);
-    if (rc)
-        return rc;
     if (!principal_exists(cat, user)) {
         loch_errf(err, LOCH_ENOROLE, "user \"%s\" does not exist", user);
         return loch_err_hint(err, "create it first: loch sql \"CREATE USER %s WITH PASSWORD '...'\"", user);
@@ -85,22 +53,22 @@ int token_create(struct catalog *cat, const char *user, int expires_days, int ma
     char hash[65];
     token_hash_hex(text, hash);
     int64_t now = util_now_ms() / 1000;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO loch_tokens (id, hash, user_name, created_at, expires_at)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a token insert");
-    sqlite3_bind_text(st, 1, hash, 12, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, user, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return db_fail(db, err, "cannot store a token");
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat,
+                             "INSERT INTO loch_tokens (id, hash, user_name, created_at, expires_at)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             "cannot store a token", &st, err);
+    if (rc)
+        return rc;
+    catalog_bind_textn(st, 1, hash, 12);
+    catalog_bind_text(st, 2, hash);
+    catalog_bind_text(st, 3, user);
+    catalog_bind_int64(st, 4, now);
+    catalog_bind_int64(st, 5, now + (int64_t)expires_days * 86400);
+    int step = catalog_step(st, err);
+    catalog_finalize(st);
+    if (step < 0)
+        return step;
     *token = xstrdup(text);
     *id = xstrndup(hash, 12);
     memset(text, 0, sizeof text);
@@ -112,32 +80,31 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
     *user = NULL;
     if (!token || strncmp(token, TOKEN_PREFIX, sizeof TOKEN_PREFIX - 1) != 0 || strlen(token) > 200)
         return loch_errf(err, LOCH_EAUTH, "not a loch token");
-    int rc = ensure_schema(cat, err);
-    if (rc)
-        return rc;
     char hash[65];
     token_hash_hex(token, hash);
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT id, user_name, expires_at, last_used_at, created_at FROM loch_tokens WHERE hash = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a token look-up");
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat,
+                             "SELECT id, user_name, expires_at, last_used_at, created_at FROM loch_tokens"
+                             " WHERE hash = ?",
+                             "cannot read a token", &st, err);
+    if (rc)
+        return rc;
+    catalog_bind_text(st, 1, hash);
+    int step = catalog_step(st, err);
     char *u = NULL, *id = NULL;
     int64_t expires = 0, last_used = 0;
-    if (step == SQLITE_ROW) {
-        last_used = sqlite3_column_int64(st, 3);
-        id = xstrdup((const char *)sqlite3_column_text(st, 0));
-        u = xstrdup((const char *)sqlite3_column_text(st, 1));
-        expires = sqlite3_column_int64(st, 2);
+    if (step == 1) {
+        last_used = catalog_column_int64(st, 3);
+        id = xstrdup(catalog_column_text(st, 0));
+        u = xstrdup(catalog_column_text(st, 1));
+        expires = catalog_column_int64(st, 2);
         if (!expires) /* made before tokens always expired */
-            expires = sqlite3_column_int64(st, 4) + (int64_t)TOKEN_LEGACY_EXPIRY_DAYS * 86400;
+            expires = catalog_column_int64(st, 4) + (int64_t)TOKEN_LEGACY_EXPIRY_DAYS * 86400;
     }
-    sqlite3_finalize(st);
+    catalog_finalize(st);
     int64_t now = util_now_ms() / 1000;
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = db_fail(db, err, "cannot read a token");
+    if (step < 0)
+        rc = step;
     else if (!u)
         rc = loch_errf(err, LOCH_EAUTH, "unknown or revoked token");
     else if (expires <= now)
@@ -152,13 +119,14 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
     }
     if (!rc) {
         /* The use time is kept to the minute: no catalog write on every request. */
+        struct loch_err ignored;
         if (now - last_used >= 60 &&
-            sqlite3_prepare_v2(db, "UPDATE loch_tokens SET last_used_at = ? WHERE id = ?", -1, &st, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-            sqlite3_step(st); /* best effort: a busy catalog must not fail the request */
-            sqlite3_finalize(st);
+            catalog_prepare(cat, "UPDATE loch_tokens SET last_used_at = ? WHERE id = ?", "cannot mark a token used",
+                            &st, &ignored) == 0) {
+            catalog_bind_int64(st, 1, now);
+            catalog_bind_text(st, 2, id);
+            catalog_step(st, &ignored); /* best effort: a busy catalog must not fail the request */
+            catalog_finalize(st);
         }
         *user = u;
         u = NULL;
@@ -173,41 +141,54 @@ int token_list(struct catalog *cat, const char *user, struct arena *a, struct to
 {
     *out = NULL;
     *n_out = 0;
-    int rc = ensure_schema(cat, err);
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat,
+                             "SELECT id, user_name, created_at, expires_at, last_used_at FROM loch_tokens"
+                             " WHERE ?1 IS NULL OR user_name = ?1 ORDER BY created_at, id",
+                             "cannot list tokens", &st, err);
     if (rc)
         return rc;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, user_name, created_at, expires_at, last_used_at FROM loch_tokens"
-                           " WHERE ?1 IS NULL OR user_name = ?1 ORDER BY created_at, id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(db, err, "cannot prepare a token listing");
-    if (user)
-        sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    catalog_bind_text(st, 1, user);
     size_t cap = 8, n = 0;
     struct token_info *v = arena_alloc(a, cap * sizeof *v);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = catalog_step(st, err)) == 1) {
         if (n == cap) {
             v = arena_grow(a, v, cap, cap * 2, sizeof *v);
             cap *= 2;
         }
-        v[n].id = arena_strdup(a, (const char *)sqlite3_column_text(st, 0));
-        v[n].user = arena_strdup(a, (const char *)sqlite3_column_text(st, 1));
-        v[n].created_at = sqlite3_column_int64(st, 2);
-        v[n].expires_at = sqlite3_column_int64(st, 3);
+        v[n].id = arena_strdup(a, catalog_column_text(st, 0));
+        v[n].user = arena_strdup(a, catalog_column_text(st, 1));
+        v[n].created_at = catalog_column_int64(st, 2);
+        v[n].expires_at = catalog_column_int64(st, 3);
         if (!v[n].expires_at) /* made before tokens always expired: as token_verify sees it */
             v[n].expires_at = v[n].created_at + (int64_t)TOKEN_LEGACY_EXPIRY_DAYS * 86400;
-        v[n].last_used_at = sqlite3_column_int64(st, 4);
+        v[n].last_used_at = catalog_column_int64(st, 4);
         n++;
     }
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return db_fail(db, err, "cannot list tokens");
+    catalog_finalize(st);
+    if (step < 0)
+        return step;
     *out = v;
     *n_out = n;
     return 0;
+}
+
+/* Runs sql with its one parameter bound to pattern; *count (unless NULL) gets the first
+ * column of its row. */
+static int run_by_id(struct catalog *cat, const char *sql, const char *pattern, const char *what, int64_t *count,
+                     struct loch_err *err)
+{
+    struct catalog_stmt *st;
+    int rc = catalog_prepare(cat, sql, what, &st, err);
+    if (rc)
+        return rc;
+    catalog_bind_text(st, 1, pattern);
+    int step = catalog_step(st, err);
+    if (count)
+        *count = step == 1 ? catalog_column_int64(st, 0) : 0;
+    catalog_finalize(st);
+    return step < 0 ? step : 0;
 }
 
 int token_revoke(struct catalog *cat, const char *id, struct loch_err *err)
@@ -217,33 +198,16 @@ int token_revoke(struct catalog *cat, const char *id, struct loch_err *err)
         loch_errf(err, LOCH_EINVAL, "\"%s\" is not a token id", id ? id : "");
         return loch_err_hint(err, "token ids are the hex digits loch token list shows (at least 6 of them)");
     }
-    int rc = ensure_schema(cat, err);
-    if (rc)
-        return rc;
-    sqlite3 *db = catalog_db(cat);
-    sqlite3_stmt *st;
     char *pattern = xasprintf("%s%%", id);
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM loch_tokens WHERE id LIKE ?", -1, &st, NULL) != SQLITE_OK) {
-        free(pattern);
-        return db_fail(db, err, "cannot prepare a token look-up");
-    }
-    sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (n < 0)
-        rc = db_fail(db, err, "cannot read tokens");
-    else if (n == 0)
+    int64_t n = 0;
+    int rc = run_by_id(cat, "SELECT count(*) FROM loch_tokens WHERE id LIKE ?", pattern, "cannot read tokens", &n,
+                       err);
+    if (!rc && n == 0)
         rc = loch_errf(err, LOCH_ENOENT, "no token with id %s", id);
-    else if (n > 1)
-        rc = loch_errf(err, LOCH_EINVAL, "token id prefix %s matches %d tokens; give more digits", id, n);
-    else if (sqlite3_prepare_v2(db, "DELETE FROM loch_tokens WHERE id LIKE ?", -1, &st, NULL) != SQLITE_OK)
-        rc = db_fail(db, err, "cannot prepare a token delete");
-    else {
-        sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = db_fail(db, err, "cannot revoke a token");
-        sqlite3_finalize(st);
-    }
+    else if (!rc && n > 1)
+        rc = loch_errf(err, LOCH_EINVAL, "token id prefix %s matches %lld tokens; give more digits", id, (long long)n);
+    else if (!rc)
+        rc = run_by_id(cat, "DELETE FROM loch_tokens WHERE id LIKE ?", pattern, "cannot revoke a token", NULL, err);
     free(pattern);
     return rc;
 }

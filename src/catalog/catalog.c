@@ -1,8 +1,10 @@
 /* catalog.c: the table catalog on SQLite, in the Iceberg JDBC catalog's own tables so
  * PyIceberg's SqlCatalog and Spark's JdbcCatalog read it unchanged; the multi-table commit
  * (pointers + kvs in one transaction) is what makes exactly-once possible.
- * Not for metadata files (iceberg/) or for access rules (access/ keeps its own tables). */
-#include "catalog/catalog.h"
+ * It owns the connection: busy handling, transactions, error mapping; the schema is
+ * schema.c's, the statement door for loch_* tables' modules sql.c's.
+ * Not for metadata files (iceberg/) or for access rules (access/ keeps their SQL). */
+#include "catalog/internal.h"
 
 #include "base/mem.h"
 
@@ -17,38 +19,10 @@
 
 #include "base/log.h"
 
-struct catalog {
-    sqlite3 *db;
-    char *path;
-    bool outer; /* catalog_tx_begin opened a transaction: writes are savepoints in it */
-};
-
-/* The JDBC catalog's DDL (Iceberg core JdbcUtil, PyIceberg pyiceberg/catalog/sql.py),
- * with Java's schema-version V1 column iceberg_type ('TABLE' | 'VIEW' | NULL) so Java runs
- * in V1 mode; PyIceberg selects its own columns and ignores it. */
-static const char SCHEMA_SQL[] =
-    "CREATE TABLE IF NOT EXISTS iceberg_tables ("
-    " catalog_name VARCHAR(255) NOT NULL,"
-    " table_namespace VARCHAR(255) NOT NULL,"
-    " table_name VARCHAR(255) NOT NULL,"
-    " metadata_location VARCHAR(1000),"
-    " previous_metadata_location VARCHAR(1000),"
-    " iceberg_type VARCHAR(5),"
-    " PRIMARY KEY (catalog_name, table_namespace, table_name));"
-    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties ("
-    " catalog_name VARCHAR(255) NOT NULL,"
-    " namespace VARCHAR(255) NOT NULL,"
-    " property_key VARCHAR(255) NOT NULL,"
-    " property_value VARCHAR(1000),"
-    " PRIMARY KEY (catalog_name, namespace, property_key));"
-    "CREATE TABLE IF NOT EXISTS loch_kv ("
-    " key TEXT NOT NULL PRIMARY KEY,"
-    " value TEXT NOT NULL);";
-
 /* Tables only; Spark may keep views in the same table. */
 #define IS_TABLE "(iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
 
-static int db_err(struct catalog *c, struct loch_err *err, const char *what)
+int cat_db_err(struct catalog *c, struct loch_err *err, const char *what)
 {
     int code = sqlite3_errcode(c->db);
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
@@ -56,14 +30,30 @@ static int db_err(struct catalog *c, struct loch_err *err, const char *what)
         loch_err_hint(err, "another loch process holds the catalog; retry, or stop the other writer");
         return LOCH_ECONFLICT;
     }
+    int ext = sqlite3_extended_errcode(c->db);
+    if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+        return loch_errf(err, LOCH_EEXIST, "catalog %s: %s: %s", c->path, what, sqlite3_errmsg(c->db));
     return loch_errf(err, LOCH_EIO, "catalog %s: %s: %s", c->path, what, sqlite3_errmsg(c->db));
+}
+
+int cat_exec(struct catalog *c, const char *sql, struct loch_err *err, const char *what)
+{
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return cat_db_err(c, err, what);
+    return 0;
+}
+
+void cat_rollback(struct catalog *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int prep(struct catalog *c, const char *sql, sqlite3_stmt **st, struct loch_err *err)
 {
     if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) != SQLITE_OK) {
         *st = NULL;
-        return db_err(c, err, "cannot prepare a statement");
+        return cat_db_err(c, err, "cannot prepare a statement");
     }
     return 0;
 }
@@ -76,31 +66,14 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-static int exec(struct catalog *c, const char *sql, struct loch_err *err, const char *what)
-{
-    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_err(c, err, what);
-    return 0;
-}
-
-static void rollback(struct catalog *c)
-{
-    if (!sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* Each write (a commit, a rename) starts a transaction of its own, or a savepoint inside
- * the caller's (catalog_tx_begin), and step_end ends it: all of it or none of it. */
-static int step_begin(struct catalog *c, struct loch_err *err)
+int catalog_write_begin(struct catalog *c, struct loch_err *err)
 {
     if (c->outer)
-        return exec(c, "SAVEPOINT loch_step", err, "cannot start a savepoint");
-    return exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
+        return cat_exec(c, "SAVEPOINT loch_step", err, "cannot start a savepoint");
+    return cat_exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
 }
 
-/* Ends the step begun by step_begin: commits (or releases the savepoint) when rc is 0,
- * else undoes it. Returns rc, or the commit's error. */
-static int step_end(struct catalog *c, int rc, struct loch_err *err)
+int catalog_write_end(struct catalog *c, int rc, struct loch_err *err)
 {
     if (c->outer) {
         if (rc) {
@@ -108,12 +81,12 @@ static int step_end(struct catalog *c, int rc, struct loch_err *err)
             sqlite3_exec(c->db, "RELEASE loch_step", NULL, NULL, NULL);
             return rc;
         }
-        return exec(c, "RELEASE loch_step", err, "cannot release a savepoint");
+        return cat_exec(c, "RELEASE loch_step", err, "cannot release a savepoint");
     }
     if (rc == 0)
-        rc = exec(c, "COMMIT", err, "cannot commit");
+        rc = cat_exec(c, "COMMIT", err, "cannot commit");
     if (rc)
-        rollback(c);
+        cat_rollback(c);
     return rc;
 }
 
@@ -123,7 +96,7 @@ int catalog_tx_begin(struct catalog *c, struct loch_err *err)
         loch_errf(err, LOCH_EINVAL, "catalog %s: a transaction is already open on this handle", c->path);
         return loch_err_hint(err, "this is a bug in the caller: end the open transaction first");
     }
-    int rc = exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
+    int rc = cat_exec(c, "BEGIN IMMEDIATE", err, "cannot start a transaction");
     if (!rc)
         c->outer = true;
     return rc;
@@ -134,9 +107,9 @@ int catalog_tx_end(struct catalog *c, bool commit, struct loch_err *err)
     if (!c->outer)
         return 0;
     c->outer = false;
-    int rc = commit ? exec(c, "COMMIT", err, "cannot commit") : 0;
+    int rc = commit ? cat_exec(c, "COMMIT", err, "cannot commit") : 0;
     if (rc || !commit)
-        rollback(c);
+        cat_rollback(c);
     return rc;
 }
 
@@ -161,24 +134,6 @@ static int check_name(const char *ns, const char *name, struct loch_err *err)
         return loch_err_hint(err, "give the table a name");
     }
     return 0;
-}
-
-/* Upgrades a catalog created by PyIceberg (no iceberg_type column) the way Java's
- * JdbcCatalog does (ALTER TABLE ... ADD COLUMN). */
-static int ensure_type_column(struct catalog *c, struct loch_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = prep(c, "SELECT 1 FROM pragma_table_info('iceberg_tables') WHERE name = 'iceberg_type'", &st, err);
-    if (rc)
-        return rc;
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step == SQLITE_ROW)
-        return 0;
-    if (step != SQLITE_DONE)
-        return db_err(c, err, "cannot read the iceberg_tables columns");
-    return exec(c, "ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)", err,
-                "cannot add the iceberg_type column");
 }
 
 const char *catalog_path(const struct catalog *c) { return c->path; }
@@ -238,16 +193,10 @@ int catalog_open(const char *path, bool create, struct catalog **out, struct loc
     sqlite3_extended_result_codes(c->db, 0);
     /* WAL lets readers run beside the single writer; synchronous=FULL makes the COMMIT
      * that moves metadata pointers durable before it returns (it is the commit point). */
-    if ((rc = exec(c, "PRAGMA journal_mode=WAL", err, "cannot enable WAL")) ||
-        (rc = exec(c, "PRAGMA synchronous=FULL", err, "cannot set synchronous=FULL")) ||
-        (rc = exec(c, "BEGIN IMMEDIATE", err, "cannot start the schema transaction")))
+    if ((rc = cat_exec(c, "PRAGMA journal_mode=WAL", err, "cannot enable WAL")) ||
+        (rc = cat_exec(c, "PRAGMA synchronous=FULL", err, "cannot set synchronous=FULL")) ||
+        (rc = cat_schema_migrate(c, err)))
         goto fail;
-    if ((rc = exec(c, SCHEMA_SQL, err, "cannot create the catalog tables")) ||
-        (rc = ensure_type_column(c, err)) ||
-        (rc = exec(c, "COMMIT", err, "cannot commit the catalog schema"))) {
-        rollback(c);
-        goto fail;
-    }
     *out = c;
     return 0;
 fail:
@@ -263,8 +212,6 @@ void catalog_close(struct catalog *c)
     free(c->path);
     free(c);
 }
-
-void *catalog_db(struct catalog *c) { return c->db; }
 
 /* Inserts the ("exists", "true") row the JDBC catalog uses to mark a namespace, for ns and
  * each parent. Runs inside the caller's transaction. */
@@ -285,7 +232,7 @@ static int insert_namespace_rows(struct catalog *c, const char *ns, struct loch_
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, ns, (int)i, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-            rc = db_err(c, err, "cannot create a namespace");
+            rc = cat_db_err(c, err, "cannot create a namespace");
     }
     sqlite3_finalize(st);
     return rc;
@@ -296,10 +243,10 @@ int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err 
     int rc = catalog_check_name(ns, NULL, err);
     if (rc)
         return rc;
-    if ((rc = step_begin(c, err)))
+    if ((rc = catalog_write_begin(c, err)))
         return rc;
     rc = insert_namespace_rows(c, ns, err);
-    if ((rc = step_end(c, rc, err)))
+    if ((rc = catalog_write_end(c, rc, err)))
         return loch_err_prefix(err, "namespace %s", ns);
     return 0;
 }
@@ -328,7 +275,7 @@ int catalog_namespace_exists(struct catalog *c, const char *ns, bool *out, struc
     if (step == SQLITE_ROW)
         *out = true;
     else if (step != SQLITE_DONE)
-        rc = db_err(c, err, "cannot look up a namespace");
+        rc = cat_db_err(c, err, "cannot look up a namespace");
     sqlite3_finalize(st);
     return rc;
 }
@@ -369,7 +316,7 @@ int catalog_list_namespaces(struct catalog *c, struct arena *a, char ***out, siz
         }
     }
     if (step != SQLITE_DONE)
-        rc = db_err(c, err, "cannot list namespaces");
+        rc = cat_db_err(c, err, "cannot list namespaces");
     sqlite3_finalize(st);
     if (rc)
         return rc;
@@ -422,7 +369,7 @@ int catalog_list_tables(struct catalog *c, const char *ns, struct arena *a, stru
         read_table_row(st, a, &v[n++]);
     }
     if (step != SQLITE_DONE)
-        rc = db_err(c, err, "cannot list tables");
+        rc = cat_db_err(c, err, "cannot list tables");
     sqlite3_finalize(st);
     if (rc)
         return rc;
@@ -460,7 +407,7 @@ int catalog_load_table(struct catalog *c, const char *ns, const char *name, stru
     else if (step == SQLITE_DONE)
         rc = no_table(err, ns, name);
     else
-        rc = db_err(c, err, "cannot load a table");
+        rc = cat_db_err(c, err, "cannot load a table");
     sqlite3_finalize(st);
     return rc;
 }
@@ -480,7 +427,7 @@ int catalog_drop_table(struct catalog *c, const char *ns, const char *name, stru
     bind_text(st, 1, ns);
     bind_text(st, 2, name);
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_err(c, err, "cannot drop a table");
+        rc = cat_db_err(c, err, "cannot drop a table");
     else if (sqlite3_changes(c->db) == 0)
         rc = no_table(err, ns, name);
     sqlite3_finalize(st);
@@ -531,7 +478,7 @@ static int apply_update(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
             return loch_err_hint(err, "drop it first, or load it and commit against its current metadata");
         }
         if (step != SQLITE_DONE)
-            return db_err(c, err, "cannot create a table");
+            return cat_db_err(c, err, "cannot create a table");
         return 0;
     }
     sqlite3_reset(upd);
@@ -540,7 +487,7 @@ static int apply_update(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
     bind_text(upd, 3, u->ns);
     bind_text(upd, 4, u->name);
     if (sqlite3_step(upd) != SQLITE_DONE)
-        return db_err(c, err, "cannot move a table's metadata pointer");
+        return cat_db_err(c, err, "cannot move a table's metadata pointer");
     if (sqlite3_changes(c->db) == 1)
         return 0;
     char *cur = current_location(c, u->ns, u->name);
@@ -569,7 +516,7 @@ static int write_kvs(struct catalog *c, sqlite3_stmt *put, sqlite3_stmt *del, co
         if (kv[i].value)
             bind_text(st, 2, kv[i].value);
         if (sqlite3_step(st) != SQLITE_DONE)
-            return db_err(c, err, "cannot write a checkpoint");
+            return cat_db_err(c, err, "cannot write a checkpoint");
     }
     return 0;
 }
@@ -578,7 +525,7 @@ int catalog_commit(struct catalog *c, const struct catalog_update *u, size_t n_u
                    const struct catalog_kv *kv, size_t n_kv, struct loch_err *err)
 {
     sqlite3_stmt *upd = NULL, *ins = NULL, *put = NULL, *del = NULL;
-    int rc = step_begin(c, err);
+    int rc = catalog_write_begin(c, err);
     if (rc)
         return rc;
     if ((rc = prep(c,
@@ -602,7 +549,7 @@ out:
     sqlite3_finalize(ins);
     sqlite3_finalize(put);
     sqlite3_finalize(del);
-    return step_end(c, rc, err);
+    return catalog_write_end(c, rc, err);
 }
 
 /* Prepares the kv writers: put (upsert) and del. */
@@ -633,7 +580,7 @@ static int move_table(struct catalog *c, sqlite3_stmt *mv, const char *ns, const
         return loch_err_hint(err, "drop or rename that table first, or choose another name");
     }
     if (step != SQLITE_DONE)
-        return db_err(c, err, "cannot rename a table");
+        return cat_db_err(c, err, "cannot rename a table");
     if (sqlite3_changes(c->db) == 0)
         return no_table(err, ns, name);
     return 0;
@@ -657,7 +604,7 @@ int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, siz
     if (rc)
         return rc;
     sqlite3_stmt *mv = NULL, *put = NULL, *del = NULL;
-    if ((rc = step_begin(c, err)))
+    if ((rc = catalog_write_begin(c, err)))
         return rc;
     if ((rc = prep(c,
                    "UPDATE iceberg_tables SET table_namespace = ?1, table_name = ?2"
@@ -688,7 +635,7 @@ out:
     sqlite3_finalize(mv);
     sqlite3_finalize(put);
     sqlite3_finalize(del);
-    return step_end(c, rc, err);
+    return catalog_write_end(c, rc, err);
 }
 
 int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err)
@@ -705,7 +652,7 @@ int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **o
     else if (step == SQLITE_DONE)
         rc = loch_errf(err, LOCH_ENOENT, "catalog key \"%s\" is not set", key);
     else
-        rc = db_err(c, err, "cannot read a key");
+        rc = cat_db_err(c, err, "cannot read a key");
     sqlite3_finalize(st);
     return rc;
 }

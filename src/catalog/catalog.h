@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "base/mem.h"
@@ -37,7 +38,10 @@ struct catalog;
 int catalog_check_name(const char *ns, const char *name, struct loch_err *err);
 
 /* Opens (create=true: creates when missing) the catalog database at path, applies the
- * schema, sets WAL mode and a busy timeout. *out owns a sqlite3 handle; one per thread. */
+ * schema to CATALOG_SCHEMA_VERSION (in place, under the write lock, only when older; a
+ * catalog written by a newer loch is LOCH_EUNSUPPORTED), sets WAL mode and a busy timeout.
+ * A new file is made 0600, an existing one readable by others is made 0600. *out owns a
+ * SQLite connection; one handle per thread. */
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err);
 void catalog_close(struct catalog *c); /* c may be NULL */
 /* The path it was opened with (to open another handle for another thread). */
@@ -111,7 +115,61 @@ int catalog_tx_end(struct catalog *c, bool commit, struct loch_err *err);
 /* Reads a kv written by catalog_commit; LOCH_ENOENT when absent. Value in a. */
 int catalog_get_kv(struct catalog *c, const char *key, struct arena *a, char **out, struct loch_err *err);
 
-/* The sqlite3 handle, for other loch_ tables' modules (access/, cdc/). */
-void *catalog_db(struct catalog *c);
+/* ---- SQL on loch_* tables, for the modules that own them ----
+ * access/ (loch_principals, loch_role_members, loch_tokens) and server/history.c
+ * (loch_query_history) keep their SQL; the connection, busy handling, transactions and
+ * the mapping of SQLite errors to LOCH_E* codes stay here. Their tables are created by
+ * the migration list in schema.c, never by the modules: every table exists once
+ * catalog_open returned. */
+
+/* The schema version catalog_open brings every catalog to (PRAGMA user_version). A
+ * catalog from before versioning (user_version 0) is upgraded in place. */
+#define CATALOG_SCHEMA_VERSION 1
+
+/* A prepared statement on one catalog handle; used by the handle's thread only. */
+struct catalog_stmt;
+
+/* Prepares one SQL statement (parameters ?, ?N). `what` says what it is for, in words
+ * ("cannot read a principal"); it prefixes every error of the statement and must outlive
+ * it (a string literal). *out is the caller's: catalog_finalize it on every path. On
+ * error *out is NULL and err names the catalog, what and SQLite's message (LOCH_EIO). */
+int catalog_prepare(struct catalog *c, const char *sql, const char *what, struct catalog_stmt **out,
+                    struct loch_err *err);
+/* Binds parameter i (1-based). Text is copied; NULL text binds SQL NULL. catalog_bind_textn binds
+ * the first len bytes of v. An unbound parameter is NULL; an index the statement does not
+ * have is a caller's bug and binds nothing. */
+void catalog_bind_text(struct catalog_stmt *s, int i, const char *v);
+void catalog_bind_textn(struct catalog_stmt *s, int i, const char *v, size_t len);
+void catalog_bind_int64(struct catalog_stmt *s, int i, int64_t v);
+/* Runs the statement to its next row. Returns 1 with a row (read it with catalog_column_*),
+ * 0 when done, or a negative code: LOCH_EEXIST for a duplicate primary or unique key,
+ * LOCH_ECONFLICT when the catalog stayed locked past the busy timeout, else LOCH_EIO. */
+int catalog_step(struct catalog_stmt *s, struct loch_err *err);
+/* Column i (0-based) of the current row. Text is NULL for SQL NULL and valid until the
+ * next step, reset or finalize: copy what you keep. */
+const char *catalog_column_text(struct catalog_stmt *s, int i);
+int64_t catalog_column_int64(struct catalog_stmt *s, int i);
+/* Readies the statement to run again with new bindings (bindings are kept until rebound). */
+void catalog_reset(struct catalog_stmt *s);
+/* Frees s; s may be NULL. */
+void catalog_finalize(struct catalog_stmt *s);
+
+/* Rows changed by the last INSERT/UPDATE/DELETE on c, and the rowid of its last INSERT. */
+int64_t catalog_changes(struct catalog *c);
+int64_t catalog_last_insert_id(struct catalog *c);
+
+/* One all-or-nothing write of several statements: a transaction of its own (BEGIN
+ * IMMEDIATE: the write lock is taken first, so it cannot deadlock on an upgrade), or a
+ * savepoint inside the enclosing catalog_tx_begin. catalog_write_end(c, rc, err) commits
+ * (or releases the savepoint) when rc is 0, else undoes the write; it returns rc, or the
+ * commit's error. catalog_commit and catalog_rename_tables are such writes. */
+int catalog_write_begin(struct catalog *c, struct loch_err *err);
+int catalog_write_end(struct catalog *c, int rc, struct loch_err *err);
+
+/* relaxed true: until called again with false, commits on c do not wait for the disk
+ * (synchronous=NORMAL: a process crash loses nothing, a power cut may lose the last
+ * commits). For advisory rows a client waits on (query history); never around
+ * catalog_commit. */
+void catalog_relaxed_sync(struct catalog *c, bool relaxed);
 
 #endif

@@ -111,17 +111,16 @@ static void test_namespaces(void **state)
     assert_int_equal(catalog_create_namespace(fx->c, "", &err), LOCH_ENAME);
 
     /* the JDBC marker row is there, so Java and PyIceberg see the namespace */
-    sqlite3 *db = catalog_db(fx->c);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM iceberg_namespace_properties WHERE"
-                                        " catalog_name='loch' AND namespace='a.b' AND property_key='exists'"
-                                        " AND property_value='true'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
-    sqlite3_finalize(st);
+    struct catalog_stmt *st;
+    assert_int_equal(catalog_prepare(fx->c,
+                                     "SELECT count(*) FROM iceberg_namespace_properties WHERE"
+                                     " catalog_name='loch' AND namespace='a.b' AND property_key='exists'"
+                                     " AND property_value='true'",
+                                     "test", &st, &err),
+                     0);
+    assert_int_equal(catalog_step(st, &err), 1);
+    assert_int_equal(catalog_column_int64(st, 0), 1);
+    catalog_finalize(st);
 }
 
 static void test_tables(void **state)

@@ -32,7 +32,7 @@ static int setup(void **state)
     if (system(cmd) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/catalog.db", dir);
-    if (catalog_open(path, true, &cat, &err) || principal_ensure_schema(cat, &err))
+    if (catalog_open(path, true, &cat, &err))
         return -1;
     snprintf(path, sizeof path, "%s/warehouse", dir);
     if (store_open(path, &st, &err) || engine_open(NULL, &eng, &err))

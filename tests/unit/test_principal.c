@@ -9,7 +9,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,15 +155,15 @@ static void test_users_and_roles(void **state)
     assert_int_equal(principal_scram_lookup(c, "nobody", &v, &err), LOCH_EAUTH);
 
     /* The password is nowhere in the database file. */
-    sqlite3 *db = catalog_db(c);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM loch_principals WHERE scram LIKE '%n3w-Passphrase-Zq7-long%'"
-                                            " OR scram NOT LIKE 'SCRAM-SHA-256$4096:%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 0);
-    sqlite3_finalize(st);
+    struct catalog_stmt *st;
+    assert_int_equal(catalog_prepare(c,
+                                     "SELECT count(*) FROM loch_principals WHERE scram LIKE '%n3w-Passphrase-Zq7-long%'"
+                                     " OR scram NOT LIKE 'SCRAM-SHA-256$4096:%'",
+                                     "test", &st, &err),
+                     0);
+    assert_int_equal(catalog_step(st, &err), 1);
+    assert_int_equal(catalog_column_int64(st, 0), 0);
+    catalog_finalize(st);
 
     assert_int_equal(principal_drop(c, "alice", PRINCIPAL_ROLE, &err), LOCH_ENOROLE); /* alice is a user */
     assert_int_equal(principal_drop(c, "alice", PRINCIPAL_USER, &err), 0);

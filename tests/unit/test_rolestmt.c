@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include <openssl/sha.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,16 +203,23 @@ static void test_token_lifecycle(void **state)
     assert_int_equal(list[0].expires_at - list[0].created_at, 30 * 86400);
     /* a token stored before tokens always expired (expires_at 0) lives
      * TOKEN_LEGACY_EXPIRY_DAYS from its creation: one that old no longer logs in */
-    sqlite3 *db = catalog_db(c);
-    char *sql = sqlite3_mprintf("UPDATE loch_tokens SET expires_at = 0, created_at = created_at - %d WHERE id = '%q'",
-                                (TOKEN_LEGACY_EXPIRY_DAYS + 1) * 86400, id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_free(sql);
+    struct catalog_stmt *st;
+    assert_int_equal(catalog_prepare(c, "UPDATE loch_tokens SET expires_at = 0, created_at = created_at - ? WHERE id = ?",
+                                     "test", &st, &err),
+                     0);
+    catalog_bind_int64(st, 1, (TOKEN_LEGACY_EXPIRY_DAYS + 1) * 86400);
+    catalog_bind_text(st, 2, id);
+    assert_int_equal(catalog_step(st, &err), 0);
+    catalog_finalize(st);
     assert_int_equal(token_verify(c, tok, &user, &err), LOCH_EAUTH);
     assert_non_null(strstr(err.msg, "expired"));
-    sql = sqlite3_mprintf("UPDATE loch_tokens SET created_at = created_at + %d WHERE id = '%q'", 2 * 86400, id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_free(sql);
+    assert_int_equal(catalog_prepare(c, "UPDATE loch_tokens SET created_at = created_at + ? WHERE id = ?", "test", &st,
+                                     &err),
+                     0);
+    catalog_bind_int64(st, 1, 2 * 86400);
+    catalog_bind_text(st, 2, id);
+    assert_int_equal(catalog_step(st, &err), 0);
+    catalog_finalize(st);
     assert_int_equal(token_verify(c, tok, &user, &err), 0);
     free(user);
     assert_int_equal(token_revoke(c, "12", &err), LOCH_EINVAL);
