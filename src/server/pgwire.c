@@ -293,7 +293,9 @@ static void *conn_main(void *arg)
 {
     struct conn *c = arg;
     struct pgwire_server *srv = c->srv;
-    if (pgwire_startup(c) == 0) {
+    int rc = pgwire_startup(c);
+    deadline_disarm(srv->dl, &c->login_dl); /* logged in, or ending */
+    if (rc == 0) {
         metrics_connection_open(METRICS_PGWIRE);
         serve_messages(c);
         metrics_connection_close(METRICS_PGWIRE);
@@ -341,6 +343,21 @@ static const char *admit(struct pgwire_server *srv, const char *host)
     return why;
 }
 
+/* The login deadline (server.login_timeout_ms) of c passed: a connection still logging
+ * in is evicted (its thread wakes on the shut-down socket). On the deadline thread. */
+static void login_expired(void *arg)
+{
+    struct conn *c = arg;
+    struct pgwire_server *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (!c->logged_in && !c->evicted) {
+        log_info("pgwire: login deadline passed for %s (server.login_timeout_ms %lld)", c->peer,
+                 (long long)srv->o.cfg->login_timeout_ms);
+        pgwire_evict(srv, c);
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
 static void *accept_main(void *arg)
 {
     struct pgwire_server *srv = arg;
@@ -378,7 +395,6 @@ static void *accept_main(void *arg)
         c->cl.txn = 'I';
         c->msg_arena = arena_new();
         c->opened = util_mono_s();
-        c->login_deadline_us = util_now_us() + srv->o.cfg->login_timeout_ms * 1000;
         snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
         snprintf(c->host, sizeof c->host, "%s", host);
         RAND_bytes((unsigned char *)&c->key, sizeof c->key);
@@ -388,6 +404,8 @@ static void *accept_main(void *arg)
         srv->conns = c;
         srv->n_conns++;
         pthread_mutex_unlock(&srv->mu);
+        /* One deadline for the whole login, however the client trickles its bytes. */
+        deadline_arm(srv->dl, &c->login_dl, srv->o.cfg->login_timeout_ms, login_expired, c);
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -395,37 +413,11 @@ static void *accept_main(void *arg)
         pthread_t t;
         if (pthread_create(&t, &at, conn_main, c) != 0) {
             log_error("pgwire: cannot start a thread for %s", c->peer);
+            deadline_disarm(srv->dl, &c->login_dl);
             conn_unlink(srv, c);
             conn_free(c);
         }
         pthread_attr_destroy(&at);
-    }
-    return NULL;
-}
-
-/* Interrupts queries past their deadline (the user's time limit, limits.h) and ends logins
- * past server.login_timeout_ms, every 20 ms. */
-static void *reaper_main(void *arg)
-{
-    struct pgwire_server *srv = arg;
-    while (!atomic_load(&srv->stopping)) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        int64_t now = util_now_us();
-        pthread_mutex_lock(&srv->mu);
-        for (struct conn *c = srv->conns; c; c = c->next) {
-            if (c->running && c->deadline_us && now > c->deadline_us && !c->cancel_reason && c->qs) {
-                c->cancel_reason = 2;
-                query_interrupt(c->qs);
-            }
-            /* One deadline for the whole login, however the client trickles its bytes. */
-            if (!c->logged_in && !c->evicted && now > c->login_deadline_us) {
-                log_info("pgwire: login deadline passed for %s (server.login_timeout_ms %lld)", c->peer,
-                         (long long)srv->o.cfg->login_timeout_ms);
-                pgwire_evict(srv, c);
-            }
-        }
-        pthread_mutex_unlock(&srv->mu);
     }
     return NULL;
 }
@@ -491,16 +483,12 @@ int pgwire_server_start(const struct pgwire_options *o, struct pgwire_server **o
         rc = pgwire_tls_setup(srv, err);
     if (!rc)
         rc = listen_on(o->cfg->sql_listen, &srv->lfd, &srv->port, err);
+    if (!rc)
+        rc = deadlines_start(&srv->dl, err);
     if (!rc && pipe(srv->wake) != 0)
         rc = loch_errf(err, LOCH_EIO, "cannot create a pipe: %s", strerror(errno));
     if (!rc && pthread_create(&srv->accept_thread, NULL, accept_main, srv) != 0)
         rc = loch_errf(err, LOCH_EIO, "cannot start the accept thread");
-    if (!rc && pthread_create(&srv->reaper_thread, NULL, reaper_main, srv) != 0) {
-        atomic_store(&srv->stopping, true);
-        (void)!write(srv->wake[1], "x", 1);
-        pthread_join(srv->accept_thread, NULL);
-        rc = loch_errf(err, LOCH_EIO, "cannot start the timeout thread");
-    }
     if (rc) {
         if (srv->lfd >= 0)
             close(srv->lfd);
@@ -509,6 +497,7 @@ int pgwire_server_start(const struct pgwire_options *o, struct pgwire_server **o
             close(srv->wake[1]);
         }
         SSL_CTX_free(srv->tls);
+        deadlines_stop(srv->dl);
         catalog_close(srv->auth_cat);
         backoff_free(srv->bo);
         pthread_mutex_destroy(&srv->mu);
@@ -531,7 +520,6 @@ void pgwire_server_stop(struct pgwire_server *srv)
     atomic_store(&srv->stopping, true);
     (void)!write(srv->wake[1], "x", 1);
     pthread_join(srv->accept_thread, NULL);
-    pthread_join(srv->reaper_thread, NULL);
     close(srv->lfd);
     /* Wake every connection: interrupt its query, end its blocking reads and writes. */
     pthread_mutex_lock(&srv->mu);
@@ -543,6 +531,7 @@ void pgwire_server_stop(struct pgwire_server *srv)
     while (srv->n_conns > 0)
         pthread_cond_wait(&srv->gone, &srv->mu);
     pthread_mutex_unlock(&srv->mu);
+    deadlines_stop(srv->dl); /* every connection has disarmed its deadlines */
     close(srv->wake[0]);
     close(srv->wake[1]);
     SSL_CTX_free(srv->tls);

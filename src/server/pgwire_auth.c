@@ -131,6 +131,21 @@ static int authenticate(struct conn *c)
     return 0;
 }
 
+/* The ParameterStatus messages a client expects after login (protocol docs 55.2.1). */
+static void send_parameters(struct conn *c)
+{
+    static const char *const ps[][2] = {
+        {"server_version", QUERY_SERVER_VERSION}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+        {"DateStyle", "ISO, MDY"}, {"TimeZone", "UTC"}, {"integer_datetimes", "on"},
+        {"standard_conforming_strings", "on"}, {"IntervalStyle", "postgres"},
+    };
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+        pgwire_param_status(&c->out, ps[i][0], ps[i][1]);
+    pgwire_param_status(&c->out, "is_superuser", c->admin ? "on" : "off");
+    pgwire_param_status(&c->out, "session_authorization", c->user);
+    pgwire_param_status(&c->out, "application_name", c->cl.app_name ? c->cl.app_name : "");
+}
+
 /* Startup phase: SSL/GSS requests, cancel, the v3 startup packet, authentication. */
 int pgwire_startup(struct conn *c)
 {
@@ -234,16 +249,7 @@ int pgwire_startup(struct conn *c)
         pgwire_send_fatal(c, e2.code, e2.msg);
         return -1;
     }
-    static const char *const ps[][2] = {
-        {"server_version", QUERY_SERVER_VERSION}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
-        {"DateStyle", "ISO, MDY"}, {"TimeZone", "UTC"}, {"integer_datetimes", "on"},
-        {"standard_conforming_strings", "on"}, {"IntervalStyle", "postgres"},
-    };
-    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
-        pgwire_param_status(&c->out, ps[i][0], ps[i][1]);
-    pgwire_param_status(&c->out, "is_superuser", c->admin ? "on" : "off");
-    pgwire_param_status(&c->out, "session_authorization", c->user);
-    pgwire_param_status(&c->out, "application_name", c->cl.app_name ? c->cl.app_name : "");
+    send_parameters(c);
     pgwire_backend_key(&c->out, c->pid, c->key);
     pgwire_ready(&c->out, 'I');
     log_info("pgwire: connection authorized user=%s database=%s pid=%d from=%s tls=%s admin=%s", c->user,

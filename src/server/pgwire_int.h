@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "query/query.h"
+#include "server/deadline.h"
 #include "server/limits.h"
 #include "server/pgwire.h"
 #include "server/pgwire_msg.h"
@@ -39,7 +40,8 @@ struct pgwire_server {
     int wake[2];           /* a byte here stops the accept loop */
     SSL_CTX *tls;
     bool tls_required;
-    pthread_t accept_thread, reaper_thread;
+    pthread_t accept_thread;
+    struct deadlines *dl;  /* statement time limits and login deadlines (deadline.h) */
     atomic_bool stopping;
     pthread_mutex_t mu;    /* guards conns, n_conns, and every conn's query/cancel fields */
     pthread_cond_t gone;   /* signalled when a connection thread ends */
@@ -104,11 +106,11 @@ struct conn {
     /* guarded by srv->mu: */
     bool logged_in;          /* no longer evictable; counts against max_connections */
     bool evicted;            /* its socket was shut down to make room (or past the deadline) */
-    int64_t login_deadline_us;
     bool running;
-    int64_t deadline_us;     /* 0: none */
     int cancel_reason;       /* 1 user, 2 timeout */
     struct conn *next;
+    struct deadline login_dl; /* armed from accept until the login ends */
+    struct deadline stmt_dl;  /* armed while a statement runs under a time limit */
     uint64_t n_queries;
     double opened;
 };

@@ -101,19 +101,37 @@ void pgwire_send_fatal(struct conn *c, int code, const char *msg)
 }
 /* ---------------------------------------------------------------- query accounting */
 
+/* The user's time limit of c's statement passed (on the deadline thread): interrupt it. */
+static void stmt_expired(void *arg)
+{
+    struct conn *c = arg;
+    pthread_mutex_lock(&c->srv->mu);
+    if (c->running && !c->cancel_reason && c->qs) {
+        c->cancel_reason = 2;
+        query_interrupt(c->qs);
+    }
+    pthread_mutex_unlock(&c->srv->mu);
+}
+
+/* A statement of c starts running (executing, or streaming rows): CancelRequest may
+ * interrupt it, its time limit (limits.h) is armed, loch_queries_running counts it. */
 static void stmt_begin(struct conn *c)
 {
     int64_t to = c->limits.timeout_ms;
     pthread_mutex_lock(&c->srv->mu);
     c->running = true;
     c->cancel_reason = 0;
-    c->deadline_us = to > 0 ? util_now_us() + to * 1000 : 0;
     pthread_mutex_unlock(&c->srv->mu);
+    metrics_query_running(METRICS_PGWIRE, true);
+    if (to > 0)
+        deadline_arm(c->srv->dl, &c->stmt_dl, to, stmt_expired, c);
 }
 
-/* Ends the running query; returns why it was interrupted (0, 1 user, 2 timeout). */
+/* Ends the running statement; returns why it was interrupted (0, 1 user, 2 timeout). */
 static int stmt_end(struct conn *c)
 {
+    deadline_disarm(c->srv->dl, &c->stmt_dl);
+    metrics_query_running(METRICS_PGWIRE, false);
     pthread_mutex_lock(&c->srv->mu);
     c->running = false;
     int why = c->cancel_reason;
