@@ -40,7 +40,8 @@
     X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
     X(ERANGE,     42, "22003", 400, "value out of range")                       \
     X(ENOCOLUMN,  43, "42703", 400, "column does not exist")                     \
-    X(ENAME,      44, "42602", 400, "invalid name")
+    X(ENAME,      44, "42602", 400, "invalid name")                             \
+    X(ELOGIN,     50, "28000", 401, "invalid authorization specification")
 
 enum loch_errno {
     LOCH_OK = 0,

@@ -10,6 +10,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/encode.h"
 
 enum format { FMT_TABLE, FMT_CSV, FMT_JSON };
 
@@ -78,90 +79,23 @@ static void print_table(struct engine_rows *r, struct arena *a)
     free(w);
 }
 
-static void csv_field(const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
+/* CSV and JSON go through the encoder HTTP uses (server/encode.h): the same query gives
+ * the same JSON at both doors ({"columns", "rows", "tag"}, decimals as exact strings). */
 static void print_csv(struct engine_rows *r, struct arena *a)
 {
-    size_t nc = engine_rows_ncols(r), nr = engine_rows_count(r);
-    for (size_t c = 0; c < nc; c++) {
-        if (c)
-            putchar(',');
-        csv_field(engine_rows_name(r, c));
-    }
-    putchar('\n');
-    for (size_t row = 0; row < nr; row++) {
-        for (size_t c = 0; c < nc; c++) {
-            if (c)
-                putchar(',');
-            char *v = engine_rows_text(r, c, row, a);
-            if (v)
-                csv_field(v);
-        }
-        putchar('\n');
-    }
+    struct buf b = {0};
+    encode_csv_result(&b, r, "\n", a);
+    fwrite(b.data ? b.data : "", 1, b.len, stdout);
+    buf_free(&b);
 }
 
-static void json_str(const char *s)
+static void print_json(struct engine_rows *r, const char *tag, struct arena *a)
 {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", stdout); break;
-        case '\\': fputs("\\\\", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        default:
-            if (*p < 0x20)
-                printf("\\u%04x", *p);
-            else
-                putchar(*p);
-        }
-    }
-    putchar('"');
-}
-
-/* One JSON object per row, in an array. Numbers stay numbers (decimals keep every digit
- * as DuckDB prints them); NaN and infinities become strings. */
-static void print_json(struct engine_rows *r, struct arena *a)
-{
-    size_t nc = engine_rows_ncols(r), nr = engine_rows_count(r);
-    putchar('[');
-    for (size_t row = 0; row < nr; row++) {
-        printf("%s{", row ? ",\n " : "");
-        for (size_t c = 0; c < nc; c++) {
-            if (c)
-                putchar(',');
-            json_str(engine_rows_name(r, c));
-            putchar(':');
-            char *v = engine_rows_text(r, c, row, a);
-            enum engine_kind k = engine_rows_kind(r, c);
-            if (!v)
-                fputs("null", stdout);
-            else if (k == ENGINE_KIND_BOOL)
-                fputs(v, stdout);
-            else if (k == ENGINE_KIND_NUMBER && strcasecmp(v, "nan") && strcasecmp(v, "inf") && strcasecmp(v, "-inf") &&
-                     strcasecmp(v, "infinity") && strcasecmp(v, "-infinity"))
-                fputs(v, stdout);
-            else
-                json_str(v);
-        }
-        putchar('}');
-    }
-    printf("]\n");
+    json_t *j = encode_json_result(r, tag, a);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(j);
+    printf("%s\n", text ? text : "{}");
+    free(text);
 }
 
 static int emit(void *ctx, const struct query_result *res)
@@ -174,7 +108,7 @@ static int emit(void *ctx, const struct query_result *res)
         else if (o->fmt == FMT_CSV)
             print_csv(res->rows, o->a);
         else
-            print_json(res->rows, o->a);
+            print_json(res->rows, res->tag, o->a);
     } else if (!o->quiet_tags) {
         printf("%s\n", res->tag);
     }

@@ -92,6 +92,44 @@ bool query_is_catalog(const char *sql);
 int query_prepare_catalog(struct query_session *s, const char *sql, struct engine_stmt **out, bool *handled,
                           struct loch_err *err);
 
+/* intercept.c: what a PostgreSQL client sends that loch answers itself, with no DuckDB
+ * (for every principal: so none of it reaches DuckDB for a non-administrator either).
+ * The server_version loch reports to PostgreSQL clients. */
+#define QUERY_SERVER_VERSION "16.0 (loch)"
+
+/* A client's session state those answers read and change. The caller owns it: app_name
+ * is malloc'd (free it at the end); user is borrowed for the session's life. */
+struct query_client {
+    char txn;          /* 'I' idle, 'T' in a transaction block, 'E' failed block */
+    char *app_name;    /* application_name, NULL until set */
+    const char *user;  /* the logged-in principal */
+    bool admin;        /* shown as is_superuser */
+};
+
+enum query_intercept {
+    QUERY_IC_NONE, /* not one of them: run the statement */
+    QUERY_IC_DONE, /* answered: send out->tag as the command tag */
+    QUERY_IC_ROWS, /* answered with one text row: column out->name, value out->value */
+};
+
+struct query_answer {
+    const char *tag, *name, *value; /* static, or in the arena given */
+};
+
+/* Recognises SET/RESET/SHOW of client parameters (application_name, DateStyle, ... which
+ * change nothing in DuckDB), BEGIN/START TRANSACTION/COMMIT/END/ROLLBACK/ABORT (which move
+ * c->txn) and DISCARD/UNLISTEN in the text of one statement; SET application_name updates
+ * c->app_name. Fills *out (strings static or in a) for QUERY_IC_DONE / _ROWS. Never fails. */
+enum query_intercept query_intercept(struct query_client *c, struct arena *a, const char *sql,
+                                     struct query_answer *out);
+
+/* The output column names of a SELECT, read from its text (each top-level item of the
+ * first select list, named by its alias or its last identifier): for catalog queries loch
+ * cannot answer, so the client still gets a result of the shape it asked for, with no
+ * rows (JDBC refuses "no results" from executeQuery). *out (OUT: in a) has the names;
+ * returns their number (0, *out NULL, when there is no SELECT). */
+size_t query_guess_columns(struct arena *a, const char *sql, char ***out);
+
 /* The bytes scanned by the last statement prepared (query_prepare, query_prepare_catalog)
  * or script run (query_run, summed over its statements): the file_size_in_bytes of the
  * data and delete files that scan planning selected for every lake table reference it

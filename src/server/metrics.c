@@ -13,6 +13,7 @@ static atomic_uint_fast64_t conn_open[METRICS_N_PROTO], conn_total[METRICS_N_PRO
 static atomic_uint_fast64_t queries[METRICS_N_PROTO], errors[METRICS_N_PROTO], rows[METRICS_N_PROTO];
 static atomic_uint_fast64_t auth_fail[METRICS_N_PROTO];
 static atomic_uint_fast64_t query_us[METRICS_N_PROTO];
+static atomic_uint_fast64_t running[METRICS_N_PROTO];
 
 #define MAX_LAGS 4096
 static pthread_mutex_t lag_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -29,6 +30,14 @@ void metrics_connection_open(enum metrics_proto p)
 }
 
 void metrics_connection_close(enum metrics_proto p) { atomic_fetch_sub(&conn_open[p], 1); }
+
+void metrics_query_running(enum metrics_proto p, bool start)
+{
+    if (start)
+        atomic_fetch_add(&running[p], 1);
+    else
+        atomic_fetch_sub(&running[p], 1);
+}
 
 void metrics_auth_failure(enum metrics_proto p) { atomic_fetch_add(&auth_fail[p], 1); }
 
@@ -66,6 +75,7 @@ void metrics_reset(void)
         atomic_store(&rows[p], 0);
         atomic_store(&auth_fail[p], 0);
         atomic_store(&query_us[p], 0);
+        atomic_store(&running[p], 0);
     }
     pthread_mutex_lock(&lag_mu);
     n_lags = 0;
@@ -105,6 +115,8 @@ void metrics_render(struct buf *out)
     family(out, "loch_query_errors_total", "counter", "Statements that failed.", errors, 1);
     family(out, "loch_query_rows_total", "counter", "Rows returned or changed by statements.", rows, 1);
     family(out, "loch_query_seconds_total", "counter", "Wall time spent in statements.", query_us, 1e-6);
+    family(out, "loch_queries_running", "gauge", "Statements running now (executing or streaming rows).", running,
+           1);
     family(out, "loch_connections_open", "gauge", "Client connections open now.", conn_open, 1);
     family(out, "loch_connections_total", "counter", "Client connections accepted.", conn_total, 1);
     family(out, "loch_auth_failures_total", "counter", "Failed logins (password or token).", auth_fail, 1);

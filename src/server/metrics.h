@@ -19,6 +19,11 @@ void metrics_auth_failure(enum metrics_proto p);
 /* One statement finished: ok or not, rows returned or changed, wall time. */
 void metrics_query(enum metrics_proto p, bool ok, uint64_t rows, double seconds);
 
+/* A statement starts (start true) / stops running: executing, or streaming its rows to the
+ * client. Calls pair up on every path; the loch_queries_running gauge is their balance,
+ * which tests wait on ("the query is running now") instead of sleeping. */
+void metrics_query_running(enum metrics_proto p, bool start);
+
 /* Sets the replication lag of lake table `table` ("ns.name") in seconds; the CDC code
  * calls it after each applied transaction. Up to 4096 tables are tracked; more are
  * dropped silently (the metric is advisory). */

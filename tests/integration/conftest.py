@@ -26,9 +26,18 @@ class Lake:
         return p
 
     def sql(self, query):
-        """Rows of the last result as dicts; decimals exact, as the JSON text has them."""
+        """Rows of the last result as dicts; decimals exact. `loch sql --format json` prints
+        HTTP's form, {"columns": [{"name", "type"}], "rows": [[...]], "tag"}, one line per
+        result, with DECIMAL values as strings holding every digit."""
         out = self.run("sql", "--format", "json", query).stdout
-        return json.loads(out, parse_float=decimal.Decimal)
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        if not lines:
+            return []
+        res = json.loads(lines[-1], parse_float=decimal.Decimal)
+        names = [c["name"] for c in res["columns"]]
+        dec = [c["type"].startswith("DECIMAL") for c in res["columns"]]
+        return [{n: (decimal.Decimal(v) if d and v is not None else v) for n, d, v in zip(names, dec, row)}
+                for row in res["rows"]]
 
     def catalog(self):
         from pyiceberg.catalog.sql import SqlCatalog

@@ -86,6 +86,30 @@ class Server:
             raise AssertionError(f"psql failed ({p.returncode}):\nstdout: {p.stdout}\nstderr: {p.stderr}")
         return p
 
+    def metric(self, name, protocol="pgwire"):
+        """The value of metric `name` for `protocol` in GET /metrics (an admin token)."""
+        import urllib.request
+        if not getattr(self, "_metrics_token", None):
+            out = self.lake.run("token", "create", "--user", "admin").stdout
+            self._metrics_token = out.strip().splitlines()[-1]
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/metrics",
+                                     headers={"Authorization": f"Bearer {self._metrics_token}"})
+        body = urllib.request.urlopen(req, timeout=10).read().decode()
+        for line in body.splitlines():
+            if line.startswith(name + "{") and f'protocol="{protocol}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no {name} for {protocol} in /metrics:\n{body}")
+
+    def wait_running(self, n=1, protocol="pgwire", timeout=30):
+        """Waits until at least n statements run (loch_queries_running): "the query is now
+        running", as a condition rather than a sleep."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.metric("loch_queries_running", protocol) >= n:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no {n} {protocol} statement(s) running after {timeout} s")
+
     def log_text(self):
         self.logf.flush()
         return self.log.read_text()

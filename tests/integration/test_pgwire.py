@@ -175,7 +175,7 @@ def test_slow_query_does_not_stall_others(server):
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    server.wait_running()
     with server.connect() as fast:
         for _ in range(20):
             assert fast.execute("SELECT 1 + 1").fetchone() == (2,)
@@ -431,7 +431,8 @@ def test_slow_reader_does_not_grow_server_memory(server, witness):
     s = raw_connect(server)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     s.sendall(msg(b"Q", b"SELECT repeat('x', 1000) AS s FROM range(20000000)\0"))
-    time.sleep(1.5)
+    server.wait_running()
+    time.sleep(1.5)  # streaming until the socket buffers are full
     before = rss_mb(server.proc.pid)
     time.sleep(3)
     after = rss_mb(server.proc.pid)
@@ -473,6 +474,7 @@ def test_metrics_count_pgwire_queries_connections_and_failed_logins(server):
     m = metrics()
     assert m["loch_queries_total"] >= 4 and m["loch_query_errors_total"] >= 1
     assert m["loch_auth_failures_total"] >= 1 and m["loch_connections_total"] >= 1
+    assert m["loch_queries_running"] == 0  # every statement that started has stopped
 
 
 def test_sigterm_stops_the_server_during_a_long_query(pg_lake):
@@ -488,7 +490,7 @@ def test_sigterm_stops_the_server_during_a_long_query(pg_lake):
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    s.wait_running()
     s.stop()  # SIGTERM: exits 0 after interrupting the query and closing the connection
     t.join(30)
     assert not t.is_alive() and errors
