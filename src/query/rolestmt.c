@@ -278,12 +278,25 @@ char *rolestmt_redact(const char *sql)
             size_t at = 0;
             if (k)
                 buf_puts(&b, "; ");
-            for (size_t i = 0; i + 1 < s->n_tok; i++) {
-                if (!lex_is(s, i, "PASSWORD") || s->tok[i + 1].kind != TOK_STRING)
+            bool cut = false; /* the rest of the statement is hidden */
+            for (size_t i = 0; i < s->n_tok && !cut; i++) {
+                if (!lex_is(s, i, "PASSWORD"))
                     continue;
-                buf_append(&b, s->text + at, s->tok[i + 1].off - at);
-                buf_puts(&b, "'********'");
-                at = s->tok[i + 1].off + s->tok[i + 1].len;
+                size_t v = i + 1; /* the value: 'x', $$x$$, or E'x' (a word E, then the string) */
+                if (v + 1 < s->n_tok && lex_is(s, v, "E") && s->tok[v + 1].kind == TOK_STRING &&
+                    s->tok[v + 1].off == s->tok[v].off + 1)
+                    v++;
+                size_t from = s->tok[i + 1 < s->n_tok ? i + 1 : i].off;
+                if (i + 1 >= s->n_tok)
+                    from = s->tok[i].off + s->tok[i].len;
+                buf_append(&b, s->text + at, from - at);
+                buf_puts(&b, i + 1 < s->n_tok ? "'********'" : "");
+                if (v < s->n_tok && s->tok[v].kind == TOK_STRING) {
+                    at = s->tok[v].off + s->tok[v].len;
+                } else { /* a form we do not know: hide everything after the keyword */
+                    at = s->text_len;
+                    cut = true;
+                }
             }
             /* Leading whitespace of later statements is dropped; the rest is verbatim. */
             const char *rest = s->text + at;

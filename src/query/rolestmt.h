@@ -43,9 +43,10 @@ int rolestmt_parse(struct arena *a, const struct stmt *st, struct role_stmt *out
  * "GRANT ROLE", "REVOKE ROLE"), static. */
 int rolestmt_exec(struct catalog *cat, const struct role_stmt *r, const char **tag, struct loch_err *err);
 
-/* A copy of sql (malloc'd) with the literal after every PASSWORD keyword replaced by
- * '********', for logs and query history. A script that cannot be tokenised and
- * mentions PASSWORD is replaced whole. */
+/* A copy of sql (malloc'd) with the literal after every PASSWORD keyword ('x', $$x$$,
+ * E'x') replaced by '********', for logs and query history: the one redaction rule of
+ * both. After a PASSWORD keyword followed by anything else, the rest of that statement
+ * is dropped; a script that cannot be tokenised and mentions PASSWORD is replaced whole. */
 char *rolestmt_redact(const char *sql);
 
 #endif

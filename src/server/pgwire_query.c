@@ -140,19 +140,16 @@ static int stmt_end(struct conn *c)
     return why;
 }
 
-/* The statement text as it may be logged: one line, at most 200 characters, and nothing
- * after a PASSWORD keyword (CREATE USER ... WITH PASSWORD '...'). */
+/* The statement text as it may be logged: passwords redacted by the one rule of logs and
+ * history (query_redact), on one line, at most 200 characters. */
 static void log_sql(char *out, size_t cap, const char *sql)
 {
+    char *red = query_redact(sql);
     size_t n = 0;
-    for (const char *p = sql; *p && n + 1 < cap && n < 200; p++) {
-        if (!strncasecmp(p, "password", 8)) {
-            snprintf(out + n, cap - n, "PASSWORD <hidden>");
-            return;
-        }
+    for (const char *p = red; *p && n + 1 < cap && n < 200; p++)
         out[n++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
-    }
     out[n] = '\0';
+    free(red);
 }
 
 void pgwire_log_query(struct conn *c, const char *sql, double t0, uint64_t rows, int64_t scanned,
