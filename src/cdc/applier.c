@@ -27,7 +27,7 @@
  * the staging connection then. A flush writes the files of its tables on two threads at
  * once, each with its work connection (see flush_tables); everything on that path runs
  * its SQL through wconn(), the connection of the thread it runs on. */
-#include "cdc/change.h"
+#include "cdc/applier.h"
 #include "cdc/keyidx.h"
 
 #include <pthread.h>
