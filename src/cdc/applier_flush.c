@@ -147,34 +147,35 @@ static int flush_tables(struct cdc_applier *ap, int set, struct pending *p, size
     return rc;
 }
 
-/* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
- * or the caller's; touches only the work connection, fcat, fst, the batch and the tables'
- * stage `set`, index and metadata. */
-static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
+/* The key indexes batch `set` needs before its files are written: restored from the
+ * last stop or built from the lake, plus the files loaded in this batch (not committed
+ * yet). An index nobody needs yet waits (insert-only tables: until a TRUNCATE). */
+static int prepare_indexes(struct cdc_applier *ap, int set, struct loch_err *err)
 {
-    int64_t t_start = now_ms();
-    struct batch *B = &ap->bt[set];
-    struct arena *a = B->arena;
-    struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
-    struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
-    size_t n_p = 0, n_tc = 0;
     int rc = 0;
     for (size_t i = 0; i < ap->n_tables && !rc; i++) {
         struct atable *at = ap->tables[i];
         struct tstage *S = &at->s[set];
         if (at->dropped || !at->need_index || !S->n_staged || (!at->kills && S->trunc_seq < 0))
-            continue; /* an index nobody needs yet waits (insert-only tables: until a TRUNCATE) */
+            continue;
         if (!applier_restore_index(ap, at))
             rc = applier_build_index(ap, at, err);
-        for (size_t k = 0; k < S->n_loads && !rc; k++) { /* loaded in this batch, not committed yet */
+        for (size_t k = 0; k < S->n_loads && !rc; k++) {
             struct arena *ka = arena_new();
             int32_t fid = applier_add_file(at, S->loads[k].path);
             rc = applier_index_file(ap, at, fid, applier_key_cols(at, ka), "", "", err);
             arena_free(ka);
         }
     }
-    if (!rc)
-        rc = exec(ap, arena_printf(a, "CREATE OR REPLACE TABLE memory.main.__pos_%d (ord BIGINT, pos VARCHAR)", ap->id),
+    return rc;
+}
+
+/* __pos_<id> (ord, pos): each staged transaction's position, by ordinal (the staging
+ * rows carry the ordinal). */
+static int stage_positions(struct cdc_applier *ap, struct batch *B, struct loch_err *err)
+{
+    struct arena *a = B->arena;
+    int rc = exec(ap, arena_printf(a, "CREATE OR REPLACE TABLE memory.main.__pos_%d (ord BIGINT, pos VARCHAR)", ap->id),
                   err);
     struct engine_appender *pa = NULL;
     if (!rc && B->n_txn)
@@ -187,16 +188,18 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
     if (pa && !rc)
         rc = engine_appender_flush(pa, err);
     engine_appender_close(pa);
-    for (size_t i = 0; i < ap->n_tables && !rc; i++) {
-        struct atable *at = ap->tables[i];
-        struct tstage *S = &at->s[set];
-        if (at->dropped || (!S->n_staged && !S->n_loads))
-            continue;
-        p[n_p++] = (struct pending){.at = at, .conn = ap->conn, .a = a};
-    }
-    if (!rc)
-        rc = flush_tables(ap, set, p, n_p, err);
-    for (size_t i = 0; i < n_p && !rc; i++) {
+    return rc;
+}
+
+/* The metadata changes of the written tables (into tc, *n_tc): loads, data and deletes
+ * to the current-state table, the change log to _changes; each tagged with the batch's
+ * source position and transaction count. */
+static void table_changes(struct cdc_applier *ap, int set, struct pending *p, size_t n_p,
+                          struct sink_table_change *tc, size_t *n_tc)
+{
+    struct batch *B = &ap->bt[set];
+    struct arena *a = B->arena;
+    for (size_t i = 0; i < n_p; i++) {
         struct pending *pp = &p[i];
         struct atable *at = pp->at;
         struct tstage *S = &at->s[set];
@@ -208,27 +211,53 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         if (pp->del.record_count > 0)
             iceberg_change_add_file(ch, &pp->del);
         if (!iceberg_change_empty(ch))
-            tc[n_tc++] = (struct sink_table_change){at->ns, at->name, at->loc, ch};
+            tc[(*n_tc)++] = (struct sink_table_change){at->ns, at->name, at->loc, ch};
         if (pp->chg.record_count > 0) {
             struct iceberg_change *cc = iceberg_change_begin(a, at->cmd, at->cloc);
             iceberg_change_add_file(cc, &pp->chg);
-            tc[n_tc++] = (struct sink_table_change){at->ns, at->cname, at->cloc, cc};
+            tc[(*n_tc)++] = (struct sink_table_change){at->ns, at->cname, at->cloc, cc};
         }
     }
+    for (size_t i = 0; i < *n_tc; i++) {
+        char num[32];
+        if (B->checkpoint)
+            iceberg_change_set_summary(tc[i].change, "loch.source-position", B->checkpoint);
+        snprintf(num, sizeof num, "%lld", (long long)B->n_txn);
+        iceberg_change_set_summary(tc[i].change, "loch.source-transactions", num);
+    }
+}
+
+/* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
+ * or the caller's; touches only the work connection, fcat, fst, the batch and the tables'
+ * stage `set`, index and metadata. */
+static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
+{
+    int64_t t_start = now_ms();
+    struct batch *B = &ap->bt[set];
+    struct arena *a = B->arena;
+    struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
+    struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
+    size_t n_p = 0, n_tc = 0;
+    int rc = prepare_indexes(ap, set, err);
+    if (!rc)
+        rc = stage_positions(ap, B, err);
+    for (size_t i = 0; i < ap->n_tables && !rc; i++) {
+        struct atable *at = ap->tables[i];
+        struct tstage *S = &at->s[set];
+        if (at->dropped || (!S->n_staged && !S->n_loads))
+            continue;
+        p[n_p++] = (struct pending){.at = at, .conn = ap->conn, .a = a};
+    }
+    if (!rc)
+        rc = flush_tables(ap, set, p, n_p, err);
+    if (!rc)
+        table_changes(ap, set, p, n_p, tc, &n_tc);
     struct catalog_kv kv[KV_MAX + 1];
     size_t n_kv = 0;
     for (size_t i = 0; i < B->n_kv; i++)
         kv[n_kv++] = B->kv[i];
     if (B->checkpoint)
         kv[n_kv++] = (struct catalog_kv){applier_ckpt_key(a, ap->o.source), B->checkpoint};
-    if (!rc)
-        for (size_t i = 0; i < n_tc; i++) {
-            char num[32];
-            if (B->checkpoint)
-                iceberg_change_set_summary(tc[i].change, "loch.source-position", B->checkpoint);
-            snprintf(num, sizeof num, "%lld", (long long)B->n_txn);
-            iceberg_change_set_summary(tc[i].change, "loch.source-transactions", num);
-        }
     int64_t t_files = now_ms();
     if (!rc)
         rc = sink_commit(ap->fcat, ap->fst, tc, n_tc, kv, n_kv, a, err);

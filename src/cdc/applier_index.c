@@ -368,4 +368,3 @@ bool applier_restore_index(struct cdc_applier *ap, struct atable *at)
     arena_free(a);
     return ok;
 }
-

@@ -64,6 +64,106 @@ static int stale_aside(struct cdc_applier *ap, const char *ns, const char *name,
     return 0;
 }
 
+/* LOCH_EEXIST when a target is a followed table that is not itself renamed away: the
+ * source and the lake disagree. */
+static int check_targets(struct cdc_applier *ap, const struct cdc_rename *r, size_t n, struct atable **at,
+                         const char **ns_to, struct loch_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct atable *t = applier_find_table(ap, r[i].schema_to, r[i].to);
+        if (t && t->drop_after_flush)
+            t = NULL; /* dropped by this very flush (e.g. renamed out of the followed set first) */
+        bool moving = false;
+        for (size_t k = 0; k < n && t && !moving; k++)
+            moving = at[k] == t;
+        if (t && !moving) {
+            loch_errf(err, LOCH_EEXIST, "cannot rename %s.%s to %s.%s: replication still follows a table of that name",
+                      at[i]->ns, at[i]->name, ns_to[i], r[i].to);
+            loch_err_hint(err, "the source renamed onto a table the lake still follows; re-snapshot the source");
+        }
+        if (t && !moving)
+            rc = LOCH_EEXIST;
+    }
+    return rc;
+}
+
+/* The catalog renames into cr (*n_cr): each table and its _changes, then lake tables in
+ * the way, moved aside. */
+static int plan_renames(struct cdc_applier *ap, const struct cdc_rename *r, size_t n, struct atable **at,
+                        const char **ns_to, struct catalog_rename *cr, size_t *n_cr, struct arena *a,
+                        struct loch_err *err)
+{
+    int rc = 0;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tmv);
+    for (size_t i = 0; i < n; i++) {
+        cr[(*n_cr)++] = (struct catalog_rename){at[i]->ns, at[i]->name, ns_to[i], r[i].to};
+        cr[(*n_cr)++] = (struct catalog_rename){at[i]->ns, at[i]->cname, ns_to[i], arena_printf(a, "%s_changes", r[i].to)};
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        bool vacated = false;
+        for (size_t k = 0; k < n && !vacated; k++)
+            vacated = same_name(at[k]->ns, at[k]->name, ns_to[i], r[i].to);
+        if (vacated)
+            continue;
+        char *aside = arena_printf(a, "%s_dropped_%s", r[i].to, stamp);
+        rc = stale_aside(ap, ns_to[i], r[i].to, aside, cr, n_cr, a, err);
+        if (!rc)
+            rc = stale_aside(ap, ns_to[i], arena_printf(a, "%s_changes", r[i].to), arena_printf(a, "%s_changes", aside),
+                             cr, n_cr, a, err);
+    }
+    return rc;
+}
+
+/* Writer locks under the new names (new_fd, for cr[0..2n)): a name that stays among the
+ * renamed tables keeps its lock (flock would wait on our own), the others are taken.
+ * old_fd (OUT) holds the old locks not carried over: the vacated names'. */
+static int take_new_locks(struct cdc_applier *ap, struct atable **at, size_t n, const struct catalog_rename *cr,
+                          int *old_fd, int *new_fd, struct arena *a, struct loch_err *err)
+{
+    int rc = 0;
+    char **old_name = arena_alloc(a, 2 * n * sizeof *old_name);
+    for (size_t i = 0; i < n; i++) {
+        old_fd[2 * i] = at[i] ? at[i]->lock_fd : -1;
+        old_fd[2 * i + 1] = at[i] ? at[i]->lock_fd_c : -1;
+        old_name[2 * i] = at[i] ? arena_printf(a, "%s.%s", at[i]->ns, at[i]->name) : "";
+        old_name[2 * i + 1] = at[i] ? arena_printf(a, "%s.%s", at[i]->ns, at[i]->cname) : "";
+    }
+    for (size_t j = 0; j < 2 * n && !rc; j++) {
+        const char *name = cr[j].name_to;
+        new_fd[j] = take_lock(old_fd, old_name, 2 * n, cr[j].ns_to, name, a);
+        if (new_fd[j] < 0)
+            rc = sink_lock(ap->o.state_dir, cr[j].ns_to, name, &new_fd[j], err);
+    }
+    return rc;
+}
+
+/* After the renames committed: the vacated locks go, and the tables take their new names
+ * and locks. */
+static void adopt_names(struct cdc_applier *ap, struct atable **at, const struct cdc_rename *r, size_t n,
+                        const char **ns_to, const int *old_fd, const int *new_fd)
+{
+    for (size_t j = 0; j < 2 * n; j++)
+        if (old_fd[j] >= 0)
+            sink_unlock(old_fd[j]);
+    for (size_t i = 0; i < n; i++) {
+        struct atable *t = at[i];
+        log_info("%s.%s: source table renamed; the lake tables are now %s.%s and %s.%s_changes", t->ns, t->name,
+                 ns_to[i], r[i].to, ns_to[i], r[i].to);
+        t->lock_fd = new_fd[2 * i];
+        t->lock_fd_c = new_fd[2 * i + 1];
+        t->ns = arena_strdup(ap->arena, ns_to[i]);
+        t->name = arena_strdup(ap->arena, r[i].to);
+        t->cname = arena_printf(ap->arena, "%s_changes", r[i].to);
+        t->t.schema = arena_strdup(ap->arena, r[i].schema_to);
+        t->t.name = t->name;
+    }
+}
+
 int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r, size_t n, const char *checkpoint,
                               struct loch_err *err)
 {
@@ -82,22 +182,8 @@ int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r
         if (!at[i])
             rc = loch_errf(err, LOCH_EINVAL, "rename of undeclared table %s.%s", r[i].schema, r[i].from);
     }
-    /* A target that is a followed table not renamed away: the source and the lake disagree. */
-    for (size_t i = 0; i < n && !rc; i++) {
-        struct atable *t = applier_find_table(ap, r[i].schema_to, r[i].to);
-        if (t && t->drop_after_flush)
-            t = NULL; /* dropped by this very flush (e.g. renamed out of the followed set first) */
-        bool moving = false;
-        for (size_t k = 0; k < n && t && !moving; k++)
-            moving = at[k] == t;
-        if (t && !moving) {
-            loch_errf(err, LOCH_EEXIST, "cannot rename %s.%s to %s.%s: replication still follows a table of that name",
-                      at[i]->ns, at[i]->name, ns_to[i], r[i].to);
-            loch_err_hint(err, "the source renamed onto a table the lake still follows; re-snapshot the source");
-        }
-        if (t && !moving)
-            rc = LOCH_EEXIST;
-    }
+    if (!rc)
+        rc = check_targets(ap, r, n, at, ns_to, err);
     /* The flush of what is staged (the source flushed what preceded the DDL: only its own
      * changes, e.g. emptying a table that left the followed set), the renames and the
      * checkpoint: one catalog transaction. */
@@ -108,49 +194,15 @@ int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r
         in_tx = true;
         rc = cdc_applier_flush(ap, ta, &done, err);
     }
-    int *new_fd = arena_alloc(a, 2 * n * sizeof *new_fd);
+    int *new_fd = arena_alloc(a, 2 * n * sizeof *new_fd), *old_fd = arena_alloc(a, 2 * n * sizeof *old_fd);
     for (size_t j = 0; j < 2 * n; j++)
-        new_fd[j] = -1;
-    /* The catalog renames: each table and its _changes, then lake tables in the way. */
+        new_fd[j] = old_fd[j] = -1;
     struct catalog_rename *cr = arena_alloc(a, (4 * n + 1) * sizeof *cr);
     size_t n_cr = 0;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tmv);
-    for (size_t i = 0; i < n && !rc; i++) {
-        cr[n_cr++] = (struct catalog_rename){at[i]->ns, at[i]->name, ns_to[i], r[i].to};
-        cr[n_cr++] = (struct catalog_rename){at[i]->ns, at[i]->cname, ns_to[i], arena_printf(a, "%s_changes", r[i].to)};
-    }
-    for (size_t i = 0; i < n && !rc; i++) {
-        bool vacated = false;
-        for (size_t k = 0; k < n && !vacated; k++)
-            vacated = same_name(at[k]->ns, at[k]->name, ns_to[i], r[i].to);
-        if (vacated)
-            continue;
-        char *aside = arena_printf(a, "%s_dropped_%s", r[i].to, stamp);
-        rc = stale_aside(ap, ns_to[i], r[i].to, aside, cr, &n_cr, a, err);
-        if (!rc)
-            rc = stale_aside(ap, ns_to[i], arena_printf(a, "%s_changes", r[i].to),
-                             arena_printf(a, "%s_changes", aside), cr, &n_cr, a, err);
-    }
-    /* Writer locks under the new names: a name that stays among the renamed tables keeps
-     * its lock (flock would wait on our own), the others are taken, the vacated let go. */
-    int *old_fd = arena_alloc(a, 2 * n * sizeof *old_fd);
-    char **old_name = arena_alloc(a, 2 * n * sizeof *old_name);
-    for (size_t i = 0; i < n; i++) {
-        old_fd[2 * i] = at[i] ? at[i]->lock_fd : -1;
-        old_fd[2 * i + 1] = at[i] ? at[i]->lock_fd_c : -1;
-        old_name[2 * i] = at[i] ? arena_printf(a, "%s.%s", at[i]->ns, at[i]->name) : "";
-        old_name[2 * i + 1] = at[i] ? arena_printf(a, "%s.%s", at[i]->ns, at[i]->cname) : "";
-    }
-    for (size_t j = 0; j < 2 * n && !rc; j++) {
-        const char *name = cr[j].name_to;
-        new_fd[j] = take_lock(old_fd, old_name, 2 * n, cr[j].ns_to, name, a);
-        if (new_fd[j] < 0)
-            rc = sink_lock(ap->o.state_dir, cr[j].ns_to, name, &new_fd[j], err);
-    }
+    if (!rc)
+        rc = plan_renames(ap, r, n, at, ns_to, cr, &n_cr, a, err);
+    if (!rc)
+        rc = take_new_locks(ap, at, n, cr, old_fd, new_fd, a, err);
     struct catalog_kv kv = {applier_ckpt_key(a, ap->o.source), checkpoint};
     if (!rc)
         rc = catalog_rename_tables(ap->fcat, cr, n_cr, &kv, checkpoint ? 1 : 0, err);
@@ -170,24 +222,10 @@ int cdc_applier_rename_tables(struct cdc_applier *ap, const struct cdc_rename *r
      * tables take the new ones (the vacated go). */
     if (rc)
         release_new_locks(at, n, new_fd);
-    for (size_t j = 0; j < 2 * n && !rc; j++)
-        if (old_fd[j] >= 0)
-            sink_unlock(old_fd[j]);
-    for (size_t i = 0; i < n && !rc; i++) {
-        struct atable *t = at[i];
-        log_info("%s.%s: source table renamed; the lake tables are now %s.%s and %s.%s_changes", t->ns, t->name,
-                 ns_to[i], r[i].to, ns_to[i], r[i].to);
-        t->lock_fd = new_fd[2 * i];
-        t->lock_fd_c = new_fd[2 * i + 1];
-        t->ns = arena_strdup(ap->arena, ns_to[i]);
-        t->name = arena_strdup(ap->arena, r[i].to);
-        t->cname = arena_printf(ap->arena, "%s_changes", r[i].to);
-        t->t.schema = arena_strdup(ap->arena, r[i].schema_to);
-        t->t.name = t->name;
-    }
+    else
+        adopt_names(ap, at, r, n, ns_to, old_fd, new_fd);
     for (size_t i = 0; i < n && !rc; i++)
         rc = applier_load_md(ap, at[i], err);
     arena_free(a);
     return rc;
 }
-

@@ -181,111 +181,116 @@ static void app_int(struct engine_appender *app, const struct cdc_value *v)
         engine_append_int(app, x);
 }
 
-int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struct loch_err *err)
+/* The row an insert or update stages (in a): the after image, with values the source did
+ * not send taken from a full old row or from an earlier change of the same key in this
+ * batch. Values still unchanged come from the lake at flush: their staging columns are
+ * listed in u (",3,5,"), and *lk_out is the key the lake holds that row under. Puts the
+ * row in the in-batch map. kb is scratch. */
+static struct cdc_value *after_image(struct cdc_applier *ap, struct atable *at, const struct cdc_change *c,
+                                     int64_t seq, struct buf *kb, struct buf *u, char ***lk_out)
 {
-    if (!ap->in_txn)
-        return loch_errf(err, LOCH_EINVAL, "change outside a transaction");
-    struct atable *at = ap->last && ap->last_t == c->table && !ap->last->dropped ? ap->last : NULL;
-    if (!at)
-        at = applier_find_table(ap, c->table->schema, c->table->name);
-    if (!at)
-        return loch_errf(err, LOCH_EINVAL, "change for undeclared table %s.%s", c->table->schema, c->table->name);
-    ap->last = at;
-    ap->last_t = c->table;
-    size_t n = at->t.n_columns;
-    if ((c->op == CDC_INSERT && !c->after) || (c->op == CDC_UPDATE && !c->after) || (c->op == CDC_DELETE && !c->before))
-        return loch_errf(err, LOCH_EINVAL, "%c change for %s.%s without its row image", c->op, at->ns, at->name);
-    if (!at->kills && (c->op == CDC_UPDATE || c->op == CDC_DELETE))
-        return 0; /* insert-only table: the source should not send these */
-    int64_t seq = ap->seq++;
-    struct batch *B = &ap->bt[ap->cur];
     struct tstage *S = &at->s[ap->cur];
-    struct arena *a = B->arena;
-    struct cdc_value *row = NULL;
-    char **lk = NULL;
+    struct arena *a = ap->bt[ap->cur].arena;
+    size_t n = at->t.n_columns;
     const struct cdc_value *old = c->before ? c->before : c->after;
-    struct buf kb = {0}, u = {0};
-    int rc = 0;
-    if (c->op == CDC_INSERT || c->op == CDC_UPDATE) {
-        row = arena_alloc(a, (n ? n : 1) * sizeof *row);
-        bool any_unch = false;
-        for (size_t i = 0; i < n; i++) {
-            row[i] = c->after[i];
-            if (row[i].text && !row[i].unchanged)
-                row[i].text = arena_memdup(a, row[i].text, row[i].len);
-            any_unch |= row[i].unchanged;
-        }
-        if (any_unch && c->before) {
-            /* a full old row (REPLICA IDENTITY FULL) holds the value */
+    char **lk = NULL;
+    struct cdc_value *row = arena_alloc(a, (n ? n : 1) * sizeof *row);
+    bool any_unch = false;
+    for (size_t i = 0; i < n; i++) {
+        row[i] = c->after[i];
+        if (row[i].text && !row[i].unchanged)
+            row[i].text = arena_memdup(a, row[i].text, row[i].len);
+        any_unch |= row[i].unchanged;
+    }
+    if (any_unch && c->before) {
+        /* a full old row (REPLICA IDENTITY FULL) holds the value */
+        for (size_t i = 0; i < n; i++)
+            if (row[i].unchanged && !c->before[i].unchanged) {
+                row[i] = c->before[i];
+                if (row[i].text)
+                    row[i].text = arena_memdup(a, row[i].text, row[i].len);
+            }
+    }
+    any_unch = false;
+    for (size_t i = 0; i < n; i++)
+        any_unch |= row[i].unchanged;
+    if (any_unch && at->n_key) {
+        size_t kl = key_text(at, old, kb);
+        struct mentry *e = map_find(S, kb->data, kl, fnv(kb->data, kl));
+        if (e) {
             for (size_t i = 0; i < n; i++)
-                if (row[i].unchanged && !c->before[i].unchanged) {
-                    row[i] = c->before[i];
-                    if (row[i].text)
-                        row[i].text = arena_memdup(a, row[i].text, row[i].len);
-                }
-        }
-        any_unch = false;
-        for (size_t i = 0; i < n; i++)
-            any_unch |= row[i].unchanged;
-        if (any_unch && at->n_key) {
-            size_t kl = key_text(at, old, &kb);
-            struct mentry *e = map_find(S, kb.data, kl, fnv(kb.data, kl));
-            if (e) {
-                for (size_t i = 0; i < n; i++)
-                    if (row[i].unchanged)
-                        row[i] = e->row[i];
-                lk = e->lk;
-            }
-        }
-        any_unch = false;
-        for (size_t i = 0; i < n; i++)
-            if (row[i].unchanged) {
-                if (!any_unch)
-                    buf_putc(&u, ',');
-                buf_printf(&u, "%zu,", at->sc[i]);
-                any_unch = true;
-            }
-        if (any_unch && !lk) {
-            lk = arena_alloc(a, (at->n_key + 1) * sizeof *lk);
-            for (size_t k = 0; k < at->n_key; k++) {
-                const struct cdc_value *x = &old[at->key[k]];
-                lk[k] = x->text ? arena_strndup(a, x->text, x->len) : NULL;
-            }
-        }
-        if (any_unch)
-            S->n_unresolved++;
-        if (at->n_key) {
-            size_t kl = key_text(at, row, &kb);
-            map_put(a, S, kb.data, kl, fnv(kb.data, kl), seq, row, any_unch ? lk : NULL);
+                if (row[i].unchanged)
+                    row[i] = e->row[i];
+            lk = e->lk;
         }
     }
-    /* the value of each column as staged: checked before the row is begun, so a bad one
-     * leaves no partial row behind */
+    any_unch = false;
+    for (size_t i = 0; i < n; i++)
+        if (row[i].unchanged) {
+            if (!any_unch)
+                buf_putc(u, ',');
+            buf_printf(u, "%zu,", at->sc[i]);
+            any_unch = true;
+        }
+    if (any_unch && !lk) {
+        lk = arena_alloc(a, (at->n_key + 1) * sizeof *lk);
+        for (size_t k = 0; k < at->n_key; k++) {
+            const struct cdc_value *x = &old[at->key[k]];
+            lk[k] = x->text ? arena_strndup(a, x->text, x->len) : NULL;
+        }
+    }
+    if (any_unch)
+        S->n_unresolved++;
+    if (at->n_key) {
+        size_t kl = key_text(at, row, kb);
+        map_put(a, S, kb->data, kl, fnv(kb->data, kl), seq, row, any_unch ? lk : NULL);
+    }
+    *lk_out = lk;
+    return row;
+}
+
+/* The value staging column j gets: the staged row's (insert, update), the before image's
+ * (delete), or NULL (truncate, or a column dropped since). */
+static const struct cdc_value *staged_value(const struct atable *at, const struct cdc_change *c,
+                                            const struct cdc_value *row, size_t j)
+{
+    int i = at->rev[j];
+    return i < 0 ? NULL : row ? &row[i] : c->op == CDC_DELETE ? &c->before[i] : NULL;
+}
+
+/* Checks every value a BIGINT staging column gets before the row is begun, so a bad one
+ * leaves no partial row behind. LOCH_ECONVERT naming table, column and value. */
+static int check_ints(const struct atable *at, const struct cdc_change *c, const struct cdc_value *row,
+                      const struct cdc_value *old, struct loch_err *err)
+{
+    int rc = 0;
     const struct cdc_value *okv = c->op == CDC_TRUNCATE ? NULL : old;
     for (size_t k = 0; k < at->n_key && okv; k++)
         if (at->kint[k] && !int_ok(&okv[at->key[k]]))
             rc = loch_errf(err, LOCH_ECONVERT, "%s.%s: key column %s: \"%.*s\" is not an integer", at->ns,
                            at->name, at->t.columns[at->key[k]].name, (int)okv[at->key[k]].len, okv[at->key[k]].text);
     for (size_t j = 0; j < at->stg_nc && !rc; j++) {
-        int i = at->rev[j];
-        const struct cdc_value *v = i < 0 ? NULL : row ? &row[i] : c->op == CDC_DELETE ? &c->before[i] : NULL;
+        const struct cdc_value *v = staged_value(at, c, row, j);
         if (at->sint[j] && !int_ok(v))
             rc = loch_errf(err, LOCH_ECONVERT, "%s.%s: column %s: \"%.*s\" is not an integer", at->ns, at->name,
-                           at->t.columns[i].name, (int)v->len, v->text);
+                           at->t.columns[at->rev[j]].name, (int)v->len, v->text);
     }
-    if (rc) {
-        buf_free(&kb);
-        buf_free(&u);
-        return rc;
-    }
+    return rc;
+}
+
+/* Appends the staging row of change c (layout: create_stage in applier_table.c). */
+static int append_change(struct cdc_applier *ap, struct atable *at, const struct cdc_change *c, int64_t seq,
+                         const struct cdc_value *row, char **lk, const struct cdc_value *old, const struct buf *u,
+                         struct loch_err *err)
+{
     struct engine_appender *app = at->app[ap->cur];
     engine_append_int(app, seq);
     char op = (char)c->op;
     engine_append_text(app, &op, 1);
     engine_append_int(app, ap->ts);
-    engine_append_int(app, (int64_t)B->n_txn); /* -> its position at flush */
+    engine_append_int(app, (int64_t)ap->bt[ap->cur].n_txn); /* -> its position at flush */
     engine_append_text(app, ap->txid, strlen(ap->txid));
-    engine_append_text(app, u.len ? u.data : NULL, u.len); /* NULL: nothing unchanged */
+    engine_append_text(app, u->len ? u->data : NULL, u->len); /* NULL: nothing unchanged */
     for (size_t k = 0; k < at->n_key; k++) {
         if (c->op == CDC_TRUNCATE)
             engine_append_text(app, NULL, 0);
@@ -299,21 +304,52 @@ int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struc
             engine_append_text(app, NULL, 0);
     }
     for (size_t j = 0; j < at->stg_nc; j++) {
-        int i = at->rev[j];
-        const struct cdc_value *v = i < 0 ? NULL : row ? &row[i] : c->op == CDC_DELETE ? &c->before[i] : NULL;
+        const struct cdc_value *v = staged_value(at, c, row, j);
         if (at->sint[j])
             app_int(app, v);
         else
             app_text(app, v);
     }
-    rc = engine_append_end_row(app, err);
+    return engine_append_end_row(app, err);
+}
+
+int cdc_applier_change(struct cdc_applier *ap, const struct cdc_change *c, struct loch_err *err)
+{
+    if (!ap->in_txn)
+        return loch_errf(err, LOCH_EINVAL, "change outside a transaction");
+    struct atable *at = ap->last && ap->last_t == c->table && !ap->last->dropped ? ap->last : NULL;
+    if (!at)
+        at = applier_find_table(ap, c->table->schema, c->table->name);
+    if (!at)
+        return loch_errf(err, LOCH_EINVAL, "change for undeclared table %s.%s", c->table->schema, c->table->name);
+    ap->last = at;
+    ap->last_t = c->table;
+    if ((c->op == CDC_INSERT && !c->after) || (c->op == CDC_UPDATE && !c->after) || (c->op == CDC_DELETE && !c->before))
+        return loch_errf(err, LOCH_EINVAL, "%c change for %s.%s without its row image", c->op, at->ns, at->name);
+    if (!at->kills && (c->op == CDC_UPDATE || c->op == CDC_DELETE))
+        return 0; /* insert-only table: the source should not send these */
+    int64_t seq = ap->seq++;
+    struct tstage *S = &at->s[ap->cur];
+    struct cdc_value *row = NULL;
+    char **lk = NULL;
+    const struct cdc_value *old = c->before ? c->before : c->after;
+    struct buf kb = {0}, u = {0};
+    if (c->op == CDC_INSERT || c->op == CDC_UPDATE)
+        row = after_image(ap, at, c, seq, &kb, &u, &lk);
+    int rc = check_ints(at, c, row, old, err);
+    if (rc) {
+        buf_free(&kb);
+        buf_free(&u);
+        return rc;
+    }
+    rc = append_change(ap, at, c, seq, row, lk, old, &u, err);
     if (c->op == CDC_TRUNCATE) {
         S->trunc_seq = seq;
         S->n_buckets = 0; /* nothing earlier in the batch survives */
         S->buckets = NULL;
     }
     S->n_staged++;
-    B->n_changes++;
+    ap->bt[ap->cur].n_changes++;
     ap->stats.changes++;
     buf_free(&kb);
     buf_free(&u);
@@ -369,4 +405,3 @@ void cdc_applier_rollback(struct cdc_applier *ap)
     }
     ap->seq = ap->txn_first_seq;
 }
-

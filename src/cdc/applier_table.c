@@ -535,4 +535,3 @@ int cdc_applier_drop_table(struct cdc_applier *ap, const char *schema, const cha
     log_info("%s.%s: source table dropped; the lake table stays", at->ns, at->name);
     return 0;
 }
-

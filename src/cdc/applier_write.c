@@ -235,196 +235,252 @@ static int stage_deletes(struct cdc_applier *ap, struct atable *at, struct del_c
     return rc;
 }
 
-/* Writes the files of one table's batch `set` (its staging rows are committed); fills p. */
-int applier_flush_files(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
+/* Step 1a of a flush with values the source did not send (TOAST): the lake rows they come
+ * from, found through the index by the key they had there, into __need (_seq, local,
+ * _pos). */
+static int stage_needed_rows(struct cdc_applier *ap, struct atable *at, const char *stg, struct loch_err *err)
 {
-    struct arena *a = p->a;
-    struct tstage *S = &at->s[set];
+    struct buf b = {0};
+    struct need_ctx nc = {ap, at, NULL, 0};
+    char need[32];
+    snprintf(need, sizeof need, "__need_%d", at->no);
+    buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (_seq BIGINT, local VARCHAR, _pos BIGINT)", need);
+    int rc = execb(ap, &b, err);
+    if (!rc)
+        rc = engine_appender_open(wconn(ap), "temp", need, &nc.app, err);
+    buf_puts(&b, "SELECT ");
+    for (size_t k = 0; k < at->n_key; k++) {
+        char x[32];
+        snprintf(x, sizeof x, "s.lk%zu", k);
+        struct buf typed = {0};
+        cast_expr(&typed, x, &at->t.columns[at->key[k]].type);
+        applier_key_sql(&b, typed.data, &at->t.columns[at->key[k]].type);
+        buf_puts(&b, ", ");
+        buf_free(&typed);
+    }
+    buf_printf(&b, "s._seq FROM memory.main.%s s WHERE s._u <> ''", stg);
+    if (!rc)
+        rc = applier_each_key(ap, b.data, at->n_key, 1, true, need_rows, &nc, err);
+    buf_free(&b);
+    if (!rc && nc.failed)
+        rc = loch_errf(err, LOCH_EENGINE, "staging the rows unchanged values come from");
+    if (nc.app && !rc)
+        rc = engine_appender_flush(nc.app, err);
+    engine_appender_close(nc.app);
+    return rc;
+}
+
+/* Step 1b: __oldv (_seq, c<i> per column): the values of the rows in __need, read from
+ * their files. */
+static int read_old_values(struct cdc_applier *ap, struct atable *at, struct arena *a, struct loch_err *err)
+{
     int no = at->no;
     size_t n = at->t.n_columns;
     struct buf b = {0};
+    struct engine_rows *r = NULL;
+    buf_puts(&b, "SELECT DISTINCT local FROM __need");
+    sfx(&b, no);
+    int rc = engine_query(wconn(ap), b.data, &r, err);
+    buf_free(&b);
+    if (!rc) {
+        size_t nf = engine_rows_count(r);
+        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __oldv AS SELECT n._seq");
+        for (size_t i = 0; i < n; i++)
+            buf_printf(&b, ", r.%s AS c%zu", qi(a, at->t.columns[i].name), i);
+        if (nf) {
+            buf_puts(&b, " FROM __need n JOIN read_parquet([");
+            for (size_t i = 0; i < nf; i++) {
+                if (i)
+                    buf_puts(&b, ", ");
+                buf_sql_str(&b, engine_rows_text(r, 0, i, a));
+            }
+            buf_puts(&b, "], filename = true, file_row_number = true, union_by_name = true) r "
+                         "ON r.filename = n.local AND r.file_row_number = n._pos");
+        } else {
+            buf_puts(&b, " FROM __need n, (SELECT ");
+            for (size_t i = 0; i < n; i++) {
+                char duck[64];
+                buf_printf(&b, "%sNULL::%s AS %s", i ? ", " : "",
+                           iceberg_type_duckdb(&at->t.columns[i].type, duck, sizeof duck),
+                           qi(a, at->t.columns[i].name));
+            }
+            buf_puts(&b, ") r WHERE false");
+        }
+        rc = execs(ap, &b, no, err);
+    }
+    engine_rows_free(r);
+    return rc;
+}
+
+/* Step 2: __ty, the staged changes in their lake types (unchanged values from __oldv when
+ * toast), each with its transaction's position. */
+static int type_changes(struct cdc_applier *ap, struct atable *at, const char *stg, bool toast, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ty AS SELECT s._seq, s._op, s._ts, __pos.pos AS _pos, s._txid");
+    for (size_t i = 0; i < at->t.n_columns; i++) {
+        char x[32];
+        snprintf(x, sizeof x, "s.c%zu", at->sc[i]);
+        buf_puts(&b, ", ");
+        if (toast)
+            buf_printf(&b, "CASE WHEN contains(s._u, ',%zu,') THEN o.c%zu ELSE ", at->sc[i], i);
+        cast_expr(&b, x, &at->t.columns[i].type);
+        buf_printf(&b, "%s AS c%zu", toast ? " END" : "", i);
+    }
+    for (size_t k = 0; k < at->n_key; k++) {
+        char x[32];
+        snprintf(x, sizeof x, "s.ok%zu", k);
+        buf_puts(&b, ", ");
+        cast_expr(&b, x, &at->t.columns[at->key[k]].type);
+        buf_printf(&b, " AS ok%zu", k);
+    }
+    buf_printf(&b, " FROM memory.main.%s s LEFT JOIN memory.main.__pos_%d AS __pos ON __pos.ord = s._tx%s", stg, ap->id,
+               toast ? " LEFT JOIN __oldv o ON o._seq = s._seq" : "");
+    int rc = execs(ap, &b, at->no, err);
+    if (rc)
+        loch_err_prefix(err, "converting the changes of %s.%s to their lake types", at->ns, at->name);
+    return rc;
+}
+
+/* Step 3: __lv, the live rows: for each key touched, the last put, unless a later change
+ * killed it (__ev: every key deleted, moved away or put); after the batch's truncate
+ * (trunc_seq) only. Insert-only tables: the inserts. */
+static int live_rows(struct cdc_applier *ap, struct atable *at, int64_t trunc_seq, struct loch_err *err)
+{
+    struct buf b = {0};
+    int no = at->no, rc = 0;
+    if (!at->kills) {
+        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT * FROM __ty WHERE _op = 'I' AND _seq > %lld",
+                   (long long)trunc_seq);
+        return execs(ap, &b, no, err);
+    }
+    buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ev AS SELECT ");
+    for (size_t k = 0; k < at->n_key; k++)
+        buf_printf(&b, "ok%zu AS k%zu, ", k, k);
+    buf_puts(&b, "_seq, false AS put FROM __ty WHERE _op = 'D' OR (_op = 'U' AND NOT (");
+    keymatch(&b, at, "__ty", "ok", false, "__ty", NULL, true);
+    buf_puts(&b, ")) UNION ALL SELECT ");
+    for (size_t k = 0; k < at->n_key; k++)
+        buf_printf(&b, "c%zu AS k%zu, ", at->key[k], k);
+    buf_puts(&b, "_seq, true FROM __ty WHERE _op IN ('I', 'U')");
+    rc = execs(ap, &b, no, err);
+    if (!rc) {
+        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT t.* FROM __ty t JOIN (SELECT ");
+        for (size_t k = 0; k < at->n_key; k++)
+            buf_printf(&b, "k%zu, ", k);
+        buf_puts(&b, "max(_seq) AS _ms FROM __ev GROUP BY ALL) m ON ");
+        keymatch(&b, at, "t", NULL, true, "m", "k", false);
+        buf_printf(&b, " AND t._seq = m._ms WHERE t._op IN ('I', 'U') AND t._seq > %lld", (long long)trunc_seq);
+        rc = execs(ap, &b, no, err);
+    }
+    return rc;
+}
+
+/* Step 4: the position-delete file: every indexed row whose key was touched, or all of
+ * them when the batch truncated the table (p->truncated). */
+static int write_deletes(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+{
+    struct del_ctx dc = {0};
     int rc = 0;
+    if (p->truncated) {
+        keyidx_each(at->kx, del_pos, &dc);
+    } else {
+        void *ctx[2] = {at, &dc};
+        rc = each_touched_key(ap, at, false, del_keys, ctx, err);
+    }
+    struct sink_deletes_known known = {NULL};
+    if (!rc)
+        rc = stage_deletes(ap, at, &dc, &known.single_file, err);
+    int64_t t0 = now_ms();
+    if (!rc)
+        rc = sink_write_deletes(wconn(ap), ap->fst, at->md, "SELECT path, pos FROM __del", &known, p->a, &p->del, err);
+    free(dc.v);
+    log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
+              (long long)p->del.record_count);
+    return rc;
+}
+
+/* Step 5: the data file of the new live rows (in any order: the index reads their
+ * positions back from the file). */
+static int write_live(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+{
+    const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
+    struct buf b = {0};
+    buf_puts(&b, "SELECT ");
+    applier_select_cols(&b, at, s, "c", s->n_fields, p->a);
+    buf_puts(&b, " FROM __lv");
+    sfx(&b, at->no);
+    int rc = applier_write_file(ap, at, false, b.data, p->a, &p->data, err);
+    buf_free(&b);
+    return rc;
+}
+
+/* Step 6: the change log's file (_changes), in change order. */
+static int write_change_log(struct cdc_applier *ap, struct atable *at, struct pending *p, struct loch_err *err)
+{
+    const struct iceberg_schema *cs = iceberg_metadata_current_schema(at->cmd);
+    size_t n = at->t.n_columns;
+    struct buf b = {0};
+    buf_puts(&b, "SELECT ");
+    for (size_t f = 0; f < cs->n_fields; f++) {
+        const char *fn = cs->fields[f].name;
+        if (f)
+            buf_puts(&b, ", ");
+        if (!strcmp(fn, "_op"))
+            buf_puts(&b, "_op");
+        else if (!strcmp(fn, "_commit_ts"))
+            buf_puts(&b, "make_timestamptz(_ts)"); /* exact; a TIMESTAMP cast goes through ICU */
+        else if (!strcmp(fn, ap->o.position_column))
+            cast_expr(&b, "_pos", &ap->o.position_type);
+        else if (!strcmp(fn, "_txid"))
+            buf_puts(&b, "_txid");
+        else {
+            size_t i = 0;
+            while (i < n && strcmp(at->t.columns[i].name, fn))
+                i++;
+            if (i < n)
+                buf_printf(&b, "c%zu", i);
+            else
+                buf_puts(&b, "NULL");
+        }
+        buf_printf(&b, " AS %s", qi(p->a, fn));
+    }
+    buf_puts(&b, " FROM __ty ORDER BY _seq");
+    sfx(&b, at->no);
+    int rc = applier_write_file(ap, at, true, b.data, p->a, &p->chg, err);
+    buf_free(&b);
+    return rc;
+}
+
+/* Writes the files of one table's batch `set` (its staging rows are committed); fills p. */
+int applier_flush_files(struct cdc_applier *ap, struct atable *at, int set, struct pending *p, struct loch_err *err)
+{
+    struct tstage *S = &at->s[set];
     char stg[64];
     stg_name(stg, sizeof stg, ap, at, set);
+    int rc = 0;
     /* 1. values the source did not send (TOAST): from the lake rows they left unchanged */
     bool toast = S->n_unresolved > 0 && at->n_key;
-    if (!rc && toast) {
-        /* the lake rows those values come from: the index, by the key they had there */
-        struct need_ctx nc = {ap, at, NULL, 0};
-        char need[32];
-        snprintf(need, sizeof need, "__need_%d", no);
-        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (_seq BIGINT, local VARCHAR, _pos BIGINT)", need);
-        rc = execb(ap, &b, err);
+    if (toast) {
+        rc = stage_needed_rows(ap, at, stg, err);
         if (!rc)
-            rc = engine_appender_open(wconn(ap), "temp", need, &nc.app, err);
-        buf_puts(&b, "SELECT ");
-        for (size_t k = 0; k < at->n_key; k++) {
-            char x[32];
-            snprintf(x, sizeof x, "s.lk%zu", k);
-            struct buf typed = {0};
-            cast_expr(&typed, x, &at->t.columns[at->key[k]].type);
-            applier_key_sql(&b, typed.data, &at->t.columns[at->key[k]].type);
-            buf_puts(&b, ", ");
-            buf_free(&typed);
-        }
-        buf_printf(&b, "s._seq FROM memory.main.%s s WHERE s._u <> ''", stg);
-        if (!rc)
-            rc = applier_each_key(ap, b.data, at->n_key, 1, true, need_rows, &nc, err);
-        buf_free(&b);
-        if (!rc && nc.failed)
-            rc = loch_errf(err, LOCH_EENGINE, "staging the rows unchanged values come from");
-        if (nc.app && !rc)
-            rc = engine_appender_flush(nc.app, err);
-        engine_appender_close(nc.app);
-        struct engine_rows *r = NULL;
-        buf_puts(&b, "SELECT DISTINCT local FROM __need");
-        sfx(&b, no);
-        if (!rc)
-            rc = engine_query(wconn(ap), b.data, &r, err);
-        buf_free(&b);
-        if (!rc) {
-            size_t nf = engine_rows_count(r);
-            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __oldv AS SELECT n._seq");
-            for (size_t i = 0; i < n; i++)
-                buf_printf(&b, ", r.%s AS c%zu", qi(a, at->t.columns[i].name), i);
-            if (nf) {
-                buf_puts(&b, " FROM __need n JOIN read_parquet([");
-                for (size_t i = 0; i < nf; i++) {
-                    if (i)
-                        buf_puts(&b, ", ");
-                    buf_sql_str(&b, engine_rows_text(r, 0, i, a));
-                }
-                buf_puts(&b, "], filename = true, file_row_number = true, union_by_name = true) r "
-                             "ON r.filename = n.local AND r.file_row_number = n._pos");
-            } else {
-                buf_puts(&b, " FROM __need n, (SELECT ");
-                for (size_t i = 0; i < n; i++) {
-                    char duck[64];
-                    buf_printf(&b, "%sNULL::%s AS %s", i ? ", " : "",
-                               iceberg_type_duckdb(&at->t.columns[i].type, duck, sizeof duck),
-                               qi(a, at->t.columns[i].name));
-                }
-                buf_puts(&b, ") r WHERE false");
-            }
-            rc = execs(ap, &b, no, err);
-        }
-        engine_rows_free(r);
+            rc = read_old_values(ap, at, p->a, err);
     }
     /* 2. typed changes */
-    if (!rc) {
-        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ty AS SELECT s._seq, s._op, s._ts, __pos.pos AS _pos, s._txid");
-        for (size_t i = 0; i < n; i++) {
-            char x[32];
-            snprintf(x, sizeof x, "s.c%zu", at->sc[i]);
-            buf_puts(&b, ", ");
-            if (toast)
-                buf_printf(&b, "CASE WHEN contains(s._u, ',%zu,') THEN o.c%zu ELSE ", at->sc[i], i);
-            cast_expr(&b, x, &at->t.columns[i].type);
-            buf_printf(&b, "%s AS c%zu", toast ? " END" : "", i);
-        }
-        for (size_t k = 0; k < at->n_key; k++) {
-            char x[32];
-            snprintf(x, sizeof x, "s.ok%zu", k);
-            buf_puts(&b, ", ");
-            cast_expr(&b, x, &at->t.columns[at->key[k]].type);
-            buf_printf(&b, " AS ok%zu", k);
-        }
-        buf_printf(&b, " FROM memory.main.%s s LEFT JOIN memory.main.__pos_%d AS __pos ON __pos.ord = s._tx%s", stg, ap->id,
-                   toast ? " LEFT JOIN __oldv o ON o._seq = s._seq" : "");
-        rc = execs(ap, &b, no, err);
-        if (rc)
-            loch_err_prefix(err, "converting the changes of %s.%s to their lake types", at->ns, at->name);
-    }
+    if (!rc)
+        rc = type_changes(ap, at, stg, toast, err);
     /* 3. live rows */
-    if (!rc && at->kills) {
-        buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __ev AS SELECT ");
-        for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, "ok%zu AS k%zu, ", k, k);
-        buf_puts(&b, "_seq, false AS put FROM __ty WHERE _op = 'D' OR (_op = 'U' AND NOT (");
-        keymatch(&b, at, "__ty", "ok", false, "__ty", NULL, true);
-        buf_puts(&b, ")) UNION ALL SELECT ");
-        for (size_t k = 0; k < at->n_key; k++)
-            buf_printf(&b, "c%zu AS k%zu, ", at->key[k], k);
-        buf_puts(&b, "_seq, true FROM __ty WHERE _op IN ('I', 'U')");
-        rc = execs(ap, &b, no, err);
-        if (!rc) {
-            buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT t.* FROM __ty t JOIN (SELECT ");
-            for (size_t k = 0; k < at->n_key; k++)
-                buf_printf(&b, "k%zu, ", k);
-            buf_puts(&b, "max(_seq) AS _ms FROM __ev GROUP BY ALL) m ON ");
-            keymatch(&b, at, "t", NULL, true, "m", "k", false);
-            buf_printf(&b, " AND t._seq = m._ms WHERE t._op IN ('I', 'U') AND t._seq > %lld", (long long)S->trunc_seq);
-            rc = execs(ap, &b, no, err);
-        }
-    } else if (!rc) {
-        buf_printf(&b, "CREATE OR REPLACE TEMP TABLE __lv AS SELECT * FROM __ty WHERE _op = 'I' AND _seq > %lld",
-                   (long long)S->trunc_seq);
-        rc = execs(ap, &b, no, err);
-    }
+    if (!rc)
+        rc = live_rows(ap, at, S->trunc_seq, err);
     /* 4. position deletes of indexed rows whose key was touched (all on truncate) */
     p->truncated = S->trunc_seq >= 0;
-    if (!rc && (at->kills || p->truncated)) {
-        struct del_ctx dc = {0};
-        if (p->truncated) {
-            keyidx_each(at->kx, del_pos, &dc);
-        } else {
-            void *ctx[2] = {at, &dc};
-            rc = each_touched_key(ap, at, false, del_keys, ctx, err);
-        }
-        struct sink_deletes_known known = {NULL};
-        if (!rc)
-            rc = stage_deletes(ap, at, &dc, &known.single_file, err);
-        int64_t t0 = now_ms();
-        if (!rc)
-            rc = sink_write_deletes(wconn(ap), ap->fst, at->md, "SELECT path, pos FROM __del", &known, a, &p->del,
-                                    err);
-        free(dc.v);
-        log_debug("applier: %lld ms: deletes %s (%lld rows)", (long long)(now_ms() - t0), at->name,
-                  (long long)p->del.record_count);
-    }
-    /* 5. the new live rows (in any order: the index reads their positions back from the file) */
-    const struct iceberg_schema *s = iceberg_metadata_current_schema(at->md);
-    if (!rc) {
-        buf_puts(&b, "SELECT ");
-        applier_select_cols(&b, at, s, "c", s->n_fields, a);
-        buf_puts(&b, " FROM __lv");
-        sfx(&b, no);
-        rc = applier_write_file(ap, at, false, b.data, a, &p->data, err);
-        buf_free(&b);
-    }
-    /* 6. the change log */
-    if (!rc) {
-        const struct iceberg_schema *cs = iceberg_metadata_current_schema(at->cmd);
-        buf_puts(&b, "SELECT ");
-        for (size_t f = 0; f < cs->n_fields; f++) {
-            const char *fn = cs->fields[f].name;
-            if (f)
-                buf_puts(&b, ", ");
-            if (!strcmp(fn, "_op"))
-                buf_puts(&b, "_op");
-            else if (!strcmp(fn, "_commit_ts"))
-                buf_puts(&b, "make_timestamptz(_ts)"); /* exact; a TIMESTAMP cast goes through ICU */
-            else if (!strcmp(fn, ap->o.position_column))
-                cast_expr(&b, "_pos", &ap->o.position_type);
-            else if (!strcmp(fn, "_txid"))
-                buf_puts(&b, "_txid");
-            else {
-                size_t i = 0;
-                while (i < n && strcmp(at->t.columns[i].name, fn))
-                    i++;
-                if (i < n)
-                    buf_printf(&b, "c%zu", i);
-                else
-                    buf_puts(&b, "NULL");
-            }
-            buf_printf(&b, " AS %s", qi(a, fn));
-        }
-        buf_puts(&b, " FROM __ty ORDER BY _seq");
-        sfx(&b, no);
-        rc = applier_write_file(ap, at, true, b.data, a, &p->chg, err);
-        buf_free(&b);
-    }
-    buf_free(&b);
+    if (!rc && (at->kills || p->truncated))
+        rc = write_deletes(ap, at, p, err);
+    /* 5. the new live rows; 6. the change log */
+    if (!rc)
+        rc = write_live(ap, at, p, err);
+    if (!rc)
+        rc = write_change_log(ap, at, p, err);
     if (rc)
         loch_err_prefix(err, "flushing %s.%s", at->ns, at->name);
     return rc;
@@ -468,4 +524,3 @@ int applier_advance_index(struct cdc_applier *ap, struct atable *at, int set, st
     buf_free(&b);
     return rc;
 }
-
