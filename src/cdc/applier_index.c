@@ -43,7 +43,7 @@ void applier_key_sql(struct buf *b, const char *expr, const struct iceberg_type 
  * its cache misses (keyidx_*_many). Streams in O(1) memory, unless fn uses the connection
  * (an appender's flush would end the stream): buffered. */
 int applier_each_key(struct cdc_applier *ap, const char *sql, size_t n_key, size_t n_int, bool buffered,
-                    applier_key_rows_fn fn, void *ctx, struct loch_err *err)
+                     applier_key_rows_fn fn, void *ctx, struct loch_err *err)
 {
     struct engine_stmt *st = NULL;
     struct engine_stream *es = NULL;
@@ -148,7 +148,7 @@ static void add_rows(void *ctx, struct keyidx_entry *e, const int64_t (*ints)[4]
 /* Indexes the rows of data file fid: key columns read as `cols` (SQL of the key columns,
  * each cast to VARCHAR), positions by file_row_number; `where` (may be empty) filters. */
 int applier_index_file(struct cdc_applier *ap, struct atable *at, int32_t fid, const char *cols,
-                      const char *read_opts, const char *where, struct loch_err *err)
+                       const char *read_opts, const char *where, struct loch_err *err)
 {
     struct buf b = {0};
     buf_printf(&b, "SELECT %s%sfile_row_number FROM read_parquet(", cols, *cols ? ", " : "");
@@ -230,8 +230,8 @@ int applier_build_index(struct cdc_applier *ap, struct atable *at, struct loch_e
             buf_sql_str(&b, scan->data[i].path);
             buf_puts(&b, ")");
         }
-        rc = applier_index_file(ap, at, fid, cols.data ? cols.data : "", opts.data ? opts.data : "", b.data ? b.data : "",
-                        err);
+        rc = applier_index_file(ap, at, fid, cols.data ? cols.data : "", opts.data ? opts.data : "",
+                                b.data ? b.data : "", err);
     }
     buf_free(&cols);
     buf_free(&opts);

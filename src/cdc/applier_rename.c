@@ -102,7 +102,8 @@ static int plan_renames(struct cdc_applier *ap, const struct cdc_rename *r, size
     strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tmv);
     for (size_t i = 0; i < n; i++) {
         cr[(*n_cr)++] = (struct catalog_rename){at[i]->ns, at[i]->name, ns_to[i], r[i].to};
-        cr[(*n_cr)++] = (struct catalog_rename){at[i]->ns, at[i]->cname, ns_to[i], arena_printf(a, "%s_changes", r[i].to)};
+        char *cto = arena_printf(a, "%s_changes", r[i].to);
+        cr[(*n_cr)++] = (struct catalog_rename){at[i]->ns, at[i]->cname, ns_to[i], cto};
     }
     for (size_t i = 0; i < n && !rc; i++) {
         bool vacated = false;

@@ -62,17 +62,17 @@ static int execs(struct cdc_applier *ap, struct buf *b, int no, struct loch_err 
 }
 
 int applier_write_file(struct cdc_applier *ap, struct atable *at, bool changes, const char *sql, struct arena *a,
-                      struct iceberg_data_file *f, struct loch_err *err)
+                       struct iceberg_data_file *f, struct loch_err *err)
 {
     int64_t t0 = now_ms();
     int rc = sink_write_data(wconn(ap), ap->fst, changes ? at->cmd : at->md, sql, a, f, err);
-    log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name, changes ? " changes" : "",
-              (long long)f->record_count);
+    log_debug("applier: %lld ms: write %s%s (%lld rows)", (long long)(now_ms() - t0), at->name,
+              changes ? " changes" : "", (long long)f->record_count);
     return rc;
 }
 
 void applier_select_cols(struct buf *b, struct atable *at, const struct iceberg_schema *s, const char *prefix,
-                        size_t limit, struct arena *a)
+                         size_t limit, struct arena *a)
 {
     for (size_t f = 0; f < s->n_fields && f < limit; f++) {
         if (f)

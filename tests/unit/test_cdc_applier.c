@@ -160,7 +160,8 @@ static struct engine_rows *lake_rows(struct fx *f, const char *name, const char 
     struct iceberg_metadata *md;
     struct iceberg_scan *scan;
     if (catalog_load_table(f->cat, "fake.shop", name, a, &ct, &err) ||
-        iceberg_table_load(f->st, ct.metadata_location, a, &md, &err) || iceberg_scan_plan(f->st, md, -1, a, &scan, &err))
+        iceberg_table_load(f->st, ct.metadata_location, a, &md, &err) ||
+        iceberg_scan_plan(f->st, md, -1, a, &scan, &err))
         fail_msg("reading %s: %s", name, err.msg);
     struct buf b = {0};
     buf_printf(&b, "SELECT %s FROM (", cols);
