@@ -116,10 +116,11 @@ static int by_staged(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* applier_flush_files of every pending table with staged changes, on this thread (ap->conn, the
- * batch's arena) and a second one (conn2, arena2) at once: a flush is mostly single-
- * threaded DuckDB statements, one table's after another, so two tables at a time use
- * both cores where one thread left the second to the receiving thread's spare time. */
+/* applier_flush_files of every pending table with staged changes, on this thread
+ * (ap->conn, the batch's arena) and a second one (conn2, arena2) at once: a flush is
+ * mostly single-threaded DuckDB statements, one table's after another, so two tables at
+ * a time use both cores where one thread left the second to the receiving thread's
+ * spare time. */
 static int flush_tables(struct cdc_applier *ap, int set, struct pending *p, size_t n_p, struct loch_err *err)
 {
     struct arena *a = ap->bt[set].arena;

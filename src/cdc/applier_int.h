@@ -247,7 +247,7 @@ void applier_preload_free(struct preload *p); /* p may be NULL */
 
 /* ---- applier_write.c ---- */
 
-/* One table's part of a flush: what flush_files wrote, for the commit and the index. */
+/* One table's part of a flush: what applier_flush_files wrote, for the commit and the index. */
 struct pending {
     struct atable *at;
     struct engine_conn *conn;  /* the work connection its files were written on */

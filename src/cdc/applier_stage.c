@@ -29,8 +29,6 @@ static void add_load(struct cdc_applier *ap, struct atable *at, const struct ice
     S->loads[S->n_loads++] = *f;
 }
 
-/* Columns of the current schema in order, each from t's column of that name as
- * <prefix><i>, NULL when t has no such column. */
 int cdc_applier_load(struct cdc_applier *ap, const struct cdc_table *t, const char *select_sql, int64_t *n_rows,
                      struct loch_err *err)
 {

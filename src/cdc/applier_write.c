@@ -87,7 +87,7 @@ void applier_select_cols(struct buf *b, struct atable *at, const struct iceberg_
     }
 }
 
-/* ---- flush ---- */
+/* ---- one table's files ---- */
 
 static void keymatch(struct buf *b, struct atable *at, const char *l, const char *lp, bool lnew, const char *r,
                      const char *rp, bool rnew)
