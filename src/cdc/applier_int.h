@@ -15,8 +15,7 @@
 #include "cdc/applier.h"
 #include "cdc/keyidx.h"
 
-
-#define KV_MAX 1024
+#define KV_MAX 1024 /* loch_kv keys one batch may stage (cdc_applier_set_kv) */
 
 /* In-batch map: key text -> latest after image, so an unchanged (TOASTed) value can be
  * taken from an earlier change of the same flush. Chained, newest first, so a rollback
