@@ -1,7 +1,7 @@
 # loch: one plain Makefile. `make`, `make test`, `make SANITIZE=1 test`, `make fuzz`, `make bench`, `make demo`.
 CC      ?= cc
 SANITIZE ?=
-PKGS    := libpq sqlite3 jansson yaml-0.1 libmicrohttpd libcurl libxml-2.0 openssl zlib avro-c libmariadb
+PKGS    := libpq sqlite3 jansson yaml-0.1 libmicrohttpd libcurl openssl zlib avro-c libmariadb
 DUCK    := third_party/duckdb
 NA      := third_party/nanoarrow
 ifeq ($(SANITIZE),1)
@@ -15,7 +15,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter \
            -Isrc -isystem $(DUCK)/include $(NA_INC) $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := -L$(abspath $(DUCK)/lib) -Wl,-rpath,$(abspath $(DUCK)/lib) -lduckdb \
-           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS += $(SANFLAGS)
 
 # nanoarrow's C library + the flatcc runtime (Arrow IPC), fetched by scripts/setup into
@@ -33,8 +33,10 @@ LIB_SRC := $(filter-out src/loch.c,$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/replay/%)
 
-.PHONY: all setup test unit integration bench demo fuzz clean format
+.PHONY: all setup test unit integration bench demo fuzz clean format layers
 all: $(BUILD)/loch
 
 setup:
@@ -63,14 +65,25 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libloch.a $(NA_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libloch.a $(NA_LIB) $(LDLIBS) -lcmocka
 
-unit: setup $(BUILD)/loch $(UNIT_BIN)
+# The house's shape: allowed include edges between rooms, no source file over the limit.
+layers:
+	@./scripts/layers
+
+# Each fuzz target's entry point with a plain driver: replays its saved crash inputs and seeds.
+$(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libloch.a $(NA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libloch.a $(NA_LIB) $(LDLIBS)
+
+unit: setup $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(REPLAY_BIN); do n=$$(basename $$t); echo "== $$t"; \
+	  $$t tests/fuzz/corpus/$$n tests/fuzz/seeds/$$n; done
 
 integration: setup $(BUILD)/loch
 	LOCH_BIN=$(abspath $(BUILD)/loch) .venv/bin/python -m pytest -q tests/integration
 
 test: setup
-	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 	@$(MAKE) --no-print-directory unit integration
 
 bench: setup $(BUILD)/loch
@@ -80,12 +93,11 @@ demo: setup $(BUILD)/loch
 	./scripts/demo
 
 # libFuzzer targets (clang): build/fuzz/<name>; run one with build/fuzz/<name> -max_total_time=60
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: setup
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "== $$n"; \
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Isrc -isystem $(DUCK)/include \
-	    $(NA_INC) $(shell pkg-config --cflags $(PKGS)) $$f $(LIB_SRC) $(NA_SRC) -o build/fuzz/$$n $(LDLIBS) -llmdb; done
+	    $(NA_INC) $(shell pkg-config --cflags $(PKGS)) $$f $(LIB_SRC) $(NA_SRC) -o build/fuzz/$$n $(LDLIBS); done
 
 clean:
 	rm -rf build

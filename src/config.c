@@ -13,12 +13,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
 #define DEFAULT_SQL_LISTEN "127.0.0.1:5433"
 #define DEFAULT_HTTP_LISTEN "127.0.0.1:8181"
 #define DEFAULT_FLUSH_MS 1000
+#define DEFAULT_TOKEN_EXPIRY_DAYS 30
+#define DEFAULT_TOKEN_MAX_EXPIRY_DAYS 365
+#define DEFAULT_NON_ADMIN_TIMEOUT_MS 300000 /* 5 minutes */
+
+/* Half the machine's memory, in MB: every non-administrator's running statements together
+ * (they share one engine of this limit), leaving the rest to administrators, replication
+ * and the OS. 0 (no limit) if the size is unknown. */
+static int64_t default_non_admin_memory_mb(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return 0;
+    int64_t mb = (int64_t)pages / 1024 * page / 1024 / 2;
+    return mb > 0 ? mb : 1;
+}
 
 const char *config_default_path(const char *explicit_path)
 {
@@ -263,14 +279,59 @@ static int check_listen(struct ctx *c, yaml_node_t *n, const char *name, const c
     return 0;
 }
 
+/* A boolean value (true/false, yes/no, on/off); *out keeps its default when unset. */
+static int get_bool(struct ctx *c, yaml_node_t *n, const char *name, bool *out)
+{
+    if (is_null(n))
+        return 0;
+    const char *s = n->type == YAML_SCALAR_NODE ? sval(n) : "";
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+        *out = true;
+    else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+        *out = false;
+    else {
+        fail(c, n, "expected true or false for %s, got %s", name, n->type == YAML_SCALAR_NODE ? s : kind(n));
+        return loch_err_hint(c->err, "write %s: true or %s: false", name, name);
+    }
+    return 0;
+}
+
+/* The connection keys of server: slots, login deadline and back-off, HTTP limits. */
+static int read_server_limits(struct ctx *c, yaml_node_t **v, struct loch_config *cfg)
+{
+    int rc;
+    if ((rc = get_int(c, v[0], "server.max_connections", 1, 100000, &cfg->max_connections)) ||
+        (rc = get_int(c, v[1], "server.reserved_admin_connections", 0, 100000, &cfg->reserved_admin_connections)) ||
+        (rc = get_int(c, v[2], "server.startup_connections_per_address", 1, 100000, &cfg->startup_per_address)) ||
+        (rc = get_int(c, v[3], "server.login_timeout_ms", 100, 3600000, &cfg->login_timeout_ms)) ||
+        (rc = get_int(c, v[4], "server.login_backoff_ms", 0, 3600000, &cfg->login_backoff_ms)) ||
+        (rc = get_int(c, v[5], "server.login_backoff_max_ms", 0, 86400000, &cfg->login_backoff_max_ms)) ||
+        (rc = get_int(c, v[6], "server.http_max_connections", 1, 100000, &cfg->http_max_connections)) ||
+        (rc = get_int(c, v[7], "server.http_connections_per_address", 1, 100000, &cfg->http_per_address)) ||
+        (rc = get_bool(c, v[8], "server.metrics_open", &cfg->metrics_open)))
+        return rc;
+    if (cfg->reserved_admin_connections >= cfg->max_connections) {
+        fail(c, v[1] ? v[1] : v[0], "server.reserved_admin_connections (%lld) must be less than "
+             "server.max_connections (%lld)", (long long)cfg->reserved_admin_connections,
+             (long long)cfg->max_connections);
+        return loch_err_hint(c->err, "administrators' reserved slots are part of max_connections");
+    }
+    if (cfg->login_backoff_max_ms < cfg->login_backoff_ms)
+        cfg->login_backoff_max_ms = cfg->login_backoff_ms;
+    return 0;
+}
+
 static int read_server(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
 {
-    static const char *const keys[] = {"sql_listen", "http_listen", "tls"};
+    static const char *const keys[] = {"sql_listen", "http_listen", "tls", "max_connections",
+                                       "reserved_admin_connections", "startup_connections_per_address",
+                                       "login_timeout_ms", "login_backoff_ms", "login_backoff_max_ms",
+                                       "http_max_connections", "http_connections_per_address", "metrics_open"};
     static const char *const tls_keys[] = {"mode", "cert", "key"};
-    yaml_node_t *v[3], *t[3];
+    yaml_node_t *v[12], *t[3];
     int rc;
     const char *s;
-    if ((rc = read_map(c, n, "server", keys, 3, v)))
+    if ((rc = read_map(c, n, "server", keys, 12, v)) || (rc = read_server_limits(c, v + 3, cfg)))
         return rc;
     if ((rc = get_str(c, v[0], "server.sql_listen", &s)))
         return rc;
@@ -359,11 +420,14 @@ static int read_query_roles(struct ctx *c, yaml_node_t *n, struct loch_config *c
 
 static int read_query(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
 {
-    static const char *const keys[] = {"timeout_ms", "memory_mb", "threads", "roles"};
-    yaml_node_t *v[4];
+    static const char *const keys[] = {"timeout_ms", "memory_mb", "threads", "roles", "non_admin_timeout_ms",
+                                       "non_admin_memory_mb"};
+    yaml_node_t *v[6];
     int64_t threads = cfg->threads;
     int rc;
-    if ((rc = read_map(c, n, "query", keys, 4, v)) ||
+    if ((rc = read_map(c, n, "query", keys, 6, v)) ||
+        (rc = get_int(c, v[4], "query.non_admin_timeout_ms", 0, MAX_TIMEOUT_MS, &cfg->non_admin_timeout_ms)) ||
+        (rc = get_int(c, v[5], "query.non_admin_memory_mb", 0, MAX_MEMORY_MB, &cfg->non_admin_memory_mb)) ||
         (rc = get_int(c, v[0], "query.timeout_ms", 0, MAX_TIMEOUT_MS, &cfg->query_timeout_ms)) ||
         (rc = get_int(c, v[1], "query.memory_mb", 0, MAX_MEMORY_MB, &cfg->query_memory_mb)) ||
         (rc = get_int(c, v[2], "query.threads", 0, 4096, &threads)) || (rc = read_query_roles(c, v[3], cfg)))
@@ -372,13 +436,41 @@ static int read_query(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
     return 0;
 }
 
+/* auth: how long bearer tokens live (days). Tokens always expire: both are at least 1. */
+static int read_auth(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
+{
+    static const char *const keys[] = {"token_default_expiry_days", "token_max_expiry_days"};
+    yaml_node_t *v[2];
+    int rc;
+    if ((rc = read_map(c, n, "auth", keys, 2, v)) ||
+        (rc = get_int(c, v[0], "auth.token_default_expiry_days", 1, 36500, &cfg->token_default_expiry_days)) ||
+        (rc = get_int(c, v[1], "auth.token_max_expiry_days", 1, 36500, &cfg->token_max_expiry_days)))
+        return rc;
+    if (cfg->token_default_expiry_days > cfg->token_max_expiry_days) {
+        fail(c, v[0] ? v[0] : n, "auth.token_default_expiry_days (%lld) is above auth.token_max_expiry_days (%lld)",
+             (long long)cfg->token_default_expiry_days, (long long)cfg->token_max_expiry_days);
+        return loch_err_hint(c->err, "make the default at most the maximum");
+    }
+    return 0;
+}
+
 /* Most restrictive of two limits where 0 means none. */
 static int64_t stricter(int64_t a, int64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
 
-void config_query_limits(const struct loch_config *cfg, const char *user, bool (*member_of)(void *, const char *),
-                         void *ctx, struct config_limits *out)
+void config_query_limits(const struct loch_config *cfg, const char *user, bool admin,
+                         bool (*member_of)(void *, const char *), void *ctx, struct config_limits *out)
 {
     *out = (struct config_limits){cfg->query_timeout_ms, cfg->query_memory_mb, "query.timeout_ms", "query.memory_mb"};
+    /* Safe defaults: a user nobody configured gets bounded statements; administrators keep
+     * the global values (their own roles entries still apply below). */
+    if (!admin && stricter(out->timeout_ms, cfg->non_admin_timeout_ms) != out->timeout_ms) {
+        out->timeout_ms = cfg->non_admin_timeout_ms;
+        snprintf(out->timeout_from, sizeof out->timeout_from, "query.non_admin_timeout_ms");
+    }
+    if (!admin && stricter(out->memory_mb, cfg->non_admin_memory_mb) != out->memory_mb) {
+        out->memory_mb = cfg->non_admin_memory_mb;
+        snprintf(out->memory_from, sizeof out->memory_from, "query.non_admin_memory_mb");
+    }
     const struct loch_query_role *own = NULL;
     for (size_t i = 0; i < cfg->n_query_roles; i++)
         if (user && !strcmp(cfg->query_roles[i].name, user))
@@ -515,8 +607,9 @@ static int read_sources(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
 
 static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
 {
-    static const char *const keys[] = {"warehouse", "state", "server", "query", "flush_interval_ms", "sources"};
-    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, N_KEYS };
+    static const char *const keys[] = {"warehouse", "state", "server", "query", "flush_interval_ms", "sources",
+                                       "auth"};
+    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, AUTH, N_KEYS };
     yaml_node_t *v[N_KEYS];
     int rc;
     if (!root || is_null(root)) {
@@ -545,6 +638,7 @@ static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
     cfg->state_dir = resolve(c, st);
     if ((v[SERVER] && !is_null(v[SERVER]) && (rc = read_server(c, v[SERVER], cfg))) ||
         (v[QUERY] && !is_null(v[QUERY]) && (rc = read_query(c, v[QUERY], cfg))) ||
+        (v[AUTH] && !is_null(v[AUTH]) && (rc = read_auth(c, v[AUTH], cfg))) ||
         (rc = get_int(c, v[FLUSH], "flush_interval_ms", 1, 86400000, &cfg->flush_interval_ms)) ||
         (rc = read_sources(c, v[SOURCES], cfg)))
         return rc;
@@ -574,6 +668,18 @@ int config_load(const char *path, struct arena *a, struct loch_config **out, str
     cfg->http_listen = DEFAULT_HTTP_LISTEN;
     cfg->tls_mode = "off";
     cfg->flush_interval_ms = DEFAULT_FLUSH_MS;
+    cfg->token_default_expiry_days = DEFAULT_TOKEN_EXPIRY_DAYS;
+    cfg->token_max_expiry_days = DEFAULT_TOKEN_MAX_EXPIRY_DAYS;
+    cfg->max_connections = 512;
+    cfg->reserved_admin_connections = 3;
+    cfg->startup_per_address = 16;
+    cfg->login_timeout_ms = 60000;
+    cfg->login_backoff_ms = 1000;
+    cfg->login_backoff_max_ms = 60000;
+    cfg->http_max_connections = 256;
+    cfg->http_per_address = 64;
+    cfg->non_admin_timeout_ms = DEFAULT_NON_ADMIN_TIMEOUT_MS;
+    cfg->non_admin_memory_mb = default_non_admin_memory_mb();
 
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -633,6 +739,18 @@ static const char DEFAULT_BODY[] =
     "    mode: \"off\"            # off | optional | required\n"
     "    # cert: certs/server.crt  # PEM files; relative to this file\n"
     "    # key: certs/server.key\n"
+    "  # Connection limits (defaults shown). Slots reserved for administrators are part of\n"
+    "  # max_connections; a login must finish within login_timeout_ms; failed logins back\n"
+    "  # off exponentially per user and per address, up to login_backoff_max_ms.\n"
+    "  # max_connections: 512\n"
+    "  # reserved_admin_connections: 3\n"
+    "  # startup_connections_per_address: 16\n"
+    "  # login_timeout_ms: 60000\n"
+    "  # login_backoff_ms: 1000\n"
+    "  # login_backoff_max_ms: 60000\n"
+    "  # http_max_connections: 256\n"
+    "  # http_connections_per_address: 64\n"
+    "  # metrics_open: false   # true: GET /metrics without a bearer token\n"
     "\n"
     "query:\n"
     "  timeout_ms: 0    # 0 = no limit\n"
@@ -646,6 +764,10 @@ static const char DEFAULT_BODY[] =
     "  # roles:\n"
     "  #   analysts: {timeout_ms: 30000, memory_mb: 2048}\n"
     "  #   etl: {timeout_ms: 0}\n"
+    "  # Users who are not administrators and have no entry above get at most these\n"
+    "  # (the stricter of them and the value above; 0 = no such default):\n"
+    "  # non_admin_timeout_ms: 300000   # 5 minutes\n"
+    "  # non_admin_memory_mb: ...       # default: half of the machine's memory\n"
     "\n"
     "# How often replicated changes are committed to the lake, in milliseconds.\n"
     "flush_interval_ms: 1000\n"

@@ -39,10 +39,24 @@ struct loch_config {
     const char *http_listen;/* default 127.0.0.1:8181 */
     const char *tls_mode;   /* "off" | "optional" | "required"; default "off" */
     const char *tls_cert, *tls_key;
+    /* pgwire slots (see pgwire.c): */
+    int64_t max_connections;            /* default 512 */
+    int64_t reserved_admin_connections; /* of max_connections, for administrators; default 3 */
+    int64_t startup_per_address;        /* connections not logged in yet, per address; default 16 */
+    int64_t login_timeout_ms;           /* from connect to logged in, both servers; default 60000 */
+    int64_t login_backoff_ms;           /* first back-off after a failed login; 0 = none; default 1000 */
+    int64_t login_backoff_max_ms;       /* longest back-off; default 60000 */
+    int64_t http_max_connections;       /* default 256 */
+    int64_t http_per_address;           /* default 64 */
+    bool metrics_open;                  /* GET /metrics without a token; default false */
     int64_t flush_interval_ms;  /* default 1000 */
     int64_t query_timeout_ms;   /* 0 = none */
     int64_t query_memory_mb;    /* 0 = DuckDB default */
+    int64_t non_admin_timeout_ms; /* default for non-administrators; 0 = none; default 300000 */
+    int64_t non_admin_memory_mb;  /* default for non-administrators; 0 = none; default half the RAM */
     int threads;                /* DuckDB threads; 0 = all cores */
+    int64_t token_default_expiry_days; /* auth.token_default_expiry_days; default 30 */
+    int64_t token_max_expiry_days;     /* auth.token_max_expiry_days; default 365 */
     struct loch_query_role *query_roles; /* query.roles, in file order */
     size_t n_query_roles;
     struct loch_source *sources;
@@ -68,10 +82,13 @@ struct config_limits {
 /* Resolves user's limits, each key on its own: the entry of query.roles named user when it
  * sets the key; else, among the entries of roles user is a member of (member_of(ctx, name)
  * true; the caller decides membership, transitive or not), the most restrictive non-zero
- * value, or 0 when every such entry says 0; else the global query.timeout_ms / memory_mb.
- * member_of is called only for entries that could apply; it may be NULL (no roles). */
-void config_query_limits(const struct loch_config *cfg, const char *user, bool (*member_of)(void *, const char *),
-                         void *ctx, struct config_limits *out);
+ * value, or 0 when every such entry says 0; else the global query.timeout_ms / memory_mb,
+ * and for a user who is not an administrator (admin false) the stricter of that and
+ * query.non_admin_timeout_ms / non_admin_memory_mb (safe defaults: an unconfigured user
+ * cannot run an unbounded statement). member_of is called only for entries that could
+ * apply; it may be NULL (no roles). */
+void config_query_limits(const struct loch_config *cfg, const char *user, bool admin,
+                         bool (*member_of)(void *, const char *), void *ctx, struct config_limits *out);
 
 /* Writes a fresh, commented loch.yaml at path with warehouse and state (refuses to
  * overwrite: LOCH_EEXIST). */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/cmd.h"
 
@@ -36,6 +37,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     struct app app = {0};
+    /* Everything loch makes (catalog with password verifiers and token hashes, lake
+     * files, spill files, whatever DuckDB or SQLite create) is its owner's alone:
+     * files 0600, folders 0700, whatever mode a library asks for. */
+    umask(077);
     /* -c FILE / --config FILE may stand anywhere; take it out of argv. */
     int n = 0;
     for (int i = 0; i < argc; i++) {

@@ -49,12 +49,15 @@ void token_hash_hex(const char *token, char out[65])
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-int token_create(struct catalog *cat, const char *user, int expires_days, char **token, char **id,
+int token_create(struct catalog *cat, const char *user, int expires_days, int max_days, char **token, char **id,
                  struct loch_err *err)
 {
     *token = *id = NULL;
-    if (expires_days < 0)
-        return loch_errf(err, LOCH_EINVAL, "--expires must be a number of days >= 0 (0: never)");
+    if (expires_days < 1 || expires_days > max_days) {
+        loch_errf(err, LOCH_EINVAL, "a token must expire within 1 to %d days, not %d", max_days, expires_days);
+        return loch_err_hint(err, "tokens always expire; the maximum is auth.token_max_expiry_days in loch.yaml (%d)",
+                             max_days);
+    }
     int rc = ensure_schema(cat, err);
     if (rc)
         return rc;
@@ -93,7 +96,7 @@ int token_create(struct catalog *cat, const char *user, int expires_days, char *
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, expires_days ? now + (int64_t)expires_days * 86400 : 0);
+    sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400);
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_DONE)
@@ -116,7 +119,7 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
     token_hash_hex(token, hash);
     sqlite3 *db = catalog_db(cat);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT id, user_name, expires_at, last_used_at FROM loch_tokens WHERE hash = ?", -1, &st, NULL) !=
+    if (sqlite3_prepare_v2(db, "SELECT id, user_name, expires_at, last_used_at, created_at FROM loch_tokens WHERE hash = ?", -1, &st, NULL) !=
         SQLITE_OK)
         return db_fail(db, err, "cannot prepare a token look-up");
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
@@ -128,6 +131,8 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
         id = xstrdup((const char *)sqlite3_column_text(st, 0));
         u = xstrdup((const char *)sqlite3_column_text(st, 1));
         expires = sqlite3_column_int64(st, 2);
+        if (!expires) /* made before tokens always expired */
+            expires = sqlite3_column_int64(st, 4) + (int64_t)TOKEN_LEGACY_EXPIRY_DAYS * 86400;
     }
     sqlite3_finalize(st);
     int64_t now = util_now_ms() / 1000;
@@ -135,7 +140,7 @@ int token_verify(struct catalog *cat, const char *token, char **user, struct loc
         rc = db_fail(db, err, "cannot read a token");
     else if (!u)
         rc = loch_errf(err, LOCH_EAUTH, "unknown or revoked token");
-    else if (expires && expires <= now)
+    else if (expires <= now)
         rc = loch_errf(err, LOCH_EAUTH, "token %s of user \"%s\" has expired", id, u);
     else {
         struct scram_verifier v;
@@ -192,6 +197,8 @@ int token_list(struct catalog *cat, const char *user, struct arena *a, struct to
         v[n].user = arena_strdup(a, (const char *)sqlite3_column_text(st, 1));
         v[n].created_at = sqlite3_column_int64(st, 2);
         v[n].expires_at = sqlite3_column_int64(st, 3);
+        if (!v[n].expires_at) /* made before tokens always expired: as token_verify sees it */
+            v[n].expires_at = v[n].created_at + (int64_t)TOKEN_LEGACY_EXPIRY_DAYS * 86400;
         v[n].last_used_at = sqlite3_column_int64(st, 4);
         n++;
     }

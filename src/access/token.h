@@ -16,18 +16,23 @@
 struct token_info {
     char *id;          /* first 12 hex digits of the hash */
     char *user;
-    int64_t created_at, expires_at; /* Unix seconds; expires_at 0 = never */
+    int64_t created_at, expires_at; /* Unix seconds */
     int64_t last_used_at;           /* 0 = never used */
 };
 
 /* The lower-case hex SHA-256 of token, into out[65]. */
 void token_hash_hex(const char *token, char out[65]);
 
-/* Creates a token for login user `user`, valid for expires_days (0 = no expiry).
- * *token (malloc'd, caller frees) is "loch_" + 43 random URL-safe characters; *id
- * (malloc'd) names it for list/revoke. LOCH_ENOROLE when user does not exist,
- * LOCH_EINVAL when it cannot log in or expires_days is negative. */
-int token_create(struct catalog *cat, const char *user, int expires_days, char **token, char **id,
+/* Tokens always expire. One stored before they did (expires_at 0) is taken to expire
+ * this many days after it was made. */
+#define TOKEN_LEGACY_EXPIRY_DAYS 365
+
+/* Creates a token for login user `user`, valid for expires_days, which must be 1 to
+ * max_days (the configured maximum: auth.token_max_expiry_days). *token (malloc'd,
+ * caller frees) is "loch_" + 43 random URL-safe characters; *id (malloc'd) names it for
+ * list/revoke. LOCH_ENOROLE when user does not exist, LOCH_EINVAL when it cannot log in
+ * or expires_days is outside 1..max_days (the message says the maximum). */
+int token_create(struct catalog *cat, const char *user, int expires_days, int max_days, char **token, char **id,
                  struct loch_err *err);
 
 /* The user a presented token belongs to (*user malloc'd). LOCH_EAUTH when the token is

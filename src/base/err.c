@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void loch_err_clear(struct loch_err *e)
@@ -109,4 +110,16 @@ void loch_err_print(const struct loch_err *e, void *file)
         fprintf(f, "DETAIL: %s\n", e->detail);
     if (e->hint[0])
         fprintf(f, "HINT: %s\n", e->hint);
+}
+
+_Noreturn void loch_panic(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "loch: PANIC at %s:%d: invariant (%s) broken: %s\n", file, line, cond, msg);
+    fflush(stderr);
+    abort();
 }

@@ -35,10 +35,12 @@
     X(ETOOLARGE,  33, "54000", 413, "request too large")                        \
     X(EMETHOD,    34, "0A000", 405, "method not allowed")                       \
     X(ENOROUTE,   35, "0A000", 404, "no such route")                            \
+    X(ETOOMANY,   36, "53300", 503, "too many connections")                     \
     X(EDIVZERO,   40, "22012", 400, "division by zero")                         \
     X(ECONVERT,   41, "22P02", 400, "invalid text representation")              \
     X(ERANGE,     42, "22003", 400, "value out of range")                       \
-    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")
+    X(ENOCOLUMN,  43, "42703", 400, "column does not exist")                     \
+    X(ENAME,      44, "42602", 400, "invalid name")
 
 enum loch_errno {
     LOCH_OK = 0,
@@ -79,5 +81,17 @@ const char *loch_strerror(int code);
 /* Writes "error: msg\nDETAIL: ...\nHINT: ...\n" to stderr-like FILE* (void* to keep
  * stdio out of this header's users that do not need it). */
 void loch_err_print(const struct loch_err *e, void *file);
+
+/* LOCH_VERIFY(cond, fmt, ...): an invariant whose breaking would corrupt the lake if loch
+ * went on (a sequence number going backwards, a merged manifest losing a live file). When
+ * cond is false the process aborts with file:line, the condition and the message: a panic
+ * with a message, never silent repair (STYLE.md). Not for bad input, which gets an error. */
+#define LOCH_VERIFY(cond, ...)                                                                   \
+    do {                                                                                         \
+        if (!(cond))                                                                             \
+            loch_panic(__FILE__, __LINE__, #cond, __VA_ARGS__);                                  \
+    } while (0)
+_Noreturn void loch_panic(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

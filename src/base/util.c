@@ -69,11 +69,11 @@ int util_mkdirs(const char *path, struct loch_err *err)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
             return loch_errf(err, LOCH_EIO, "cannot create directory \"%s\": %s", tmp, strerror(errno));
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
         return loch_errf(err, LOCH_EIO, "cannot create directory \"%s\": %s", tmp, strerror(errno));
     return 0;
 }

@@ -22,7 +22,8 @@ double util_mono_s(void);
  * For hot paths, where snprintf's format parsing shows in profiles. */
 size_t util_u64_dec(char *out, uint64_t v);
 
-/* mkdir -p path (mode 0755). */
+/* mkdir -p path; folders it creates are 0700 (the owner's alone); existing ones keep
+ * their mode. */
 int util_mkdirs(const char *path, struct loch_err *err);
 /* Reads a whole file into *data (malloc'd, NUL-terminated), *len bytes. */
 int util_read_file(const char *path, char **data, size_t *len, struct loch_err *err);

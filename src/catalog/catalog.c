@@ -6,10 +6,16 @@
 
 #include "base/mem.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
 
 struct catalog {
     sqlite3 *db;
@@ -177,9 +183,40 @@ static int ensure_type_column(struct catalog *c, struct loch_err *err)
 
 const char *catalog_path(const struct catalog *c) { return c->path; }
 
+/* The catalog holds SCRAM verifiers and token hashes: the owner's alone (0600). A new one
+ * is made 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+ * file's mode); an existing one readable by others is made 0600, with a log line. */
+static int private_file(const char *path, bool create, struct loch_err *err)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    if (create) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0)
+            close(fd);
+        else if (errno != EEXIST)
+            return loch_errf(err, LOCH_EIO, "cannot create catalog %s: %s", path, strerror(errno));
+    }
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char *p = xasprintf("%s%s", path, suffix[i]);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+            if (chmod(p, 0600) == 0)
+                log_warn("%s was readable by others (mode %04o): made it 0600", p, (unsigned)(st.st_mode & 07777));
+            else
+                log_warn("%s is readable by others (mode %04o) and cannot be made 0600: %s", p,
+                         (unsigned)(st.st_mode & 07777), strerror(errno));
+        }
+        free(p);
+    }
+    return 0;
+}
+
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err)
 {
     *out = NULL;
+    int prc = private_file(path, create, err);
+    if (prc)
+        return prc;
     struct catalog *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
@@ -256,7 +293,7 @@ static int insert_namespace_rows(struct catalog *c, const char *ns, struct loch_
 
 int catalog_create_namespace(struct catalog *c, const char *ns, struct loch_err *err)
 {
-    int rc = check_ns(ns, err);
+    int rc = catalog_check_name(ns, NULL, err);
     if (rc)
         return rc;
     if ((rc = step_begin(c, err)))
@@ -482,7 +519,7 @@ static int apply_update(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
         return loch_err_hint(err, "this is a bug in the caller: write the metadata file first");
     }
     if (!u->expected_location) {
-        if ((rc = insert_namespace_rows(c, u->ns, err)))
+        if ((rc = catalog_check_name(u->ns, u->name, err)) || (rc = insert_namespace_rows(c, u->ns, err)))
             return rc;
         sqlite3_reset(ins);
         bind_text(ins, 1, u->ns);
@@ -607,7 +644,7 @@ int catalog_rename_tables(struct catalog *c, const struct catalog_rename *r, siz
 {
     int rc = 0;
     for (size_t i = 0; i < n_r && !rc; i++) {
-        if ((rc = check_name(r[i].ns_from, r[i].name_from, err)) || (rc = check_name(r[i].ns_to, r[i].name_to, err)))
+        if ((rc = check_name(r[i].ns_from, r[i].name_from, err)) || (rc = catalog_check_name(r[i].ns_to, r[i].name_to, err)))
             break;
         for (size_t k = 0; k < i && !rc; k++) {
             if (!strcmp(r[k].ns_from, r[i].ns_from) && !strcmp(r[k].name_from, r[i].name_from))

@@ -17,6 +17,25 @@
 
 struct catalog;
 
+/* Limits on names (catalog_check_name): bytes per namespace level or table name, levels
+ * per namespace, and bytes of "<ns>.<table>" (its lock file name must fit NAME_MAX). */
+#define CATALOG_NAME_MAX 128
+#define CATALOG_NS_DEPTH_MAX 8
+#define CATALOG_QUALIFIED_MAX 240
+
+/* Checks a namespace (dotted: each level a name) and, unless name is NULL, a table name,
+ * before anything is built from them: they become folders under the warehouse, lock
+ * files under the state folder and DuckDB catalog and schema names. Every place a new
+ * name enters the lake (CREATE TABLE, renames, replicated tables, writer locks, table
+ * locations, catalog creates) calls it. A level or table name must be 1..CATALOG_NAME_MAX
+ * bytes of UTF-8 text without "/", "\\", control characters (NUL cannot occur), the file
+ * pattern characters * ? [ ], and not be "." or ".."; a table name has no "."; a
+ * namespace has at most CATALOG_NS_DEPTH_MAX levels, its first level is none of DuckDB's
+ * main, temp, system, memory, pg_catalog, information_schema (any case) and no level is
+ * pg_catalog or information_schema; "<ns>.<name>" is at most CATALOG_QUALIFIED_MAX bytes.
+ * Returns 0, or LOCH_ENAME (SQLSTATE 42602) with a message naming the name and why. */
+int catalog_check_name(const char *ns, const char *name, struct loch_err *err);
+
 /* Opens (create=true: creates when missing) the catalog database at path, applies the
  * schema, sets WAL mode and a busy timeout. *out owns a sqlite3 handle; one per thread. */
 int catalog_open(const char *path, bool create, struct catalog **out, struct loch_err *err);

@@ -119,10 +119,12 @@ static int create_lake_table(struct cdc_applier *ap, const char *ns, const char 
     struct loch_err e2;
     int rc = 0;
     if (catalog_load_table(ap->fcat, ns, name, a, &ct, &e2) != 0) {
-        char *location = sink_table_location(a, ap->fst->root, ns, name);
-        struct iceberg_metadata *md = iceberg_metadata_new(a, location, s);
+        char *location;
+        rc = sink_table_location(a, ap->fst->root, ns, name, &location, err);
+        struct iceberg_metadata *md = rc ? NULL : iceberg_metadata_new(a, location, s);
         const char *v1;
-        rc = iceberg_table_create(ap->fst, md, a, &v1, err);
+        if (!rc)
+            rc = iceberg_table_create(ap->fst, md, a, &v1, err);
         if (!rc) {
             struct catalog_update u = {ns, name, NULL, v1};
             rc = catalog_commit(ap->fcat, &u, 1, NULL, 0, err);
@@ -388,6 +390,31 @@ void applier_table_close(struct cdc_applier *ap, struct atable *at)
     applier_preload_free(applier_preload_join(at));
 }
 
+/* A source's schema and table names become lake names (<source>.<schema>.<table> and
+ * <table>_changes), so they are checked before anything is made of them: a name that
+ * could leave the warehouse (a "/", "..") or is not plain text is refused, naming the
+ * source table, rather than changed behind the user's back. */
+static int check_source_name(struct cdc_applier *ap, const char *schema, const char *name, struct loch_err *err)
+{
+    struct arena *a = arena_new();
+    struct loch_err e;
+    loch_err_clear(&e);
+    const char *ns = arena_printf(a, "%s.%s", ap->o.source, schema);
+    int rc = strchr(schema, '.') ? loch_errf(&e, LOCH_ENAME, "invalid schema name: it contains \".\", which "
+                                                              "would make it two namespace levels")
+                                 : catalog_check_name(ns, name, &e);
+    if (!rc)
+        rc = catalog_check_name(ns, arena_printf(a, "%s_changes", name), &e);
+    if (rc) {
+        loch_errf(err, rc, "cannot replicate table %s.%s of source %s: %s", schema, name, ap->o.source, e.msg);
+        loch_err_hint(err, "rename the table in the source, or leave it out with the source's exclude: [\"%s.%s\"] "
+                           "in loch.yaml",
+                      schema, name);
+    }
+    arena_free(a);
+    return rc;
+}
+
 static bool same_shape(const struct cdc_table *a, const struct cdc_table *b)
 {
     if (a->n_columns != b->n_columns || a->has_key != b->has_key || a->full_identity != b->full_identity ||
@@ -405,7 +432,10 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
     struct atable *at = applier_find_table(ap, t->schema, t->name);
     if (at && same_shape(&at->t, t))
         return 0;
-    int rc = applier_land(ap, err);
+    int rc;
+    if (!at && (rc = check_source_name(ap, t->schema, t->name, err)))
+        return rc;
+    rc = applier_land(ap, err);
     if (rc)
         return rc;
     bool fresh = !at, key_same = at && same_key(&at->t, t);

@@ -1,14 +1,60 @@
 /* common.c: what every command opens (config, catalog, store, engine) and how it fails. */
 #include "cmd/cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "base/util.h"
 
 void app_fail(const struct loch_err *err)
 {
     fprintf(stderr, "loch: ");
     loch_err_print(err, stderr);
+}
+
+/* The state folder by its real path (a symlink on the way resolved once, at start), so
+ * the folders DuckDB is confined to and the paths built under it name what a resolved
+ * path names. A missing folder stays as configured: the catalog's open then says so. */
+static int real_state_dir(struct app *app, struct loch_err *err)
+{
+    char *real = realpath(app->cfg->state_dir, NULL);
+    if (!real) {
+        if (errno == ENOENT)
+            return 0;
+        return loch_errf(err, LOCH_EIO, "cannot resolve the state folder \"%s\": %s", app->cfg->state_dir,
+                         strerror(errno));
+    }
+    app->cfg->state_dir = arena_strdup(app->a, real);
+    free(real);
+    return 0;
+}
+
+/* DuckDB's spill folder: <state>/tmp/duckdb, absolute (DuckDB's default is ".tmp" in the
+ * working directory, which allowed_directories then lets every statement reach), 0700,
+ * and a real folder inside the state folder, not a symlink out of it. */
+static int temp_dir(struct app *app, const char **out, struct loch_err *err)
+{
+    char *dir = arena_printf(app->a, "%s/tmp/duckdb", app->cfg->state_dir);
+    int rc = util_mkdirs(dir, err);
+    if (rc)
+        return loch_err_prefix(err, "DuckDB's temp folder");
+    struct stat st;
+    char *real = realpath(dir, NULL);
+    size_t n = strlen(app->cfg->state_dir);
+    if (!real || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || strncmp(real, app->cfg->state_dir, n) ||
+        real[n] != '/') {
+        free(real);
+        loch_errf(err, LOCH_EIO, "DuckDB's temp folder \"%s\" is not a folder inside the state folder", dir);
+        return loch_err_hint(err, "remove it (or the symlink on its way); loch creates it at start");
+    }
+    free(real);
+    if ((st.st_mode & 077) && chmod(dir, 0700) != 0)
+        return loch_errf(err, LOCH_EIO, "cannot make \"%s\" private (0700): %s", dir, strerror(errno));
+    *out = dir;
+    return 0;
 }
 
 /* An engine on app's lake: threads as given, the configured memory limit, confined to
@@ -18,14 +64,20 @@ static int open_engine(struct app *app, int threads, bool confine, struct engine
                        struct engine **out, struct loch_err *err)
 {
     struct engine_options o = {.threads = threads, .memory_mb = app->cfg->query_memory_mb};
-    const char **dirs = arena_alloc(app->a, 4 * sizeof *dirs);
-    dirs[0] = dirs[1] = dirs[3] = NULL;
-    dirs[2] = app->cfg->state_dir;
+    int rc = temp_dir(app, &o.temp_dir, err);
+    if (rc)
+        return rc;
     if (confine) {
-        /* the warehouse as DuckDB sees it named: by URI (lake views) and as a folder */
+        /* The warehouse as DuckDB sees it named: by URI (lake views) and as a folder. Never
+         * the state folder: a statement that opened and closed catalog.db (read_blob, COPY)
+         * would drop the POSIX locks SQLite holds on it for the whole process, and writers
+         * in other processes would then corrupt it; its spill folder DuckDB reaches by
+         * itself, without the file-access checks. */
+        const char **dirs = arena_alloc(app->a, 3 * sizeof *dirs);
         dirs[0] = arena_printf(app->a, "%s/", app->st->root);
         char *local = store_local_root(app->st);
-        dirs[1] = local ? arena_strdup(app->a, local) : app->cfg->state_dir;
+        dirs[1] = local ? arena_strdup(app->a, local) : NULL;
+        dirs[2] = NULL;
         free(local);
         o.confine_to = dirs;
     }
@@ -41,6 +93,8 @@ int app_open(struct app *app, bool with_engine)
     app->a = app->a ? app->a : arena_new();
     const char *path = config_default_path(app->config_path);
     int rc = config_load(path, app->a, &app->cfg, &err);
+    if (!rc)
+        rc = real_state_dir(app, &err);
     if (!rc) {
         char *db = arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir);
         rc = catalog_open(db, false, &app->cat, &err);

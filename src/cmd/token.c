@@ -1,5 +1,7 @@
 /* token.c: `loch token create --user NAME [--expires DAYS]` (the token is the last line
- * printed, shown this once), `loch token list [--user NAME]`, `loch token revoke ID`. */
+ * printed, shown this once; DAYS defaults to auth.token_default_expiry_days and may not
+ * pass auth.token_max_expiry_days: tokens always expire), `loch token list [--user
+ * NAME]`, `loch token revoke ID`. */
 #include "cmd/cmd.h"
 
 #include <stdio.h>
@@ -34,18 +36,18 @@ int cmd_token(struct app *app, int argc, char **argv)
     if (argc < 2)
         return usage();
     const char *sub = argv[1], *user = NULL, *id = NULL;
-    int expires = 0;
+    long expires = -1; /* -1: the configured default */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--user") && i + 1 < argc) {
             user = argv[++i];
         } else if (!strcmp(argv[i], "--expires") && i + 1 < argc) {
             char *end;
             long d = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || d < 0 || d > 36500) {
-                fprintf(stderr, "loch token: --expires takes a number of days (0-36500), not \"%s\"\n", argv[i]);
+            if (*end || end == argv[i] || d < 0 || d > 1000000) {
+                fprintf(stderr, "loch token: --expires takes a number of days, not \"%s\"\n", argv[i]);
                 return 2;
             }
-            expires = (int)d;
+            expires = d; /* 0 and values past the maximum: refused below, naming it */
         } else if (!id && argv[i][0] != '-') {
             id = argv[i];
         } else {
@@ -62,13 +64,11 @@ int cmd_token(struct app *app, int argc, char **argv)
     int rc = 0;
     if (create) {
         char *token = NULL, *tid = NULL;
-        rc = token_create(app->cat, user, expires, &token, &tid, &err);
+        int days = (int)(expires < 0 ? app->cfg->token_default_expiry_days : expires);
+        rc = token_create(app->cat, user, days, (int)app->cfg->token_max_expiry_days, &token, &tid, &err);
         if (!rc) {
-            if (expires)
-                printf("token %s for user %s, expires in %d day%s; keep it secret, it is shown only now:\n", tid,
-                       user, expires, expires == 1 ? "" : "s");
-            else
-                printf("token %s for user %s, no expiry; keep it secret, it is shown only now:\n", tid, user);
+            printf("token %s for user %s, expires in %d day%s; keep it secret, it is shown only now:\n", tid, user,
+                   days, days == 1 ? "" : "s");
             printf("%s\n", token);
         }
         free(token);

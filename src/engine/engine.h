@@ -62,6 +62,10 @@ int engine_pool_get(struct engine_pool *p, int64_t memory_mb, bool restricted, s
  * p may be NULL. */
 void engine_pool_free(struct engine_pool *p);
 
+/* When e is confined (engine_options.confine_to): the real paths (symlinks resolved) of
+ * the local folders it may touch, NULL-terminated, owned by e; NULL when it is not. */
+const char *const *engine_confined_folders(const struct engine *e);
+
 /* A number that identifies e among every engine this process opened (never reused, unlike
  * its address): for caches of what was created in a database. */
 uint64_t engine_id(const struct engine *e);

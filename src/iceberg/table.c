@@ -465,6 +465,9 @@ static int merge_manifests(struct writer *w, const struct iceberg_manifest *pare
                 f.sequence_number = parents[i].sequence_number;
             if (f.file_sequence_number < 0)
                 f.file_sequence_number = parents[i].sequence_number;
+            /* a live file newer than the snapshot being written would be read too early */
+            LOCH_VERIFY(f.sequence_number < w->seq, "file %s has sequence number %lld, not below %lld", f.path,
+                        (long long)f.sequence_number, (long long)w->seq);
             push_file(a, &files, &n_files, &cap, &f);
         }
     }
@@ -562,6 +565,9 @@ static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
         w->snapshot_id = util_random_id();
     while (iceberg_metadata_snapshot(m, w->snapshot_id));
     w->seq = m->last_sequence_number + 1;
+    LOCH_VERIFY(!parent || parent->sequence_number < w->seq,
+                "snapshot %lld has sequence number %lld, not below the next (%lld)", (long long)parent->snapshot_id,
+                (long long)parent->sequence_number, (long long)w->seq);
 
     struct iceberg_manifest *parents = NULL;
     size_t n_parents = 0;

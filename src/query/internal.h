@@ -69,6 +69,17 @@ int guard_check(struct query_session *s, struct engine_conn *c, const struct stm
  * of such a statement reaches DuckDB. */
 const char *guard_answer(const struct stmt *st);
 
+/* For statements of administrators in a confined engine (engine_confined_folders; 0 at
+ * once when the engine is not confined): resolves every file path sql names before it
+ * runs - table function arguments (read_text, read_csv, glob, ..., query('...') checked
+ * as SQL), unqualified names DuckDB reads as files, the targets of COPY ... TO / FROM,
+ * EXPORT and IMPORT DATABASE, ATTACH - with globs expanded and symlinks followed (for a
+ * write target: the nearest existing folder on its way, and symlinks below a target
+ * folder). Returns 0, or LOCH_EPERM (SQLSTATE 42501) naming the first path that resolves
+ * outside the engine's folders, or a table function whose path is computed (it cannot
+ * be known before it runs). Uses s->conn (DuckDB parses) and s->stmt_arena. */
+int query_paths_check(struct query_session *s, const char *sql, struct loch_err *err);
+
 /* Handles a write statement on a lake table. *handled false: not a lake write. */
 int write_try(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,
               struct loch_err *err);

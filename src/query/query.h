@@ -107,6 +107,19 @@ void query_interrupt(struct query_session *s);
  * PASSWORD keyword becomes '********'. */
 char *query_redact(const char *sql);
 
+/* The DuckDB reader for a local file: format "csv", "json" or "parquet", or NULL to go by
+ * the file name's extension (.csv/.tsv/.txt, .json/.ndjson/.jsonl, .parquet; a .gz or .zst
+ * suffix aside). NULL when it cannot be told. */
+const char *query_file_reader(const char *path, const char *format);
+/* Loads the file at path into lake table ns.name in an administrator's session s: the
+ * table is created from the file when missing (*created true), else the file's rows are
+ * appended by column name. CSV columns DuckDB would read as DOUBLE stay exact DECIMALs
+ * when every value is a plain decimal. *rows is the rows loaded. Errors: LOCH_EPERM for a
+ * non-administrator, LOCH_EINVAL for an unknown format, LOCH_ENOENT for a missing file,
+ * else query_run's. */
+int query_load_file(struct query_session *s, const char *ns, const char *name, const char *path, const char *format,
+                    int64_t *rows, bool *created, struct loch_err *err);
+
 /* Splits "a.b.c" into namespace "a.b" and table "c" (in a). LOCH_EINVAL when there is no
  * namespace part. */
 int query_split_name(struct arena *a, const char *full, char **ns, char **name, struct loch_err *err);

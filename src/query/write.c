@@ -20,7 +20,21 @@
 /* Splits a dotted name into namespace + table when it names a lake table (has a dot). */
 static bool lake_name(struct arena *a, const char *full, char **ns, char **name)
 {
-    return strchr(full, '.') && query_split_name(a, full, ns, name, NULL) == 0;
+    struct loch_err e;
+    return strchr(full, '.') && query_split_name(a, full, ns, name, &e) == 0;
+}
+
+/* For the statements that make or remove a lake table's name: a dotted name that does
+ * not split into namespace and table (core."..": "core...") is refused as a name rather
+ * than handed to DuckDB as one of its own tables. */
+static int bad_lake_name(const char *full, bool *handled, struct loch_err *err)
+{
+    if (!strchr(full, '.'))
+        return 0;
+    *handled = true;
+    loch_errf(err, LOCH_ENAME, "invalid table name %s: it does not split into namespace and table", full);
+    return loch_err_hint(err, "lake tables are named namespace.table, e.g. core.public.loans; names may not "
+                              "contain \".\"");
 }
 
 /* Commits one table's change under its writer lock. */
@@ -75,7 +89,7 @@ static int create_table(struct query_session *s, const char *ns, const char *nam
 {
     struct arena *a = s->stmt_arena;
     int fd;
-    int rc = sink_lock(s->env.state_dir, ns, name, &fd, err);
+    int rc = sink_lock(s->env.state_dir, ns, name, &fd, err); /* checks the names first */
     if (rc)
         return rc;
     struct catalog_table existing;
@@ -89,7 +103,10 @@ static int create_table(struct query_session *s, const char *ns, const char *nam
         loch_errf(err, LOCH_EEXIST, "table %s.%s already exists", ns, name);
         return loch_err_hint(err, "append with INSERT INTO %s.%s, or drop it first", ns, name);
     }
-    char *location = sink_table_location(a, s->env.st->root, ns, name);
+    char *location;
+    rc = sink_table_location(a, s->env.st->root, ns, name, &location, err);
+    if (rc)
+        goto out;
     struct iceberg_metadata *md = iceberg_metadata_new(a, location, schema);
     const char *v1;
     rc = iceberg_table_create(s->env.st, md, a, &v1, err);
@@ -162,8 +179,12 @@ static int do_create(struct query_session *s, const struct stmt *st, bool *handl
     }
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
-        return 0;
+        return full ? bad_lake_name(full, handled, err) : 0;
     *handled = true;
+    /* a name is checked before any path or object is made of it */
+    int rc0 = catalog_check_name(ns, name, err);
+    if (rc0)
+        return loch_err_prefix(err, "cannot create table");
     struct iceberg_schema *schema;
     int rc;
     if (lex_is(st, i, "AS")) {
@@ -470,6 +491,15 @@ static int do_alter(struct query_session *s, const struct stmt *st, bool *handle
         if (lex_is(st, i, "COLUMN"))
             i++;
         if (lex_is(st, i, "TO")) {
+            /* the new name is checked first, so a later rename support inherits it */
+            char *to_name = NULL;
+            size_t j = i + 1;
+            if (j < st->n_tok)
+                to_name = lex_name(a, st, &j);
+            if (to_name && (rc = catalog_check_name(ns, to_name, err))) {
+                loch_err_prefix(err, "cannot rename table %s.%s", ns, name);
+                goto out;
+            }
             rc = loch_errf(err, LOCH_EUNSUPPORTED, "renaming lake tables is not supported yet");
             goto out;
         }
@@ -524,9 +554,20 @@ static int do_drop(struct query_session *s, const struct stmt *st, bool *handled
     }
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
-        return 0;
+        return full ? bad_lake_name(full, handled, err) : 0;
     *handled = true;
-    int rc = catalog_drop_table(s->env.cat, ns, name, err);
+    /* A name refused here names no table made since names are checked: say why rather
+     * than "does not exist". One made before may still be dropped: dropping builds no
+     * path, it only removes the catalog's row. */
+    int rc = catalog_check_name(ns, name, err);
+    if (rc) {
+        struct catalog_table ct;
+        struct loch_err e2;
+        if (catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0)
+            return loch_err_prefix(err, "cannot drop table");
+        loch_err_clear(err);
+    }
+    rc = catalog_drop_table(s->env.cat, ns, name, err);
     if (rc == LOCH_ENOENT && ie) {
         loch_err_clear(err);
         rc = 0;

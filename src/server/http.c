@@ -27,6 +27,7 @@
 #include "base/util.h"
 #include "query/query.h"
 #include "server/arrow_ipc.h"
+#include "server/backoff.h"
 #include "server/history.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -53,6 +54,7 @@ struct http_server {
     struct query_session **running; /* sessions of requests in flight (under mu) */
     size_t n_running, cap_running;
     bool stopping;
+    struct backoff *bo; /* failed bearer tokens, per "addr:" */
 };
 
 /* Per-request state (MHD's con_cls). */
@@ -193,9 +195,46 @@ static enum MHD_Result fail(struct MHD_Connection *c, int code, const char *msg,
 
 /* ---- authentication ---- */
 
-/* The user of the request's bearer token (malloc'd), or NULL after queueing a 401. */
-static char *authenticate(struct MHD_Connection *c, struct worker *w, enum MHD_Result *sent)
+/* "addr:<client address>" (no port): the back-off key of a connection. */
+static void addr_key(struct MHD_Connection *c, char *out, size_t cap)
 {
+    char host[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host, sizeof host);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host, sizeof host);
+    snprintf(out, cap, "addr:%s", host);
+}
+
+/* Holds a request whose address backs off after wrong tokens (backoff.h), before any
+ * token is checked: in this connection's own thread, no lock held, ended early by stop. */
+static void backoff_pause(struct http_server *s, const char *key)
+{
+    int64_t w = backoff_wait_ms(s->bo, key);
+    if (!w)
+        return;
+    log_info("http: request held %lld ms after failed logins (%s)", (long long)w, key);
+    int64_t until = util_now_ms() + w;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        int64_t left = until - util_now_ms();
+        if (stopping || left <= 0)
+            return;
+        struct timespec ts = {0, (left > 50 ? 50 : left) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The user of the request's bearer token (malloc'd), or NULL after queueing a 401. A
+ * request that presents a token waits first while its address backs off. */
+static char *authenticate(struct http_server *s, struct MHD_Connection *c, struct worker *w, enum MHD_Result *sent)
+{
+    char key[80];
+    addr_key(c, key, sizeof key);
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         metrics_auth_failure(METRICS_HTTP);
@@ -203,6 +242,7 @@ static char *authenticate(struct MHD_Connection *c, struct worker *w, enum MHD_R
                      "send Authorization: Bearer <token>; create one with: loch token create --user NAME");
         return NULL;
     }
+    backoff_pause(s, key);
     const char *tok = h + 7;
     while (*tok == ' ')
         tok++;
@@ -212,14 +252,16 @@ static char *authenticate(struct MHD_Connection *c, struct worker *w, enum MHD_R
     if (rc) {
         if (rc == LOCH_EAUTH) {
             /* The reason (unknown, expired, user gone) goes to the log, not to the client. */
-            log_info("http: authentication failed: %s", err.msg);
+            log_info("http: authentication failed (%s): %s", key, err.msg);
             metrics_auth_failure(METRICS_HTTP);
+            backoff_fail(s->bo, key);
             *sent = fail(c, LOCH_EAUTH, "authentication failed", "check the bearer token (loch token list)");
         } else {
             *sent = send_error(c, &err);
         }
         return NULL;
     }
+    backoff_ok(s->bo, key);
     return user;
 }
 
@@ -916,7 +958,7 @@ static enum MHD_Result do_sql(struct http_server *s, struct MHD_Connection *c, s
     struct worker *w = worker_take(s, &err);
     if (!w)
         return send_error(c, &err);
-    char *user = authenticate(c, w, &sent);
+    char *user = authenticate(s, c, w, &sent);
     if (!user) {
         worker_give(s, w);
         return sent;
@@ -1009,7 +1051,7 @@ static enum MHD_Result do_queries(struct http_server *s, struct MHD_Connection *
     struct worker *w = worker_take(s, &err);
     if (!w)
         return send_error(c, &err);
-    char *user = authenticate(c, w, &sent);
+    char *user = authenticate(s, c, w, &sent);
     if (!user) {
         worker_give(s, w);
         return sent;
@@ -1097,6 +1139,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!strcmp(url, "/metrics")) {
         if (!get)
             return method_not_allowed(c, "GET");
+        if (!s->cfg->metrics_open) { /* counters tell who does what: a token unless configured open */
+            enum MHD_Result sent = MHD_NO;
+            struct loch_err err;
+            struct worker *w = worker_take(s, &err);
+            if (!w)
+                return send_error(c, &err);
+            char *user = authenticate(s, c, w, &sent);
+            worker_give(s, w);
+            if (!user)
+                return sent;
+            free(user);
+        }
         struct buf b = {0};
         metrics_render(&b);
         size_t len = b.len;
@@ -1209,17 +1263,30 @@ int http_server_start(const struct http_options *o, struct http_server **out, st
     s->catalog_path = xstrdup(o->catalog_path);
     s->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
     pthread_mutex_init(&s->mu, NULL);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    s->bo = backoff_new(o->cfg->login_backoff_ms, o->cfg->login_backoff_max_ms);
+    /* poll(), never select(): select cannot watch a descriptor above FD_SETSIZE (1024), and
+     * a busy process has those (MHD refused such connections and logged it). */
+    if (MHD_is_feature_supported(MHD_FEATURE_POLL) != MHD_YES) {
+        backoff_free(s->bo);
+        pthread_mutex_destroy(&s->mu);
+        free(s->catalog_path);
+        free(s);
+        return loch_errf(err, LOCH_EINTERNAL, "libmicrohttpd was built without poll() support");
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                            notify_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                            notify_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->http_max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->cfg->http_per_address,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
     if (!s->d) {
         loch_errf(err, LOCH_EIO, "cannot serve HTTP on %s", listen);
         loch_err_hint(err, "is the address in use (another loch serve?) or not local? change server.http_listen");
+        backoff_free(s->bo);
         pthread_mutex_destroy(&s->mu);
         free(s->catalog_path);
         free(s);
@@ -1252,6 +1319,7 @@ void http_server_stop(struct http_server *s)
         store_close(w->st);
         free(w);
     }
+    backoff_free(s->bo);
     pthread_mutex_destroy(&s->mu);
     free(s->catalog_path);
     free(s);

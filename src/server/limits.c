@@ -20,8 +20,8 @@ int limits_resolve(const struct loch_config *cfg, struct catalog *cat, const cha
                    struct engine **restricted_out, struct loch_err *err)
 {
     struct member_ctx m = {cat, user};
-    config_query_limits(cfg, user, member_of, &m, out);
     bool admin = principal_is_admin(cat, user);
+    config_query_limits(cfg, user, admin, member_of, &m, out);
     *eng_out = NULL;
     *restricted_out = NULL;
     if (!pool) {

@@ -11,7 +11,7 @@
 #include "engine/engine.h"
 
 /* Resolves user's limits (config_query_limits; membership is principal_member_of, so
- * transitive) into *out, and picks the engines its sessions connect to (query_env): for
+ * transitive; non-administrators get query.non_admin_* as defaults) into *out, and picks the engines its sessions connect to (query_env): for
  * an administrator, *eng_out is the pool's engine for out->memory_mb (the process engine
  * when that is the global value), or eng itself when pool is NULL; for everyone, and
  * administrators too (a session whose admin role is revoked goes on there),

@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "query/query.h"
+#include "server/backoff.h"
 #include "server/history.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -39,10 +40,19 @@
 
 #define OUT_FLUSH_BYTES (64 * 1024) /* a streamed result is written in pieces of this size */
 #define SERVER_VERSION "16.0 (loch)"
-#define MAX_CONNECTIONS 512         /* threads are 1 MB of stack each; beyond this: 53300 */
-#define STARTUP_TIMEOUT_S 60        /* seconds a client may take to log in */
+#define EVICT_SLACK 64 /* threads of evicted connections still ending, beyond max_connections */
 
 struct conn;
+
+/* A catalog + store pair a logged-in session uses; pooled, never opened per connection:
+ * SQLite defers closing a database descriptor while another handle of the process holds
+ * a lock on the file (WAL readers always do), so handles opened and closed per connection
+ * piled up descriptors without bound. */
+struct lake {
+    struct catalog *cat;
+    struct store *st;
+    struct lake *next;
+};
 
 struct pgwire_server {
     struct pgwire_options o;
@@ -55,8 +65,15 @@ struct pgwire_server {
     pthread_mutex_t mu;    /* guards conns, n_conns, and every conn's query/cancel fields */
     pthread_cond_t gone;   /* signalled when a connection thread ends */
     struct conn *conns;
-    size_t n_conns;
+    size_t n_conns;        /* threads, evicted ones included */
+    size_t n_evicted;      /* evicted, still ending */
     int32_t next_pid;
+    struct lake *idle;     /* under mu: lakes no session holds */
+    /* Password look-ups before login go through this one handle, under auth_mu: a client
+     * that has not logged in holds no catalog handle of its own. */
+    pthread_mutex_t auth_mu;
+    struct catalog *auth_cat;
+    struct backoff *bo;    /* failed logins, per "user:" and "addr:" */
 };
 
 /* A prepared statement (extended protocol) or the statement of the simple protocol. */
@@ -89,6 +106,8 @@ struct conn {
     int fd;
     SSL *ssl;
     char peer[80];
+    char host[64];           /* the peer's address, for per-address limits and back-off */
+    struct lake *lake;       /* from login on */
     char *user, *database;
     bool admin;
     int32_t pid, key;
@@ -104,6 +123,9 @@ struct conn {
     struct portal *portals;
     struct portal *streaming; /* the portal whose stream is open on the DuckDB connection */
     /* guarded by srv->mu: */
+    bool logged_in;          /* no longer evictable; counts against max_connections */
+    bool evicted;            /* its socket was shut down to make room (or past the deadline) */
+    int64_t login_deadline_us;
     bool running;
     int64_t deadline_us;     /* 0: none */
     int cancel_reason;       /* 1 user, 2 timeout */
@@ -1199,6 +1221,83 @@ static int ext_close(struct conn *c, const struct pgwire_msg *m)
     return 0;
 }
 
+/* ---------------------------------------------------------------- slots and lakes */
+
+/* A pooled catalog + store for a session that has logged in (see struct lake). */
+static int lake_take(struct pgwire_server *srv, struct lake **out, struct loch_err *err)
+{
+    pthread_mutex_lock(&srv->mu);
+    struct lake *l = srv->idle;
+    if (l)
+        srv->idle = l->next;
+    pthread_mutex_unlock(&srv->mu);
+    if (!l) {
+        l = xcalloc(1, sizeof *l);
+        if (catalog_open(srv->o.catalog_path, false, &l->cat, err) != 0 ||
+            store_open(srv->o.cfg->warehouse, &l->st, err) != 0) {
+            catalog_close(l->cat);
+            free(l);
+            return err->code;
+        }
+    }
+    *out = l;
+    return 0;
+}
+
+static void lake_give(struct pgwire_server *srv, struct lake *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    l->next = srv->idle;
+    srv->idle = l;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* After authentication: the connection takes a slot of max_connections, the last
+ * reserved_admin_connections of them only for administrators (PostgreSQL's
+ * superuser_reserved_connections). Connections not logged in hold no slot: they are
+ * bounded per address and evicted oldest-first when the server is full, so they cannot
+ * lock anyone out. Returns -1 when refused (answered). */
+static int claim_slot(struct conn *c)
+{
+    struct pgwire_server *srv = c->srv;
+    const struct loch_config *cfg = srv->o.cfg;
+    size_t in = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (struct conn *x = srv->conns; x; x = x->next)
+        in += x->logged_in;
+    size_t cap = (size_t)cfg->max_connections - (c->admin ? 0 : (size_t)cfg->reserved_admin_connections);
+    bool ok = !c->evicted && in < cap;
+    if (ok)
+        c->logged_in = true;
+    pthread_mutex_unlock(&srv->mu);
+    if (ok)
+        return 0;
+    if (c->evicted)
+        return -1; /* its socket is gone */
+    if (!c->admin && in < (size_t)cfg->max_connections) {
+        pgwire_error(&c->out, false, "FATAL", loch_err_sqlstate(LOCH_ETOOMANY), "remaining connection slots are reserved for administrators",
+                     NULL, "server.reserved_admin_connections of server.max_connections are kept for administrators",
+                     0);
+        flush_out(c);
+    } else {
+        send_fatal(c, loch_err_sqlstate(LOCH_ETOOMANY), "sorry, too many clients already");
+    }
+    log_warn("pgwire: refused user=%s from=%s: %zu sessions (max_connections %lld, %lld reserved for administrators)",
+             c->user, c->peer, in, (long long)cfg->max_connections, (long long)cfg->reserved_admin_connections);
+    return -1;
+}
+
+/* Under srv->mu: ends a connection that has not logged in (its thread wakes on the
+ * shut-down socket and exits). */
+static void evict(struct pgwire_server *srv, struct conn *x)
+{
+    x->evicted = true;
+    srv->n_evicted++;
+    shutdown(x->fd, SHUT_RDWR);
+}
+
 /* ---------------------------------------------------------------- startup */
 
 /* Reads one frontend message of the normal phase into *body (malloc'd). Returns 1 on a
@@ -1242,9 +1341,40 @@ static void handle_cancel(struct pgwire_server *srv, int32_t pid, int32_t key)
     pthread_mutex_unlock(&srv->mu);
 }
 
+/* Holds the login while the user or the address backs off after failed logins (before
+ * any credential is checked), in this connection's own thread; the login deadline and
+ * server stop still end it. Returns -1 when the connection ended meanwhile. */
+static int backoff_pause(struct conn *c, char (*keys)[160])
+{
+    snprintf(keys[0], 160, "user:%s", c->user);
+    snprintf(keys[1], 160, "addr:%s", c->host);
+    int64_t wu = backoff_wait_ms(c->srv->bo, keys[0]), wa = backoff_wait_ms(c->srv->bo, keys[1]);
+    int64_t w = wu > wa ? wu : wa;
+    if (!w)
+        return 0;
+    log_info("pgwire: login held %lld ms after failed logins (%s) user=%s from=%s", (long long)w,
+             wu >= wa ? "user" : "address", c->user, c->peer);
+    int64_t until = util_now_us() + w * 1000;
+    for (;;) {
+        pthread_mutex_lock(&c->srv->mu);
+        bool gone = c->evicted || atomic_load(&c->srv->stopping);
+        pthread_mutex_unlock(&c->srv->mu);
+        int64_t left = until - util_now_us();
+        if (gone)
+            return -1;
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {0, (left > 50000 ? 50000 : left) * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* SASL SCRAM-SHA-256 exchange (protocol docs 55.3.1). 0 when authenticated. */
 static int authenticate(struct conn *c)
 {
+    char keys[2][160];
+    if (backoff_pause(c, keys))
+        return -1;
     static const char mech[] = "SCRAM-SHA-256\0";
     pgwire_auth(&c->out, 10, mech, sizeof mech);
     if (flush_out(c))
@@ -1252,7 +1382,9 @@ static int authenticate(struct conn *c)
     struct loch_err err;
     loch_err_clear(&err);
     struct scram_verifier v;
-    bool known = principal_scram_lookup(c->cat, c->user, &v, &err) == 0;
+    pthread_mutex_lock(&c->srv->auth_mu);
+    bool known = principal_scram_lookup(c->srv->auth_cat, c->user, &v, &err) == 0;
+    pthread_mutex_unlock(&c->srv->auth_mu);
     if (!known)
         log_info("pgwire: login refused for %s: %s", c->peer, err.msg);
     char type;
@@ -1295,8 +1427,14 @@ static int authenticate(struct conn *c)
         buf_free(&fin);
         log_info("pgwire: authentication failed user=%s from=%s", c->user, c->peer);
         metrics_auth_failure(METRICS_PGWIRE);
+        if (rc == LOCH_EAUTH) {
+            backoff_fail(c->srv->bo, keys[0]);
+            backoff_fail(c->srv->bo, keys[1]);
+        }
         return -1;
     }
+    backoff_ok(c->srv->bo, keys[0]);
+    backoff_ok(c->srv->bo, keys[1]);
     pgwire_auth(&c->out, 12, fin.data, fin.len);
     buf_free(&fin);
     pgwire_auth(&c->out, 0, NULL, 0);
@@ -1383,9 +1521,18 @@ static int startup(struct conn *c)
     }
     if (authenticate(c) != 0)
         return -1;
-    c->admin = principal_is_admin(c->cat, c->user);
     struct loch_err e2;
     loch_err_clear(&e2);
+    if (lake_take(c->srv, &c->lake, &e2) != 0) {
+        log_error("pgwire: cannot open the lake for %s: %s", c->peer, e2.msg);
+        send_fatal(c, "58030", "the server cannot open its catalog");
+        return -1;
+    }
+    c->cat = c->lake->cat;
+    c->st = c->lake->st;
+    c->admin = principal_is_admin(c->cat, c->user);
+    if (claim_slot(c) != 0)
+        return -1;
     /* The user's limits and resource group, fixed for the session (a role change applies
      * from the next login). */
     struct query_env env = {c->cat, c->st, NULL, c->srv->o.cfg->state_dir, NULL};
@@ -1407,8 +1554,6 @@ static int startup(struct conn *c)
     pgwire_param_status(&c->out, "application_name", c->app_name ? c->app_name : "");
     pgwire_backend_key(&c->out, c->pid, c->key);
     pgwire_ready(&c->out, 'I');
-    struct timeval no_limit = {0, 0}; /* logged in: idle sessions may stay */
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &no_limit, sizeof no_limit);
     log_info("pgwire: connection authorized user=%s database=%s pid=%d from=%s tls=%s admin=%s", c->user,
              c->database, c->pid, c->peer, c->ssl ? "on" : "off", c->admin ? "yes" : "no");
     return flush_out(c);
@@ -1493,8 +1638,7 @@ static void conn_free(struct conn *c)
     while (c->preps)
         drop_prep(c, c->preps->name);
     query_session_close(c->qs);
-    store_close(c->st);
-    catalog_close(c->cat);
+    lake_give(c->srv, c->lake);
     if (c->ssl) {
         SSL_shutdown(c->ssl);
         SSL_free(c->ssl);
@@ -1518,6 +1662,8 @@ static void conn_unlink(struct pgwire_server *srv, struct conn *c)
             break;
         }
     srv->n_conns--;
+    if (c->evicted)
+        srv->n_evicted--;
     pthread_mutex_unlock(&srv->mu);
 }
 
@@ -1525,13 +1671,7 @@ static void *conn_main(void *arg)
 {
     struct conn *c = arg;
     struct pgwire_server *srv = c->srv;
-    struct loch_err err;
-    loch_err_clear(&err);
-    if (catalog_open(srv->o.catalog_path, false, &c->cat, &err) != 0 ||
-        store_open(srv->o.cfg->warehouse, &c->st, &err) != 0) {
-        log_error("pgwire: cannot open the lake for %s: %s", c->peer, err.msg);
-        send_fatal(c, "58030", "the server cannot open its catalog");
-    } else if (startup(c) == 0) {
+    if (startup(c) == 0) {
         metrics_connection_open(METRICS_PGWIRE);
         serve_messages(c);
         metrics_connection_close(METRICS_PGWIRE);
@@ -1549,6 +1689,35 @@ static void *conn_main(void *arg)
 }
 
 /* ---------------------------------------------------------------- listener */
+
+/* Whether a new connection from host may start its login: NULL when it may (an older
+ * connection that has not logged in may have been evicted to make room), else why not. */
+static const char *admit(struct pgwire_server *srv, const char *host)
+{
+    const struct loch_config *cfg = srv->o.cfg;
+    const char *why = NULL;
+    pthread_mutex_lock(&srv->mu);
+    size_t from_host = 0;
+    struct conn *oldest = NULL; /* the list is newest first */
+    for (struct conn *x = srv->conns; x; x = x->next) {
+        if (x->logged_in || x->evicted)
+            continue;
+        from_host += !strcmp(x->host, host);
+        oldest = x;
+    }
+    if (from_host >= (size_t)cfg->startup_per_address)
+        why = "too many connections from this address that have not logged in (server.startup_connections_per_address)";
+    else if (srv->n_conns >= (size_t)cfg->max_connections + EVICT_SLACK)
+        why = "sorry, too many clients already";
+    else if (srv->n_conns - srv->n_evicted >= (size_t)cfg->max_connections) {
+        if (oldest)
+            evict(srv, oldest);
+        else
+            why = "sorry, too many clients already";
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return why;
+}
 
 static void *accept_main(void *arg)
 {
@@ -1569,20 +1738,16 @@ static void *accept_main(void *arg)
             continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        /* Until it has logged in, a client gets STARTUP_TIMEOUT_S to say something. */
-        struct timeval tv = {STARTUP_TIMEOUT_S, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        pthread_mutex_lock(&srv->mu);
-        size_t live = srv->n_conns;
-        pthread_mutex_unlock(&srv->mu);
-        if (live >= MAX_CONNECTIONS) {
-            static const char too_many[] = "sorry, too many clients already";
+        char host[64] = "?", port[16] = "?";
+        getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+        const char *why = admit(srv, host);
+        if (why) {
             struct buf b = {0};
-            pgwire_error(&b, false, "FATAL", "53300", too_many, NULL, NULL, 0);
+            pgwire_error(&b, false, "FATAL", loch_err_sqlstate(LOCH_ETOOMANY), why, NULL, NULL, 0);
             (void)!send(fd, b.data, b.len, MSG_NOSIGNAL);
             buf_free(&b);
             close(fd);
-            log_warn("pgwire: refused a connection: %zu connections open (limit %d)", live, MAX_CONNECTIONS);
+            log_warn("pgwire: refused a connection from %s: %s", host, why);
             continue;
         }
         struct conn *c = xcalloc(1, sizeof *c);
@@ -1591,9 +1756,9 @@ static void *accept_main(void *arg)
         c->txn = 'I';
         c->msg_arena = arena_new();
         c->opened = util_mono_s();
-        char host[64] = "?", port[16] = "?";
-        getnameinfo((struct sockaddr *)&sa, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+        c->login_deadline_us = util_now_us() + srv->o.cfg->login_timeout_ms * 1000;
         snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+        snprintf(c->host, sizeof c->host, "%s", host);
         RAND_bytes((unsigned char *)&c->key, sizeof c->key);
         pthread_mutex_lock(&srv->mu);
         c->pid = ++srv->next_pid;
@@ -1616,7 +1781,8 @@ static void *accept_main(void *arg)
     return NULL;
 }
 
-/* Interrupts queries past their deadline (the user's time limit, limits.h), every 20 ms. */
+/* Interrupts queries past their deadline (the user's time limit, limits.h) and ends logins
+ * past server.login_timeout_ms, every 20 ms. */
 static void *reaper_main(void *arg)
 {
     struct pgwire_server *srv = arg;
@@ -1625,11 +1791,18 @@ static void *reaper_main(void *arg)
         nanosleep(&ts, NULL);
         int64_t now = util_now_us();
         pthread_mutex_lock(&srv->mu);
-        for (struct conn *c = srv->conns; c; c = c->next)
+        for (struct conn *c = srv->conns; c; c = c->next) {
             if (c->running && c->deadline_us && now > c->deadline_us && !c->cancel_reason && c->qs) {
                 c->cancel_reason = 2;
                 query_interrupt(c->qs);
             }
+            /* One deadline for the whole login, however the client trickles its bytes. */
+            if (!c->logged_in && !c->evicted && now > c->login_deadline_us) {
+                log_info("pgwire: login deadline passed for %s (server.login_timeout_ms %lld)", c->peer,
+                         (long long)srv->o.cfg->login_timeout_ms);
+                evict(srv, c);
+            }
+        }
         pthread_mutex_unlock(&srv->mu);
     }
     return NULL;
@@ -1709,10 +1882,14 @@ int pgwire_server_start(const struct pgwire_options *o, struct pgwire_server **o
     srv->lfd = -1;
     srv->wake[0] = srv->wake[1] = -1;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->auth_mu, NULL);
     pthread_cond_init(&srv->gone, NULL);
     RAND_bytes((unsigned char *)&srv->next_pid, sizeof srv->next_pid);
     srv->next_pid = (srv->next_pid & 0x3fffffff) + 1000;
-    int rc = tls_setup(srv, err);
+    srv->bo = backoff_new(o->cfg->login_backoff_ms, o->cfg->login_backoff_max_ms);
+    int rc = catalog_open(o->catalog_path, false, &srv->auth_cat, err);
+    if (!rc)
+        rc = tls_setup(srv, err);
     if (!rc)
         rc = listen_on(o->cfg->sql_listen, &srv->lfd, &srv->port, err);
     if (!rc && pipe(srv->wake) != 0)
@@ -1733,7 +1910,10 @@ int pgwire_server_start(const struct pgwire_options *o, struct pgwire_server **o
             close(srv->wake[1]);
         }
         SSL_CTX_free(srv->tls);
+        catalog_close(srv->auth_cat);
+        backoff_free(srv->bo);
         pthread_mutex_destroy(&srv->mu);
+        pthread_mutex_destroy(&srv->auth_mu);
         pthread_cond_destroy(&srv->gone);
         free(srv);
         return rc;
@@ -1767,7 +1947,16 @@ void pgwire_server_stop(struct pgwire_server *srv)
     close(srv->wake[0]);
     close(srv->wake[1]);
     SSL_CTX_free(srv->tls);
+    for (struct lake *l = srv->idle, *next; l; l = next) {
+        next = l->next;
+        store_close(l->st);
+        catalog_close(l->cat);
+        free(l);
+    }
+    catalog_close(srv->auth_cat);
+    backoff_free(srv->bo);
     pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->auth_mu);
     pthread_cond_destroy(&srv->gone);
     free(srv);
 }

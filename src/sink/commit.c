@@ -60,15 +60,20 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
 
 int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
 {
+    *fd_out = -1;
+    /* the names make the file name: checked before it is built */
+    int rc = catalog_check_name(ns, name, err);
+    if (rc)
+        return rc;
     char *dir = xasprintf("%s/locks", state_dir);
-    int rc = util_mkdirs(dir, err);
+    rc = util_mkdirs(dir, err);
     if (rc) {
         free(dir);
         return rc;
     }
     char *path = xasprintf("%s/%s.%s.lock", dir, ns, name);
     free(dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         rc = loch_errf(err, LOCH_EIO, "cannot open lock file \"%s\": %s", path, strerror(errno));
         free(path);
@@ -93,15 +98,20 @@ void sink_unlock(int fd)
         close(fd); /* closing releases the flock */
 }
 
-char *sink_table_location(struct arena *a, const char *root, const char *ns, const char *name)
+int sink_table_location(struct arena *a, const char *root, const char *ns, const char *name, char **out,
+                        struct loch_err *err)
 {
+    *out = NULL;
+    int rc = catalog_check_name(ns, name, err);
+    if (rc)
+        return rc;
     struct buf b = {0};
     buf_puts(&b, root);
     buf_putc(&b, '/');
     for (const char *p = ns; *p; p++)
         buf_putc(&b, *p == '.' ? '/' : *p);
     buf_printf(&b, "/%s", name);
-    char *s = arena_strdup(a, b.data);
+    *out = arena_strdup(a, b.data);
     buf_free(&b);
-    return s;
+    return 0;
 }

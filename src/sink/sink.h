@@ -65,12 +65,16 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
                 const struct catalog_kv *kv, size_t n_kv, struct arena *a, struct loch_err *err);
 
 /* Serialises writers of one table across processes: an exclusive lock on
- * <state_dir>/locks/<ns>.<name>.lock, held until sink_unlock. Blocks while another
- * process holds it. */
+ * <state_dir>/locks/<ns>.<name>.lock (0600, never through a symlink), held until
+ * sink_unlock. Blocks while another process holds it. LOCH_ENAME (nothing created)
+ * when catalog_check_name refuses ns or name; *fd_out is then -1. */
 int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err);
 void sink_unlock(int fd);
 
-/* The location of a new table: <warehouse>/<ns parts as folders>/<name>. */
-char *sink_table_location(struct arena *a, const char *warehouse_root, const char *ns, const char *name);
+/* The location of a new table: *out = <warehouse>/<ns parts as folders>/<name> (in a).
+ * LOCH_ENAME when catalog_check_name refuses ns or name (*out NULL): no path is built
+ * from a name that could leave the warehouse. */
+int sink_table_location(struct arena *a, const char *warehouse_root, const char *ns, const char *name, char **out,
+                        struct loch_err *err);
 
 #endif

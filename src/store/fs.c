@@ -92,7 +92,7 @@ static int mkdirs_durable(const char *path, struct loch_err *err)
             continue;
         char saved = *p;
         *p = '\0';
-        if (mkdir(tmp, 0755) == 0) {
+        if (mkdir(tmp, 0700) == 0) {
             char *slash = strrchr(tmp, '/');
             *slash = '\0';
             int rc = fsync_dir(tmp, err);
@@ -139,7 +139,7 @@ static int fs_put(struct store *s, const char *uri, const void *data, size_t len
     int fd = -1;
     if (rc)
         goto out;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = loch_errf(err, LOCH_EIO, "cannot create a temp file for %s: %s", uri, strerror(errno));
         goto out;
@@ -414,6 +414,19 @@ int fs_store_open(const char *dir, struct store **out, struct loch_err *err)
         loch_err_prefix(err, "cannot open the warehouse");
         free(d);
         return rc;
+    }
+    /* The warehouse by its real path: a symlink on the way is resolved once, here, so
+     * the folders DuckDB is confined to and every path built below name the same place
+     * a resolved path does (engine/ and query/ compare resolved paths with them). */
+    char *real = *d ? realpath(d, NULL) : NULL;
+    if (*d && !real) {
+        rc = loch_errf(err, LOCH_EIO, "cannot resolve the warehouse folder \"%s\": %s", d, strerror(errno));
+        free(d);
+        return rc;
+    }
+    if (real) {
+        free(d);
+        d = strcmp(real, "/") ? real : (free(real), xstrdup(""));
     }
     struct fs_store *fs = xcalloc(1, sizeof *fs);
     fs->base.ops = &fs_ops;

@@ -30,26 +30,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     binlog_mariadb_gtid_decode(data, size, &u, &d, &f, &err);
     binlog_mysql_gtid_decode(data, size, a, &s1, &err);
     if (binlog_mysql_previous_gtids_decode(data, size, a, &s1, &err) == 0) {
-        struct mysql_gtid_set ps = {0};
-        if (mysql_gtid_set_parse(s1, &ps, &err) != 0) /* the decoder writes what the parser reads */
+        struct mysrc_gtid_set ps = {0};
+        if (mysrc_gtid_set_parse(s1, &ps, &err) != 0) /* the decoder writes what the parser reads */
             abort();
-        mysql_gtid_set_free(&ps);
+        mysrc_gtid_set_free(&ps);
     }
     char *text = malloc(size + 1);
     if (size)
         memcpy(text, data, size);
     text[size] = 0;
-    struct mysql_ddl ddl;
-    mysql_ddl_parse(text, a, &ddl);
-    struct mysql_gtid_set gs = {0}, again = {0};
-    if (mysql_gtid_set_parse(text, &gs, &err) == 0) {
+    struct mysrc_ddl ddl;
+    mysrc_ddl_parse(text, a, &ddl);
+    struct mysrc_gtid_set gs = {0}, again = {0};
+    if (mysrc_gtid_set_parse(text, &gs, &err) == 0) {
         /* canonical text parses back to the same set */
-        if (mysql_gtid_set_parse(mysql_gtid_set_format(&gs, a), &again, &err) != 0 ||
-            !mysql_gtid_set_subset(&gs, &again) || !mysql_gtid_set_subset(&again, &gs))
+        if (mysrc_gtid_set_parse(mysrc_gtid_set_format(&gs, a), &again, &err) != 0 ||
+            !mysrc_gtid_set_subset(&gs, &again) || !mysrc_gtid_set_subset(&again, &gs))
             abort();
     }
-    mysql_gtid_set_free(&gs);
-    mysql_gtid_set_free(&again);
+    mysrc_gtid_set_free(&gs);
+    mysrc_gtid_set_free(&again);
     free(text);
     if (size >= 3) {
         int type = types[data[0] % 6];

@@ -2,7 +2,7 @@
  * framing (src/iceberg/avro.c) and the manifest / manifest-list decoders on top of it.
  * Any input must give a clean error or a decoded result, never a read out of bounds.
  * `make fuzz` builds it; run with the seeds (real manifests and manifest lists):
- *   build/fuzz/fuzz_iceberg_avro -max_total_time=60 CORPUS_DIR tests/fuzz/seeds/avro */
+ *   build/fuzz/fuzz_iceberg_avro -max_total_time=60 CORPUS_DIR tests/fuzz/seeds/fuzz_iceberg_avro */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -282,7 +282,7 @@ def test_http_metrics(server):
     admin = token_for(lake, "admin")
     server.sql("SELECT 1", admin)
     server.sql("SELECT * FROM nowhere.t", admin)
-    r = server.request("GET", "/metrics")
+    r = server.request("GET", "/metrics", token=admin)
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
     samples = {}
     for line in r.text.splitlines():

@@ -667,3 +667,18 @@ def test_key_index_saved_at_stop_is_used_only_while_it_holds(source, lake, monke
     assert not list(kxdir.glob("*.kx"))
     change_and_check(expect_not_in_log="saved at the last stop")
     assert assert_deletes_sorted(lake, "core.public", "acct") > 1
+
+
+def test_table_name_that_would_leave_the_lake_is_refused(source, lake):
+    """A source table whose name would become a path out of the lake is refused, naming
+    it, before any file, folder or lock is made of it (issue 12, finding 6)."""
+    import os
+    source.execute('CREATE TABLE "../../../evil" (id int PRIMARY KEY); INSERT INTO "../../../evil" VALUES (1)')
+    top = lake.root.parent
+    before = {os.path.join(d, n) for d, ds, fs in os.walk(top) for n in ds + fs}
+    p = source.catch_up(check=False)
+    assert p.returncode != 0
+    assert "cannot replicate table public.../../../evil" in p.stderr, p.stderr
+    assert "names may not contain \"/\"" in p.stderr and "exclude" in p.stderr, p.stderr
+    after = {os.path.join(d, n) for d, ds, fs in os.walk(top) for n in ds + fs}
+    assert not [x for x in after - before if "evil" in x], sorted(after - before)

@@ -445,8 +445,12 @@ def test_slow_reader_does_not_grow_server_memory(server, witness):
 def test_metrics_count_pgwire_queries_connections_and_failed_logins(server):
     import urllib.request
 
+    token = server.lake.run("token", "create", "--user", "admin").stdout.strip().splitlines()[-1]
+
     def metrics():
-        body = urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics", timeout=10).read().decode()
+        req = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+        body = urllib.request.urlopen(req, timeout=10).read().decode()
         out = {}
         for line in body.splitlines():
             if line.startswith("loch_") and 'protocol="pgwire"' in line:

@@ -106,9 +106,9 @@ static void test_namespaces(void **state)
     assert_false(ex);
     assert_int_equal(catalog_namespace_exists(fx->c, "core.pub", &ex, &err), 0);
     assert_false(ex);
-    assert_int_equal(catalog_create_namespace(fx->c, "bad..ns", &err), LOCH_EINVAL);
-    assert_int_equal(catalog_create_namespace(fx->c, ".x", &err), LOCH_EINVAL);
-    assert_int_equal(catalog_create_namespace(fx->c, "", &err), LOCH_EINVAL);
+    assert_int_equal(catalog_create_namespace(fx->c, "bad..ns", &err), LOCH_ENAME);
+    assert_int_equal(catalog_create_namespace(fx->c, ".x", &err), LOCH_ENAME);
+    assert_int_equal(catalog_create_namespace(fx->c, "", &err), LOCH_ENAME);
 
     /* the JDBC marker row is there, so Java and PyIceberg see the namespace */
     sqlite3 *db = catalog_db(fx->c);

@@ -25,21 +25,21 @@ static struct arena *A;
 /* Parses text (must succeed) and returns its canonical form. */
 static const char *canon(const char *text)
 {
-    struct mysql_gtid_set s = {0};
+    struct mysrc_gtid_set s = {0};
     struct loch_err err;
-    int rc = mysql_gtid_set_parse(text, &s, &err);
+    int rc = mysrc_gtid_set_parse(text, &s, &err);
     if (rc)
         fail_msg("parse of \"%s\" failed: %s", text, err.msg);
-    const char *out = mysql_gtid_set_format(&s, A);
-    mysql_gtid_set_free(&s);
+    const char *out = mysrc_gtid_set_format(&s, A);
+    mysrc_gtid_set_free(&s);
     return out;
 }
 
-static struct mysql_gtid gtid(const char *text)
+static struct mysrc_gtid gtid(const char *text)
 {
-    struct mysql_gtid g;
+    struct mysrc_gtid g;
     struct loch_err err;
-    assert_int_equal(mysql_gtid_parse(text, &g, &err), 0);
+    assert_int_equal(mysrc_gtid_parse(text, &g, &err), 0);
     return g;
 }
 
@@ -82,71 +82,71 @@ static void test_parse_errors(void **state)
         U1 ":1;" U2 ":1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct mysql_gtid_set s = {0};
+        struct mysrc_gtid_set s = {0};
         struct loch_err err;
-        int rc = mysql_gtid_set_parse(bad[i], &s, &err);
+        int rc = mysrc_gtid_set_parse(bad[i], &s, &err);
         if (rc != LOCH_ECORRUPT)
             fail_msg("\"%s\" gave %d, not LOCH_ECORRUPT", bad[i], rc);
         assert_int_equal(s.n_sids, 0); /* left empty */
         assert_non_null(strstr(err.msg, "offset"));
     }
-    struct mysql_gtid_set s = {0};
+    struct mysrc_gtid_set s = {0};
     struct loch_err err;
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-5," U2 ":mytag:1-3", &s, &err), LOCH_EUNSUPPORTED);
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-5," U2 ":mytag:1-3", &s, &err), LOCH_EUNSUPPORTED);
     assert_non_null(strstr(err.msg, "tagged"));
     assert_int_equal(s.n_sids, 0);
     /* a failed parse frees what an earlier one left */
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-5", &s, &err), 0);
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-", &s, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-5", &s, &err), 0);
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-", &s, &err), LOCH_ECORRUPT);
     assert_int_equal(s.n_sids, 0);
 
-    struct mysql_gtid g;
-    assert_int_equal(mysql_gtid_parse(U1 ":12", &g, &err), 0);
+    struct mysrc_gtid g;
+    assert_int_equal(mysrc_gtid_parse(U1 ":12", &g, &err), 0);
     assert_int_equal(g.seq, 12);
     assert_int_equal(g.uuid[0], 0x3e);
     assert_int_equal(g.uuid[15], 0x62);
-    assert_int_equal(mysql_gtid_parse(U1 ":12x", &g, &err), LOCH_ECORRUPT);
-    assert_int_equal(mysql_gtid_parse(U1, &g, &err), LOCH_ECORRUPT);
-    assert_int_equal(mysql_gtid_parse(U1 ":1-2", &g, &err), LOCH_ECORRUPT);
-    assert_int_equal(mysql_gtid_parse(NULL, &g, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_parse(U1 ":12x", &g, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_parse(U1, &g, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_parse(U1 ":1-2", &g, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_parse(NULL, &g, &err), LOCH_ECORRUPT);
 }
 
 static void test_add_contains(void **state)
 {
     (void)state;
-    struct mysql_gtid_set s = {0};
+    struct mysrc_gtid_set s = {0};
     struct loch_err err;
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-5:7", &s, &err), 0);
-    struct mysql_gtid g = gtid(U1 ":6");
-    assert_false(mysql_gtid_set_contains(&s, &g));
-    mysql_gtid_set_add(&s, &g); /* closes the gap */
-    assert_true(mysql_gtid_set_contains(&s, &g));
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-7");
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-5:7", &s, &err), 0);
+    struct mysrc_gtid g = gtid(U1 ":6");
+    assert_false(mysrc_gtid_set_contains(&s, &g));
+    mysrc_gtid_set_add(&s, &g); /* closes the gap */
+    assert_true(mysrc_gtid_set_contains(&s, &g));
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-7");
     g = gtid(U1 ":9");
-    mysql_gtid_set_add(&s, &g);
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-7:9");
+    mysrc_gtid_set_add(&s, &g);
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-7:9");
     g = gtid(U1 ":8");
-    mysql_gtid_set_add(&s, &g);
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-9");
+    mysrc_gtid_set_add(&s, &g);
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-9");
     g = gtid(U1 ":3");
-    mysql_gtid_set_add(&s, &g); /* already in: no change */
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-9");
+    mysrc_gtid_set_add(&s, &g); /* already in: no change */
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-9");
     g = gtid(U3 ":1");
-    mysql_gtid_set_add(&s, &g); /* a new uuid after the others */
+    mysrc_gtid_set_add(&s, &g); /* a new uuid after the others */
     g = gtid(U2 ":100");
-    mysql_gtid_set_add(&s, &g); /* a new uuid between them */
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-9," U2 ":100," U3 ":1");
+    mysrc_gtid_set_add(&s, &g); /* a new uuid between them */
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-9," U2 ":100," U3 ":1");
     g = gtid(U2 ":99");
-    assert_false(mysql_gtid_set_contains(&s, &g));
+    assert_false(mysrc_gtid_set_contains(&s, &g));
     g = gtid(U2 ":101");
-    assert_false(mysql_gtid_set_contains(&s, &g));
+    assert_false(mysrc_gtid_set_contains(&s, &g));
     g = gtid(U1 ":10");
-    assert_false(mysql_gtid_set_contains(&s, &g));
+    assert_false(mysrc_gtid_set_contains(&s, &g));
     g = gtid(U1 ":1");
-    assert_true(mysql_gtid_set_contains(&s, &g));
-    mysql_gtid_set_free(&s);
-    assert_false(mysql_gtid_set_contains(&s, &g));
-    assert_string_equal(mysql_gtid_set_format(&s, A), "");
+    assert_true(mysrc_gtid_set_contains(&s, &g));
+    mysrc_gtid_set_free(&s);
+    assert_false(mysrc_gtid_set_contains(&s, &g));
+    assert_string_equal(mysrc_gtid_set_format(&s, A), "");
 }
 
 /* Random ranges and single adds against a bitmap, two uuids: contains, canonical text
@@ -159,7 +159,7 @@ static void test_against_model(void **state)
     srand(7);
     for (int round = 0; round < 200; round++) {
         bool model[2][N + 2] = {{0}};
-        struct mysql_gtid_set s = {0};
+        struct mysrc_gtid_set s = {0};
         struct loch_err err;
         char text[8192] = "";
         size_t tl = 0;
@@ -172,21 +172,21 @@ static void test_against_model(void **state)
             for (int x = a; x <= b; x++)
                 model[u][x] = true;
         }
-        assert_int_equal(mysql_gtid_set_parse(text, &s, &err), 0);
+        assert_int_equal(mysrc_gtid_set_parse(text, &s, &err), 0);
         for (int k = 0; k < 40; k++) { /* ...then single adds */
             int u = rand() % 2, x = 1 + rand() % N;
             char t[64];
             snprintf(t, sizeof t, "%s:%d", uu[u], x);
-            struct mysql_gtid g = gtid(t);
-            mysql_gtid_set_add(&s, &g);
+            struct mysrc_gtid g = gtid(t);
+            mysrc_gtid_set_add(&s, &g);
             model[u][x] = true;
         }
         for (int u = 0; u < 2; u++)
             for (int x = 1; x <= N; x++) {
                 char t[64];
                 snprintf(t, sizeof t, "%s:%d", uu[u], x);
-                struct mysql_gtid g = gtid(t);
-                if (mysql_gtid_set_contains(&s, &g) != model[u][x])
+                struct mysrc_gtid g = gtid(t);
+                if (mysrc_gtid_set_contains(&s, &g) != model[u][x])
                     fail_msg("round %d: %s contains=%d, model=%d", round, t, !model[u][x], model[u][x]);
             }
         /* the canonical text from the model */
@@ -211,22 +211,22 @@ static void test_against_model(void **state)
                     want.n += (size_t)snprintf(want.d + want.n, sizeof want.d - want.n, ":%d-%d", x, y);
             }
         }
-        const char *got = mysql_gtid_set_format(&s, A);
+        const char *got = mysrc_gtid_set_format(&s, A);
         assert_string_equal(got, want.d);
         assert_string_equal(canon(got), got);
-        mysql_gtid_set_free(&s);
+        mysrc_gtid_set_free(&s);
     }
 }
 
 static bool subset(const char *a, const char *b)
 {
-    struct mysql_gtid_set x = {0}, y = {0};
+    struct mysrc_gtid_set x = {0}, y = {0};
     struct loch_err err;
-    assert_int_equal(mysql_gtid_set_parse(a, &x, &err), 0);
-    assert_int_equal(mysql_gtid_set_parse(b, &y, &err), 0);
-    bool r = mysql_gtid_set_subset(&x, &y);
-    mysql_gtid_set_free(&x);
-    mysql_gtid_set_free(&y);
+    assert_int_equal(mysrc_gtid_set_parse(a, &x, &err), 0);
+    assert_int_equal(mysrc_gtid_set_parse(b, &y, &err), 0);
+    bool r = mysrc_gtid_set_subset(&x, &y);
+    mysrc_gtid_set_free(&x);
+    mysrc_gtid_set_free(&y);
     return r;
 }
 
@@ -252,49 +252,49 @@ static void test_subset(void **state)
 static void test_resume_file(void **state)
 {
     (void)state;
-    struct mysql_gtid_set s = {0};
+    struct mysrc_gtid_set s = {0};
     struct loch_err err;
     /* the lake has U1:1-120 and U2:1-30; the checkpoint's binlog.000003 was purged */
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-120," U2 ":1-30", &s, &err), 0);
-    struct mysql_binlog_file files[] = {
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-120," U2 ":1-30", &s, &err), 0);
+    struct mysrc_binlog_file files[] = {
         {"binlog.000004", U1 ":1-100,\n" U2 ":1-30"},
         {"binlog.000005", U1 ":1-118,\n" U2 ":1-30"},
         {"binlog.000006", U1 ":1-125,\n" U2 ":1-30"}, /* has transactions the lake lacks */
         {"binlog.000007", U1 ":1-190,\n" U2 ":1-31"},
     };
     size_t k = 99;
-    assert_int_equal(mysql_gtid_resume_file(files, 4, &s, &k, &err), 0);
+    assert_int_equal(mysrc_gtid_resume_file(files, 4, &s, &k, &err), 0);
     assert_int_equal(k, 1); /* binlog.000005: U1:119-120 there are skipped, 121.. applied */
     /* the newest file qualifies: start there */
-    assert_int_equal(mysql_gtid_resume_file(files, 2, &s, &k, &err), 0);
+    assert_int_equal(mysrc_gtid_resume_file(files, 2, &s, &k, &err), 0);
     assert_int_equal(k, 1);
     /* a fresh server's first file has an empty Previous_gtids */
-    struct mysql_binlog_file fresh[] = {{"binlog.000001", ""}, {"binlog.000002", U1 ":1-500"}};
-    assert_int_equal(mysql_gtid_resume_file(fresh, 2, &s, &k, &err), 0);
+    struct mysrc_binlog_file fresh[] = {{"binlog.000001", ""}, {"binlog.000002", U1 ":1-500"}};
+    assert_int_equal(mysrc_gtid_resume_file(fresh, 2, &s, &k, &err), 0);
     assert_int_equal(k, 0);
     /* even the oldest file starts after GTIDs the lake lacks: refused */
     k = 99;
-    assert_int_equal(mysql_gtid_resume_file(files + 2, 2, &s, &k, &err), LOCH_ECONFIG);
+    assert_int_equal(mysrc_gtid_resume_file(files + 2, 2, &s, &k, &err), LOCH_ECONFIG);
     assert_int_equal(k, 99);
     assert_non_null(strstr(err.msg, "binlog.000006"));
     assert_non_null(strstr(err.msg, "purged"));
     /* a gap in the lake's set that a file's Previous_gtids covers: refused too */
-    struct mysql_gtid_set gap = {0};
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-50:52-120," U2 ":1-30", &gap, &err), 0);
-    assert_int_equal(mysql_gtid_resume_file(files, 4, &gap, &k, &err), LOCH_ECONFIG);
-    mysql_gtid_set_free(&gap);
+    struct mysrc_gtid_set gap = {0};
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-50:52-120," U2 ":1-30", &gap, &err), 0);
+    assert_int_equal(mysrc_gtid_resume_file(files, 4, &gap, &k, &err), LOCH_ECONFIG);
+    mysrc_gtid_set_free(&gap);
     /* a uuid the lake never saw */
-    struct mysql_binlog_file other[] = {{"binlog.000010", U1 ":1-100,\n" U3 ":1"}};
-    assert_int_equal(mysql_gtid_resume_file(other, 1, &s, &k, &err), LOCH_ECONFIG);
+    struct mysrc_binlog_file other[] = {{"binlog.000010", U1 ":1-100,\n" U3 ":1"}};
+    assert_int_equal(mysrc_gtid_resume_file(other, 1, &s, &k, &err), LOCH_ECONFIG);
     /* no files, a file without PREVIOUS_GTIDS, an unreadable set */
-    assert_int_equal(mysql_gtid_resume_file(files, 0, &s, &k, &err), LOCH_ECONFIG);
-    struct mysql_binlog_file nogtids[] = {{"binlog.000004", NULL}};
-    assert_int_equal(mysql_gtid_resume_file(nogtids, 1, &s, &k, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_gtid_resume_file(files, 0, &s, &k, &err), LOCH_ECONFIG);
+    struct mysrc_binlog_file nogtids[] = {{"binlog.000004", NULL}};
+    assert_int_equal(mysrc_gtid_resume_file(nogtids, 1, &s, &k, &err), LOCH_ECORRUPT);
     assert_non_null(strstr(err.msg, "binlog.000004"));
-    struct mysql_binlog_file broken[] = {{"binlog.000004", U1 ":1-"}};
-    assert_int_equal(mysql_gtid_resume_file(broken, 1, &s, &k, &err), LOCH_ECORRUPT);
+    struct mysrc_binlog_file broken[] = {{"binlog.000004", U1 ":1-"}};
+    assert_int_equal(mysrc_gtid_resume_file(broken, 1, &s, &k, &err), LOCH_ECORRUPT);
     assert_non_null(strstr(err.msg, "binlog.000004"));
-    mysql_gtid_set_free(&s);
+    mysrc_gtid_set_free(&s);
 }
 
 /* The stream from the chosen file skips the groups whose GTID the lake's set has and
@@ -302,59 +302,59 @@ static void test_resume_file(void **state)
 static void test_skip_decision(void **state)
 {
     (void)state;
-    struct mysql_gtid_set s = {0};
+    struct mysrc_gtid_set s = {0};
     struct loch_err err;
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-120," U2 ":1-30", &s, &err), 0);
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-120," U2 ":1-30", &s, &err), 0);
     /* binlog.000005's groups, in order (Previous_gtids U1:1-118, U2:1-30) */
     const char *stream[] = {U1 ":119", U1 ":120", U2 ":31", U1 ":121", U1 ":122"};
     const bool want_skip[] = {true, true, false, false, false};
     int skipped = 0;
     for (size_t i = 0; i < 5; i++) {
-        struct mysql_gtid g = gtid(stream[i]);
-        bool skip = mysql_gtid_set_contains(&s, &g);
+        struct mysrc_gtid g = gtid(stream[i]);
+        bool skip = mysrc_gtid_set_contains(&s, &g);
         if (skip != want_skip[i])
             fail_msg("%s: skip=%d", stream[i], skip);
         if (skip)
             skipped++;
         else
-            mysql_gtid_set_add(&s, &g);
+            mysrc_gtid_set_add(&s, &g);
     }
     assert_int_equal(skipped, 2);
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-122," U2 ":1-31");
-    mysql_gtid_set_free(&s);
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-122," U2 ":1-31");
+    mysrc_gtid_set_free(&s);
 }
 
 static void test_checkpoint_text(void **state)
 {
     (void)state;
-    struct mysql_pos *p = malloc(sizeof *p);
+    struct mysrc_pos *p = malloc(sizeof *p);
     struct loch_err err;
-    assert_int_equal(mysql_pos_parse("binlog.000009:1234 gtid_set=" U1 ":1-5:7," U2 ":1-100", p, &err), 0);
+    assert_int_equal(mysrc_pos_parse("binlog.000009:1234 gtid_set=" U1 ":1-5:7," U2 ":1-100", p, &err), 0);
     assert_string_equal(p->file, "binlog.000009");
     assert_int_equal(p->pos, 1234);
     assert_true(p->gtid_is_set);
     assert_string_equal(p->gtid, U1 ":1-5:7," U2 ":1-100");
-    assert_string_equal(mysql_pos_format(p, A), "binlog.000009:1234 gtid_set=" U1 ":1-5:7," U2 ":1-100");
+    assert_string_equal(mysrc_pos_format(p, A), "binlog.000009:1234 gtid_set=" U1 ":1-5:7," U2 ":1-100");
     /* the last-GTID form of earlier checkpoints is not taken for a set */
-    assert_int_equal(mysql_pos_parse("binlog.000009:1234 gtid=" U1 ":7", p, &err), 0);
+    assert_int_equal(mysrc_pos_parse("binlog.000009:1234 gtid=" U1 ":7", p, &err), 0);
     assert_false(p->gtid_is_set);
     assert_string_equal(p->gtid, U1 ":7");
-    assert_string_equal(mysql_pos_format(p, A), "binlog.000009:1234 gtid=" U1 ":7");
+    assert_string_equal(mysrc_pos_format(p, A), "binlog.000009:1234 gtid=" U1 ":7");
     /* MariaDB's form is unchanged */
-    assert_int_equal(mysql_pos_parse("mariadb-bin.000002:385 gtid=0-1-5,1-1-9", p, &err), 0);
+    assert_int_equal(mysrc_pos_parse("mariadb-bin.000002:385 gtid=0-1-5,1-1-9", p, &err), 0);
     assert_false(p->gtid_is_set);
-    assert_string_equal(mysql_pos_format(p, A), "mariadb-bin.000002:385 gtid=0-1-5,1-1-9");
+    assert_string_equal(mysrc_pos_format(p, A), "mariadb-bin.000002:385 gtid=0-1-5,1-1-9");
     /* a set as long as a checkpoint holds is kept whole; one byte more is refused */
-    size_t room = MYSQL_GTID_TEXT_MAX - 1, pre = strlen("b.000001:4 gtid_set=");
+    size_t room = MYSRC_GTID_TEXT_MAX - 1, pre = strlen("b.000001:4 gtid_set=");
     char *t = malloc(pre + room + 2);
     memcpy(t, "b.000001:4 gtid_set=", pre);
     memset(t + pre, '7', room);
     t[pre + room] = 0;
-    assert_int_equal(mysql_pos_parse(t, p, &err), 0);
+    assert_int_equal(mysrc_pos_parse(t, p, &err), 0);
     assert_int_equal(strlen(p->gtid), room);
     t[pre + room] = '7';
     t[pre + room + 1] = 0;
-    assert_int_equal(mysql_pos_parse(t, p, &err), LOCH_ECORRUPT);
+    assert_int_equal(mysrc_pos_parse(t, p, &err), LOCH_ECORRUPT);
     assert_non_null(strstr(err.msg, "longer"));
     assert_false(p->gtid_is_set);
     free(t);
@@ -418,14 +418,14 @@ static void test_previous_gtids_event(void **state)
     assert_int_equal(binlog_mysql_previous_gtids_decode(c, n, A, &text, &err), LOCH_EUNSUPPORTED);
 
     /* a set read a commit early (U1:6 missing) is completed by the union */
-    struct mysql_gtid_set s = {0}, prev = {0};
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-5:8-9," U3 ":4", &s, &err), 0);
-    assert_int_equal(mysql_gtid_set_parse(U1 ":1-7," U2 ":1-100", &prev, &err), 0);
-    mysql_gtid_set_union(&s, &prev);
-    assert_string_equal(mysql_gtid_set_format(&s, A), U1 ":1-9," U2 ":1-100," U3 ":4");
-    assert_true(mysql_gtid_set_subset(&prev, &s));
-    mysql_gtid_set_free(&s);
-    mysql_gtid_set_free(&prev);
+    struct mysrc_gtid_set s = {0}, prev = {0};
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-5:8-9," U3 ":4", &s, &err), 0);
+    assert_int_equal(mysrc_gtid_set_parse(U1 ":1-7," U2 ":1-100", &prev, &err), 0);
+    mysrc_gtid_set_union(&s, &prev);
+    assert_string_equal(mysrc_gtid_set_format(&s, A), U1 ":1-9," U2 ":1-100," U3 ":4");
+    assert_true(mysrc_gtid_set_subset(&prev, &s));
+    mysrc_gtid_set_free(&s);
+    mysrc_gtid_set_free(&prev);
 }
 
 static int setup(void **state)

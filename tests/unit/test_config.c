@@ -335,7 +335,7 @@ static void test_query_roles(void **state)
 
     struct config_limits l;
     const char *none[] = {NULL};
-    config_query_limits(c, "nobody", in_list, none, &l);
+    config_query_limits(c, "nobody", true, in_list, none, &l);
     assert_int_equal(l.timeout_ms, 250);
     assert_string_equal(l.timeout_from, "query.timeout_ms");
     assert_int_equal(l.memory_mb, 4096);
@@ -343,7 +343,7 @@ static void test_query_roles(void **state)
 
     /* the strictest non-zero value among the roles, per key */
     const char *two[] = {"loose", "tight", NULL};
-    config_query_limits(c, "u", in_list, two, &l);
+    config_query_limits(c, "u", true, in_list, two, &l);
     assert_int_equal(l.timeout_ms, 400);
     assert_string_equal(l.timeout_from, "query.roles.tight.timeout_ms");
     assert_int_equal(l.memory_mb, 64);
@@ -351,30 +351,82 @@ static void test_query_roles(void **state)
 
     /* 0 (no limit) only when no applicable entry is stricter; it beats the global value */
     const char *etl[] = {"etl", NULL};
-    config_query_limits(c, "u", in_list, etl, &l);
+    config_query_limits(c, "u", true, in_list, etl, &l);
     assert_int_equal(l.timeout_ms, 0);
     assert_string_equal(l.timeout_from, "query.roles.etl.timeout_ms");
     assert_int_equal(l.memory_mb, 4096); /* etl sets no memory_mb */
     const char *etl_slow[] = {"etl", "slow", NULL};
-    config_query_limits(c, "u", in_list, etl_slow, &l);
+    config_query_limits(c, "u", true, in_list, etl_slow, &l);
     assert_int_equal(l.timeout_ms, 300);
     const char *slow_etl[] = {"slow", "etl", NULL};
-    config_query_limits(c, "u", in_list, slow_etl, &l);
+    config_query_limits(c, "u", true, in_list, slow_etl, &l);
     assert_int_equal(l.timeout_ms, 300);
     assert_string_equal(l.timeout_from, "query.roles.slow.timeout_ms");
 
     /* the user's own entry beats the roles', key by key */
     const char *vip_roles[] = {"slow", "tight", NULL};
-    config_query_limits(c, "vip", in_list, vip_roles, &l);
+    config_query_limits(c, "vip", true, in_list, vip_roles, &l);
     assert_int_equal(l.timeout_ms, 700);
     assert_string_equal(l.timeout_from, "query.roles.vip.timeout_ms");
     assert_int_equal(l.memory_mb, 64);
 
     /* no membership callback: only the user's own entry and the globals */
-    config_query_limits(c, "tight", NULL, NULL, &l);
+    config_query_limits(c, "tight", true, NULL, NULL, &l);
     assert_int_equal(l.timeout_ms, 400);
-    config_query_limits(c, "x", NULL, NULL, &l);
+    config_query_limits(c, "x", true, NULL, NULL, &l);
     assert_int_equal(l.timeout_ms, 250);
+}
+
+/* Non-administrators get the safe defaults unless something stricter or their roles say
+ * otherwise; administrators keep the global values. */
+static void test_non_admin_defaults(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_config *c;
+    struct loch_err err;
+    struct config_limits l;
+    write_text(fx, "warehouse: /l\nstate: /s\n");
+    assert_int_equal(config_load(fx->path, fx->a, &c, &err), 0);
+    assert_int_equal(c->non_admin_timeout_ms, 300000);
+    assert_true(c->non_admin_memory_mb > 0);
+    config_query_limits(c, "u", false, NULL, NULL, &l);
+    assert_int_equal(l.timeout_ms, 300000);
+    assert_string_equal(l.timeout_from, "query.non_admin_timeout_ms");
+    assert_int_equal(l.memory_mb, c->non_admin_memory_mb);
+    assert_string_equal(l.memory_from, "query.non_admin_memory_mb");
+    config_query_limits(c, "admin", true, NULL, NULL, &l);
+    assert_int_equal(l.timeout_ms, 0);
+    assert_int_equal(l.memory_mb, 0);
+
+    write_text(fx, "warehouse: /l\nstate: /s\nquery:\n  timeout_ms: 1000\n  non_admin_memory_mb: 0\n"
+                   "  non_admin_timeout_ms: 9000\n  roles:\n    etl: {timeout_ms: 0}\n");
+    assert_int_equal(config_load(fx->path, fx->a, &c, &err), 0);
+    config_query_limits(c, "u", false, NULL, NULL, &l);
+    assert_int_equal(l.timeout_ms, 1000); /* the global value is stricter */
+    assert_string_equal(l.timeout_from, "query.timeout_ms");
+    assert_int_equal(l.memory_mb, 0);     /* the default turned off */
+    const char *etl[] = {"etl", NULL};
+    config_query_limits(c, "u", false, in_list, etl, &l);
+    assert_int_equal(l.timeout_ms, 0);    /* a role entry is configuration: it wins */
+}
+
+static void test_server_limits(void **state)
+{
+    struct fixture *fx = *state;
+    struct loch_config *c;
+    struct loch_err err;
+    write_text(fx, "warehouse: /l\nstate: /s\nserver:\n  max_connections: 10\n  reserved_admin_connections: 2\n"
+                   "  metrics_open: true\n  login_timeout_ms: 500\n");
+    assert_int_equal(config_load(fx->path, fx->a, &c, &err), 0);
+    assert_int_equal(c->max_connections, 10);
+    assert_int_equal(c->reserved_admin_connections, 2);
+    assert_int_equal(c->startup_per_address, 16);
+    assert_int_equal(c->login_timeout_ms, 500);
+    assert_true(c->metrics_open);
+    expect_error(fx, "warehouse: /l\nstate: /s\nserver:\n  max_connections: 3\n  reserved_admin_connections: 3\n",
+                 5, "must be less than server.max_connections", "reserved slots");
+    expect_error(fx, "warehouse: /l\nstate: /s\nserver:\n  metrics_open: maybe\n", 4,
+                 "expected true or false for server.metrics_open", "metrics_open: true");
 }
 
 static void test_query_roles_errors(void **state)
@@ -423,6 +475,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_admin_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_roles_errors, setup, teardown),
         cmocka_unit_test(test_default_path),
     };

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <openssl/sha.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,9 +174,14 @@ static void test_token_lifecycle(void **state)
     assert_int_equal(principal_create(c, "alice", PRINCIPAL_USER, true, "pw", &err), 0);
     assert_int_equal(principal_create(c, "ops", PRINCIPAL_ROLE, false, NULL, &err), 0);
     char *tok, *id, *user;
-    assert_int_equal(token_create(c, "nobody", 0, &tok, &id, &err), LOCH_ENOROLE);
-    assert_int_equal(token_create(c, "ops", 0, &tok, &id, &err), LOCH_EINVAL); /* cannot log in */
-    assert_int_equal(token_create(c, "alice", 0, &tok, &id, &err), 0);
+    assert_int_equal(token_create(c, "nobody", 30, 365, &tok, &id, &err), LOCH_ENOROLE);
+    assert_int_equal(token_create(c, "ops", 30, 365, &tok, &id, &err), LOCH_EINVAL); /* cannot log in */
+    /* tokens always expire: no 0 (never), nothing past the maximum, which the error names */
+    assert_int_equal(token_create(c, "alice", 0, 365, &tok, &id, &err), LOCH_EINVAL);
+    assert_non_null(strstr(err.msg, "1 to 365 days"));
+    assert_int_equal(token_create(c, "alice", 366, 365, &tok, &id, &err), LOCH_EINVAL);
+    assert_int_equal(token_create(c, "alice", -1, 365, &tok, &id, &err), LOCH_EINVAL);
+    assert_int_equal(token_create(c, "alice", 30, 365, &tok, &id, &err), 0);
     assert_int_equal(strlen(tok), strlen(TOKEN_PREFIX) + 43);
     char hex[65];
     token_hash_hex(tok, hex);
@@ -195,13 +201,28 @@ static void test_token_lifecycle(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(list[0].id, id);
     assert_true(list[0].last_used_at > 0);
+    assert_int_equal(list[0].expires_at - list[0].created_at, 30 * 86400);
+    /* a token stored before tokens always expired (expires_at 0) lives
+     * TOKEN_LEGACY_EXPIRY_DAYS from its creation: one that old no longer logs in */
+    sqlite3 *db = catalog_db(c);
+    char *sql = sqlite3_mprintf("UPDATE loch_tokens SET expires_at = 0, created_at = created_at - %d WHERE id = '%q'",
+                                (TOKEN_LEGACY_EXPIRY_DAYS + 1) * 86400, id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    assert_int_equal(token_verify(c, tok, &user, &err), LOCH_EAUTH);
+    assert_non_null(strstr(err.msg, "expired"));
+    sql = sqlite3_mprintf("UPDATE loch_tokens SET created_at = created_at + %d WHERE id = '%q'", 2 * 86400, id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    assert_int_equal(token_verify(c, tok, &user, &err), 0);
+    free(user);
     assert_int_equal(token_revoke(c, "12", &err), LOCH_EINVAL);
     assert_int_equal(token_revoke(c, id, &err), 0);
     assert_int_equal(token_verify(c, tok, &user, &err), LOCH_EAUTH);
     assert_int_equal(token_revoke(c, id, &err), LOCH_ENOENT);
     /* dropping a user drops its tokens */
     char *tok2, *id2;
-    assert_int_equal(token_create(c, "alice", 1, &tok2, &id2, &err), 0);
+    assert_int_equal(token_create(c, "alice", 1, 365, &tok2, &id2, &err), 0);
     assert_int_equal(principal_drop(c, "alice", PRINCIPAL_USER, &err), 0);
     assert_int_equal(token_verify(c, tok2, &user, &err), LOCH_EAUTH);
     assert_int_equal(token_list(c, NULL, a, &list, &n, &err), 0);

@@ -2,7 +2,7 @@
  * TABLE_MAP (with the optional metadata of binlog_row_metadata=FULL), WRITE/UPDATE/DELETE
  * rows v1/v2 and their row images, QUERY, GTID and ROTATE bodies. Values come out as the
  * canonical text literal DuckDB casts exactly to the column's Iceberg type.
- * Not for the network (mysql/source.c talks to the server through MariaDB Connector/C's
+ * Not for the network (mysql/stream.c talks to the server through MariaDB Connector/C's
  * mariadb_rpl) and not for applying changes (cdc/ applier).
  *
  * Why ours: mariadb_rpl_extract_rows (Connector/C 3.3.5+) ignores the columns-present
@@ -43,10 +43,12 @@ enum {
     BL_EV_WRITE_ROWS_V1 = 23, BL_EV_UPDATE_ROWS_V1 = 24, BL_EV_DELETE_ROWS_V1 = 25,
     BL_EV_HEARTBEAT = 27, BL_EV_WRITE_ROWS = 30, BL_EV_UPDATE_ROWS = 31, BL_EV_DELETE_ROWS = 32,
     BL_EV_GTID_MYSQL = 33, BL_EV_ANONYMOUS_GTID = 34, BL_EV_PREVIOUS_GTIDS = 35,
-    BL_EV_PARTIAL_UPDATE_ROWS = 39, BL_EV_TRANSACTION_PAYLOAD = 40,
+    BL_EV_XA_PREPARE = 38, BL_EV_PARTIAL_UPDATE_ROWS = 39, BL_EV_TRANSACTION_PAYLOAD = 40,
     BL_EV_ANNOTATE_ROWS = 160, BL_EV_BINLOG_CHECKPOINT = 161, BL_EV_GTID_MARIADB = 162,
     BL_EV_GTID_LIST = 163, BL_EV_QUERY_COMPRESSED = 165,
-    BL_EV_WRITE_ROWS_COMPRESSED_V1 = 166, BL_EV_DELETE_ROWS_COMPRESSED = 171,
+    BL_EV_WRITE_ROWS_COMPRESSED_V1 = 166, BL_EV_UPDATE_ROWS_COMPRESSED_V1 = 167,
+    BL_EV_DELETE_ROWS_COMPRESSED_V1 = 168, BL_EV_WRITE_ROWS_COMPRESSED = 169,
+    BL_EV_UPDATE_ROWS_COMPRESSED = 170, BL_EV_DELETE_ROWS_COMPRESSED = 171,
 };
 
 struct binlog_column {

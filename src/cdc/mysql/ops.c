@@ -1,5 +1,6 @@
 /* ops.c: how the runner (cdc/sources.c) reaches the MySQL/MariaDB source: its entry
- * points as a struct cdc_source_ops. Not for anything the source does (source.c). */
+ * points as a struct cdc_source_ops. Not for anything the source does (conn.c and the
+ * other files of mysql_int.h). */
 #include "cdc/source.h"
 
 #include "cdc/mysql/mysql.h"

@@ -2,6 +2,7 @@
  * information_schema -> binlog column mapping, DDL recognition, MySQL GTID sets and the
  * choice of a resume file from them. No network here. */
 #include <ctype.h>
+#include <curl/curl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,66 +12,115 @@
 #include "base/buf.h"
 #include "cdc/mysql/mysql.h"
 
-int mysql_params_parse(const char *url, const char *password_env, struct arena *a,
-                       struct mysql_params *out, struct loch_err *err)
+/* ---- the source URL (RFC 3986 through libcurl's URL API) ---- */
+
+/* url for messages: a password in it replaced by "***". */
+static const char *url_shown(const char *url, struct arena *a)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return url;
+    auth += 3;
+    size_t n = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *q = auth; q < auth + n; q++)
+        if (*q == '@')
+            at = q;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return url;
+    return arena_printf(a, "%.*s***%s", (int)(colon + 1 - url), url, at);
+}
+
+static int url_fail(const char *url, const char *what, struct arena *a, struct loch_err *err)
+{
+    loch_errf(err, LOCH_ECONFIG, "source url \"%s\": %s", url_shown(url, a), what);
+    return loch_err_hint(err, "write it as mysql://USER[:PASSWORD]@HOST[:PORT][/?tls=off|require|verify]; "
+                              "in USER and PASSWORD write @ as %%40, : as %%3A, / as %%2F, %% as %%25");
+}
+
+/* Part `what` of h into *out (in a; percent-decoded with CURLU_URLDECODE in flags), NULL
+ * when the URL has no such part. Other failures are the libcurl code. */
+static CURLUcode url_part(CURLU *h, CURLUPart what, unsigned flags, struct arena *a, char **out)
+{
+    char *v = NULL;
+    *out = NULL;
+    CURLUcode uc = curl_url_get(h, what, &v, flags);
+    if (uc == CURLUE_NO_USER || uc == CURLUE_NO_PASSWORD || uc == CURLUE_NO_HOST || uc == CURLUE_NO_PORT ||
+        uc == CURLUE_NO_QUERY || uc == CURLUE_NO_ZONEID)
+        return CURLUE_OK;
+    if (uc)
+        return uc;
+    *out = arena_strdup(a, v);
+    curl_free(v);
+    return CURLUE_OK;
+}
+
+/* The parts of the URL in h into out; the server's defaults stay for parts it lacks. */
+static int url_params(CURLU *h, const char *url, struct arena *a, struct mysrc_params *out, struct loch_err *err)
+{
+    char *user, *password, *host, *zone, *port, *query;
+    CURLUcode uc;
+    if ((uc = url_part(h, CURLUPART_USER, CURLU_URLDECODE, a, &user)) ||
+        (uc = url_part(h, CURLUPART_PASSWORD, CURLU_URLDECODE, a, &password)) ||
+        (uc = url_part(h, CURLUPART_HOST, 0, a, &host)) || (uc = url_part(h, CURLUPART_ZONEID, 0, a, &zone)) ||
+        (uc = url_part(h, CURLUPART_PORT, 0, a, &port)) || (uc = url_part(h, CURLUPART_QUERY, 0, a, &query)))
+        return url_fail(url, curl_url_strerror(uc), a, err);
+    if (!user || !*user)
+        return url_fail(url, "names no user", a, err);
+    out->user = user;
+    out->password = password;
+    if (host && host[0] == '[') { /* IPv6: the brackets go, a zone id joins as "%zone" */
+        host[strlen(host) - 1] = 0;
+        host++;
+        if (zone)
+            host = arena_printf(a, "%s%%%s", host, zone);
+    }
+    if (host && *host)
+        out->host = host;
+    if (port) {
+        char *e;
+        long n = strtol(port, &e, 10);
+        if (*e || n <= 0 || n > 65535)
+            return url_fail(url, "the port is not a number in 1..65535", a, err);
+        out->port = (unsigned)n;
+    }
+    for (char *save = NULL, *kv = query ? strtok_r(query, "&", &save) : NULL; kv; kv = strtok_r(NULL, "&", &save)) {
+        if (strncmp(kv, "tls=", 4) != 0)
+            continue; /* other parameters are not loch's */
+        out->tls = kv + 4;
+        if (strcmp(out->tls, "off") && strcmp(out->tls, "require") && strcmp(out->tls, "verify"))
+            return url_fail(url, arena_printf(a, "tls=%s is not off, require or verify", out->tls), a, err);
+    }
+    return 0;
+}
+
+int mysrc_params_parse(const char *url, const char *password_env, struct arena *a,
+                       struct mysrc_params *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     out->host = "127.0.0.1";
     out->port = 3306;
     if (!url || strncmp(url, "mysql://", 8) != 0) {
-        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" is not a mysql:// URL", url ? url : "");
+        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" is not a mysql:// URL", url ? url_shown(url, a) : "");
         return loch_err_hint(err, "write it as mysql://USER@HOST:PORT (e.g. mysql://repl@10.0.0.6:3306)");
     }
-    const char *p = url + 8;
-    const char *at = strchr(p, '@');
-    const char *end = p + strcspn(p, "/?");
-    if (!at || at > end) {
-        loch_errf(err, LOCH_ECONFIG, "source url \"%s\" names no user", url);
-        return loch_err_hint(err, "write it as mysql://USER@HOST:PORT");
-    }
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    out->user = arena_strndup(a, p, (size_t)((colon ? colon : at) - p));
-    if (colon)
-        out->password = arena_strndup(a, colon + 1, (size_t)(at - colon - 1));
-    const char *h = at + 1;
-    const char *pc = NULL;
-    for (const char *q = h; q < end; q++)
-        if (*q == ':')
-            pc = q;
-    if (h[0] == '[') { /* [ipv6]:port */
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (!rb) {
-            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": unclosed [ in the host", url);
-            return LOCH_ECONFIG;
-        }
-        out->host = arena_strndup(a, h + 1, (size_t)(rb - h - 1));
-        pc = rb[1] == ':' ? rb + 1 : NULL;
-    } else if (end > h) {
-        out->host = arena_strndup(a, h, (size_t)((pc ? pc : end) - h));
-    }
-    if (pc) {
-        char *e;
-        long port = strtol(pc + 1, &e, 10);
-        if (e != end || port <= 0 || port > 65535) {
-            loch_errf(err, LOCH_ECONFIG, "source url \"%s\": the port is not a number in 1..65535", url);
-            return LOCH_ECONFIG;
-        }
-        out->port = (unsigned)port;
-    }
-    const char *qs = strchr(end, '?');
-    if (qs) {
-        const char *t = strstr(qs, "tls=");
-        if (t) {
-            const char *v = t + 4;
-            size_t n = strcspn(v, "&");
-            out->tls = arena_strndup(a, v, n);
-            if (strcmp(out->tls, "off") && strcmp(out->tls, "require") && strcmp(out->tls, "verify")) {
-                loch_errf(err, LOCH_ECONFIG, "source url \"%s\": tls=%s is not off, require or verify",
-                          url, out->tls);
-                return LOCH_ECONFIG;
-            }
-        }
-    }
+    CURLU *h = curl_url();
+    if (!h)
+        return loch_errf(err, LOCH_ENOMEM, "curl_url: out of memory");
+    CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    int rc;
+    if (uc == CURLUE_BAD_PORT_NUMBER)
+        rc = url_fail(url, "the port is not a number in 1..65535", a, err);
+    else if (uc == CURLUE_NO_HOST)
+        rc = url_fail(url, "names no host", a, err);
+    else if (uc)
+        rc = url_fail(url, curl_url_strerror(uc), a, err);
+    else
+        rc = url_params(h, url, a, out, err);
+    curl_url_cleanup(h);
+    if (rc)
+        return rc;
     if (password_env) {
         const char *pw = getenv(password_env);
         if (!pw) {
@@ -82,7 +132,7 @@ int mysql_params_parse(const char *url, const char *password_env, struct arena *
     return 0;
 }
 
-int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *err)
+int mysrc_pos_parse(const char *text, struct mysrc_pos *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     const char *colon = text ? strchr(text, ':') : NULL;
@@ -118,7 +168,7 @@ int mysql_pos_parse(const char *text, struct mysql_pos *out, struct loch_err *er
     return 0;
 }
 
-char *mysql_pos_format(const struct mysql_pos *p, struct arena *a)
+char *mysrc_pos_format(const struct mysrc_pos *p, struct arena *a)
 {
     if (p->gtid[0])
         return arena_printf(a, "%s:%" PRIu64 " %s=%s", p->file, p->pos, p->gtid_is_set ? "gtid_set" : "gtid",
@@ -132,7 +182,7 @@ static uint64_t file_seq(const char *f)
     return dot ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
-int mysql_pos_cmp(const struct mysql_pos *a, const struct mysql_pos *b)
+int mysrc_pos_cmp(const struct mysrc_pos *a, const struct mysrc_pos *b)
 {
     uint64_t fa = file_seq(a->file), fb = file_seq(b->file);
     if (fa != fb)
@@ -150,7 +200,7 @@ static bool glob_match(const char *glob, const char *db, const char *table)
     return fnmatch(g, db, 0) == 0 && fnmatch(dot + 1, table, 0) == 0;
 }
 
-bool mysql_table_selected(const char *db, const char *table, const char **include, size_t n_include,
+bool mysrc_table_selected(const char *db, const char *table, const char **include, size_t n_include,
                           const char **exclude, size_t n_exclude)
 {
     static const char *const system_dbs[] = {"mysql", "sys", "information_schema",
@@ -167,7 +217,7 @@ bool mysql_table_selected(const char *db, const char *table, const char **includ
     return in;
 }
 
-int mysql_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
+int mysrc_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
                              int64_t scale, int64_t dt_precision, const char *charset,
                              int64_t octet_len, bool is_mariadb, struct arena *a,
                              struct binlog_column *c, struct loch_err *err)
@@ -331,7 +381,7 @@ static bool qualified(struct lex *l, struct arena *a, const char **db, const cha
     return true;
 }
 
-static void push_table(struct mysql_ddl *d, struct arena *a, const char *db, const char *name)
+static void push_table(struct mysrc_ddl *d, struct arena *a, const char *db, const char *name)
 {
     d->dbs = arena_grow(a, d->dbs, d->n_tables, d->n_tables + 1, sizeof *d->dbs);
     d->tables = arena_grow(a, d->tables, d->n_tables, d->n_tables + 1, sizeof *d->tables);
@@ -339,7 +389,7 @@ static void push_table(struct mysql_ddl *d, struct arena *a, const char *db, con
     d->tables[d->n_tables++] = name;
 }
 
-static void push_rename(struct mysql_ddl *d, struct arena *a, const char *from, const char *to)
+static void push_rename(struct mysrc_ddl *d, struct arena *a, const char *from, const char *to)
 {
     d->rename_from = arena_grow(a, d->rename_from, d->n_renames, d->n_renames + 1, sizeof(char *));
     d->rename_to = arena_grow(a, d->rename_to, d->n_renames, d->n_renames + 1, sizeof(char *));
@@ -347,142 +397,185 @@ static void push_rename(struct mysql_ddl *d, struct arena *a, const char *from, 
     d->rename_to[d->n_renames++] = to;
 }
 
-void mysql_ddl_parse(const char *sql, struct arena *a, struct mysql_ddl *d)
+/* TRUNCATE [TABLE] t */
+static void ddl_truncate(struct lex *l, struct arena *a, struct mysrc_ddl *d)
 {
-    struct lex l = {.p = sql};
     const char *db, *name;
+    next(l);
+    if (kw(l, "TABLE"))
+        next(l);
+    if (qualified(l, a, &db, &name)) {
+        d->kind = MYSRC_DDL_TRUNCATE;
+        push_table(d, a, db, name);
+    }
+}
+
+/* DROP TABLE [IF EXISTS] t[, t2 ...] (not TEMPORARY) */
+static void ddl_drop(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (kw(l, "TEMPORARY"))
+        return; /* temporary tables are never replicated as rows */
+    if (!kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) {
+        next(l); /* EXISTS */
+        next(l);
+    }
+    d->kind = MYSRC_DDL_DROP;
+    while (qualified(l, a, &db, &name)) {
+        push_table(d, a, db, name);
+        if (strcmp(l->tok, ","))
+            break;
+        next(l);
+    }
+}
+
+/* RENAME TABLE[S] a TO b[, c TO d ...] */
+static void ddl_rename(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (!kw(l, "TABLE") && !kw(l, "TABLES"))
+        return;
+    next(l);
+    d->kind = MYSRC_DDL_RENAME;
+    for (;;) {
+        const char *db2, *name2;
+        if (!qualified(l, a, &db, &name) || !kw(l, "TO"))
+            break;
+        next(l);
+        if (!qualified(l, a, &db2, &name2))
+            break;
+        push_table(d, a, db, name);
+        push_table(d, a, db2, name2);
+        if (strcmp(l->tok, ","))
+            break;
+        next(l);
+    }
+}
+
+/* CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t (not TEMPORARY) */
+static void ddl_create(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    if (kw(l, "OR")) { /* OR REPLACE */
+        next(l);
+        next(l);
+    }
+    if (kw(l, "TEMPORARY") || !kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) { /* IF NOT EXISTS */
+        next(l);
+        next(l);
+        next(l);
+    }
+    if (qualified(l, a, &db, &name)) {
+        d->kind = MYSRC_DDL_CREATE;
+        push_table(d, a, db, name);
+    }
+}
+
+/* ALTER [ONLINE|IGNORE] TABLE [IF EXISTS] t ...: its column renames, or a table rename (RENAME TO) */
+static void ddl_alter(struct lex *l, struct arena *a, struct mysrc_ddl *d)
+{
+    const char *db, *name;
+    next(l);
+    while (kw(l, "ONLINE") || kw(l, "IGNORE"))
+        next(l);
+    if (!kw(l, "TABLE"))
+        return;
+    next(l);
+    if (kw(l, "IF")) { /* IF EXISTS */
+        next(l);
+        next(l);
+    }
+    if (!qualified(l, a, &db, &name))
+        return;
+    d->kind = MYSRC_DDL_ALTER;
+    push_table(d, a, db, name);
+    /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
+     * Other specs change the shape, which the next TABLE_MAP carries. */
+    int depth = 0;
+    while (l->tok[0]) {
+        if (!strcmp(l->tok, "("))
+            depth++;
+        else if (!strcmp(l->tok, ")"))
+            depth--;
+        else if (depth == 0 && kw(l, "RENAME")) {
+            next(l);
+            if (kw(l, "COLUMN")) {
+                next(l);
+                char from[256];
+                snprintf(from, sizeof from, "%s", l->tok);
+                next(l);
+                if (kw(l, "TO")) {
+                    next(l);
+                    push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l->tok));
+                }
+            } else if (kw(l, "TO") || kw(l, "AS")) {
+                /* ALTER TABLE t RENAME TO u: a table rename */
+                const char *db2, *name2;
+                next(l);
+                if (qualified(l, a, &db2, &name2)) {
+                    d->kind = MYSRC_DDL_RENAME;
+                    push_table(d, a, db2, name2);
+                    d->n_renames = 0;
+                    return;
+                }
+            }
+            continue;
+        } else if (depth == 0 && kw(l, "CHANGE")) {
+            next(l);
+            if (kw(l, "COLUMN"))
+                next(l);
+            if (kw(l, "IF")) {
+                next(l);
+                next(l);
+            }
+            char from[256];
+            snprintf(from, sizeof from, "%s", l->tok);
+            next(l);
+            if (strcmp(from, l->tok) != 0)
+                push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l->tok));
+        }
+        next(l);
+    }
+}
+
+/* Statements by their first keyword; BEGIN and COMMIT have no tables. */
+void mysrc_ddl_parse(const char *sql, struct arena *a, struct mysrc_ddl *d)
+{
+    static const struct {
+        const char *keyword;
+        void (*parse)(struct lex *l, struct arena *a, struct mysrc_ddl *d);
+    } statements[] = {
+        {"TRUNCATE", ddl_truncate},
+        {"DROP", ddl_drop},
+        {"RENAME", ddl_rename},
+        {"CREATE", ddl_create},
+        {"ALTER", ddl_alter},
+    };
+    struct lex l = {.p = sql};
     memset(d, 0, sizeof *d);
     next(&l);
     if (kw(&l, "BEGIN") || kw(&l, "XA")) {
-        d->kind = MYSQL_DDL_BEGIN;
-    } else if (kw(&l, "COMMIT")) {
-        d->kind = MYSQL_DDL_COMMIT;
-    } else if (kw(&l, "TRUNCATE")) {
-        next(&l);
-        if (kw(&l, "TABLE"))
-            next(&l);
-        if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSQL_DDL_TRUNCATE;
-            push_table(d, a, db, name);
-        }
-    } else if (kw(&l, "DROP")) {
-        next(&l);
-        if (kw(&l, "TEMPORARY"))
-            return; /* temporary tables are never replicated as rows */
-        if (!kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) {
-            next(&l); /* EXISTS */
-            next(&l);
-        }
-        d->kind = MYSQL_DDL_DROP;
-        while (qualified(&l, a, &db, &name)) {
-            push_table(d, a, db, name);
-            if (strcmp(l.tok, ","))
-                break;
-            next(&l);
-        }
-    } else if (kw(&l, "RENAME")) {
-        next(&l);
-        if (!kw(&l, "TABLE") && !kw(&l, "TABLES"))
-            return;
-        next(&l);
-        d->kind = MYSQL_DDL_RENAME;
-        for (;;) {
-            const char *db2, *name2;
-            if (!qualified(&l, a, &db, &name) || !kw(&l, "TO"))
-                break;
-            next(&l);
-            if (!qualified(&l, a, &db2, &name2))
-                break;
-            push_table(d, a, db, name);
-            push_table(d, a, db2, name2);
-            if (strcmp(l.tok, ","))
-                break;
-            next(&l);
-        }
-    } else if (kw(&l, "CREATE")) {
-        next(&l);
-        if (kw(&l, "OR")) { /* OR REPLACE */
-            next(&l);
-            next(&l);
-        }
-        if (kw(&l, "TEMPORARY") || !kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) { /* IF NOT EXISTS */
-            next(&l);
-            next(&l);
-            next(&l);
-        }
-        if (qualified(&l, a, &db, &name)) {
-            d->kind = MYSQL_DDL_CREATE;
-            push_table(d, a, db, name);
-        }
-    } else if (kw(&l, "ALTER")) {
-        next(&l);
-        while (kw(&l, "ONLINE") || kw(&l, "IGNORE"))
-            next(&l);
-        if (!kw(&l, "TABLE"))
-            return;
-        next(&l);
-        if (kw(&l, "IF")) { /* IF EXISTS */
-            next(&l);
-            next(&l);
-        }
-        if (!qualified(&l, a, &db, &name))
-            return;
-        d->kind = MYSQL_DDL_ALTER;
-        push_table(d, a, db, name);
-        /* Column renames: RENAME COLUMN a TO b, CHANGE [COLUMN] [IF EXISTS] a b type.
-         * Other specs change the shape, which the next TABLE_MAP carries. */
-        int depth = 0;
-        while (l.tok[0]) {
-            if (!strcmp(l.tok, "("))
-                depth++;
-            else if (!strcmp(l.tok, ")"))
-                depth--;
-            else if (depth == 0 && kw(&l, "RENAME")) {
-                next(&l);
-                if (kw(&l, "COLUMN")) {
-                    next(&l);
-                    char from[256];
-                    snprintf(from, sizeof from, "%s", l.tok);
-                    next(&l);
-                    if (kw(&l, "TO")) {
-                        next(&l);
-                        push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
-                    }
-                } else if (kw(&l, "TO") || kw(&l, "AS")) {
-                    /* ALTER TABLE t RENAME TO u: a table rename */
-                    const char *db2, *name2;
-                    next(&l);
-                    if (qualified(&l, a, &db2, &name2)) {
-                        d->kind = MYSQL_DDL_RENAME;
-                        push_table(d, a, db2, name2);
-                        d->n_renames = 0;
-                        return;
-                    }
-                }
-                continue;
-            } else if (depth == 0 && kw(&l, "CHANGE")) {
-                next(&l);
-                if (kw(&l, "COLUMN"))
-                    next(&l);
-                if (kw(&l, "IF")) {
-                    next(&l);
-                    next(&l);
-                }
-                char from[256];
-                snprintf(from, sizeof from, "%s", l.tok);
-                next(&l);
-                if (strcmp(from, l.tok) != 0)
-                    push_rename(d, a, arena_strdup(a, from), arena_strdup(a, l.tok));
-            }
-            next(&l);
-        }
+        d->kind = MYSRC_DDL_BEGIN;
+        return;
     }
+    if (kw(&l, "COMMIT")) {
+        d->kind = MYSRC_DDL_COMMIT;
+        return;
+    }
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        if (kw(&l, statements[i].keyword)) {
+            statements[i].parse(&l, a, d);
+            return;
+        }
 }
 
 /* ---- MySQL GTID sets ----
@@ -544,7 +637,7 @@ static bool parse_gno(const char *p, uint64_t *out, size_t *used)
     return true;
 }
 
-int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *err)
+int mysrc_gtid_parse(const char *text, struct mysrc_gtid *out, struct loch_err *err)
 {
     size_t u, d;
     memset(out, 0, sizeof *out);
@@ -556,7 +649,7 @@ int mysql_gtid_parse(const char *text, struct mysql_gtid *out, struct loch_err *
     return 0;
 }
 
-void mysql_gtid_set_free(struct mysql_gtid_set *s)
+void mysrc_gtid_set_free(struct mysrc_gtid_set *s)
 {
     for (size_t i = 0; i < s->n_sids; i++)
         free(s->sids[i].ranges);
@@ -565,7 +658,7 @@ void mysql_gtid_set_free(struct mysql_gtid_set *s)
 }
 
 /* Binary search: index of uuid, or where it would be inserted (*found false). */
-static size_t sid_find(const struct mysql_gtid_set *s, const uint8_t *uuid, bool *found)
+static size_t sid_find(const struct mysrc_gtid_set *s, const uint8_t *uuid, bool *found)
 {
     size_t lo = 0, hi = s->n_sids;
     while (lo < hi) {
@@ -584,7 +677,7 @@ static size_t sid_find(const struct mysql_gtid_set *s, const uint8_t *uuid, bool
     return lo;
 }
 
-static struct mysql_gtid_sid *sid_get(struct mysql_gtid_set *s, const uint8_t *uuid)
+static struct mysrc_gtid_sid *sid_get(struct mysrc_gtid_set *s, const uint8_t *uuid)
 {
     bool found;
     size_t i = sid_find(s, uuid, &found);
@@ -602,7 +695,7 @@ static struct mysql_gtid_sid *sid_get(struct mysql_gtid_set *s, const uint8_t *u
 }
 
 /* First range whose last >= v (n_ranges when none). */
-static size_t range_at(const struct mysql_gtid_sid *sd, uint64_t v)
+static size_t range_at(const struct mysrc_gtid_sid *sd, uint64_t v)
 {
     size_t lo = 0, hi = sd->n_ranges;
     while (lo < hi) {
@@ -616,7 +709,7 @@ static size_t range_at(const struct mysql_gtid_sid *sd, uint64_t v)
 }
 
 /* Adds [first, last] (1 <= first <= last <= GNO_MAX), merging overlapping and adjacent ranges. */
-static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
+static void sid_add(struct mysrc_gtid_sid *sd, uint64_t first, uint64_t last)
 {
     size_t n = sd->n_ranges;
     if (n && sd->ranges[n - 1].last + 1 >= first && sd->ranges[n - 1].first <= first) { /* the stream's case */
@@ -629,7 +722,7 @@ static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
     while (j < n && sd->ranges[j].first <= last + 1)
         j++;
     if (j > i) { /* ranges i..j-1 merge with [first, last] into one at i */
-        struct mysql_gtid_range r = {first < sd->ranges[i].first ? first : sd->ranges[i].first,
+        struct mysrc_gtid_range r = {first < sd->ranges[i].first ? first : sd->ranges[i].first,
                                      last > sd->ranges[j - 1].last ? last : sd->ranges[j - 1].last};
         sd->ranges[i] = r;
         memmove(&sd->ranges[i + 1], &sd->ranges[j], (n - j) * sizeof *sd->ranges);
@@ -641,48 +734,48 @@ static void sid_add(struct mysql_gtid_sid *sd, uint64_t first, uint64_t last)
         sd->ranges = xrealloc(sd->ranges, sd->cap_ranges * sizeof *sd->ranges);
     }
     memmove(&sd->ranges[i + 1], &sd->ranges[i], (n - i) * sizeof *sd->ranges);
-    sd->ranges[i] = (struct mysql_gtid_range){first, last};
+    sd->ranges[i] = (struct mysrc_gtid_range){first, last};
     sd->n_ranges = n + 1;
 }
 
-void mysql_gtid_set_add(struct mysql_gtid_set *s, const struct mysql_gtid *g)
+void mysrc_gtid_set_add(struct mysrc_gtid_set *s, const struct mysrc_gtid *g)
 {
     sid_add(sid_get(s, g->uuid), g->seq, g->seq);
 }
 
-void mysql_gtid_set_union(struct mysql_gtid_set *s, const struct mysql_gtid_set *b)
+void mysrc_gtid_set_union(struct mysrc_gtid_set *s, const struct mysrc_gtid_set *b)
 {
     for (size_t i = 0; i < b->n_sids; i++) {
         if (b->sids[i].n_ranges == 0)
             continue;
-        struct mysql_gtid_sid *sd = sid_get(s, b->sids[i].uuid);
+        struct mysrc_gtid_sid *sd = sid_get(s, b->sids[i].uuid);
         for (size_t r = 0; r < b->sids[i].n_ranges; r++)
             sid_add(sd, b->sids[i].ranges[r].first, b->sids[i].ranges[r].last);
     }
 }
 
-bool mysql_gtid_set_contains(const struct mysql_gtid_set *s, const struct mysql_gtid *g)
+bool mysrc_gtid_set_contains(const struct mysrc_gtid_set *s, const struct mysrc_gtid *g)
 {
     bool found;
     size_t i = sid_find(s, g->uuid, &found);
     if (!found)
         return false;
-    const struct mysql_gtid_sid *sd = &s->sids[i];
+    const struct mysrc_gtid_sid *sd = &s->sids[i];
     size_t r = range_at(sd, g->seq);
     return r < sd->n_ranges && sd->ranges[r].first <= g->seq;
 }
 
-bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gtid_set *b)
+bool mysrc_gtid_set_subset(const struct mysrc_gtid_set *a, const struct mysrc_gtid_set *b)
 {
     for (size_t i = 0; i < a->n_sids; i++) {
-        const struct mysql_gtid_sid *sa = &a->sids[i];
+        const struct mysrc_gtid_sid *sa = &a->sids[i];
         if (sa->n_ranges == 0)
             continue;
         bool found;
         size_t k = sid_find(b, sa->uuid, &found);
         if (!found)
             return false;
-        const struct mysql_gtid_sid *sb = &b->sids[k];
+        const struct mysrc_gtid_sid *sb = &b->sids[k];
         /* b's ranges are maximal, so a range of a is within b only inside one of them */
         for (size_t r = 0; r < sa->n_ranges; r++) {
             size_t at = range_at(sb, sa->ranges[r].first);
@@ -694,12 +787,12 @@ bool mysql_gtid_set_subset(const struct mysql_gtid_set *a, const struct mysql_gt
     return true;
 }
 
-char *mysql_gtid_set_format(const struct mysql_gtid_set *s, struct arena *a)
+char *mysrc_gtid_set_format(const struct mysrc_gtid_set *s, struct arena *a)
 {
     struct buf b = {0};
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < s->n_sids; i++) {
-        const struct mysql_gtid_sid *sd = &s->sids[i];
+        const struct mysrc_gtid_sid *sd = &s->sids[i];
         if (sd->n_ranges == 0)
             continue;
         if (b.len)
@@ -735,9 +828,9 @@ static int set_syntax(const char *text, const char *at, const char *what, struct
     return loch_err_detail(err, "a GTID set reads uuid:1-5:7,uuid2:1-100");
 }
 
-int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct loch_err *err)
+int mysrc_gtid_set_parse(const char *text, struct mysrc_gtid_set *out, struct loch_err *err)
 {
-    mysql_gtid_set_free(out);
+    mysrc_gtid_set_free(out);
     if (!text)
         return 0;
     const char *p = skip_ws(text);
@@ -754,7 +847,7 @@ int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct lo
             break;
         }
         p = skip_ws(p + used);
-        struct mysql_gtid_sid *sd = sid_get(out, uuid);
+        struct mysrc_gtid_sid *sd = sid_get(out, uuid);
         while (*p == ':' && !rc) {
             p = skip_ws(p + 1);
             uint64_t first, last;
@@ -785,14 +878,14 @@ int mysql_gtid_set_parse(const char *text, struct mysql_gtid_set *out, struct lo
             rc = set_syntax(text, p, "expected ',' or ':'", err);
     }
     if (rc)
-        mysql_gtid_set_free(out);
+        mysrc_gtid_set_free(out);
     return rc;
 }
 
-int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files,
-                           const struct mysql_gtid_set *executed, size_t *chosen, struct loch_err *err)
+int mysrc_gtid_resume_file(const struct mysrc_binlog_file *files, size_t n_files,
+                           const struct mysrc_gtid_set *executed, size_t *chosen, struct loch_err *err)
 {
-    struct mysql_gtid_set prev = {0};
+    struct mysrc_gtid_set prev = {0};
     size_t ok = 0; /* files[0..ok) qualify */
     int rc = 0;
     for (; ok < n_files; ok++) {
@@ -801,16 +894,16 @@ int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files
             rc = loch_err_detail(err, "MySQL 5.6+ writes one at the start of every binlog file");
             break;
         }
-        if ((rc = mysql_gtid_set_parse(files[ok].previous_gtids, &prev, err))) {
+        if ((rc = mysrc_gtid_set_parse(files[ok].previous_gtids, &prev, err))) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);
             loch_errf(err, rc, "the Previous_gtids of binlog file %s: %s", files[ok].name, msg);
             break;
         }
-        if (!mysql_gtid_set_subset(&prev, executed))
+        if (!mysrc_gtid_set_subset(&prev, executed))
             break;
     }
-    mysql_gtid_set_free(&prev);
+    mysrc_gtid_set_free(&prev);
     if (rc)
         return rc;
     if (ok == 0) {
@@ -825,7 +918,7 @@ int mysql_gtid_resume_file(const struct mysql_binlog_file *files, size_t n_files
     return 0;
 }
 
-uint32_t mysql_derive_server_id(const char *source_name)
+uint32_t mysrc_derive_server_id(const char *source_name)
 {
     /* FNV-1a of "loch/<name>" */
     uint32_t h = 2166136261u;

@@ -1,5 +1,6 @@
 /* ops.c: how the runner (cdc/sources.c) reaches the PostgreSQL source: its entry points
- * as a struct cdc_source_ops. Not for anything the source does (pg.c). */
+ * as a struct cdc_source_ops. Not for anything the source does (conn.c and the other
+ * files of pg_int.h). */
 #include "cdc/source.h"
 
 #include "cdc/pg/pg.h"

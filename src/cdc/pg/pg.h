@@ -1,6 +1,6 @@
-/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (pg_types.c) used by the session
- * (pg.c), and the entry points ops.c hands the runner. Not for other rooms: they use
- * cdc/source.h. */
+/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (pg_types.c) used by the source
+ * (pg_int.h and its files), and the entry points ops.c hands the runner. Not for other
+ * rooms: they use cdc/source.h. */
 #ifndef LOCH_CDC_PG_PG_H
 #define LOCH_CDC_PG_PG_H
 

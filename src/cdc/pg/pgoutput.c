@@ -71,6 +71,53 @@ static bool read_str(struct cursor *c, const char **s)
     return cursor_cstr(c, s, &len);
 }
 
+/* Relation: id, namespace, name, replica identity, then per column flags (1 = part of
+ * the key), name, type OID and typmod (protocol-logicalrep-message-formats). */
+static void read_relation(struct cursor *c, struct arena *a, struct pgo_msg *m)
+{
+    uint8_t ri;
+    uint16_t nc;
+    cursor_be32(c, &m->u.rel.relid);
+    read_str(c, &m->u.rel.nspname);
+    read_str(c, &m->u.rel.relname);
+    cursor_u8(c, &ri);
+    m->u.rel.replident = (char)ri;
+    if (!cursor_be16(c, &nc))
+        return;
+    if (nc > c->left) { /* at least one byte per column */
+        c->failed = true;
+        return;
+    }
+    m->u.rel.ncols = nc;
+    m->u.rel.cols = arena_alloc(a, (nc ? nc : 1) * sizeof *m->u.rel.cols);
+    for (size_t i = 0; i < nc && !c->failed; i++) {
+        struct pgo_relcol *rc = &m->u.rel.cols[i];
+        uint32_t tm;
+        cursor_u8(c, &rc->flags);
+        read_str(c, &rc->name);
+        cursor_be32(c, &rc->type_oid);
+        cursor_be32(c, &tm);
+        rc->typmod = (int32_t)tm;
+    }
+}
+
+/* Truncate: the relation count, options, then the relation ids. */
+static void read_truncate(struct cursor *c, struct arena *a, struct pgo_msg *m)
+{
+    uint32_t nr;
+    if (!cursor_be32(c, &nr))
+        return;
+    cursor_u8(c, &m->u.trunc.options);
+    if (nr > c->left / 4) {
+        c->failed = true;
+        return;
+    }
+    m->u.trunc.nrels = nr;
+    m->u.trunc.relids = arena_alloc(a, (nr ? nr : 1) * sizeof *m->u.trunc.relids);
+    for (size_t i = 0; i < nr; i++)
+        cursor_be32(c, &m->u.trunc.relids[i]);
+}
+
 int pgoutput_decode(const uint8_t *p, size_t n, struct arena *a, struct pgo_msg *m, struct loch_err *err)
 {
     struct cursor c = cursor_make(p, n);
@@ -95,33 +142,9 @@ int pgoutput_decode(const uint8_t *p, size_t n, struct arena *a, struct pgo_msg 
         read_u64(&c, &m->u.origin.lsn);
         read_str(&c, &m->u.origin.name);
         break;
-    case 'R': {
-        uint8_t ri;
-        uint16_t nc;
-        cursor_be32(&c, &m->u.rel.relid);
-        read_str(&c, &m->u.rel.nspname);
-        read_str(&c, &m->u.rel.relname);
-        cursor_u8(&c, &ri);
-        m->u.rel.replident = (char)ri;
-        if (!cursor_be16(&c, &nc))
-            break;
-        if (nc > c.left) { /* at least one byte per column */
-            c.failed = true;
-            break;
-        }
-        m->u.rel.ncols = nc;
-        m->u.rel.cols = arena_alloc(a, (nc ? nc : 1) * sizeof *m->u.rel.cols);
-        for (size_t i = 0; i < nc && !c.failed; i++) {
-            struct pgo_relcol *rc = &m->u.rel.cols[i];
-            uint32_t tm;
-            cursor_u8(&c, &rc->flags);
-            read_str(&c, &rc->name);
-            cursor_be32(&c, &rc->type_oid);
-            cursor_be32(&c, &tm);
-            rc->typmod = (int32_t)tm;
-        }
+    case 'R':
+        read_relation(&c, a, m);
         break;
-    }
     case 'Y':
         cursor_be32(&c, &m->u.type.oid);
         read_str(&c, &m->u.type.nspname);
@@ -159,21 +182,9 @@ int pgoutput_decode(const uint8_t *p, size_t n, struct arena *a, struct pgo_msg 
         read_tuple(&c, a, &m->u.dml.old);
         break;
     }
-    case 'T': {
-        uint32_t nr;
-        if (!cursor_be32(&c, &nr))
-            break;
-        cursor_u8(&c, &m->u.trunc.options);
-        if (nr > c.left / 4) {
-            c.failed = true;
-            break;
-        }
-        m->u.trunc.nrels = nr;
-        m->u.trunc.relids = arena_alloc(a, (nr ? nr : 1) * sizeof *m->u.trunc.relids);
-        for (size_t i = 0; i < nr; i++)
-            cursor_be32(&c, &m->u.trunc.relids[i]);
+    case 'T':
+        read_truncate(&c, a, m);
         break;
-    }
     case 'M': {
         uint32_t len;
         const uint8_t *q;

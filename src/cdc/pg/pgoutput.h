@@ -2,7 +2,7 @@
  * ("Logical Replication Message Formats", protocol-logicalrep-message-formats.html) and of
  * the CopyBoth frames around it ("Streaming Replication Protocol": XLogData 'w', primary
  * keepalive 'k'), plus the standby status update we send back. Not for connections or
- * applying changes (pg.c).
+ * applying changes (stream.c).
  *
  * Every length read from the wire is checked against what is left (base/buf.h cursor):
  * a short or garbage message is LOCH_EPROTO, never a read past the buffer. Decoded
