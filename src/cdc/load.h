@@ -15,7 +15,7 @@
 
 #include "base/mem.h"
 #include "base/err.h"
-#include "cdc/change.h"
+#include "cdc/applier.h"
 #include "cdc/source.h"
 
 /* Rows per key range: each one commits (and so is where a restart continues). */

@@ -1,7 +1,8 @@
 /* source.h: running one configured source's replication (full load, then streaming) until
  * stopped, in the calling thread: `loch replicate` calls it directly, `loch serve` from a
- * background thread. Not for the change model (change.h) or protocol details (pg/, mysql/).
- */
+ * background thread; and the ops table through which sources register (sources.c).
+ * Not for the change model (change.h), the applier (applier.h) or protocol details
+ * (pg/, mysql/). */
 #ifndef LOCH_CDC_SOURCE_H
 #define LOCH_CDC_SOURCE_H
 
@@ -47,12 +48,15 @@ int cdc_source_run(struct cdc_run *r, struct loch_err *err);
 int cdc_source_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
                     struct cdc_table_list *out, struct loch_err *err);
 
-/* Per-source entry points behind cdc_source_run / cdc_source_copy. */
-int cdc_pg_run(struct cdc_run *r, struct loch_err *err);
-int cdc_mysql_run(struct cdc_run *r, struct loch_err *err);
-int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+/* How the runner reaches a source. Each source exports one (cdc/pg/ops.c,
+ * cdc/mysql/ops.c); sources.c lists them and picks one by the configured type. */
+struct cdc_source_ops {
+    const char *type; /* loch.yaml `type:` of the source ("postgres", "mysql") */
+    /* cdc_source_run for this type */
+    int (*run)(struct cdc_run *r, struct loch_err *err);
+    /* cdc_source_copy for this type; NULL: `loch validate` is not built for it */
+    int (*copy)(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
                 struct cdc_table_list *out, struct loch_err *err);
-int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
-                   struct cdc_table_list *out, struct loch_err *err);
+};
 
 #endif

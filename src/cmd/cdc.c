@@ -11,7 +11,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
-#include "cdc/change.h"
+#include "cdc/applier.h"
 #include "cdc/source.h"
 #include "iceberg/table.h"
 #include "query/query.h"

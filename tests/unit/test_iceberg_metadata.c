@@ -1,4 +1,4 @@
-/* test_iceberg_metadata.c: types and table-metadata JSON (src/iceberg/types.c, metadata.c).
+/* test_iceberg_metadata.c: types and table-metadata JSON (src/iceberg/iceberg_types.c, metadata.c).
  * Not for I/O or manifests (test_iceberg_table.c). */
 #include <stdarg.h>
 #include <stddef.h>

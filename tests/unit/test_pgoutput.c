@@ -1,6 +1,6 @@
 /* test_pgoutput.c: the pgoutput and replication-frame decoders on hand-built messages
  * (byte layouts from protocol-logicalrep-message-formats.html), every truncation of each,
- * garbage; the value conversions of cdc/pg/types.c. Not for a live server (integration). */
+ * garbage; the value conversions of cdc/pg/pg_types.c. Not for a live server (integration). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

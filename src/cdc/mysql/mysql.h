@@ -155,4 +155,14 @@ int mysrc_gtid_resume_file(const struct mysrc_binlog_file *files, size_t n_files
  * name and host, in 0x40000000..0x7fffffff so it stays clear of small hand-set ids. */
 uint32_t mysrc_derive_server_id(const char *source_name);
 
+/* ---- entry points: the runner reaches them through cdc_mysql_ops (ops.c) ---- */
+struct cdc_run;
+struct cdc_table_list;
+struct engine_conn;
+/* cdc_source_run (cdc/source.h) for a source of this type. */
+int cdc_mysql_run(struct cdc_run *r, struct loch_err *err);
+/* cdc_source_copy (cdc/source.h) for a source of this type. */
+int cdc_mysql_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                   struct cdc_table_list *out, struct loch_err *err);
+
 #endif

@@ -19,7 +19,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
-#include "cdc/change.h"
+#include "cdc/applier.h"
 #include "cdc/mysql/binlog.h"
 #include "cdc/mysql/mysql.h"
 #include "cdc/source.h"

@@ -1,5 +1,6 @@
-/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (types.c) used by the source
- * (pg_int.h and its files). Not for other rooms: they use cdc/source.h. */
+/* pg.h: shared inside cdc/pg/: the PostgreSQL type mapping (pg_types.c) used by the source
+ * (pg_int.h and its files), and the entry points ops.c hands the runner. Not for other
+ * rooms: they use cdc/source.h. */
 #ifndef LOCH_CDC_PG_PG_H
 #define LOCH_CDC_PG_PG_H
 
@@ -37,5 +38,15 @@ const char *pg_copy_expr(enum pg_conv conv, const char *quoted_col, struct arena
 /* The inverse of pg_copy_expr: an SQL expression of the column's own type from a quoted
  * literal of its canonical text (a full-load chunk bound read back from COPY output). */
 const char *pg_copy_literal(enum pg_conv conv, const char *literal, struct arena *a);
+
+/* ---- entry points: the runner reaches them through cdc_pg_ops (ops.c) ---- */
+struct cdc_run;
+struct cdc_table_list;
+struct engine_conn;
+/* cdc_source_run (cdc/source.h) for a source of this type. */
+int cdc_pg_run(struct cdc_run *r, struct loch_err *err);
+/* cdc_source_copy (cdc/source.h) for a source of this type. */
+int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, struct arena *a,
+                struct cdc_table_list *out, struct loch_err *err);
 
 #endif

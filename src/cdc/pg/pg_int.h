@@ -18,7 +18,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/util.h"
-#include "cdc/change.h"
+#include "cdc/applier.h"
 #include "cdc/pg/pg.h"
 #include "cdc/pg/pgoutput.h"
 #include "cdc/source.h"

@@ -1,4 +1,4 @@
-/* types.c: DuckDB column types -> Iceberg types, and schemas inferred from a query.
+/* sink_types.c: DuckDB column types -> Iceberg types, and schemas inferred from a query.
  * Not for Iceberg -> DuckDB (iceberg_type_duckdb). */
 #include "sink/sink.h"
 

@@ -1,4 +1,4 @@
-/* types.c: PostgreSQL column types -> Iceberg types, and pgoutput text values -> the
+/* pg_types.c: PostgreSQL column types -> Iceberg types, and pgoutput text values -> the
  * canonical literal forms of change.h. Not for the protocol (pgoutput.c) or the session
  * (pg.c). The README's type table lists the same mapping. */
 #include "cdc/pg/pg.h"

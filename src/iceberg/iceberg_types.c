@@ -1,6 +1,6 @@
-/* types.c: Iceberg primitive types (JSON spelling, DuckDB spelling, promotion rules),
- * schema look-ups and copies, metadata look-ups and a fresh table's metadata.
- * Not for JSON documents (metadata.c) or schema evolution rules (evolve.c). */
+/* iceberg_types.c: Iceberg primitive types (iceberg_types.h: JSON and DuckDB spellings,
+ * promotion rules), schema look-ups and copies, metadata look-ups and a fresh table's
+ * metadata. Not for JSON documents (metadata.c) or schema evolution rules (evolve.c). */
 #include "iceberg/iceberg.h"
 
 #include <ctype.h>
