@@ -82,7 +82,7 @@ unit: setup $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 integration: setup $(BUILD)/loch
 	LOCH_BIN=$(abspath $(BUILD)/loch) .venv/bin/python -m pytest -q tests/integration
 
-test: setup
+test: setup layers
 	@$(MAKE) --no-print-directory -j$(shell nproc) $(BUILD)/loch $(UNIT_BIN) $(REPLAY_BIN)
 	@$(MAKE) --no-print-directory unit integration
 
