@@ -1,7 +1,8 @@
-/* sink.h: rows -> Iceberg-ready Parquet files (data files with field ids, ZSTD, column
- * metrics; position-delete files) and the commit of several tables' changes, with the
- * caller's checkpoint, in one catalog transaction. The C API every writer uses: `loch
- * load`, SQL DML and the CDC sources. Not for reading (query/) or metadata formats
+/* sink.h: opening and creating lake tables under their writer locks, rows ->
+ * Iceberg-ready Parquet files (data files with field ids, ZSTD, column metrics;
+ * position-delete files) and the commit of several tables' changes, with the caller's
+ * checkpoint, in one catalog transaction. The C API every writer uses: `loch load`, SQL
+ * DML, the CDC applier and maintenance. Not for reading rows (query/) or metadata formats
  * (iceberg/).
  *
  * Rows come as SQL text that DuckDB runs on the caller's connection, so staging, casting
