@@ -69,21 +69,20 @@ static struct iceberg_schema *schema_for(struct arena *a, const struct cdc_table
 
 int applier_load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *err)
 {
+    /* the writer locks are the applier's (taken when the table was declared) */
     struct arena *a = arena_new();
-    struct catalog_table ct, cc;
-    int rc = catalog_load_table(ap->fcat, at->ns, at->name, a, &ct, err);
+    struct sink_table t, c;
+    int rc = sink_table_open(ap->fcat, ap->fst, at->ns, at->name, a, &t, err);
     if (!rc)
-        rc = catalog_load_table(ap->fcat, at->ns, at->cname, a, &cc, err);
-    if (!rc)
-        rc = iceberg_table_load(ap->fst, ct.metadata_location, a, &at->md, err);
-    if (!rc)
-        rc = iceberg_table_load(ap->fst, cc.metadata_location, a, &at->cmd, err);
+        rc = sink_table_open(ap->fcat, ap->fst, at->ns, at->cname, a, &c, err);
     if (rc) {
         arena_free(a);
         return rc;
     }
-    at->loc = ct.metadata_location;
-    at->cloc = cc.metadata_location;
+    at->md = t.md;
+    at->cmd = c.md;
+    at->loc = t.location;
+    at->cloc = c.location;
     arena_free(at->md_arena);
     at->md_arena = a;
     return 0;
@@ -111,24 +110,15 @@ static void remove_orphans(struct cdc_applier *ap, const struct iceberg_metadata
     }
 }
 
+/* Creates ns.name when the lake lacks it (the applier holds its writer lock). */
 static int create_lake_table(struct cdc_applier *ap, const char *ns, const char *name,
                              const struct iceberg_schema *s, struct loch_err *err)
 {
     struct arena *a = arena_new();
-    struct catalog_table ct;
-    struct loch_err e2;
-    int rc = 0;
-    if (catalog_load_table(ap->fcat, ns, name, a, &ct, &e2) != 0) {
-        char *location;
-        rc = sink_table_location(a, ap->fst->root, ns, name, &location, err);
-        struct iceberg_metadata *md = rc ? NULL : iceberg_metadata_new(a, location, s);
-        const char *v1;
-        if (!rc)
-            rc = iceberg_table_create(ap->fst, md, a, &v1, err);
-        if (!rc) {
-            struct catalog_update u = {ns, name, NULL, v1};
-            rc = catalog_commit(ap->fcat, &u, 1, NULL, 0, err);
-        }
+    int rc = sink_table_create(ap->fcat, ap->fst, ns, name, s, NULL, a, NULL, err);
+    if (rc == LOCH_EEXIST) {
+        loch_err_clear(err);
+        rc = 0;
     }
     arena_free(a);
     return rc;

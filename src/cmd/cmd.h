@@ -51,12 +51,6 @@ int cmd_maintain(struct app *app, int argc, char **argv);
 int cmd_serve(struct app *app, int argc, char **argv);
 int cmd_token(struct app *app, int argc, char **argv);
 int cmd_replicate(struct app *app, int argc, char **argv);
-/* Background replication (loch serve): a thread per configured source, each with its own
- * catalog handle, until replication_stop (the flush in hand finishes). A source that
- * fails is logged and stops; the caller keeps running. app must outlive it. */
-struct replication;
-struct replication *replication_start(struct app *app);
-void replication_stop(struct replication *r); /* r may be NULL */
 int cmd_status(struct app *app, int argc, char **argv);
 int cmd_validate(struct app *app, int argc, char **argv);
 

@@ -10,6 +10,7 @@
 
 #include "iceberg/table.h"
 #include "query/query.h"
+#include "sink/sink.h"
 
 static void iso_ms(int64_t ms, char *out, size_t n)
 {
@@ -57,13 +58,13 @@ static int load(struct app *app, const char *full, struct iceberg_metadata **md,
 {
     char *ns, *name;
     int rc = query_split_name(app->a, full, &ns, &name, err);
-    struct catalog_table ct;
+    struct sink_table t;
     if (!rc)
-        rc = catalog_load_table(app->cat, ns, name, app->a, &ct, err);
-    if (!rc)
-        rc = iceberg_table_load(app->st, ct.metadata_location, app->a, md, err);
-    if (!rc)
-        *loc = ct.metadata_location;
+        rc = sink_table_open(app->cat, app->st, ns, name, app->a, &t, err);
+    if (!rc) {
+        *md = t.md;
+        *loc = t.location;
+    }
     return rc;
 }
 

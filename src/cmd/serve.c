@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "cdc/runner.h"
 #include "server/http.h"
 #include "server/pgwire.h"
 
@@ -57,11 +58,24 @@ int cmd_serve(struct app *app, int argc, char **argv)
     log_info("loch serve: SQL on %s (tls %s), config %s", app->cfg->sql_listen, app->cfg->tls_mode,
              app->cfg->path);
     log_info("loch serve: HTTP on %s (port %d)", app->cfg->http_listen, http_server_port(http));
-    struct replication *rep = replication_start(app);
+    /* background replication: a source that fails is logged; the server keeps serving */
+    struct cdc_runner *rep = NULL;
+    if (app->cfg->n_sources) {
+        struct cdc_runner_options ro = {app->cfg, NULL, app->st, NULL, false, false, true};
+        if (app_replication_engine(app, &err) == 0) {
+            ro.eng = app->reng;
+            if (cdc_runner_start(&ro, &rep, &err) == 0)
+                for (size_t i = 0; i < app->cfg->n_sources; i++)
+                    log_info("loch serve: replicating source %s", app->cfg->sources[i].name);
+        }
+        if (!rep)
+            log_error("loch serve: no replication: %s", err.msg);
+    }
     int sig = 0;
     sigwait(&set, &sig);
     log_info("loch serve: %s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    replication_stop(rep);
+    cdc_runner_stop(rep);
+    cdc_runner_wait(rep, NULL, NULL, NULL);
     http_server_stop(http);
     pgwire_server_stop(pg);
     engine_pool_free(pool); /* after every session of the servers has closed */

@@ -78,17 +78,11 @@ int maint_table(struct catalog *cat, struct store *st, const char *state_dir, co
                 const struct maint_options *o, struct arena *a, struct maint_report *out, struct loch_err *err)
 {
     *out = (struct maint_report){0};
-    int lock;
-    int rc = sink_lock(state_dir, ns, name, &lock, err);
+    struct sink_table t;
+    int rc = sink_table_open_locked(cat, st, state_dir, ns, name, a, &t, err);
     if (rc)
         return rc;
-    struct catalog_table ct;
-    struct iceberg_metadata *md;
-    rc = catalog_load_table(cat, ns, name, a, &ct, err);
-    if (!rc)
-        rc = iceberg_table_load(st, ct.metadata_location, a, &md, err);
-    if (rc)
-        goto out;
+    struct iceberg_metadata *md = t.md;
 
     /* Java's table properties win over the command line, as in Spark's expire_snapshots. */
     int64_t expire_ms = o->expire_ms;
@@ -101,23 +95,23 @@ int maint_table(struct catalog *cat, struct store *st, const char *state_dir, co
 
     const char **was;
     size_t n_was;
-    if ((rc = iceberg_table_references(st, md, ct.metadata_location, a, &was, &n_was, err)))
+    if ((rc = iceberg_table_references(st, md, t.location, a, &was, &n_was, err)))
         goto out;
 
-    struct iceberg_change *ch = iceberg_change_begin(a, md, ct.metadata_location);
+    struct iceberg_change *ch = iceberg_change_begin(a, md, t.location);
     iceberg_change_expire_snapshots(ch, util_now_ms() - expire_ms, (size_t)retain);
     size_t n_exp = iceberg_change_expiring(ch);
     const struct iceberg_metadata *now_md = md;
-    const char *now_loc = ct.metadata_location;
+    const char *now_loc = t.location;
     if (n_exp && !o->dry_run) {
-        struct sink_table_change tc = {ns, name, ct.metadata_location, ch};
+        struct sink_table_change tc = {ns, name, t.location, ch};
         if ((rc = sink_commit(cat, st, &tc, 1, NULL, 0, a, err)))
             goto out;
-        if ((rc = catalog_load_table(cat, ns, name, a, &ct, err)) ||
-            (rc = iceberg_table_load(st, ct.metadata_location, a, &md, err)))
+        struct sink_table now; /* reopened under the lock t holds */
+        if ((rc = sink_table_open(cat, st, ns, name, a, &now, err)))
             goto out;
-        now_md = md;
-        now_loc = ct.metadata_location;
+        now_md = now.md;
+        now_loc = now.location;
     }
 
     const char **keep;
@@ -145,7 +139,7 @@ int maint_table(struct catalog *cat, struct store *st, const char *state_dir, co
     out->n_failed = w.n_failed;
     out->bytes = w.bytes;
 out:
-    sink_unlock(lock);
+    sink_table_close(&t);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include "iceberg/table.h"
 #include "query/lex.h"
 #include "query/query.h"
+#include "sink/sink.h"
 
 struct query_session {
     struct query_env env;
@@ -26,8 +27,8 @@ struct query_session {
 
 /* A lake table loaded for one statement. */
 struct lake_table {
-    char *ns, *name;
-    char *location;                   /* metadata file */
+    const char *ns, *name;
+    const char *location;             /* metadata file */
     struct iceberg_metadata *md;
 };
 

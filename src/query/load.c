@@ -157,9 +157,7 @@ int query_load_file(struct query_session *s, const char *ns, const char *name, c
         buf_putc(&target, '.');
     }
     buf_sql_ident(&target, name);
-    struct catalog_table ct;
-    struct loch_err e2;
-    *created = catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0;
+    *created = !sink_table_exists(s->env.cat, ns, name, a);
     if (*created)
         buf_printf(&sql, "CREATE TABLE %s AS %s", target.data, src.data);
     else

@@ -109,15 +109,11 @@ int query_split_name(struct arena *a, const char *full, char **ns, char **name, 
 int lake_load(struct query_session *s, const char *ns, const char *name, struct lake_table *t,
               struct loch_err *err)
 {
-    struct arena *a = s->stmt_arena;
-    struct catalog_table ct;
-    int rc = catalog_load_table(s->env.cat, ns, name, a, &ct, err);
-    if (rc)
-        return rc;
-    t->ns = arena_strdup(a, ns);
-    t->name = arena_strdup(a, name);
-    t->location = ct.metadata_location;
-    return iceberg_table_load(s->env.st, ct.metadata_location, a, &t->md, err);
+    struct sink_table st;
+    int rc = sink_table_open(s->env.cat, s->env.st, ns, name, s->stmt_arena, &st, err);
+    if (!rc)
+        *t = (struct lake_table){st.ns, st.name, st.location, st.md};
+    return rc;
 }
 
 /* DuckDB writes "no location" as query_location 2^64-1, which jansson cannot hold in a

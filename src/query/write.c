@@ -48,14 +48,11 @@ static int commit_one(struct query_session *s, struct lake_table *t, struct iceb
 static int lock_load(struct query_session *s, const char *ns, const char *name, struct lake_table *t, int *fd,
                      struct loch_err *err)
 {
-    int rc = sink_lock(s->env.state_dir, ns, name, fd, err);
-    if (rc)
-        return rc;
-    rc = lake_load(s, ns, name, t, err);
-    if (rc) {
-        sink_unlock(*fd);
-        *fd = -1;
-    }
+    struct sink_table st;
+    int rc = sink_table_open_locked(s->env.cat, s->env.st, s->env.state_dir, ns, name, s->stmt_arena, &st, err);
+    *fd = st.lock_fd;
+    if (!rc)
+        *t = (struct lake_table){st.ns, st.name, st.location, st.md};
     return rc;
 }
 
@@ -92,43 +89,15 @@ static int create_table(struct query_session *s, const char *ns, const char *nam
     int rc = sink_lock(s->env.state_dir, ns, name, &fd, err); /* checks the names first */
     if (rc)
         return rc;
-    struct catalog_table existing;
-    struct loch_err e2;
-    if (catalog_load_table(s->env.cat, ns, name, a, &existing, &e2) == 0) {
-        sink_unlock(fd);
-        if (if_not_exists) {
-            *tag = "CREATE TABLE";
-            return 0;
-        }
-        loch_errf(err, LOCH_EEXIST, "table %s.%s already exists", ns, name);
-        return loch_err_hint(err, "append with INSERT INTO %s.%s, or drop it first", ns, name);
+    struct sink_first_rows rows = {s->conn, as_query};
+    int64_t n_rows = 0;
+    rc = sink_table_create(s->env.cat, s->env.st, ns, name, schema, as_query ? &rows : NULL, a, &n_rows, err);
+    if (rc == LOCH_EEXIST && if_not_exists) {
+        loch_err_clear(err);
+        rc = 0;
+        as_query = NULL; /* nothing written: the tag of a bare CREATE */
     }
-    char *location;
-    rc = sink_table_location(a, s->env.st->root, ns, name, &location, err);
-    if (rc)
-        goto out;
-    struct iceberg_metadata *md = iceberg_metadata_new(a, location, schema);
-    const char *v1;
-    rc = iceberg_table_create(s->env.st, md, a, &v1, err);
-    if (rc)
-        goto out;
-    if (!as_query) {
-        struct catalog_update u = {ns, name, NULL, v1};
-        rc = catalog_commit(s->env.cat, &u, 1, NULL, 0, err);
-        *tag = "CREATE TABLE";
-        goto out;
-    }
-    struct iceberg_data_file f;
-    rc = sink_write_data(s->conn, s->env.st, md, as_query, a, &f, err);
-    if (rc)
-        goto out;
-    struct iceberg_change *ch = iceberg_change_begin(a, md, v1);
-    if (f.record_count > 0)
-        iceberg_change_add_file(ch, &f);
-    struct sink_table_change tc = {ns, name, NULL, ch};
-    rc = sink_commit(s->env.cat, s->env.st, &tc, 1, NULL, 0, a, err);
-    *tag = arena_printf(a, "SELECT %lld", (long long)f.record_count);
-out:
+    *tag = as_query ? arena_printf(a, "SELECT %lld", (long long)n_rows) : "CREATE TABLE";
     sink_unlock(fd);
     return rc;
 }
@@ -227,9 +196,7 @@ static int do_insert(struct query_session *s, const struct stmt *st, bool *handl
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
         return 0;
-    struct catalog_table ct;
-    struct loch_err e2;
-    if (catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0)
+    if (!sink_table_exists(s->env.cat, ns, name, a))
         return 0; /* not a lake table: DuckDB reports it */
     *handled = true;
     struct lake_table t;
@@ -307,9 +274,7 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
     char *full = lex_name(a, st, &i), *ns, *name;
     if (!full || !lake_name(a, full, &ns, &name))
         return 0;
-    struct catalog_table ct;
-    struct loch_err e2;
-    if (catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0)
+    if (!sink_table_exists(s->env.cat, ns, name, a))
         return 0;
     *handled = true;
     const char *alias = alias_at(a, st, &i, name);
@@ -561,9 +526,7 @@ static int do_drop(struct query_session *s, const struct stmt *st, bool *handled
      * path, it only removes the catalog's row. */
     int rc = catalog_check_name(ns, name, err);
     if (rc) {
-        struct catalog_table ct;
-        struct loch_err e2;
-        if (catalog_load_table(s->env.cat, ns, name, a, &ct, &e2) != 0)
+        if (!sink_table_exists(s->env.cat, ns, name, a))
             return loch_err_prefix(err, "cannot drop table");
         loch_err_clear(err);
     }

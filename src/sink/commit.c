@@ -1,5 +1,5 @@
-/* commit.c: several tables' changes + a checkpoint -> one catalog transaction, and the
- * per-table writer lock. Not for building the changes (writer.c, callers). */
+/* commit.c: several tables' changes + a checkpoint -> one catalog transaction. Not for
+ * building the changes (writer.c, callers), nor for opening or creating a table (table.c). */
 #include "sink/sink.h"
 
 #include <errno.h>
@@ -55,63 +55,5 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
         if (iceberg_table_write_hint(st, mds[i], u[i].new_location, &e))
             log_warn("version hint of %s.%s not refreshed: %s", t[i].ns, t[i].name, e.msg);
     }
-    return 0;
-}
-
-int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
-{
-    *fd_out = -1;
-    /* the names make the file name: checked before it is built */
-    int rc = catalog_check_name(ns, name, err);
-    if (rc)
-        return rc;
-    char *dir = xasprintf("%s/locks", state_dir);
-    rc = util_mkdirs(dir, err);
-    if (rc) {
-        free(dir);
-        return rc;
-    }
-    char *path = xasprintf("%s/%s.%s.lock", dir, ns, name);
-    free(dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = loch_errf(err, LOCH_EIO, "cannot open lock file \"%s\": %s", path, strerror(errno));
-        free(path);
-        return rc;
-    }
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno == EINTR)
-            continue;
-        rc = loch_errf(err, LOCH_EIO, "cannot lock \"%s\": %s", path, strerror(errno));
-        close(fd);
-        free(path);
-        return rc;
-    }
-    free(path);
-    *fd_out = fd;
-    return 0;
-}
-
-void sink_unlock(int fd)
-{
-    if (fd >= 0)
-        close(fd); /* closing releases the flock */
-}
-
-int sink_table_location(struct arena *a, const char *root, const char *ns, const char *name, char **out,
-                        struct loch_err *err)
-{
-    *out = NULL;
-    int rc = catalog_check_name(ns, name, err);
-    if (rc)
-        return rc;
-    struct buf b = {0};
-    buf_puts(&b, root);
-    buf_putc(&b, '/');
-    for (const char *p = ns; *p; p++)
-        buf_putc(&b, *p == '.' ? '/' : *p);
-    buf_printf(&b, "/%s", name);
-    *out = arena_strdup(a, b.data);
-    buf_free(&b);
     return 0;
 }

@@ -1,7 +1,8 @@
-/* sink.h: rows -> Iceberg-ready Parquet files (data files with field ids, ZSTD, column
- * metrics; position-delete files) and the commit of several tables' changes, with the
- * caller's checkpoint, in one catalog transaction. The C API every writer uses: `loch
- * load`, SQL DML and the CDC sources. Not for reading (query/) or metadata formats
+/* sink.h: opening and creating lake tables under their writer locks, rows ->
+ * Iceberg-ready Parquet files (data files with field ids, ZSTD, column metrics;
+ * position-delete files) and the commit of several tables' changes, with the caller's
+ * checkpoint, in one catalog transaction. The C API every writer uses: `loch load`, SQL
+ * DML, the CDC applier and maintenance. Not for reading rows (query/) or metadata formats
  * (iceberg/).
  *
  * Rows come as SQL text that DuckDB runs on the caller's connection, so staging, casting
@@ -71,10 +72,53 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
 int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err);
 void sink_unlock(int fd);
 
-/* The location of a new table: *out = <warehouse>/<ns parts as folders>/<name> (in a).
- * LOCH_ENAME when catalog_check_name refuses ns or name (*out NULL): no path is built
- * from a name that could leave the warehouse. */
-int sink_table_location(struct arena *a, const char *warehouse_root, const char *ns, const char *name, char **out,
-                        struct loch_err *err);
+/* ---- opening and creating a lake table (table.c): the one place that does ---- */
+
+/* A lake table as a writer opens it: the catalog's pointer and the metadata it names. */
+struct sink_table {
+    const char *ns, *name;        /* in the arena it was opened with */
+    const char *location;         /* metadata file the catalog points at: a change's base */
+    struct iceberg_metadata *md;  /* in that arena */
+    int lock_fd;                  /* writer lock (sink_table_open_locked), else -1 */
+};
+
+/* Opens ns.name: the catalog's pointer, then the metadata file it names (all in a).
+ * LOCH_ENOENT when the catalog has no such table; the store's or parser's error for the
+ * metadata file. out->lock_fd is -1: no lock is taken (readers, or callers that hold
+ * the table's writer lock already). */
+int sink_table_open(struct catalog *cat, struct store *st, const char *ns, const char *name, struct arena *a,
+                    struct sink_table *out, struct loch_err *err);
+
+/* sink_lock, then sink_table_open: on success the caller holds ns.name's writer lock
+ * until sink_table_close(out); on error nothing is held. Blocks while another writer
+ * holds the lock. LOCH_ENAME when the names are refused. */
+int sink_table_open_locked(struct catalog *cat, struct store *st, const char *state_dir, const char *ns,
+                           const char *name, struct arena *a, struct sink_table *out, struct loch_err *err);
+
+/* Releases t's writer lock, if it holds one; its memory stays in its arena. t may be NULL. */
+void sink_table_close(struct sink_table *t);
+
+/* True when the catalog has ns.name (scratch in a). Any catalog error reads as false. */
+bool sink_table_exists(struct catalog *cat, const char *ns, const char *name, struct arena *a);
+
+/* A new table's first rows: select_sql (the schema's columns in order) run on conn. */
+struct sink_first_rows {
+    struct engine_conn *conn;
+    const char *select_sql;
+};
+
+/* Creates ns.name with schema: its location <warehouse>/<ns parts as folders>/<name>,
+ * metadata v1, and the catalog pointer; with rows, their data file is the first
+ * snapshot, committed with the pointer in one sink_commit, so no reader sees the table
+ * empty (*n_rows, when not NULL, is how many). The caller holds the table's writer lock
+ * (sink_lock). LOCH_ENAME (nothing written) when catalog_check_name refuses a name, so
+ * no path is built from a name that could leave the warehouse; LOCH_EEXIST (nothing
+ * written) when the catalog has the table already; the catalog's error when another
+ * process created it meanwhile without its lock (its v1 file is then an orphan for
+ * maintenance). Arena a holds
+ * the allocations. */
+int sink_table_create(struct catalog *cat, struct store *st, const char *ns, const char *name,
+                      const struct iceberg_schema *schema, const struct sink_first_rows *rows, struct arena *a,
+                      int64_t *n_rows, struct loch_err *err);
 
 #endif
