@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "iceberg/table.h"
 
 static atomic_int applier_ids;
 
@@ -79,6 +80,8 @@ int cdc_applier_open(const struct cdc_applier_options *o, struct catalog *cat, s
     ap->o.source = arena_strdup(ap->arena, o->source);
     ap->o.state_dir = arena_strdup(ap->arena, o->state_dir);
     ap->o.position_column = arena_strdup(ap->arena, o->position_column);
+    ap->cat = cat;
+    ap->st = st;
     int rc = catalog_open(catalog_path(cat), false, &ap->fcat, err);
     if (!rc)
         rc = store_open(st->root, &ap->fst, err);
@@ -159,6 +162,52 @@ void cdc_applier_set_kv(struct cdc_applier *ap, const char *key, const char *val
         log_warn("applier: too many staged keys; %s dropped", key);
     else
         B->kv[B->n_kv++] = (struct catalog_kv){arena_strdup(B->arena, key), arena_strdup(B->arena, value)};
+}
+
+/* ---- the lake, as a source may see it ---- */
+
+int cdc_applier_get_kv(struct cdc_applier *ap, const char *key, struct arena *a, char **out,
+                       struct loch_err *err)
+{
+    return catalog_get_kv(ap->cat, key, a, out, err);
+}
+
+int cdc_applier_put_kv(struct cdc_applier *ap, const char *key, const char *value, struct loch_err *err)
+{
+    struct catalog_kv kv = {key, value};
+    return catalog_commit(ap->cat, NULL, 0, &kv, 1, err);
+}
+
+int cdc_applier_lake_table(struct cdc_applier *ap, const char *schema, const char *name, struct arena *a,
+                           struct cdc_table *out, struct loch_err *err)
+{
+    struct catalog_table ct;
+    struct iceberg_metadata *md;
+    char *ns = arena_printf(a, "%s.%s", ap->o.source, schema);
+    int rc = catalog_load_table(ap->cat, ns, name, a, &ct, err);
+    if (rc || !out)
+        return rc;
+    if ((rc = iceberg_table_load(ap->st, ct.metadata_location, a, &md, err)))
+        return rc;
+    const struct iceberg_schema *sc = iceberg_metadata_current_schema(md);
+    memset(out, 0, sizeof *out);
+    out->source = ap->o.source;
+    out->schema = arena_strdup(a, schema);
+    out->name = arena_strdup(a, name);
+    out->n_columns = sc->n_fields;
+    out->columns = arena_alloc(a, (sc->n_fields ? sc->n_fields : 1) * sizeof *out->columns);
+    for (size_t i = 0; i < sc->n_fields; i++) {
+        struct cdc_column *c = &out->columns[i];
+        c->name = sc->fields[i].name;
+        c->type = sc->fields[i].type;
+        c->nullable = !sc->fields[i].required;
+        c->source_type = "(from the lake)";
+        for (size_t k = 0; k < sc->n_identifier_ids; k++)
+            if (sc->identifier_ids[k] == sc->fields[i].id)
+                c->key = true;
+        out->has_key |= c->key;
+    }
+    return 0;
 }
 
 void cdc_applier_stats(const struct cdc_applier *ap, struct cdc_applier_stats *out) { *out = ap->stats; }

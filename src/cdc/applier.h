@@ -34,11 +34,14 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
-#include "catalog/catalog.h"
 #include "cdc/change.h"
-#include "engine/engine.h"
-#include "iceberg/iceberg.h"
-#include "store/store.h"
+
+/* The lake's handles, opaque here: a source holds them (struct cdc_run) and hands them to
+ * cdc_applier_open; only the applier reaches into them. */
+struct catalog;
+struct engine;
+struct engine_conn;
+struct store;
 
 /* ---- the applier ---- */
 
@@ -130,6 +133,26 @@ struct engine_conn *cdc_applier_conn(struct cdc_applier *ap);
  * next flush, in the same catalog transaction (e.g. full-load progress per table: a
  * chunk's data and "loaded up to key K" become durable together). */
 void cdc_applier_set_kv(struct cdc_applier *ap, const char *key, const char *value);
+
+/* ---- the lake, as a source may see it ----
+ * A source reaches the catalog and Iceberg only through these (and the calls above):
+ * they read and write with the handles given to cdc_applier_open, in the caller's
+ * thread, and never wait for a flush in the air. */
+
+/* Reads loch_kv key (e.g. a source's "cdc.<source>.load" marker) into *out (in a);
+ * LOCH_ENOENT when absent. */
+int cdc_applier_get_kv(struct cdc_applier *ap, const char *key, struct arena *a, char **out,
+                       struct loch_err *err);
+/* Writes loch_kv key = value (value NULL deletes it) at once, in a catalog transaction of
+ * its own: unlike cdc_applier_set_kv it does not wait for the next flush. */
+int cdc_applier_put_kv(struct cdc_applier *ap, const char *key, const char *value, struct loch_err *err);
+/* The lake's current-state table <source>.<schema>.<name> as a cdc_table (in a): columns,
+ * types, nullability from its current Iceberg schema, key = its identifier fields,
+ * source_type "(from the lake)". out NULL: only whether the table exists (no metadata
+ * read). LOCH_ENOENT when the lake has no such table; other errors as the catalog or
+ * store report them. */
+int cdc_applier_lake_table(struct cdc_applier *ap, const char *schema, const char *name, struct arena *a,
+                           struct cdc_table *out, struct loch_err *err);
 
 /* One source transaction: txid (source's id as text), commit time in µs since the Unix
  * epoch (UTC). */

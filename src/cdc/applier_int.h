@@ -12,7 +12,11 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "catalog/catalog.h"
 #include "cdc/applier.h"
+#include "engine/engine.h"
+#include "iceberg/iceberg.h"
+#include "store/store.h"
 #include "cdc/keyidx.h"
 
 #define KV_MAX 1024 /* loch_kv keys one batch may stage (cdc_applier_set_kv) */
@@ -96,6 +100,8 @@ struct batch {
 
 struct cdc_applier {
     struct cdc_applier_options o;
+    struct catalog *cat;       /* the caller's handles (the caller's thread: kv, look-ups) */
+    struct store *st;
     struct catalog *fcat;      /* the applier's own handles (the flush thread uses them) */
     struct store *fst;
     struct engine_conn *conn;  /* work: index, flush SQL, loads */

@@ -172,11 +172,11 @@ void cdc_load_forget(struct cdc_applier *ap, const char *source, const struct cd
 }
 
 /* What an earlier run committed of table t: "done", or the key to continue after. */
-static void read_progress(struct cdc_load *L, struct cdc_load_table *t, struct arena *a)
+static void read_progress(struct cdc_load *L, struct cdc_applier *ap, struct cdc_load_table *t, struct arena *a)
 {
     char *v = NULL;
     struct loch_err e;
-    if (catalog_get_kv(L->r->cat, progress_key(a, L->r->src->name, t), a, &v, &e) != 0 || !v)
+    if (cdc_applier_get_kv(ap, progress_key(a, L->r->src->name, t), a, &v, &e) != 0 || !v)
         return;
     json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
     if (json_is_string(j) && !strcmp(json_string_value(j), "done")) {
@@ -293,7 +293,7 @@ int cdc_load_run(struct cdc_run *r, struct cdc_applier *ap, struct cdc_load_tabl
         t[i].done_before = false;
         t[i].after = NULL;
         if (resume)
-            read_progress(&L, &t[i], a);
+            read_progress(&L, ap, &t[i], a);
     }
     if (readers > LOAD_MAX_READERS)
         readers = LOAD_MAX_READERS;

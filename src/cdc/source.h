@@ -10,10 +10,13 @@
 #include <stdbool.h>
 
 #include "base/err.h"
-#include "catalog/catalog.h"
+#include "base/mem.h"
 #include "config.h"
-#include "engine/engine.h"
-#include "store/store.h"
+
+struct catalog; /* opaque here: a source hands them to cdc_applier_open */
+struct engine;
+struct engine_conn;
+struct store;
 
 struct cdc_table;
 struct cdc_table_list {

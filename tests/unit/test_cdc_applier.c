@@ -21,7 +21,9 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "catalog/catalog.h"
 #include "cdc/applier.h"
+#include "engine/engine.h"
 #include "iceberg/table.h"
 
 /* ---- the model ---- */

@@ -24,7 +24,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "iceberg/iceberg.h"
+#include "cdc/change.h"
 
 /* Column type codes as they appear in TABLE_MAP (MySQL enum_field_types). */
 enum {

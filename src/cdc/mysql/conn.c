@@ -10,7 +10,6 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "iceberg/iceberg.h"
 #include "cdc/mysql/mysql_int.h"
 
 /* ---- connections and queries ---- */

@@ -5,42 +5,17 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "catalog/catalog.h"
-#include "iceberg/table.h"
 #include "cdc/mysql/mysql_int.h"
 
 /* The lake's current shape of db.name (for a DROP or TRUNCATE of a table this run has
  * not declared yet, e.g. right after a restart); LOCH_ENOENT when the lake has no such
- * table. Columns, types and key come from the Iceberg schema. */
+ * table. Columns, types and key come from the lake (cdc_applier_lake_table). */
 static int lake_shape(struct mysrc *m, const char *db, const char *name, struct arena *a, struct cdc_table *t,
                       struct loch_err *err)
 {
-    struct catalog_table ct;
-    struct iceberg_metadata *md;
-    char *ns = arena_printf(a, "%s.%s", m->r->src->name, db);
-    int rc = catalog_load_table(m->r->cat, ns, name, a, &ct, err);
-    if (!rc)
-        rc = iceberg_table_load(m->r->st, ct.metadata_location, a, &md, err);
+    int rc = cdc_applier_lake_table(m->ap, db, name, a, t, err);
     if (rc)
         return rc;
-    const struct iceberg_schema *sc = iceberg_metadata_current_schema(md);
-    memset(t, 0, sizeof *t);
-    t->source = m->r->src->name;
-    t->schema = arena_strdup(a, db);
-    t->name = arena_strdup(a, name);
-    t->n_columns = sc->n_fields;
-    t->columns = arena_alloc(a, (sc->n_fields ? sc->n_fields : 1) * sizeof *t->columns);
-    for (size_t i = 0; i < sc->n_fields; i++) {
-        struct cdc_column *c = &t->columns[i];
-        c->name = sc->fields[i].name;
-        c->type = sc->fields[i].type;
-        c->nullable = !sc->fields[i].required;
-        c->source_type = "(from the lake)";
-        for (size_t k = 0; k < sc->n_identifier_ids; k++)
-            if (sc->identifier_ids[k] == sc->fields[i].id)
-                c->key = true;
-        t->has_key |= c->key;
-    }
     if (!t->has_key && m->q) {
         /* the lake schema may have lost its identifier fields (a dropped column); the
          * source still knows its primary key */

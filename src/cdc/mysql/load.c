@@ -422,7 +422,7 @@ int mysrc_full_load(struct mysrc *m, struct mysrc_pos *start, struct loch_err *e
     const char *src = m->r->src->name;
     char *load_kv = arena_printf(a, "cdc.%s.load", src), *saved = NULL;
     struct loch_err e2;
-    bool resume = catalog_get_kv(m->r->cat, load_kv, a, &saved, &e2) == 0 && saved;
+    bool resume = cdc_applier_get_kv(m->ap, load_kv, a, &saved, &e2) == 0 && saved;
     struct myload ml = {.m = m};
     int rc = 0;
     if (resume) {
@@ -441,9 +441,8 @@ int mysrc_full_load(struct mysrc *m, struct mysrc_pos *start, struct loch_err *e
     } else {
         rc = open_snapshot(m, &ml.first, start, a, err);
         /* From here a restart continues this load instead of starting over. */
-        struct catalog_kv kv = {load_kv, mysrc_pos_format(start, a)};
         if (!rc)
-            rc = catalog_commit(m->r->cat, NULL, 0, &kv, 1, err);
+            rc = cdc_applier_put_kv(m->ap, load_kv, mysrc_pos_format(start, a), err);
     }
     MYSQL_RES *res = NULL;
     struct cdc_load_table *lt = NULL;

@@ -459,7 +459,7 @@ int pgsrc_initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_
     int rc = pgsrc_slot_info(s, &si, err);
     char *load_kv = arena_printf(s->arena, "cdc.%s.load", s->src->name), *resume_cp = NULL;
     struct loch_err e2;
-    if (!rc && catalog_get_kv(s->r->cat, load_kv, s->arena, &resume_cp, &e2) == 0 && resume_cp) {
+    if (!rc && cdc_applier_get_kv(s->ap, load_kv, s->arena, &resume_cp, &e2) == 0 && resume_cp) {
         if (!si.exists) {
             loch_errf(err, LOCH_ECONFIG, "source %s: an interrupted full load cannot continue: slot %s is gone",
                       s->src->name, s->slot);
@@ -492,8 +492,7 @@ int pgsrc_initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_
     PQclear(r);
     log_info("source %s: created slot %s at %s; full load from snapshot %s", s->src->name, s->slot, cp, snap);
     /* From here a restart continues this load (with this slot) instead of starting over. */
-    struct catalog_kv kv = {load_kv, cp};
-    rc = catalog_commit(s->r->cat, NULL, 0, &kv, 1, err);
+    rc = cdc_applier_put_kv(s->ap, load_kv, cp, err);
     struct arena *a = arena_new(); /* lifetime: the load */
     struct cdc_load_table *lt = NULL;
     if (!rc)
@@ -508,9 +507,8 @@ int pgsrc_initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_
 
 static bool lake_has(struct pgsrc *s, const struct srctab *t, struct arena *a)
 {
-    struct catalog_table ct;
     struct loch_err e;
-    return catalog_load_table(s->r->cat, arena_printf(a, "%s.%s", s->src->name, t->schema), t->name, a, &ct, &e) == 0;
+    return cdc_applier_lake_table(s->ap, t->schema, t->name, a, NULL, &e) == 0;
 }
 
 void pgsrc_remember(struct pgsrc *s, struct srctab *t, size_t n)

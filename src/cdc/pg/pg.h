@@ -9,7 +9,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "iceberg/iceberg.h"
+#include "cdc/change.h"
 
 /* How a column's text differs from change.h's canonical form. */
 enum pg_conv {
