@@ -323,15 +323,15 @@ static void test_lsn_and_values(void **state)
     assert_false(pgoutput_lsn_parse("nope", &v));
     struct arena *a = arena_new();
     size_t n;
-    const char *s = pg_value_canon(PG_CONV_MONEY, "-$1,234,567.89", 14, a, &n);
+    const char *s = pgsrc_value_canon(PGSRC_CONV_MONEY, "-$1,234,567.89", 14, a, &n);
     assert_int_equal(n, 11);
     assert_memory_equal(s, "-1234567.89", 11);
-    s = pg_value_canon(PG_CONV_MONEY, "($0.01)", 7, a, &n);
+    s = pgsrc_value_canon(PGSRC_CONV_MONEY, "($0.01)", 7, a, &n);
     assert_memory_equal(s, "-0.01", n);
-    s = pg_value_canon(PG_CONV_BYTEA, "\\x00ff", 6, a, &n);
+    s = pgsrc_value_canon(PGSRC_CONV_BYTEA, "\\x00ff", 6, a, &n);
     assert_memory_equal(s, "00ff", n);
     assert_int_equal(n, 4);
-    s = pg_value_canon(PG_CONV_NONE, "abc", 3, a, &n);
+    s = pgsrc_value_canon(PGSRC_CONV_NONE, "abc", 3, a, &n);
     assert_int_equal(n, 3);
     arena_free(a);
 }

@@ -96,8 +96,8 @@ int pgsrc_list_tables(struct pgsrc *s, struct arena *a, struct srctab **out, siz
 static bool full_pub(const struct srctab *t) { return t->has_key || t->replident == 'f'; }
 
 /* The table's columns from the catalog, in attnum order (as pgoutput sends them). */
-int pgsrc_describe(struct pgsrc *s, const struct srctab *st, struct arena *a, struct cdc_table *t, enum pg_conv **conv,
-                   struct loch_err *err)
+int pgsrc_describe(struct pgsrc *s, const struct srctab *st, struct arena *a, struct cdc_table *t,
+                   enum pgsrc_conv **conv, struct loch_err *err)
 {
     char q[1024];
     snprintf(q, sizeof q,
@@ -121,9 +121,9 @@ int pgsrc_describe(struct pgsrc *s, const struct srctab *st, struct arena *a, st
     char *full = arena_printf(a, "%s.%s", st->schema, st->name);
     for (int i = 0; i < n && !rc; i++) {
         struct cdc_column *c = &t->columns[i];
-        struct pg_coltype ct;
+        struct pgsrc_coltype ct;
         c->name = arena_strdup(a, PQgetvalue(r, i, 0));
-        rc = pg_type_map(s->sql, (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10),
+        rc = pgsrc_type_map(s->sql, (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10),
                          (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10), full, c->name, a, &ct, err);
         c->type = ct.type;
         c->source_type = ct.type_name;

@@ -18,7 +18,7 @@ static int load_table(struct pgsrc *s, PGconn *c, const struct srctab *st, struc
 {
     struct arena *a = arena_new();
     struct cdc_table t;
-    enum pg_conv *conv;
+    enum pgsrc_conv *conv;
     int rc = pgsrc_describe(s, st, a, &t, &conv, err);
     if (!rc)
         rc = cdc_applier_table(s->ap, &t, err);
@@ -37,7 +37,7 @@ static int load_table(struct pgsrc *s, PGconn *c, const struct srctab *st, struc
     struct buf sql = {0};
     buf_puts(&sql, "COPY (SELECT ");
     for (size_t i = 0; i < t.n_columns; i++)
-        buf_printf(&sql, "%s%s", i ? ", " : "", pg_copy_expr(conv[i], pgsrc_qid(a, t.columns[i].name), a));
+        buf_printf(&sql, "%s%s", i ? ", " : "", pgsrc_copy_expr(conv[i], pgsrc_qid(a, t.columns[i].name), a));
     buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", pgsrc_qid(a, st->schema), pgsrc_qid(a, st->name));
     r = PQexec(c, sql.data);
     buf_free(&sql);
@@ -148,7 +148,7 @@ struct pgload_table {
     char *copy_sql;            /* whole table (no key) */
     char *select_list, *from, *key_list; /* key-ranged tables */
     size_t *key_col;           /* field of each key column in a COPY row */
-    enum pg_conv *key_conv;
+    enum pgsrc_conv *key_conv;
 };
 
 struct pgload {
@@ -163,7 +163,7 @@ static void key_literals(struct buf *b, PGconn *c, const struct cdc_load_table *
     buf_puts(b, "(");
     for (size_t k = 0; k < lt->n_key; k++) {
         char *lit = PQescapeLiteral(c, vals[k], strlen(vals[k]));
-        buf_printf(b, "%s%s", k ? ", " : "", lit ? pg_copy_literal(pt->key_conv[k], lit, a) : "NULL");
+        buf_printf(b, "%s%s", k ? ", " : "", lit ? pgsrc_copy_literal(pt->key_conv[k], lit, a) : "NULL");
         PQfreemem(lit);
     }
     buf_puts(b, ")");
@@ -349,7 +349,7 @@ static int read_keyed(struct pgsrc *s, struct cdc_load *L, PGconn *c, size_t ti,
     return rc;
 }
 
-static int pg_reader(void *ctx, struct cdc_load *L, int k, struct loch_err *err)
+static int load_reader(void *ctx, struct cdc_load *L, int k, struct loch_err *err)
 {
     (void)k;
     struct pgload *pl = ctx;
@@ -391,7 +391,7 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         struct cdc_load_table *lt = &lts[i];
         struct pgload_table *pt = arena_alloc(a, sizeof *pt);
         struct cdc_table *ct = arena_alloc(a, sizeof *ct);
-        enum pg_conv *conv;
+        enum pgsrc_conv *conv;
         rc = pgsrc_describe(s, &t[i], a, ct, &conv, err);
         if (!rc)
             rc = cdc_applier_table(s->ap, ct, err);
@@ -406,7 +406,7 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         pt->key_col = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_col);
         pt->key_conv = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_conv);
         for (size_t c = 0; c < ct->n_columns; c++) {
-            buf_printf(&q, "%s%s", c ? ", " : "", pg_copy_expr(conv[c], pgsrc_qid(a, ct->columns[c].name), a));
+            buf_printf(&q, "%s%s", c ? ", " : "", pgsrc_copy_expr(conv[c], pgsrc_qid(a, ct->columns[c].name), a));
             if (ct->has_key && ct->columns[c].key) {
                 buf_printf(&k, "%s%s", lt->n_key ? ", " : "", pgsrc_qid(a, ct->columns[c].name));
                 pt->key_col[lt->n_key] = c;
@@ -430,7 +430,7 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
     if (rc)
         return rc;
     struct pgload pl = {s, snap};
-    return cdc_load_run(s->r, s->ap, lts, n, snap == NULL, LOAD_READERS, pg_reader, &pl, err);
+    return cdc_load_run(s->r, s->ap, lts, n, snap == NULL, LOAD_READERS, load_reader, &pl, err);
 }
 
 /* ---- initial sync: slot with exported snapshot, then every table ---- */

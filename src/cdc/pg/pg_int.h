@@ -30,7 +30,7 @@
 struct prel {                  /* a source table as the stream describes it */
     uint32_t relid;
     struct cdc_table t;
-    enum pg_conv *conv;
+    enum pgsrc_conv *conv;
     bool declared;
 };
 
@@ -101,7 +101,7 @@ int pgsrc_list_tables(struct pgsrc *s, struct arena *a, struct srctab **out, siz
 /* The table's columns from the catalog, in attnum order (as pgoutput sends them); *t and
  * *conv (one per column) in a. LOCH_EUNSUPPORTED for a type with no mapping. */
 int pgsrc_describe(struct pgsrc *s, const struct srctab *st, struct arena *a, struct cdc_table *t,
-                   enum pg_conv **conv, struct loch_err *err);
+                   enum pgsrc_conv **conv, struct loch_err *err);
 /* Makes the two publications (full changes; inserts only for tables without a key) hold
  * exactly the tables t. LOCH_EPERM for a table the role cannot read. */
 int pgsrc_setup_publications(struct pgsrc *s, struct srctab *t, size_t n, struct loch_err *err);

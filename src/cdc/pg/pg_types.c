@@ -16,7 +16,7 @@ enum {
     OID_UUID = 2950, OID_JSONB = 3802,
 };
 
-static void set(struct pg_coltype *o, enum iceberg_type_id id, int p, int s, enum pg_conv conv)
+static void set(struct pgsrc_coltype *o, enum iceberg_type_id id, int p, int s, enum pgsrc_conv conv)
 {
     o->type.id = id;
     o->type.precision = p;
@@ -25,20 +25,20 @@ static void set(struct pg_coltype *o, enum iceberg_type_id id, int p, int s, enu
     o->conv = conv;
 }
 
-int pg_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, const char *column,
-                struct arena *a, struct pg_coltype *out, struct loch_err *err)
+int pgsrc_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, const char *column,
+                struct arena *a, struct pgsrc_coltype *out, struct loch_err *err)
 {
     memset(out, 0, sizeof *out);
     out->type_name = "?";
     switch (oid) {
-    case OID_BOOL: set(out, ICEBERG_BOOLEAN, 0, 0, PG_CONV_NONE); out->type_name = "boolean"; return 0;
-    case OID_INT2: set(out, ICEBERG_INT, 0, 0, PG_CONV_NONE); out->type_name = "smallint"; return 0;
-    case OID_INT4: set(out, ICEBERG_INT, 0, 0, PG_CONV_NONE); out->type_name = "integer"; return 0;
-    case OID_INT8: set(out, ICEBERG_LONG, 0, 0, PG_CONV_NONE); out->type_name = "bigint"; return 0;
-    case OID_OID: set(out, ICEBERG_LONG, 0, 0, PG_CONV_NONE); out->type_name = "oid"; return 0;
-    case OID_FLOAT4: set(out, ICEBERG_FLOAT, 0, 0, PG_CONV_NONE); out->type_name = "real"; return 0;
-    case OID_FLOAT8: set(out, ICEBERG_DOUBLE, 0, 0, PG_CONV_NONE); out->type_name = "double precision"; return 0;
-    case OID_MONEY: set(out, ICEBERG_DECIMAL, 19, 2, PG_CONV_MONEY); out->type_name = "money"; return 0;
+    case OID_BOOL: set(out, ICEBERG_BOOLEAN, 0, 0, PGSRC_CONV_NONE); out->type_name = "boolean"; return 0;
+    case OID_INT2: set(out, ICEBERG_INT, 0, 0, PGSRC_CONV_NONE); out->type_name = "smallint"; return 0;
+    case OID_INT4: set(out, ICEBERG_INT, 0, 0, PGSRC_CONV_NONE); out->type_name = "integer"; return 0;
+    case OID_INT8: set(out, ICEBERG_LONG, 0, 0, PGSRC_CONV_NONE); out->type_name = "bigint"; return 0;
+    case OID_OID: set(out, ICEBERG_LONG, 0, 0, PGSRC_CONV_NONE); out->type_name = "oid"; return 0;
+    case OID_FLOAT4: set(out, ICEBERG_FLOAT, 0, 0, PGSRC_CONV_NONE); out->type_name = "real"; return 0;
+    case OID_FLOAT8: set(out, ICEBERG_DOUBLE, 0, 0, PGSRC_CONV_NONE); out->type_name = "double precision"; return 0;
+    case OID_MONEY: set(out, ICEBERG_DECIMAL, 19, 2, PGSRC_CONV_MONEY); out->type_name = "money"; return 0;
     case OID_NUMERIC:
         if (typmod >= 4) {
             int p = ((typmod - 4) >> 16) & 0xffff, s = (typmod - 4) & 0x7ff;
@@ -46,27 +46,27 @@ int pg_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, co
                 s = -1; /* negative scale (PG15+): no Iceberg decimal holds it */
             out->type_name = arena_printf(a, "numeric(%d,%d)", p, s);
             if (p >= 1 && p <= 38 && s >= 0 && s <= p) {
-                set(out, ICEBERG_DECIMAL, p, s, PG_CONV_NONE);
+                set(out, ICEBERG_DECIMAL, p, s, PGSRC_CONV_NONE);
                 return 0;
             }
         } else {
             out->type_name = "numeric";
         }
         /* Unconstrained or wider than 38 digits: kept exact as text (see README). */
-        set(out, ICEBERG_STRING, 0, 0, PG_CONV_NONE);
+        set(out, ICEBERG_STRING, 0, 0, PGSRC_CONV_NONE);
         return 0;
     case OID_TEXT: case OID_VARCHAR: case OID_BPCHAR: case OID_NAME: case OID_CHAR:
-        set(out, ICEBERG_STRING, 0, 0, PG_CONV_NONE);
+        set(out, ICEBERG_STRING, 0, 0, PGSRC_CONV_NONE);
         out->type_name = oid == OID_TEXT ? "text" : oid == OID_VARCHAR ? "varchar" : oid == OID_BPCHAR ? "char" : "name";
         return 0;
-    case OID_BYTEA: set(out, ICEBERG_BINARY, 0, 0, PG_CONV_BYTEA); out->type_name = "bytea"; return 0;
-    case OID_DATE: set(out, ICEBERG_DATE, 0, 0, PG_CONV_NONE); out->type_name = "date"; return 0;
-    case OID_TIME: set(out, ICEBERG_TIME, 0, 0, PG_CONV_NONE); out->type_name = "time"; return 0;
-    case OID_TIMESTAMP: set(out, ICEBERG_TIMESTAMP, 0, 0, PG_CONV_NONE); out->type_name = "timestamp"; return 0;
-    case OID_TIMESTAMPTZ: set(out, ICEBERG_TIMESTAMPTZ, 0, 0, PG_CONV_NONE); out->type_name = "timestamptz"; return 0;
-    case OID_UUID: set(out, ICEBERG_UUID, 0, 0, PG_CONV_NONE); out->type_name = "uuid"; return 0;
+    case OID_BYTEA: set(out, ICEBERG_BINARY, 0, 0, PGSRC_CONV_BYTEA); out->type_name = "bytea"; return 0;
+    case OID_DATE: set(out, ICEBERG_DATE, 0, 0, PGSRC_CONV_NONE); out->type_name = "date"; return 0;
+    case OID_TIME: set(out, ICEBERG_TIME, 0, 0, PGSRC_CONV_NONE); out->type_name = "time"; return 0;
+    case OID_TIMESTAMP: set(out, ICEBERG_TIMESTAMP, 0, 0, PGSRC_CONV_NONE); out->type_name = "timestamp"; return 0;
+    case OID_TIMESTAMPTZ: set(out, ICEBERG_TIMESTAMPTZ, 0, 0, PGSRC_CONV_NONE); out->type_name = "timestamptz"; return 0;
+    case OID_UUID: set(out, ICEBERG_UUID, 0, 0, PGSRC_CONV_NONE); out->type_name = "uuid"; return 0;
     case OID_INTERVAL: case OID_TIMETZ: case OID_JSON: case OID_JSONB: case OID_XML:
-        set(out, ICEBERG_STRING, 0, 0, PG_CONV_NONE);
+        set(out, ICEBERG_STRING, 0, 0, PGSRC_CONV_NONE);
         out->type_name = oid == OID_INTERVAL ? "interval" : oid == OID_TIMETZ ? "timetz" : oid == OID_JSON ? "json"
                          : oid == OID_JSONB ? "jsonb" : "xml";
         return 0;
@@ -91,7 +91,7 @@ int pg_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, co
     char *name = arena_strdup(a, PQgetvalue(r, 0, 4));
     PQclear(r);
     if (typtype == 'd') {
-        int rc = pg_type_map(sql, base, base_mod, table, column, a, out, err);
+        int rc = pgsrc_type_map(sql, base, base_mod, table, column, a, out, err);
         if (!rc)
             out->type_name = arena_printf(a, "%s (domain over %s)", name, out->type_name);
         return rc;
@@ -101,7 +101,7 @@ int pg_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, co
      * text form, exactly as PostgreSQL prints it */
     if (typtype == 'e' || typtype == 'r' || typtype == 'm' || cat == 'A' || cat == 'S' || cat == 'I' ||
         cat == 'V' || cat == 'U' || cat == 'E' || cat == 'R' || cat == 'T' || cat == 'D') {
-        set(out, ICEBERG_STRING, 0, 0, PG_CONV_NONE);
+        set(out, ICEBERG_STRING, 0, 0, PGSRC_CONV_NONE);
         return 0;
     }
     loch_errf(err, LOCH_EUNSUPPORTED, "column \"%s\" of table %s has type %s, which loch cannot replicate", column,
@@ -109,17 +109,17 @@ int pg_type_map(PGconn *sql, uint32_t oid, int32_t typmod, const char *table, co
     return loch_err_hint(err, "exclude the table in loch.yaml (exclude: [\"%s\"]) or change the column's type", table);
 }
 
-const char *pg_value_canon(enum pg_conv conv, const char *s, size_t len, struct arena *a, size_t *out_len)
+const char *pgsrc_value_canon(enum pgsrc_conv conv, const char *s, size_t len, struct arena *a, size_t *out_len)
 {
     switch (conv) {
-    case PG_CONV_BYTEA:
+    case PGSRC_CONV_BYTEA:
         /* bytea_output = hex: "\x0a1b" -> "0a1b" */
         if (len >= 2 && s[0] == '\\' && s[1] == 'x') {
             *out_len = len - 2;
             return s + 2;
         }
         break;
-    case PG_CONV_MONEY: {
+    case PGSRC_CONV_MONEY: {
         /* lc_monetary = C: "$1,234.56", "-$1,234.56" (or "($1.00)" in other locales) */
         char *o = arena_alloc(a, len + 2);
         size_t n = 0;
@@ -143,24 +143,24 @@ const char *pg_value_canon(enum pg_conv conv, const char *s, size_t len, struct 
     return s;
 }
 
-const char *pg_copy_expr(enum pg_conv conv, const char *quoted_col, struct arena *a)
+const char *pgsrc_copy_expr(enum pgsrc_conv conv, const char *quoted_col, struct arena *a)
 {
     switch (conv) {
-    case PG_CONV_BYTEA:
+    case PGSRC_CONV_BYTEA:
         return arena_printf(a, "encode(%s, 'hex')", quoted_col);
-    case PG_CONV_MONEY:
+    case PGSRC_CONV_MONEY:
         return arena_printf(a, "%s::numeric", quoted_col);
     default:
         return quoted_col;
     }
 }
 
-const char *pg_copy_literal(enum pg_conv conv, const char *literal, struct arena *a)
+const char *pgsrc_copy_literal(enum pgsrc_conv conv, const char *literal, struct arena *a)
 {
     switch (conv) {
-    case PG_CONV_BYTEA:
+    case PGSRC_CONV_BYTEA:
         return arena_printf(a, "decode(%s, 'hex')", literal);
-    case PG_CONV_MONEY:
+    case PGSRC_CONV_MONEY:
         return arena_printf(a, "(%s::numeric)::money", literal);
     default:
         return literal;

@@ -84,7 +84,7 @@ static int on_relation(struct pgsrc *s, const struct pgo_msg *m, struct loch_err
     t.name = arena_strdup(a, m->u.rel.relname);
     t.n_columns = m->u.rel.ncols;
     t.columns = arena_alloc(a, (t.n_columns + 1) * sizeof *t.columns);
-    enum pg_conv *conv = arena_alloc(a, (t.n_columns + 1) * sizeof *conv);
+    enum pgsrc_conv *conv = arena_alloc(a, (t.n_columns + 1) * sizeof *conv);
     char replident = m->u.rel.replident;
     bool any_key = false;
     for (size_t i = 0; i < t.n_columns; i++)
@@ -94,8 +94,8 @@ static int on_relation(struct pgsrc *s, const struct pgo_msg *m, struct loch_err
     t.insert_only = !t.has_key && !t.full_identity;
     char *full = arena_printf(a, "%s.%s", t.schema, t.name);
     for (size_t i = 0; i < t.n_columns; i++) {
-        struct pg_coltype ct;
-        int rc = pg_type_map(s->sql, m->u.rel.cols[i].type_oid, m->u.rel.cols[i].typmod, full, m->u.rel.cols[i].name,
+        struct pgsrc_coltype ct;
+        int rc = pgsrc_type_map(s->sql, m->u.rel.cols[i].type_oid, m->u.rel.cols[i].typmod, full, m->u.rel.cols[i].name,
                              a, &ct, err);
         if (rc)
             return rc;
@@ -157,7 +157,7 @@ static struct cdc_value *values(struct pgsrc *s, struct prel *p, const struct pg
         } else if (c->kind == 'u') {
             v[i].unchanged = true;
         } else if (c->kind == 't') {
-            v[i].text = pg_value_canon(p->conv[i], c->data, c->len, s->msg, &v[i].len);
+            v[i].text = pgsrc_value_canon(p->conv[i], c->data, c->len, s->msg, &v[i].len);
         } else if (c->kind == 'b') {
             loch_errf(err, LOCH_EPROTO, "source %s: binary value in %s.%s (binary mode is not requested)",
                       s->src->name, p->t.schema, p->t.name);

@@ -9,14 +9,14 @@
 
 #include "cdc/pg/pg_int.h"
 
-static int copy_whole(struct pgsrc *s, const struct srctab *st, const struct cdc_table *t, const enum pg_conv *conv,
+static int copy_whole(struct pgsrc *s, const struct srctab *st, const struct cdc_table *t, const enum pgsrc_conv *conv,
                       const char *path, struct loch_err *err)
 {
     struct arena *a = arena_new();
     struct buf sql = {0};
     buf_puts(&sql, "COPY (SELECT ");
     for (size_t i = 0; i < t->n_columns; i++)
-        buf_printf(&sql, "%s%s", i ? ", " : "", pg_copy_expr(conv[i], pgsrc_qid(a, t->columns[i].name), a));
+        buf_printf(&sql, "%s%s", i ? ", " : "", pgsrc_copy_expr(conv[i], pgsrc_qid(a, t->columns[i].name), a));
     buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", pgsrc_qid(a, st->schema), pgsrc_qid(a, st->name));
     PGresult *r = PQexec(s->sql, sql.data);
     buf_free(&sql);
@@ -78,7 +78,7 @@ int cdc_pg_copy(struct cdc_run *r, struct engine_conn *conn, const char *only, s
             continue;
         found = true;
         struct cdc_table *ct = &out->t[out->n];
-        enum pg_conv *conv;
+        enum pgsrc_conv *conv;
         rc = pgsrc_describe(&s, &t[i], a, ct, &conv, err);
         char *path = arena_printf(a, "%s/validate-%s-%zu.csv", dir, r->src->name, out->n);
         if (!rc)
