@@ -3,14 +3,13 @@
  * Not for what an attempt does in detail: checks.c, load.c, stream.c. */
 #include <mysql.h>
 #include <errmsg.h>
-#include <inttypes.h>
 #include <mysqld_error.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/log.h"
 #include "base/util.h"
 #include "cdc/mysql/mysql_int.h"
+#include "cdc/retry.h"
 
 /* ---- connections and queries ---- */
 
@@ -207,25 +206,22 @@ int cdc_mysql_run(struct cdc_run *r, struct loch_err *err)
     if (rc)
         goto done;
     m.server_id = r->src->server_id ? (uint32_t)r->src->server_id : mysrc_derive_server_id(r->src->name);
-    int64_t backoff_ms = 500;
+    struct cdc_retry retry;
+    cdc_retry_init(&retry, CDC_RETRY_BASE_MS, CDC_RETRY_CAP_MS, CDC_RETRY_HEALTHY_MS, 0);
+    char *who = arena_printf(m.run, "mysql source %s", r->src->name);
     for (;;) {
         m.progressed = false;
+        cdc_retry_start(&retry);
         rc = attempt(&m, err);
         if (rc != LOCH_ESOURCE || stopping(&m))
             break;
         if (m.progressed)
-            backoff_ms = 500;
-        log_warn("mysql source %s: %s; reconnecting in %" PRId64 " ms", r->src->name, err->msg, backoff_ms);
-        for (int64_t waited = 0; waited < backoff_ms && !stopping(&m); waited += 100) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        if (stopping(&m)) {
+            cdc_retry_healthy(&retry);
+        if (!cdc_retry_wait(&retry, who, err, r->stop)) {
             rc = 0;
             loch_err_clear(err);
             break;
         }
-        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
     }
 done:
     if (rc == LOCH_ECANCELED && stopping(&m)) {

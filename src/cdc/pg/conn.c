@@ -3,10 +3,10 @@
  * Not for what a session does in detail: checks.c, load.c, stream.c. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/log.h"
 #include "cdc/pg/pg_int.h"
+#include "cdc/retry.h"
 
 static char *ident_part(struct arena *a, const char *s)
 {
@@ -212,26 +212,22 @@ int cdc_pg_run(struct cdc_run *r, struct loch_err *err)
         o.flush_max_changes = CATCH_UP_FLUSH_CHANGES;
     }
     int rc = 0;
-    int backoff_ms = 500;
+    struct cdc_retry retry;
+    cdc_retry_init(&retry, CDC_RETRY_BASE_MS, CDC_RETRY_CAP_MS, CDC_RETRY_HEALTHY_MS, 0);
     bool first = true;
     while (!stopping(&s)) {
         rc = cdc_applier_open(&o, r->cat, r->st, r->eng, &s.ap, err);
         if (rc)
             break;
-        int64_t t0 = mono_ms();
+        cdc_retry_start(&retry);
         rc = session(&s, first, err);
         first = false;
         disconnect(&s);
         cdc_applier_close(s.ap);
         s.ap = NULL;
-        if (!rc || rc != LOCH_ESOURCE)
+        if (rc != LOCH_ESOURCE)
             break;
-        if (mono_ms() - t0 > 30000)
-            backoff_ms = 500;
-        log_warn("%s; reconnecting in %.1f s", err->msg, backoff_ms / 1000.0);
-        for (int w = 0; w < backoff_ms / 100 && !stopping(&s); w++)
-            usleep(100000);
-        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+        cdc_retry_wait(&retry, NULL, err, r->stop); /* err names the source; stopped: the loop ends */
         loch_err_clear(err);
         rc = 0;
     }
