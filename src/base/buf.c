@@ -57,6 +57,23 @@ static void quoted(struct buf *b, const char *s, char q)
 void buf_sql_str(struct buf *b, const char *s) { quoted(b, s, '\''); }
 void buf_sql_ident(struct buf *b, const char *s) { quoted(b, s, '"'); }
 
+char *arena_sql_ident(struct arena *a, const char *s)
+{
+    size_t n = 2;
+    for (const char *p = s; *p; p++)
+        n += *p == '"' ? 2 : 1;
+    char *o = arena_alloc(a, n + 1), *w = o;
+    *w++ = '"';
+    for (; *s; s++) {
+        if (*s == '"')
+            *w++ = '"';
+        *w++ = *s;
+    }
+    *w++ = '"';
+    *w = 0;
+    return o;
+}
+
 void buf_reset(struct buf *b)
 {
     b->len = 0;

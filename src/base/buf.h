@@ -23,6 +23,11 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_sql_str(struct buf *b, const char *s);
 /* Appends s as a SQL identifier ("..." with quotes doubled). */
 void buf_sql_ident(struct buf *b, const char *s);
+struct arena;
+/* s as a SQL identifier, the same text buf_sql_ident appends ("..." with quotes doubled),
+ * NUL-terminated in a (lives as long as a; s is not kept). The one double-quote
+ * identifier quoter: DuckDB and PostgreSQL SQL built as strings use it or buf_sql_ident. */
+char *arena_sql_ident(struct arena *a, const char *s);
 void buf_reset(struct buf *b);     /* len = 0, keeps memory */
 void buf_free(struct buf *b);      /* frees memory, leaves an empty buffer */
 /* Gives the malloc'd string to the caller and leaves b empty. */

@@ -145,15 +145,6 @@ static inline int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static inline char *qi(struct arena *a, const char *s)
-{
-    struct buf b = {0};
-    buf_sql_ident(&b, s);
-    char *o = arena_strdup(a, b.data);
-    buf_free(&b);
-    return o;
-}
-
 /* Iceberg int and long: staged as BIGINT (an appended string costs DuckDB string storage
  * and statistics per value, and integers are most keys) and indexed as 8 bytes. */
 static inline bool int_type(const struct iceberg_type *t) { return t->id == ICEBERG_INT || t->id == ICEBERG_LONG; }

@@ -81,9 +81,9 @@ void applier_select_cols(struct buf *b, struct atable *at, const struct iceberg_
         while (i < at->t.n_columns && strcmp(at->t.columns[i].name, s->fields[f].name))
             i++;
         if (i < at->t.n_columns)
-            buf_printf(b, "%s%zu AS %s", prefix, i, qi(a, s->fields[f].name));
+            buf_printf(b, "%s%zu AS %s", prefix, i, arena_sql_ident(a, s->fields[f].name));
         else
-            buf_printf(b, "NULL AS %s", qi(a, s->fields[f].name));
+            buf_printf(b, "NULL AS %s", arena_sql_ident(a, s->fields[f].name));
     }
 }
 
@@ -286,7 +286,7 @@ static int read_old_values(struct cdc_applier *ap, struct atable *at, struct are
         size_t nf = engine_rows_count(r);
         buf_puts(&b, "CREATE OR REPLACE TEMP TABLE __oldv AS SELECT n._seq");
         for (size_t i = 0; i < n; i++)
-            buf_printf(&b, ", r.%s AS c%zu", qi(a, at->t.columns[i].name), i);
+            buf_printf(&b, ", r.%s AS c%zu", arena_sql_ident(a, at->t.columns[i].name), i);
         if (nf) {
             buf_puts(&b, " FROM __need n JOIN read_parquet([");
             for (size_t i = 0; i < nf; i++) {
@@ -302,7 +302,7 @@ static int read_old_values(struct cdc_applier *ap, struct atable *at, struct are
                 char duck[64];
                 buf_printf(&b, "%sNULL::%s AS %s", i ? ", " : "",
                            iceberg_type_duckdb(&at->t.columns[i].type, duck, sizeof duck),
-                           qi(a, at->t.columns[i].name));
+                           arena_sql_ident(a, at->t.columns[i].name));
             }
             buf_puts(&b, ") r WHERE false");
         }
@@ -443,7 +443,7 @@ static int write_change_log(struct cdc_applier *ap, struct atable *at, struct pe
             else
                 buf_puts(&b, "NULL");
         }
-        buf_printf(&b, " AS %s", qi(p->a, fn));
+        buf_printf(&b, " AS %s", arena_sql_ident(p->a, fn));
     }
     buf_puts(&b, " FROM __ty ORDER BY _seq");
     sfx(&b, at->no);

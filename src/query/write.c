@@ -257,15 +257,6 @@ static const char *alias_at(struct arena *a, const struct stmt *st, size_t *i, c
     return dflt;
 }
 
-static char *qident(struct arena *a, const char *s)
-{
-    struct buf b = {0};
-    buf_sql_ident(&b, s);
-    char *o = arena_strdup(a, b.data);
-    buf_free(&b);
-    return o;
-}
-
 static int do_delete_update(struct query_session *s, const struct stmt *st, bool update, bool *handled,
                             const char **tag, struct loch_err *err)
 {
@@ -312,7 +303,7 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
             size_t from = st->tok[c + 2].off, to = st->tok[e - 1].off + st->tok[e - 1].len;
             buf_printf(&repl, "%s(", n_set ? ", " : "");
             buf_append(&repl, st->text + from, to - from);
-            buf_printf(&repl, ") AS %s", qident(a, col));
+            buf_printf(&repl, ") AS %s", arena_sql_ident(a, col));
             set_cols[n_set++] = col;
             i = e;
             if (lex_punct(st, i, ','))
@@ -348,7 +339,8 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
     const char *pos_view = arena_printf(a, "%s__loch_positions", name);
     if (!rc)
         rc = lake_view(s, &t, -1, pos_view, true, err);
-    char *from = arena_printf(a, "%s AS %s %s", lake_view_ident(s, ns, pos_view), qident(a, alias), where);
+    char *from =
+        arena_printf(a, "%s AS %s %s", lake_view_ident(s, ns, pos_view), arena_sql_ident(a, alias), where);
     struct iceberg_change *ch = iceberg_change_begin(a, t.md, t.location);
     struct iceberg_data_file del = {0}, data = {0};
     if (!rc && update) {

@@ -74,6 +74,23 @@ static void test_cursor_varlong_round_trip_and_overlong(void **state)
     assert_false(cursor_varlong(&c, &v));
 }
 
+/* arena_sql_ident gives the text buf_sql_ident appends: quotes doubled, nothing else. */
+static void test_sql_ident_forms_agree(void **state)
+{
+    (void)state;
+    struct arena *a = arena_new();
+    const char *in[] = {"", "t", "Mixed Case", "a\"b", "\"\"", "x.y", "ünï"};
+    const char *want[] = {"\"\"", "\"t\"", "\"Mixed Case\"", "\"a\"\"b\"", "\"\"\"\"\"\"", "\"x.y\"", "\"ünï\""};
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        struct buf b = {0};
+        buf_sql_ident(&b, in[i]);
+        assert_string_equal(b.data, want[i]);
+        assert_string_equal(arena_sql_ident(a, in[i]), want[i]);
+        buf_free(&b);
+    }
+    arena_free(a);
+}
+
 static void test_arena_memory_is_aligned_independent_and_reset(void **state)
 {
     (void)state;
@@ -112,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_cursor_reads_in_bounds_and_fails_past_the_end),
         cmocka_unit_test(test_cursor_varlong_round_trip_and_overlong),
         cmocka_unit_test(test_arena_memory_is_aligned_independent_and_reset),
+        cmocka_unit_test(test_sql_ident_forms_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,25 +60,10 @@ bool mysrc_zero_date(const char *s)
     return strlen(s) >= 10 && (!strncmp(s + 5, "00", 2) || !strncmp(s + 8, "00", 2));
 }
 
-static char *quote_ident(struct arena *a, const char *name)
-{
-    struct buf q = {0};
-    buf_putc(&q, '`');
-    for (const char *p = name; *p; p++) {
-        if (*p == '`')
-            buf_putc(&q, '`');
-        buf_putc(&q, *p);
-    }
-    buf_putc(&q, '`');
-    char *id = arena_strdup(a, q.data);
-    buf_free(&q);
-    return id;
-}
-
 /* The SELECT expression giving column c's canonical text (cdc/change.h forms). */
 char *mysrc_select_expr(struct arena *a, const struct binlog_column *c)
 {
-    char *id = quote_ident(a, c->name);
+    char *id = mysrc_ident(a, c->name);
     switch (c->type) {
     case BL_BIT:
         return arena_printf(a, "CAST(%s AS UNSIGNED)", id);
@@ -152,13 +137,9 @@ static void after_cond(struct buf *b, MYSQL *conn, const struct cdc_load_table *
         buf_puts(b, k ? " OR (" : "(");
         for (size_t j = 0; j <= k; j++) {
             const struct binlog_column *c = &mt->cols[mt->key_col[j]];
-            buf_printf(b, "%s`", j ? " AND " : "");
-            for (const char *p = c->name; *p; p++) {
-                if (*p == '`')
-                    buf_putc(b, '`');
-                buf_putc(b, *p);
-            }
-            buf_puts(b, j == k ? "` > " : "` = ");
+            buf_puts(b, j ? " AND " : "");
+            mysrc_buf_ident(b, c->name);
+            buf_puts(b, j == k ? " > " : " = ");
             key_literal(b, conn, c, after[j]);
         }
         buf_puts(b, ")");
@@ -487,10 +468,10 @@ int mysrc_full_load(struct mysrc *m, struct mysrc_pos *start, struct loch_err *e
         buf_free(&q);
         struct buf o = {0};
         for (size_t k = 0; k < lt[i].n_key; k++)
-            buf_printf(&o, "%s%s", k ? ", " : "", quote_ident(a, mt->cols[mt->key_col[k]].name));
+            buf_printf(&o, "%s%s", k ? ", " : "", mysrc_ident(a, mt->cols[mt->key_col[k]].name));
         mt->order = arena_strdup(a, o.data ? o.data : "");
         buf_free(&o);
-        mt->from = arena_printf(a, "%s.%s", quote_ident(a, lt[i].schema), quote_ident(a, lt[i].name));
+        mt->from = arena_printf(a, "%s.%s", mysrc_ident(a, lt[i].schema), mysrc_ident(a, lt[i].name));
     }
     if (!rc)
         rc = cdc_load_run(m->r, m->ap, lt, n, resume, LOAD_READERS, my_reader, &ml, err);

@@ -60,6 +60,13 @@ int mysrc_pos_cmp(const struct mysrc_pos *a, const struct mysrc_pos *b);
 bool mysrc_table_selected(const char *db, const char *table, const char **include, size_t n_include,
                           const char **exclude, size_t n_exclude);
 
+/* MySQL's identifier quoting, the one backtick quoter (the double-quoted form of
+ * PostgreSQL and DuckDB is base/buf.h's): appends s as `...` with backticks doubled. */
+struct buf;
+void mysrc_buf_ident(struct buf *b, const char *s);
+/* The same, NUL-terminated in a. */
+char *mysrc_ident(struct arena *a, const char *s);
+
 /* Fills c from information_schema.COLUMNS fields (DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION,
  * NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME, CHARACTER_MAXIMUM_LENGTH/OCTET
  * length), so a fully loaded table has the shape its binlog TABLE_MAP will have.

@@ -217,6 +217,26 @@ bool mysrc_table_selected(const char *db, const char *table, const char **includ
     return in;
 }
 
+void mysrc_buf_ident(struct buf *b, const char *s)
+{
+    buf_putc(b, '`');
+    for (; *s; s++) {
+        if (*s == '`')
+            buf_putc(b, '`');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '`');
+}
+
+char *mysrc_ident(struct arena *a, const char *s)
+{
+    struct buf b = {0};
+    mysrc_buf_ident(&b, s);
+    char *o = arena_strdup(a, b.data);
+    buf_free(&b);
+    return o;
+}
+
 int mysrc_column_from_schema(const char *data_type, const char *column_type, int64_t precision,
                              int64_t scale, int64_t dt_precision, const char *charset,
                              int64_t octet_len, bool is_mariadb, struct arena *a,

@@ -17,7 +17,10 @@ static int spill_whole(struct mysrc *m, MYSQL *c, const char *db, const char *na
     buf_puts(&q, "SELECT ");
     for (size_t i = 0; i < t->n_columns; i++)
         buf_printf(&q, "%s%s", i ? ", " : "", mysrc_select_expr(a, &cols[i]));
-    buf_printf(&q, " FROM `%s`.`%s`", db, name);
+    buf_puts(&q, " FROM ");
+    mysrc_buf_ident(&q, db);
+    buf_putc(&q, '.');
+    mysrc_buf_ident(&q, name);
     int rc = mysql_real_query(c, q.data, q.len);
     buf_free(&q);
     MYSQL_RES *res = rc == 0 ? mysql_use_result(c) : NULL;

@@ -156,7 +156,7 @@ static int sync_publication(struct pgsrc *s, const char *pub, bool inserts_only,
     bool exists = atoi(PQgetvalue(r, 0, 0)) > 0;
     PQclear(r);
     if (!exists) {
-        snprintf(q, sizeof q, "CREATE PUBLICATION %s WITH (publish = '%s')", pgsrc_qid(a, pub),
+        snprintf(q, sizeof q, "CREATE PUBLICATION %s WITH (publish = '%s')", arena_sql_ident(a, pub),
                  inserts_only ? "insert, truncate" : "insert, update, delete, truncate");
         if ((rc = pgsrc_exec(s, s->sql, q, "creating the publication", err))) {
             loch_err_hint(err, "the role needs CREATE on the database; or create publication %s yourself", pub);
@@ -180,8 +180,8 @@ static int sync_publication(struct pgsrc *s, const char *pub, bool inserts_only,
             have = !strcmp(PQgetvalue(r, k, 0), t[i].schema) && !strcmp(PQgetvalue(r, k, 1), t[i].name);
         if (have)
             continue;
-        char *sql = arena_printf(a, "ALTER PUBLICATION %s ADD TABLE %s.%s", pgsrc_qid(a, pub), pgsrc_qid(a, t[i].schema),
-                                 pgsrc_qid(a, t[i].name));
+        char *sql = arena_printf(a, "ALTER PUBLICATION %s ADD TABLE %s.%s", arena_sql_ident(a, pub),
+                                 arena_sql_ident(a, t[i].schema), arena_sql_ident(a, t[i].name));
         if ((rc = pgsrc_exec(s, s->sql, sql, "adding a table to the publication", err)))
             loch_err_hint(err, "the role must own %s.%s (or be superuser) to publish it", t[i].schema, t[i].name);
     }
@@ -193,7 +193,8 @@ static int sync_publication(struct pgsrc *s, const char *pub, bool inserts_only,
             keep = !strcmp(sch, t[i].schema) && !strcmp(nm, t[i].name) && full_pub(&t[i]) != inserts_only;
         if (keep)
             continue;
-        char *sql = arena_printf(a, "ALTER PUBLICATION %s DROP TABLE %s.%s", pgsrc_qid(a, pub), pgsrc_qid(a, sch), pgsrc_qid(a, nm));
+        char *sql = arena_printf(a, "ALTER PUBLICATION %s DROP TABLE %s.%s", arena_sql_ident(a, pub),
+                                 arena_sql_ident(a, sch), arena_sql_ident(a, nm));
         rc = pgsrc_exec(s, s->sql, sql, "removing a table from the publication", err);
     }
     PQclear(r);
@@ -212,7 +213,8 @@ int pgsrc_setup_publications(struct pgsrc *s, struct srctab *t, size_t n, struct
         if (!full_pub(&t[i]))
             log_warn("source %s: table %s.%s has no primary key: replicated insert-only (updates and deletes are not "
                      "captured). Fix: ALTER TABLE %s.%s REPLICA IDENTITY FULL;",
-                     s->src->name, t[i].schema, t[i].name, pgsrc_qid(s->arena, t[i].schema), pgsrc_qid(s->arena, t[i].name));
+                     s->src->name, t[i].schema, t[i].name, arena_sql_ident(s->arena, t[i].schema),
+                     arena_sql_ident(s->arena, t[i].name));
     }
     int rc = sync_publication(s, s->pub, false, t, n, err);
     if (!rc)

@@ -21,15 +21,6 @@ static char *ident_part(struct arena *a, const char *s)
     return o;
 }
 
-char *pgsrc_qid(struct arena *a, const char *s)
-{
-    struct buf b = {0};
-    buf_sql_ident(&b, s);
-    char *o = arena_strdup(a, b.data);
-    buf_free(&b);
-    return o;
-}
-
 /* ---- connections ---- */
 
 int pgsrc_connect(struct pgsrc *s, bool replication, PGconn **out, struct loch_err *err)

@@ -37,8 +37,10 @@ static int load_table(struct pgsrc *s, PGconn *c, const struct srctab *st, struc
     struct buf sql = {0};
     buf_puts(&sql, "COPY (SELECT ");
     for (size_t i = 0; i < t.n_columns; i++)
-        buf_printf(&sql, "%s%s", i ? ", " : "", pgsrc_copy_expr(conv[i], pgsrc_qid(a, t.columns[i].name), a));
-    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", pgsrc_qid(a, st->schema), pgsrc_qid(a, st->name));
+        buf_printf(&sql, "%s%s", i ? ", " : "",
+                   pgsrc_copy_expr(conv[i], arena_sql_ident(a, t.columns[i].name), a));
+    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", arena_sql_ident(a, st->schema),
+               arena_sql_ident(a, st->name));
     r = PQexec(c, sql.data);
     buf_free(&sql);
     if (PQresultStatus(r) != PGRES_COPY_OUT) {
@@ -406,9 +408,10 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         pt->key_col = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_col);
         pt->key_conv = arena_alloc(a, (ct->n_columns + 1) * sizeof *pt->key_conv);
         for (size_t c = 0; c < ct->n_columns; c++) {
-            buf_printf(&q, "%s%s", c ? ", " : "", pgsrc_copy_expr(conv[c], pgsrc_qid(a, ct->columns[c].name), a));
+            buf_printf(&q, "%s%s", c ? ", " : "",
+                       pgsrc_copy_expr(conv[c], arena_sql_ident(a, ct->columns[c].name), a));
             if (ct->has_key && ct->columns[c].key) {
-                buf_printf(&k, "%s%s", lt->n_key ? ", " : "", pgsrc_qid(a, ct->columns[c].name));
+                buf_printf(&k, "%s%s", lt->n_key ? ", " : "", arena_sql_ident(a, ct->columns[c].name));
                 pt->key_col[lt->n_key] = c;
                 pt->key_conv[lt->n_key] = conv[c];
                 lt->n_key++;
@@ -416,7 +419,8 @@ static int parallel_load(struct pgsrc *s, const char *snap, struct srctab *t, si
         }
         pt->select_list = arena_strdup(a, q.data);
         pt->key_list = arena_strdup(a, k.data ? k.data : "");
-        pt->from = arena_printf(a, "ONLY %s.%s", pgsrc_qid(a, t[i].schema), pgsrc_qid(a, t[i].name));
+        pt->from =
+            arena_printf(a, "ONLY %s.%s", arena_sql_ident(a, t[i].schema), arena_sql_ident(a, t[i].name));
         pt->copy_sql = arena_printf(a, "COPY (SELECT %s FROM %s) TO STDOUT (FORMAT csv)", pt->select_list, pt->from);
         buf_free(&q);
         buf_free(&k);
@@ -483,7 +487,7 @@ int pgsrc_initial_sync(struct pgsrc *s, struct srctab *t, size_t n, struct loch_
     if (rc)
         return rc;
     char *sql = arena_printf(s->arena, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
-                             pgsrc_qid(s->arena, s->slot));
+                             arena_sql_ident(s->arena, s->slot));
     PGresult *r = PQexec(s->repl, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return pgsrc_fail(s, r, "creating the replication slot", err);

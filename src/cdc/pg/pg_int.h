@@ -78,8 +78,6 @@ static inline bool stopping(struct pgsrc *s) { return s->r->stop && atomic_load(
 
 /* ---- conn.c ---- */
 
-/* s quoted as an SQL identifier, in a. */
-char *pgsrc_qid(struct arena *a, const char *s);
 /* Opens a connection with loch's session options (replication=database when replication);
  * *out is the caller's to PQfinish. LOCH_ESOURCE with a hint for pg_hba and passwords. */
 int pgsrc_connect(struct pgsrc *s, bool replication, PGconn **out, struct loch_err *err);

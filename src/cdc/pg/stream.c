@@ -249,7 +249,7 @@ int pgsrc_stream(struct pgsrc *s, struct loch_err *err)
     pgoutput_lsn_format(s->resume_lsn, lsn, sizeof lsn);
     char *cmd = arena_printf(s->arena,
                              "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names '%s,%s')",
-                             pgsrc_qid(s->arena, s->slot), lsn, s->pub, s->pub_ins);
+                             arena_sql_ident(s->arena, s->slot), lsn, s->pub, s->pub_ins);
     PGresult *r = PQexec(s->repl, cmd);
     if (PQresultStatus(r) != PGRES_COPY_BOTH) {
         int rc = pgsrc_fail(s, r, "starting replication", err);

@@ -16,8 +16,10 @@ static int copy_whole(struct pgsrc *s, const struct srctab *st, const struct cdc
     struct buf sql = {0};
     buf_puts(&sql, "COPY (SELECT ");
     for (size_t i = 0; i < t->n_columns; i++)
-        buf_printf(&sql, "%s%s", i ? ", " : "", pgsrc_copy_expr(conv[i], pgsrc_qid(a, t->columns[i].name), a));
-    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", pgsrc_qid(a, st->schema), pgsrc_qid(a, st->name));
+        buf_printf(&sql, "%s%s", i ? ", " : "",
+                   pgsrc_copy_expr(conv[i], arena_sql_ident(a, t->columns[i].name), a));
+    buf_printf(&sql, " FROM ONLY %s.%s) TO STDOUT (FORMAT csv)", arena_sql_ident(a, st->schema),
+               arena_sql_ident(a, st->name));
     PGresult *r = PQexec(s->sql, sql.data);
     buf_free(&sql);
     int rc = 0;
