@@ -535,11 +535,46 @@ static void test_restarts(void **state)
     flush_and_check(f);
 }
 
+/* What a source sees of the lake through the applier: loch_kv keys written at once, and
+ * a declared table's shape read back (as MySQL's DDL does after a restart). */
+static void test_source_view_of_lake(void **state)
+{
+    struct fx *f = *state;
+    struct arena *a = arena_new();
+    struct loch_err err;
+    char *v = NULL;
+    assert_int_equal(cdc_applier_get_kv(f->ap, "cdc.fake.load", a, &v, &err), LOCH_ENOENT);
+    assert_int_equal(cdc_applier_put_kv(f->ap, "cdc.fake.load", "0/16B3748", &err), 0);
+    assert_int_equal(catalog_get_kv(f->cat, "cdc.fake.load", a, &v, &err), 0); /* durable now */
+    assert_string_equal(v, "0/16B3748");
+    assert_int_equal(cdc_applier_put_kv(f->ap, "cdc.fake.load", NULL, &err), 0);
+    assert_int_equal(cdc_applier_get_kv(f->ap, "cdc.fake.load", a, &v, &err), LOCH_ENOENT);
+
+    assert_int_equal(cdc_applier_lake_table(f->ap, "shop", "items", a, NULL, &err), 0);
+    assert_int_equal(cdc_applier_lake_table(f->ap, "shop", "nope", a, NULL, &err), LOCH_ENOENT);
+    struct cdc_table t;
+    assert_int_equal(cdc_applier_lake_table(f->ap, "shop", "items", a, &t, &err), 0);
+    assert_string_equal(t.source, "fake");
+    assert_string_equal(t.schema, "shop");
+    assert_string_equal(t.name, "items");
+    assert_int_equal(t.n_columns, f->items.n_columns);
+    for (size_t i = 0; i < t.n_columns; i++) {
+        assert_string_equal(t.columns[i].name, f->items.columns[i].name);
+        assert_true(iceberg_type_equal(&t.columns[i].type, &f->items.columns[i].type));
+        assert_int_equal(t.columns[i].key, f->items.columns[i].key);
+    }
+    assert_true(t.has_key);
+    assert_int_equal(cdc_applier_lake_table(f->ap, "shop", "events", a, &t, &err), 0);
+    assert_false(t.has_key);
+    arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lake_equals_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restarts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_view_of_lake, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
