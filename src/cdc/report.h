@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cdc/source.h"
+#include "engine/engine.h"
 
 /* Runs one read statement on the lake: *out (rows as engine_rows) belongs to the reader
  * and stays valid until its next call; the caller never frees it. */

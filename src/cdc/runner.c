@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "catalog/catalog.h"
 #include "cdc/source.h"
 
 struct job {
