@@ -276,6 +276,81 @@ static bool keyless_partly_staged(struct cdc_load *L)
     return partial;
 }
 
+/* Starts the reader threads; returns how many started (a failure to start one fails the
+ * load through load_fail, and the others finish what they hold). */
+static int start_readers(struct cdc_load *L, int readers, pthread_t *th, struct reader_arg *ra)
+{
+    int started = 0;
+    for (int k = 0; k < readers; k++) {
+        ra[k] = (struct reader_arg){L, k};
+        pthread_mutex_lock(&L->mu);
+        L->active++;
+        pthread_mutex_unlock(&L->mu);
+        if (pthread_create(&th[k], NULL, reader_main, &ra[k]) != 0) {
+            pthread_mutex_lock(&L->mu);
+            L->active--;
+            pthread_mutex_unlock(&L->mu);
+            struct loch_err e;
+            loch_errf(&e, LOCH_EINTERNAL, "cannot start a full-load reader thread");
+            load_fail(L, &e);
+            break;
+        }
+        started++;
+    }
+    return started;
+}
+
+/* Waits (at most a second, less when progress is due or a stop was asked) for a chunk from
+ * the readers and takes it off the queue into *c: true when there was one. *finished: the
+ * queue is empty and no reader is left; *failed: the load failed. */
+static bool next_chunk(struct cdc_load *L, double last, struct lchunk *c, bool *finished, bool *failed)
+{
+    pthread_mutex_lock(&L->mu);
+    while (!L->q_len && L->active && !L->failed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&L->cv, &L->mu, &ts);
+        if ((L->r->progress && util_mono_s() - last >= 1.0) || stop_set(L))
+            break;
+    }
+    bool have = L->q_len > 0 && !L->failed;
+    if (have) {
+        *c = L->q[0];
+        memmove(L->q, L->q + 1, (L->q_len - 1) * sizeof *L->q);
+        L->q_len--;
+        pthread_cond_broadcast(&L->cv);
+    }
+    *finished = !L->q_len && !L->active;
+    *failed = L->failed;
+    pthread_mutex_unlock(&L->mu);
+    return have;
+}
+
+/* Loads one chunk through the applier. A chunk that ends a key range (or a table) commits
+ * with its progress, unless a key-less table is half-staged: its rows must commit all at
+ * once, since it cannot be continued. An error fails the whole load (load_fail). */
+static int take_chunk(struct cdc_load *L, struct cdc_applier *ap, struct lchunk *c, struct arena *a,
+                      struct loch_err *err)
+{
+    int64_t got = 0;
+    int rc = load_chunk(L, ap, c, &got, err);
+    pthread_mutex_lock(&L->mu);
+    L->ls[c->table].loaded += got;
+    L->ls[c->table].chunks_done++;
+    pthread_mutex_unlock(&L->mu);
+    if (!rc && c->bound) {
+        cdc_applier_set_kv(ap, progress_key(a, L->r->src->name, &L->t[c->table]), c->bound);
+        if (!keyless_partly_staged(L))
+            rc = cdc_applier_flush(ap, NULL, NULL, err);
+    }
+    if (rc) {
+        struct loch_err e = *err;
+        load_fail(L, &e);
+    }
+    return rc;
+}
+
 int cdc_load_run(struct cdc_run *r, struct cdc_applier *ap, struct cdc_load_table *t, size_t n, bool resume,
                  int readers, cdc_load_reader_fn fn, void *ctx, struct loch_err *err)
 {
@@ -304,65 +379,14 @@ int cdc_load_run(struct cdc_run *r, struct cdc_applier *ap, struct cdc_load_tabl
     pthread_t th[LOAD_MAX_READERS];
     struct reader_arg ra[LOAD_MAX_READERS];
     L.t0 = util_mono_s();
-    int started = 0;
-    for (int k = 0; k < readers; k++) {
-        ra[k] = (struct reader_arg){&L, k};
-        pthread_mutex_lock(&L.mu);
-        L.active++;
-        pthread_mutex_unlock(&L.mu);
-        if (pthread_create(&th[k], NULL, reader_main, &ra[k]) != 0) {
-            pthread_mutex_lock(&L.mu);
-            L.active--;
-            pthread_mutex_unlock(&L.mu);
-            struct loch_err e;
-            loch_errf(&e, LOCH_EINTERNAL, "cannot start a full-load reader thread");
-            load_fail(&L, &e);
-            break;
-        }
-        started++;
-    }
+    int started = start_readers(&L, readers, th, ra);
     double last = L.t0;
     for (;;) {
-        pthread_mutex_lock(&L.mu);
-        while (!L.q_len && L.active && !L.failed) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&L.cv, &L.mu, &ts);
-            if ((r->progress && util_mono_s() - last >= 1.0) || stop_set(&L))
-                break;
-        }
-        bool have = L.q_len > 0 && !L.failed;
         struct lchunk c = {0};
-        if (have) {
-            c = L.q[0];
-            memmove(L.q, L.q + 1, (L.q_len - 1) * sizeof *L.q);
-            L.q_len--;
-            pthread_cond_broadcast(&L.cv);
-        }
-        bool finished = !L.q_len && !L.active;
-        bool failed = L.failed;
-        pthread_mutex_unlock(&L.mu);
-        if (have && !rc) {
-            int64_t got = 0;
-            rc = load_chunk(&L, ap, &c, &got, err);
-            pthread_mutex_lock(&L.mu);
-            L.ls[c.table].loaded += got;
-            L.ls[c.table].chunks_done++;
-            pthread_mutex_unlock(&L.mu);
-            /* A chunk that ends a key range (or a table) commits with its progress, unless
-             * a key-less table is half-staged: its rows must commit all at once, since it
-             * cannot be continued. */
-            if (!rc && c.bound) {
-                cdc_applier_set_kv(ap, progress_key(a, r->src->name, &t[c.table]), c.bound);
-                if (!keyless_partly_staged(&L))
-                    rc = cdc_applier_flush(ap, NULL, NULL, err);
-            }
-            if (rc) {
-                struct loch_err e = *err;
-                load_fail(&L, &e);
-            }
-        }
+        bool finished, failed;
+        bool have = next_chunk(&L, last, &c, &finished, &failed);
+        if (have && !rc)
+            rc = take_chunk(&L, ap, &c, a, err);
         if (c.path)
             unlink(c.path);
         free(c.path);

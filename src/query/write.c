@@ -257,6 +257,58 @@ static const char *alias_at(struct arena *a, const struct stmt *st, size_t *i, c
     return dflt;
 }
 
+/* UPDATE's SET list from token *i on: "a = expr, b = expr" split at top-level commas into
+ * repl ("(expr) AS a, (expr) AS b", for SELECT * REPLACE) and the column names (in a).
+ * *i ends at WHERE or the end. LOCH_ESYNTAX / LOCH_EUNSUPPORTED (FROM, RETURNING) naming
+ * the table full. */
+static int parse_set_list(struct arena *a, const struct stmt *st, size_t *ip, const char *full, struct buf *repl,
+                          char ***cols_out, size_t *n_out, struct loch_err *err)
+{
+    size_t i = *ip, n_set = 0;
+    if (!lex_is(st, i, "SET"))
+        return loch_errf(err, LOCH_ESYNTAX, "expected SET after UPDATE %s", full);
+    i++;
+    char **set_cols = arena_alloc(a, st->n_tok * sizeof *set_cols);
+    while (i < st->n_tok && !lex_is(st, i, "WHERE")) {
+        size_t c = i;
+        if (st->tok[c].kind != TOK_WORD && st->tok[c].kind != TOK_QIDENT)
+            return loch_errf(err, LOCH_ESYNTAX, "expected a column name in SET of UPDATE %s", full);
+        if (lex_is(st, c, "FROM"))
+            return loch_errf(err, LOCH_EUNSUPPORTED, "UPDATE ... FROM is not supported on lake tables");
+        char *col = lex_ident(a, st, c);
+        if (!lex_punct(st, c + 1, '='))
+            return loch_errf(err, LOCH_ESYNTAX, "expected \"=\" after column \"%s\" in UPDATE %s", col, full);
+        size_t e = c + 2, depth = 0;
+        while (e < st->n_tok) {
+            if (lex_punct(st, e, '('))
+                depth++;
+            else if (lex_punct(st, e, ')'))
+                depth--;
+            else if (depth == 0 && (lex_punct(st, e, ',') || lex_is(st, e, "WHERE") || lex_is(st, e, "FROM") ||
+                                    lex_is(st, e, "RETURNING")))
+                break;
+            e++;
+        }
+        if (e == c + 2)
+            return loch_errf(err, LOCH_ESYNTAX, "missing value for column \"%s\" in UPDATE %s", col, full);
+        size_t from = st->tok[c + 2].off, to = st->tok[e - 1].off + st->tok[e - 1].len;
+        buf_printf(repl, "%s(", n_set ? ", " : "");
+        buf_append(repl, st->text + from, to - from);
+        buf_printf(repl, ") AS %s", arena_sql_ident(a, col));
+        set_cols[n_set++] = col;
+        i = e;
+        if (lex_punct(st, i, ','))
+            i++;
+        else if (lex_is(st, i, "FROM") || lex_is(st, i, "RETURNING"))
+            return loch_errf(err, LOCH_EUNSUPPORTED, "UPDATE ... %s is not supported on lake tables",
+                             lex_is(st, i, "FROM") ? "FROM" : "RETURNING");
+    }
+    *ip = i;
+    *cols_out = set_cols;
+    *n_out = n_set;
+    return 0;
+}
+
 static int do_delete_update(struct query_session *s, const struct stmt *st, bool update, bool *handled,
                             const char **tag, struct loch_err *err)
 {
@@ -274,45 +326,10 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
     size_t n_set = 0;
     char **set_cols = NULL;
     if (update) {
-        if (!lex_is(st, i, "SET"))
-            return loch_errf(err, LOCH_ESYNTAX, "expected SET after UPDATE %s", full);
-        i++;
-        set_cols = arena_alloc(a, st->n_tok * sizeof *set_cols);
-        while (i < st->n_tok && !lex_is(st, i, "WHERE")) {
-            size_t c = i;
-            if (st->tok[c].kind != TOK_WORD && st->tok[c].kind != TOK_QIDENT)
-                return loch_errf(err, LOCH_ESYNTAX, "expected a column name in SET of UPDATE %s", full);
-            if (lex_is(st, c, "FROM"))
-                return loch_errf(err, LOCH_EUNSUPPORTED, "UPDATE ... FROM is not supported on lake tables");
-            char *col = lex_ident(a, st, c);
-            if (!lex_punct(st, c + 1, '='))
-                return loch_errf(err, LOCH_ESYNTAX, "expected \"=\" after column \"%s\" in UPDATE %s", col, full);
-            size_t e = c + 2, depth = 0;
-            while (e < st->n_tok) {
-                if (lex_punct(st, e, '('))
-                    depth++;
-                else if (lex_punct(st, e, ')'))
-                    depth--;
-                else if (depth == 0 && (lex_punct(st, e, ',') || lex_is(st, e, "WHERE") || lex_is(st, e, "FROM") ||
-                                        lex_is(st, e, "RETURNING")))
-                    break;
-                e++;
-            }
-            if (e == c + 2)
-                return loch_errf(err, LOCH_ESYNTAX, "missing value for column \"%s\" in UPDATE %s", col, full);
-            size_t from = st->tok[c + 2].off, to = st->tok[e - 1].off + st->tok[e - 1].len;
-            buf_printf(&repl, "%s(", n_set ? ", " : "");
-            buf_append(&repl, st->text + from, to - from);
-            buf_printf(&repl, ") AS %s", arena_sql_ident(a, col));
-            set_cols[n_set++] = col;
-            i = e;
-            if (lex_punct(st, i, ','))
-                i++;
-            else if (lex_is(st, i, "FROM") || lex_is(st, i, "RETURNING")) {
-                buf_free(&repl);
-                return loch_errf(err, LOCH_EUNSUPPORTED, "UPDATE ... %s is not supported on lake tables",
-                                 lex_is(st, i, "FROM") ? "FROM" : "RETURNING");
-            }
+        int src = parse_set_list(a, st, &i, full, &repl, &set_cols, &n_set, err);
+        if (src) {
+            buf_free(&repl);
+            return src;
         }
     }
     const char *where = "";
