@@ -63,3 +63,37 @@ def test_compaction_while_replicating(source, lake):
     assert live_files(lake, "core.public.acc")[1] == 0
     v = lake.run("validate", "--source", "core", "--table", "public.acc", check=False)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_replicate_maintains_by_itself(source, lake):
+    source.execute("CREATE TABLE acc (id int PRIMARY KEY, bal bigint, note text)",
+                   "INSERT INTO acc SELECT g, g, 'n' FROM generate_series(1, 3000) g")
+    lake.config.write_text(lake.config.read_text() +
+                           "maintenance:\n  interval_s: 1\n  min_files: 6\n  snapshot_age_s: 2\n")
+    source.catch_up()
+    p = source.start()
+    stop = threading.Event()
+    th = threading.Thread(target=churn, args=(source, stop, 11))
+    th.start()
+    counts = []
+    try:
+        for _ in range(12):
+            time.sleep(0.5)
+            counts.append(sum(live_files(lake, "core.public.acc")))
+            assert p.poll() is None
+    finally:
+        stop.set()
+        th.join()
+    time.sleep(1.5)
+    st = lake.run("status").stdout
+    rc, err = source.stop(p)
+    assert rc == 0, err
+    assert "maintenance of core.public.acc" in err, err
+    row = [l for l in st.splitlines() if "core.public.acc " in l][0]
+    assert "never" not in row, st
+    # without maintenance a flush adds a data and a delete file every 200 ms: ~60 by now
+    assert max(counts[4:]) < 30, counts
+    source.catch_up()
+    v = lake.run("validate", "--source", "core", "--table", "public.acc", check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
+    all_referenced_exist(lake, "core.public.acc")
