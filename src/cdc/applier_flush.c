@@ -233,6 +233,15 @@ static void table_changes(struct cdc_applier *ap, int set, struct pending *p, si
  * 2 * i + 1] (-1 where not taken); then each table whose catalog pointer moved since the
  * applier last looked (a compaction or snapshot expiry committed) is reloaded and its
  * key index dropped, to be rebuilt from the new files before any delete is computed. */
+int applier_commit_lock(struct cdc_applier *ap, struct atable *at, int fds[2], struct loch_err *err)
+{
+    fds[0] = fds[1] = -1;
+    int rc = sink_commit_lock(ap->o.state_dir, at->ns, at->name, &fds[0], err);
+    if (!rc)
+        rc = sink_commit_lock(ap->o.state_dir, at->ns, at->cname, &fds[1], err);
+    return rc;
+}
+
 static int lock_and_refresh(struct cdc_applier *ap, int set, int *fds, struct loch_err *err)
 {
     int rc = 0;
@@ -241,10 +250,7 @@ static int lock_and_refresh(struct cdc_applier *ap, int set, int *fds, struct lo
         fds[2 * i] = fds[2 * i + 1] = -1;
         if (rc || at->dropped || (!at->s[set].n_staged && !at->s[set].n_loads))
             continue;
-        rc = sink_commit_lock(ap->o.state_dir, at->ns, at->name, &fds[2 * i], err);
-        if (!rc)
-            rc = sink_commit_lock(ap->o.state_dir, at->ns, at->cname, &fds[2 * i + 1], err);
-        if (rc || !at->md)
+        if ((rc = applier_commit_lock(ap, at, &fds[2 * i], err)) || !at->md)
             continue;
         struct arena *a = arena_new();
         struct catalog_table ct, cc;
@@ -253,15 +259,13 @@ static int lock_and_refresh(struct cdc_applier *ap, int set, int *fds, struct lo
             rc = catalog_load_table(ap->fcat, at->ns, at->cname, a, &cc, err);
         bool moved = !rc && (strcmp(ct.metadata_location, at->loc) || strcmp(cc.metadata_location, at->cloc));
         arena_free(a);
-        if (!moved)
-            continue;
-        int64_t was = at->md->current_snapshot_id;
-        rc = applier_load_md(ap, at, err);
-        bool rewritten = !rc && at->md->current_snapshot_id != was; /* not a mere snapshot expiry */
-        if (rewritten)
-            log_info("%s: %s.%s was rewritten by maintenance; reloaded%s", ap->o.source, at->ns, at->name,
-                     at->kills && !at->need_index ? ", its key index to be rebuilt" : "");
-        if (rewritten && at->kills && !at->need_index) {
+        if (moved)
+            rc = applier_load_md(ap, at, err);
+        /* the index follows rewritten files: whoever reloaded the metadata, an index of
+         * another snapshot than the table's is rebuilt (a mere expiry keeps the snapshot) */
+        if (!rc && at->kills && !at->need_index && at->md->current_snapshot_id != at->idx_snap) {
+            log_info("%s: %s.%s was rewritten by maintenance; its key index is rebuilt", ap->o.source, at->ns,
+                     at->name);
             applier_forget_files(at);
             at->need_index = true;
         }
@@ -321,6 +325,8 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         }
         if (!rc)
             rc = applier_load_md(ap, p[i].at, err);
+        if (!rc) /* our own commit: the index (advanced, or to be built) is of it */
+            p[i].at->idx_snap = p[i].at->md->current_snapshot_id;
     }
     unlock_all(ap, fds);
     if (!rc)
