@@ -47,6 +47,7 @@ int cmd_maintain(struct app *app, int argc, char **argv)
 {
     struct maint_options o = {.expire_ms = 5 * 86400000LL, .orphan_ms = 3 * 86400000LL, .retain_last = 1,
                               .target_bytes = MAINT_TARGET_BYTES, .delete_ratio = MAINT_DELETE_RATIO,
+                              .locked_max_bytes = 256LL << 20,
                               .progress = progress};
     bool compact = true;
     const char *usage = "usage: loch maintain [NS.TABLE ...] [--expire-older-than AGE] [--retain-last N]\n"

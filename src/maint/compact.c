@@ -252,21 +252,30 @@ static int rebase(struct maint_ctx *x, struct plan *p, struct sink_table *now, s
     return 0;
 }
 
-/* One attempt: plan from the current snapshot, write, validate and commit. */
-static int attempt(struct maint_ctx *x, struct maint_report *out, struct loch_err *err)
+/* One attempt: plan from the current snapshot, write, validate and commit. With locked,
+ * the commit lock is held from the plan to the commit (no flush can land in between),
+ * when the rewrite is at most o->locked_max_bytes; else the attempt runs unlocked. */
+static int attempt(struct maint_ctx *x, bool locked, struct maint_report *out, struct loch_err *err)
 {
     struct plan p = {0};
-    int rc = sink_table_open(x->cat, x->st, x->ns, x->name, x->a, &p.t, err);
+    int lk = -1;
+    int rc = locked ? sink_commit_lock(x->state_dir, x->ns, x->name, &lk, err) : 0;
+    if (!rc)
+        rc = sink_table_open(x->cat, x->st, x->ns, x->name, x->a, &p.t, err);
     if (!rc)
         rc = iceberg_scan_plan(x->st, p.t.md, -1, x->a, &p.scan, err);
-    if (rc)
+    if (rc) {
+        sink_unlock(lk);
         return rc;
+    }
     x->target = x->o->target_bytes;
     const char *tp = maint_prop(p.t.md, "write.target-file-size-bytes");
     if (tp && atoll(tp) > 0 && !x->o->target_from_cli)
         x->target = atoll(tp);
-    if ((rc = make_plan(x, &p, err)))
+    if ((rc = make_plan(x, &p, err))) {
+        sink_unlock(lk);
         return rc;
+    }
     out->files_before = p.scan->n_data + p.scan->n_deletes;
     out->n_rewritten = p.n_rewrite;
     out->n_deletes_removed = p.n_drop_del;
@@ -276,8 +285,16 @@ static int attempt(struct maint_ctx *x, struct maint_report *out, struct loch_er
             out->bytes_rewritten += p.scan->data[i].file_size;
     if ((!p.n_rewrite && !p.n_drop_del) || x->o->dry_run) {
         out->files_after = out->files_before - p.n_rewrite - p.n_drop_del + (size_t)p.n_groups;
+        sink_unlock(lk);
         return 0;
     }
+    if (lk >= 0 && out->bytes_rewritten > x->o->locked_max_bytes) {
+        sink_unlock(lk); /* too long to hold flushes up: validate at commit instead */
+        lk = -1;
+    }
+    if (lk >= 0)
+        maint_progress(x, "%s.%s: holding replication's flushes while %.1f MB are rewritten", x->ns, x->name,
+                       (double)out->bytes_rewritten / 1e6);
     struct iceberg_data_file *nf = arena_alloc(x->a, ((size_t)p.n_groups + 1) * sizeof *nf);
     size_t n_nf = 0;
     for (int g = 0; g < p.n_groups && !rc; g++) {
@@ -286,10 +303,9 @@ static int attempt(struct maint_ctx *x, struct maint_report *out, struct loch_er
         if (!rc && nf[n_nf].record_count > 0)
             n_nf++;
     }
-    int lk = -1;
     struct sink_table now;
     struct iceberg_change *ch = NULL;
-    if (!rc)
+    if (!rc && lk < 0)
         rc = sink_commit_lock(x->state_dir, x->ns, x->name, &lk, err);
     if (!rc)
         rc = sink_table_open(x->cat, x->st, x->ns, x->name, x->a, &now, err);
@@ -320,7 +336,9 @@ int maint_compact(struct maint_ctx *x, struct maint_report *out, struct loch_err
         out->n_rewritten = out->n_deletes_removed = out->n_written = 0;
         out->bytes_rewritten = 0;
         loch_err_clear(err);
-        rc = attempt(x, out, err);
+        /* Optimistic attempts first; the last holds the commit lock throughout, so a
+         * table whose every flush touches the rewritten files still gets compacted. */
+        rc = attempt(x, i == MAX_ATTEMPTS - 1 && x->o->locked_max_bytes > 0, out, err);
         if (rc != LOCH_ECONFLICT)
             break;
         out->n_retries++;

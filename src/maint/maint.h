@@ -28,6 +28,9 @@ struct maint_options {
                                   write.target-file-size-bytes wins unless target_from_cli) */
     bool target_from_cli;
     double delete_ratio;       /* rewrite a file once this fraction of its rows is deleted */
+    int64_t locked_max_bytes;  /* after optimistic attempts that writers' deletes defeated, the
+                                  last holds the commit lock (and so the applier's flushes)
+                                  from plan to commit when it rewrites at most this; 0 never */
     void (*progress)(void *ctx, const char *msg); /* long runs say what they do; may be NULL */
     void *progress_ctx;
 };

@@ -76,7 +76,9 @@ static void round_of(struct maint_sched *m, struct catalog *cat, struct store *s
         if (due(m, cat, st, &t[i], ta)) {
             struct maint_options o = {.expire_ms = m->s.snapshot_age_ms, .orphan_ms = m->s.orphan_ms,
                                       .retain_last = 1, .conn = conn, .target_bytes = m->s.target_bytes,
-                                      .delete_ratio = m->s.delete_ratio};
+                                      .delete_ratio = m->s.delete_ratio,
+                                      /* about what one core rewrites within a flush interval */
+                                      .locked_max_bytes = 16LL << 20};
             struct maint_report r;
             int64_t t0 = util_now_ms();
             loch_err_clear(&e);
