@@ -82,9 +82,9 @@ def files_over_time(tmp, seconds, scale, maintenance):
     srv = PgServer()
     try:
         src = Source(srv, lake, tables=('"public.pgbench_*"',))
-        if maintenance:
-            lake.config.write_text(lake.config.read_text() + "maintenance:\n  interval_s: 5\n  min_files: 8\n"
-                                   "  snapshot_age_s: 60\n")
+        lake.config.write_text(lake.config.read_text() + (
+            "maintenance:\n  interval_s: 5\n  min_files: 8\n  snapshot_age_s: 60\n" if maintenance
+            else "maintenance:\n  enabled: false\n"))
         subprocess.run([str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(srv.port), "-U", "postgres", "-i",
                         "-s", str(scale), "-q", src.db], check=True, capture_output=True)
         src.catch_up()
