@@ -198,6 +198,22 @@ static int get_int(struct ctx *c, yaml_node_t *n, const char *name, int64_t lo, 
     return 0;
 }
 
+/* A fraction in (0, 1]; the default when unset. */
+static int get_ratio(struct ctx *c, yaml_node_t *n, const char *name, double *out)
+{
+    if (is_null(n))
+        return 0;
+    const char *s = n->type == YAML_SCALAR_NODE ? sval(n) : "";
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v > 0 && v <= 1)) {
+        fail(c, n, "expected a fraction for %s, got \"%s\"", name, s);
+        return loch_err_hint(c->err, "write a number above 0 and at most 1, e.g. 0.1");
+    }
+    *out = v;
+    return 0;
+}
+
 static int get_str_list(struct ctx *c, yaml_node_t *n, const char *name, const char ***out, size_t *n_out)
 {
     *out = NULL;
@@ -605,11 +621,36 @@ static int read_sources(struct ctx *c, yaml_node_t *n, struct loch_config *cfg)
     return 0;
 }
 
+static int read_maintenance(struct ctx *c, yaml_node_t *n, struct loch_maintenance *m)
+{
+    static const char *const keys[] = {"enabled", "interval_s", "min_files", "small_file_ratio", "delete_ratio",
+                                       "snapshot_age_s", "orphan_age_s", "target_file_size"};
+    yaml_node_t *v[8];
+    int rc = read_map(c, n, "maintenance", keys, 8, v);
+    if (!rc)
+        rc = get_bool(c, v[0], "maintenance.enabled", &m->enabled);
+    if (!rc)
+        rc = get_int(c, v[1], "maintenance.interval_s", 1, 86400 * 7, &m->interval_s);
+    if (!rc)
+        rc = get_int(c, v[2], "maintenance.min_files", 2, 1000000, &m->min_files);
+    if (!rc)
+        rc = get_ratio(c, v[3], "maintenance.small_file_ratio", &m->small_file_ratio);
+    if (!rc)
+        rc = get_ratio(c, v[4], "maintenance.delete_ratio", &m->delete_ratio);
+    if (!rc)
+        rc = get_int(c, v[5], "maintenance.snapshot_age_s", 0, INT64_MAX / 1000, &m->snapshot_age_s);
+    if (!rc)
+        rc = get_int(c, v[6], "maintenance.orphan_age_s", 60, INT64_MAX / 1000, &m->orphan_age_s);
+    if (!rc)
+        rc = get_int(c, v[7], "maintenance.target_file_size", 1 << 20, INT64_MAX / 4, &m->target_file_size);
+    return rc;
+}
+
 static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
 {
     static const char *const keys[] = {"warehouse", "state", "server", "query", "flush_interval_ms", "sources",
-                                       "auth"};
-    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, AUTH, N_KEYS };
+                                       "auth", "maintenance"};
+    enum { WAREHOUSE, STATE, SERVER, QUERY, FLUSH, SOURCES, AUTH, MAINT, N_KEYS };
     yaml_node_t *v[N_KEYS];
     int rc;
     if (!root || is_null(root)) {
@@ -639,6 +680,7 @@ static int read_root(struct ctx *c, yaml_node_t *root, struct loch_config *cfg)
     if ((v[SERVER] && !is_null(v[SERVER]) && (rc = read_server(c, v[SERVER], cfg))) ||
         (v[QUERY] && !is_null(v[QUERY]) && (rc = read_query(c, v[QUERY], cfg))) ||
         (v[AUTH] && !is_null(v[AUTH]) && (rc = read_auth(c, v[AUTH], cfg))) ||
+        (v[MAINT] && !is_null(v[MAINT]) && (rc = read_maintenance(c, v[MAINT], &cfg->maintenance))) ||
         (rc = get_int(c, v[FLUSH], "flush_interval_ms", 1, 86400000, &cfg->flush_interval_ms)) ||
         (rc = read_sources(c, v[SOURCES], cfg)))
         return rc;
@@ -668,6 +710,10 @@ int config_load(const char *path, struct arena *a, struct loch_config **out, str
     cfg->http_listen = DEFAULT_HTTP_LISTEN;
     cfg->tls_mode = "off";
     cfg->flush_interval_ms = DEFAULT_FLUSH_MS;
+    cfg->maintenance = (struct loch_maintenance){.enabled = true, .interval_s = 60, .min_files = 32,
+                                                 .small_file_ratio = 0.5, .delete_ratio = 0.1,
+                                                 .snapshot_age_s = 3600, .orphan_age_s = 86400,
+                                                 .target_file_size = 256LL << 20};
     cfg->token_default_expiry_days = DEFAULT_TOKEN_EXPIRY_DAYS;
     cfg->token_max_expiry_days = DEFAULT_TOKEN_MAX_EXPIRY_DAYS;
     cfg->max_connections = 512;
@@ -771,6 +817,20 @@ static const char DEFAULT_BODY[] =
     "\n"
     "# How often replicated changes are committed to the lake, in milliseconds.\n"
     "flush_interval_ms: 1000\n"
+    "\n"
+    "# Maintenance that runs itself in loch serve and loch replicate (defaults shown): every\n"
+    "# interval_s each table is looked at; it is compacted once it has min_files live files\n"
+    "# of which small_file_ratio are under 3/4 of target_file_size, or once delete_ratio of\n"
+    "# its rows are deleted; snapshots older than snapshot_age_s expire.\n"
+    "# maintenance:\n"
+    "#   enabled: true\n"
+    "#   interval_s: 60\n"
+    "#   min_files: 32\n"
+    "#   small_file_ratio: 0.5\n"
+    "#   delete_ratio: 0.1\n"
+    "#   snapshot_age_s: 3600\n"
+    "#   orphan_age_s: 86400\n"
+    "#   target_file_size: 268435456\n"
     "\n"
     "# Databases to replicate. Each source is the first namespace level:\n"
     "# SELECT * FROM core.public.loans\n"

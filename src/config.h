@@ -50,6 +50,17 @@ struct loch_config {
     int64_t http_per_address;           /* default 64 */
     bool metrics_open;                  /* GET /metrics without a token; default false */
     int64_t flush_interval_ms;  /* default 1000 */
+    /* maintenance: (loch serve and loch replicate maintain tables by themselves) */
+    struct loch_maintenance {
+        bool enabled;              /* default true */
+        int64_t interval_s;        /* look at the tables every interval_s; default 60 */
+        int64_t min_files;         /* compact once a table has this many live files; default 32 */
+        double small_file_ratio;   /* ... and this fraction of its data files is small; default 0.5 */
+        double delete_ratio;       /* or this fraction of its rows is deleted; default 0.1 */
+        int64_t snapshot_age_s;    /* snapshots older than this expire; default 3600 */
+        int64_t orphan_age_s;      /* unreferenced files older than this go; default 86400 */
+        int64_t target_file_size;  /* bytes; default 268435456 (256 MB) */
+    } maintenance;
     int64_t query_timeout_ms;   /* 0 = none */
     int64_t query_memory_mb;    /* 0 = DuckDB default */
     int64_t non_admin_timeout_ms; /* default for non-administrators; 0 = none; default 300000 */

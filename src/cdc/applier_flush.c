@@ -228,6 +228,57 @@ static void table_changes(struct cdc_applier *ap, int set, struct pending *p, si
     }
 }
 
+/* The commit locks of the tables batch `set` writes (sink_commit_lock: maintenance may
+ * rewrite a replicated table beside the applier), taken in table order into fds[2 * i,
+ * 2 * i + 1] (-1 where not taken); then each table whose catalog pointer moved since the
+ * applier last looked (a compaction or snapshot expiry committed) is reloaded and its
+ * key index dropped, to be rebuilt from the new files before any delete is computed. */
+int applier_commit_lock(struct cdc_applier *ap, struct atable *at, int fds[2], struct loch_err *err)
+{
+    fds[0] = fds[1] = -1;
+    int rc = sink_commit_lock(ap->o.state_dir, at->ns, at->name, &fds[0], err);
+    if (!rc)
+        rc = sink_commit_lock(ap->o.state_dir, at->ns, at->cname, &fds[1], err);
+    return rc;
+}
+
+static int lock_and_refresh(struct cdc_applier *ap, int set, int *fds, struct loch_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < ap->n_tables; i++) {
+        struct atable *at = ap->tables[i];
+        fds[2 * i] = fds[2 * i + 1] = -1;
+        if (rc || at->dropped || (!at->s[set].n_staged && !at->s[set].n_loads))
+            continue;
+        if ((rc = applier_commit_lock(ap, at, &fds[2 * i], err)) || !at->md)
+            continue;
+        struct arena *a = arena_new();
+        struct catalog_table ct, cc;
+        rc = catalog_load_table(ap->fcat, at->ns, at->name, a, &ct, err);
+        if (!rc)
+            rc = catalog_load_table(ap->fcat, at->ns, at->cname, a, &cc, err);
+        bool moved = !rc && (strcmp(ct.metadata_location, at->loc) || strcmp(cc.metadata_location, at->cloc));
+        arena_free(a);
+        if (moved)
+            rc = applier_load_md(ap, at, err);
+        /* the index follows rewritten files: whoever reloaded the metadata, an index of
+         * another snapshot than the table's is rebuilt (a mere expiry keeps the snapshot) */
+        if (!rc && at->kills && !at->need_index && at->md->current_snapshot_id != at->idx_snap) {
+            log_info("%s: %s.%s was rewritten by maintenance; its key index is rebuilt", ap->o.source, at->ns,
+                     at->name);
+            applier_forget_files(at);
+            at->need_index = true;
+        }
+    }
+    return rc;
+}
+
+static void unlock_all(const struct cdc_applier *ap, int *fds)
+{
+    for (size_t i = 0; i < 2 * ap->n_tables; i++)
+        sink_unlock(fds[i]);
+}
+
 /* Writes and commits batch `set` (its staging rows committed). Runs on the flush thread
  * or the caller's; touches only the work connection, fcat, fst, the batch and the tables'
  * stage `set`, index and metadata. */
@@ -239,7 +290,10 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
     struct pending *p = arena_alloc(a, (ap->n_tables + 1) * sizeof *p);
     struct sink_table_change *tc = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *tc);
     size_t n_p = 0, n_tc = 0;
-    int rc = prepare_indexes(ap, set, err);
+    int *fds = arena_alloc(a, (2 * ap->n_tables + 1) * sizeof *fds);
+    int rc = lock_and_refresh(ap, set, fds, err);
+    if (!rc)
+        rc = prepare_indexes(ap, set, err);
     if (!rc)
         rc = stage_positions(ap, B, err);
     for (size_t i = 0; i < ap->n_tables && !rc; i++) {
@@ -271,7 +325,10 @@ static int flush_batch(struct cdc_applier *ap, int set, struct loch_err *err)
         }
         if (!rc)
             rc = applier_load_md(ap, p[i].at, err);
+        if (!rc) /* our own commit: the index (advanced, or to be built) is of it */
+            p[i].at->idx_snap = p[i].at->md->current_snapshot_id;
     }
+    unlock_all(ap, fds);
     if (!rc)
         log_debug("%s: flushed %zu transactions, %zu changes, %zu lake tables in %lld ms (files %lld, commit %lld, "
                   "index %lld)", ap->o.source, B->n_txn, B->n_changes, n_tc, (long long)(now_ms() - t_start),

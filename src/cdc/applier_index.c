@@ -186,6 +186,7 @@ int applier_build_index(struct cdc_applier *ap, struct atable *at, struct loch_e
     applier_forget_files(at);
     at->kx = keyidx_new();
     at->need_index = false;
+    at->idx_snap = at->md->current_snapshot_id;
     struct iceberg_scan *scan = NULL;
     int rc = iceberg_scan_plan(ap->fst, at->md, -1, a, &scan, err);
     if (!rc && scan->n_deletes) {
@@ -360,6 +361,7 @@ bool applier_restore_index(struct cdc_applier *ap, struct atable *at)
         for (size_t i = 0; i < p->n_names; i++)
             applier_add_file(at, p->names[i]);
         at->need_index = false;
+        at->idx_snap = at->md->current_snapshot_id; /* the tag names it */
         log_debug("applier: %lld ms: key index of %s.%s: %zu keys, saved at the last stop", (long long)(now_ms() - t0),
                   at->ns, at->name, keyidx_count(at->kx));
     }

@@ -61,6 +61,8 @@ struct atable {
     int64_t next_fid;        /* data files numbered so far (fpath) */
     struct keyidx *kx;
     bool need_index;         /* kx is to be built from the lake before it is used */
+    int64_t idx_snap;        /* the snapshot kx describes: when the table's is another
+                                (maintenance rewrote it), kx is rebuilt before use */
     char **fpath;            /* malloc'd URIs, by fid */
     size_t cap_fil;
     struct preload *pre;     /* the index saved at the last stop, being read on its own thread */
@@ -201,6 +203,10 @@ char *applier_ckpt_key(struct arena *a, const char *source);
 
 /* The declared table schema.name, NULL when none (or dropped). */
 struct atable *applier_find_table(struct cdc_applier *ap, const char *schema, const char *name);
+/* Takes the commit locks of at's two lake tables (sink_commit_lock) into fds[0..1], so
+ * no maintenance commit lands between the caller's look at the table and its commit;
+ * sink_unlock both after (-1 where not taken). */
+int applier_commit_lock(struct cdc_applier *ap, struct atable *at, int fds[2], struct loch_err *err);
 /* (Re)loads both lake tables' metadata of at from the catalog. */
 int applier_load_md(struct cdc_applier *ap, struct atable *at, struct loch_err *err);
 /* Lets go of everything at holds: appenders, writer locks, staging tables, index. */

@@ -475,6 +475,9 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
         rc = create_lake_table(ap, at->ns, at->cname,
                                schema_for(a, &at->t, true, &ap->o.position_type, ap->o.position_column), err);
     arena_free(a);
+    int cl[2] = {-1, -1}; /* no maintenance commit between our look and our schema commits */
+    if (!rc)
+        rc = applier_commit_lock(ap, at, cl, err);
     if (!rc)
         rc = applier_load_md(ap, at, err);
     if (!rc && fresh) {
@@ -487,6 +490,8 @@ int cdc_applier_table(struct cdc_applier *ap, const struct cdc_table *t, struct 
         rc = evolve_one(ap, at, true, err);
     if (!rc)
         rc = applier_load_md(ap, at, err);
+    sink_unlock(cl[0]);
+    sink_unlock(cl[1]);
     if (!rc)
         rc = keep_stage ? extend_stage(ap, at, &old, old_sc, err) : create_stage(ap, at, err);
     if (!rc && (fresh || !key_same)) {
@@ -511,6 +516,11 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
     if (!at)
         return loch_errf(err, LOCH_EINVAL, "rename of column %s in undeclared table %s.%s", from, schema, table);
     int rc = applier_land(ap, err);
+    int cl[2] = {-1, -1};
+    if (!rc)
+        rc = applier_commit_lock(ap, at, cl, err);
+    if (!rc)
+        rc = applier_load_md(ap, at, err); /* maintenance may have moved it since */
     for (int c = 0; c < 2 && !rc; c++) {
         struct arena *a = arena_new();
         const struct iceberg_metadata *m = c ? at->cmd : at->md;
@@ -527,6 +537,8 @@ int cdc_applier_rename_column(struct cdc_applier *ap, const char *schema, const 
     }
     if (!rc)
         rc = applier_load_md(ap, at, err);
+    sink_unlock(cl[0]);
+    sink_unlock(cl[1]);
     for (size_t i = 0; !rc && i < at->t.n_columns; i++)
         if (!strcmp(at->t.columns[i].name, from))
             at->t.columns[i].name = arena_strdup(ap->arena, to);

@@ -28,6 +28,9 @@ struct cdc_status_table {
     const char *rows;        /* its row count as text, "?" when unknown */
     int64_t last_commit_us;  /* newest source commit in its change log (_commit_ts), 0 = none */
     int64_t lake_ms;         /* newest snapshot of the table or its change log, 0 = none */
+    size_t n_files;          /* live data + delete files of the table (not its change log) */
+    int64_t avg_bytes;       /* their average size */
+    double delete_ratio;     /* rows deleted by position deletes / rows in its data files */
 };
 
 struct cdc_status_source {

@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "cdc/applier.h"
+#include "iceberg/table.h"
 #include "sink/sink.h"
 
 static bool is_changes(const char *name)
@@ -53,6 +54,27 @@ static int64_t lake_moved_ms(struct catalog *cat, struct store *st, const char *
     return ms;
 }
 
+/* Live files, their average size and the deleted fraction of rows (what maintenance
+ * looks at). Left 0 when the table cannot be read. */
+static void file_figures(struct store *st, struct catalog *cat, struct cdc_status_table *ot, struct arena *a)
+{
+    struct sink_table t;
+    struct iceberg_scan *scan;
+    struct loch_err e;
+    if (sink_table_open(cat, st, ot->ns, ot->name, a, &t, &e) || iceberg_scan_plan(st, t.md, -1, a, &scan, &e))
+        return;
+    int64_t bytes = 0, deleted = 0;
+    for (size_t i = 0; i < scan->n_data; i++)
+        bytes += scan->data[i].file_size;
+    for (size_t i = 0; i < scan->n_deletes; i++) {
+        bytes += scan->deletes[i].file_size;
+        deleted += scan->deletes[i].record_count;
+    }
+    ot->n_files = scan->n_data + scan->n_deletes;
+    ot->avg_bytes = ot->n_files ? bytes / (int64_t)ot->n_files : 0;
+    ot->delete_ratio = scan->total_records ? (double)deleted / (double)scan->total_records : 0;
+}
+
 int cdc_status(const struct loch_config *cfg, struct catalog *cat, struct store *st,
                const struct cdc_lake_reader *lake, const char *only, struct arena *a,
                struct cdc_status_source **out, size_t *n_out, struct loch_err *err)
@@ -84,7 +106,7 @@ int cdc_status(const struct loch_config *cfg, struct catalog *cat, struct store 
             if (rc)
                 break;
             struct cdc_status_table *ot = &o->tables[o->n_tables++];
-            *ot = (struct cdc_status_table){t[i].ns, t[i].name, "?", 0, 0};
+            *ot = (struct cdc_status_table){.ns = t[i].ns, .name = t[i].name, .rows = "?"};
             if (r && engine_rows_count(r)) {
                 char *rows = engine_rows_text(r, 0, 0, a);
                 char *last = engine_rows_text(r, 1, 0, a);
@@ -95,6 +117,7 @@ int cdc_status(const struct loch_config *cfg, struct catalog *cat, struct store 
             }
             const char *const names[2] = {t[i].name, cn};
             ot->lake_ms = lake_moved_ms(cat, st, t[i].ns, names, a);
+            file_figures(st, cat, ot, a);
         }
     }
     return rc;

@@ -3,6 +3,7 @@
  * arguments and printing; the figures and the comparison are cdc/report.h's, which reads
  * the lake through the query session wired in here. Not for replication (replicate.c). */
 #include "cmd/cmd.h"
+#include "maint/maint.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -66,8 +67,8 @@ int cmd_status(struct app *app, int argc, char **argv)
                s[k].checkpoint ? "replicated up to " : "not loaded yet", s[k].checkpoint ? s[k].checkpoint : "");
         if (!s[k].checkpoint)
             continue;
-        printf("  %-40s | %12s | %-26s | %-26s | %s\n", "table", "rows", "last source commit", "in lake at",
-               "lag");
+        printf("  %-40s | %12s | %-26s | %-26s | %-9s | %5s | %9s | %7s | %s\n", "table", "rows",
+               "last source commit", "in lake at", "lag", "files", "avg size", "deleted", "last maintenance");
         for (size_t i = 0; i < s[k].n_tables; i++) {
             const struct cdc_status_table *t = &s[k].tables[i];
             char last[40] = "-", inlake[40] = "-", lag[40] = "-";
@@ -78,8 +79,14 @@ int cmd_status(struct app *app, int argc, char **argv)
             }
             if (t->lake_ms)
                 utc(inlake, sizeof inlake, t->lake_ms);
-            printf("  %-40s | %12s | %-26s | %-26s | %s\n", arena_printf(app->a, "%s.%s", t->ns, t->name), t->rows,
-                   last, inlake, lag);
+            char maint[40] = "never", avg[24];
+            int64_t mt = maint_last_run(app->cat, t->ns, t->name, app->a);
+            if (mt > 0)
+                utc(maint, sizeof maint, mt);
+            snprintf(avg, sizeof avg, "%.2f MB", (double)t->avg_bytes / 1e6);
+            printf("  %-40s | %12s | %-26s | %-26s | %-9s | %5zu | %9s | %6.1f%% | %s\n",
+                   arena_printf(app->a, "%s.%s", t->ns, t->name), t->rows, last, inlake, lag, t->n_files, avg,
+                   t->delete_ratio * 100, maint);
         }
     }
     query_session_close(qs);

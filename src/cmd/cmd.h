@@ -32,6 +32,10 @@ void app_close(struct app *app);
  * (a backlog drained 1.2-1.7x faster). Only loch's own SQL runs there, so it is not
  * confined. */
 int app_replication_engine(struct app *app, struct loch_err *err);
+/* Starts maintenance that runs itself (maint_sched_start) from the config's maintenance
+ * section, when enabled and there are sources to replicate; NULL when it does not run
+ * (a failure is logged). Stop it with maint_sched_stop. */
+struct maint_sched *app_maint_start(struct app *app);
 /* Opens app->xeng (once): the restricted engine on which statements of principals who
  * are not administrators run (`loch sql --as-user`; engine_options.restricted_dir under
  * the state folder). */

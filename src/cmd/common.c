@@ -1,5 +1,6 @@
 /* common.c: what every command opens (config, catalog, store, engine) and how it fails. */
 #include "cmd/cmd.h"
+#include "maint/maint.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 void app_fail(const struct loch_err *err)
@@ -137,4 +139,25 @@ void app_close(struct app *app)
     catalog_close(app->cat);
     arena_free(app->a);
     app->a = NULL;
+}
+
+struct maint_sched *app_maint_start(struct app *app)
+{
+    const struct loch_maintenance *m = &app->cfg->maintenance;
+    if (!m->enabled || app->cfg->n_sources == 0)
+        return NULL;
+    struct maint_schedule s = {.interval_ms = m->interval_s * 1000, .min_files = (size_t)m->min_files,
+                               .small_file_ratio = m->small_file_ratio, .delete_ratio = m->delete_ratio,
+                               .snapshot_age_ms = m->snapshot_age_s * 1000, .orphan_ms = m->orphan_age_s * 1000,
+                               .target_bytes = m->target_file_size};
+    struct maint_sched *out = NULL;
+    struct loch_err err;
+    loch_err_clear(&err);
+    if (maint_sched_start(&s, arena_printf(app->a, "%s/catalog.db", app->cfg->state_dir), app->cfg->warehouse,
+                          app->cfg->state_dir, &out, &err))
+        log_warn("maintenance does not run by itself: %s", err.msg);
+    else
+        log_info("maintenance: every %lld s, compacting tables past %lld files or %.0f%% deleted rows",
+                 (long long)m->interval_s, (long long)m->min_files, m->delete_ratio * 100);
+    return out;
 }

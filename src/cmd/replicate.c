@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cdc/runner.h"
+#include "maint/maint.h"
 #include "cmd/cmd.h"
 
 static struct cdc_runner *g_runner;
@@ -57,9 +58,11 @@ int cmd_replicate(struct app *app, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    struct maint_sched *ms = catch_up ? NULL : app_maint_start(app);
     struct loch_err *failed;
     size_t n_failed;
     int bad = cdc_runner_wait(g_runner, app->a, &failed, &n_failed);
+    maint_sched_stop(ms);
     for (size_t i = 0; i < n_failed; i++)
         app_fail(&failed[i]);
     return bad ? 1 : 0;

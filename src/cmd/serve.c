@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "cdc/runner.h"
+#include "maint/maint.h"
 #include "server/http.h"
 #include "server/pgwire.h"
 
@@ -71,9 +72,11 @@ int cmd_serve(struct app *app, int argc, char **argv)
         if (!rep)
             log_error("loch serve: no replication: %s", err.msg);
     }
+    struct maint_sched *ms = rep ? app_maint_start(app) : NULL;
     int sig = 0;
     sigwait(&set, &sig);
     log_info("loch serve: %s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    maint_sched_stop(ms);
     cdc_runner_stop(rep);
     cdc_runner_wait(rep, NULL, NULL, NULL);
     http_server_stop(http);

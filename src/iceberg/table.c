@@ -30,6 +30,9 @@ struct iceberg_change {
     struct iceberg_schema *schema; /* NULL: unchanged */
     size_t n_summary;
     struct iceberg_kv *summary;
+    size_t n_removed, cap_removed;
+    struct iceberg_data_file *removed; /* files this change removes (a rewrite) */
+    int64_t data_seq;              /* data sequence number of added data files, -1 = new */
     bool expire;                   /* iceberg_change_expire_snapshots was called */
     int64_t expire_before_ms;
     size_t retain_last;
@@ -224,7 +227,28 @@ struct iceberg_change *iceberg_change_begin(struct arena *a, const struct iceber
     c->a = a;
     c->base = base;
     c->base_location = arena_strdup(a, base_location);
+    c->data_seq = -1;
     return c;
+}
+
+void iceberg_change_remove_file(struct iceberg_change *c, const struct iceberg_data_file *f)
+{
+    struct iceberg_data_file copy;
+    copy_file(c->a, &copy, f);
+    push_file(c->a, &c->removed, &c->n_removed, &c->cap_removed, &copy);
+}
+
+void iceberg_change_set_data_sequence(struct iceberg_change *c, int64_t seq)
+{
+    c->data_seq = seq;
+}
+
+static bool is_removed(const struct iceberg_change *c, const char *path)
+{
+    for (size_t i = 0; i < c->n_removed; i++)
+        if (!strcmp(c->removed[i].path, path))
+            return true;
+    return false;
 }
 
 void iceberg_change_add_file(struct iceberg_change *c, const struct iceberg_data_file *f)
@@ -307,7 +331,7 @@ const char *iceberg_change_file(const struct iceberg_change *c, size_t i)
 
 bool iceberg_change_empty(const struct iceberg_change *c)
 {
-    return !c->n_data && !c->n_deletes && !c->schema && !iceberg_change_expiring(c);
+    return !c->n_data && !c->n_deletes && !c->n_removed && !c->schema && !iceberg_change_expiring(c);
 }
 
 /* Removes expired snapshots from m (arrays copied into a, base untouched). The snapshot
@@ -398,6 +422,9 @@ static int write_manifest(struct writer *w, enum iceberg_content content,
         } else if (files[i].status == ICEBERG_EXISTING) {
             row->existing_files++;
             row->existing_rows += files[i].record_count;
+        } else {
+            row->deleted_files++;
+            row->deleted_rows += files[i].record_count;
         }
         if (files[i].sequence_number >= 0 && files[i].sequence_number < row->min_sequence_number)
             row->min_sequence_number = files[i].sequence_number;
@@ -458,7 +485,10 @@ static int merge_manifests(struct writer *w, const struct iceberg_manifest *pare
             struct iceberg_data_file f = entries[j];
             if (f.status == ICEBERG_DELETED)
                 continue; /* its deletion was recorded by an earlier snapshot */
-            f.status = ICEBERG_EXISTING;
+            bool gone = is_removed(w->c, f.path);
+            f.status = gone ? ICEBERG_DELETED : ICEBERG_EXISTING;
+            if (f.snapshot_id < 0 || gone) /* a DELETED entry names the snapshot that removed it */
+                f.snapshot_id = gone ? w->snapshot_id : parents[i].added_snapshot_id;
             if (f.snapshot_id < 0)
                 f.snapshot_id = parents[i].added_snapshot_id;
             if (f.sequence_number < 0)
@@ -478,9 +508,9 @@ static int merge_manifests(struct writer *w, const struct iceberg_manifest *pare
     if (rc)
         return rc;
     /* The merged manifest's min_sequence_number is that of its oldest live entry. */
-    row.min_sequence_number = files[0].sequence_number;
-    for (size_t i = 1; i < n_files; i++)
-        if (files[i].sequence_number < row.min_sequence_number)
+    row.min_sequence_number = w->seq;
+    for (size_t i = 0; i < n_files; i++)
+        if (files[i].status != ICEBERG_DELETED && files[i].sequence_number < row.min_sequence_number)
             row.min_sequence_number = files[i].sequence_number;
     add_list_row(w, &row);
     return 0;
@@ -526,10 +556,33 @@ static void build_summary(struct writer *w, const struct iceberg_snapshot *paren
         del_rows += c->deletes[i].record_count;
         del_size += c->deletes[i].file_size;
     }
+    int64_t rm_data = 0, rm_rows = 0, rm_del = 0, rm_pos = 0, rm_size = 0;
+    for (size_t i = 0; i < c->n_removed; i++) {
+        bool data = c->removed[i].content == ICEBERG_CONTENT_DATA;
+        rm_data += data;
+        rm_del += !data;
+        *(data ? &rm_rows : &rm_pos) += c->removed[i].record_count;
+        rm_size += c->removed[i].file_size;
+    }
     struct iceberg_kv *kv = NULL;
     size_t n = 0;
+    /* spec "Snapshots": replace = files rewritten, the table's rows unchanged */
     kv_set(c->a, &kv, &n, "operation",
-           c->n_data && c->n_deletes ? "overwrite" : c->n_data ? "append" : "delete");
+           c->n_removed                 ? "replace"
+           : c->n_data && c->n_deletes ? "overwrite"
+           : c->n_data                 ? "append"
+                                       : "delete");
+    if (rm_data) {
+        set_count(w, &kv, &n, "deleted-data-files", rm_data);
+        set_count(w, &kv, &n, "deleted-records", rm_rows);
+    }
+    if (rm_del) {
+        set_count(w, &kv, &n, "removed-delete-files", rm_del);
+        set_count(w, &kv, &n, "removed-position-delete-files", rm_del);
+        set_count(w, &kv, &n, "removed-position-deletes", rm_pos);
+    }
+    if (rm_size)
+        set_count(w, &kv, &n, "removed-files-size", rm_size);
     if (c->n_data) {
         set_count(w, &kv, &n, "added-data-files", (int64_t)c->n_data);
         set_count(w, &kv, &n, "added-records", data_rows);
@@ -540,11 +593,11 @@ static void build_summary(struct writer *w, const struct iceberg_snapshot *paren
         set_count(w, &kv, &n, "added-position-deletes", del_rows);
     }
     set_count(w, &kv, &n, "added-files-size", data_size + del_size);
-    set_total(w, parent, &kv, &n, "total-records", data_rows);
-    set_total(w, parent, &kv, &n, "total-files-size", data_size + del_size);
-    set_total(w, parent, &kv, &n, "total-data-files", (int64_t)c->n_data);
-    set_total(w, parent, &kv, &n, "total-delete-files", (int64_t)c->n_deletes);
-    set_total(w, parent, &kv, &n, "total-position-deletes", del_rows);
+    set_total(w, parent, &kv, &n, "total-records", data_rows - rm_rows);
+    set_total(w, parent, &kv, &n, "total-files-size", data_size + del_size - rm_size);
+    set_total(w, parent, &kv, &n, "total-data-files", (int64_t)c->n_data - rm_data);
+    set_total(w, parent, &kv, &n, "total-delete-files", (int64_t)c->n_deletes - rm_del);
+    set_total(w, parent, &kv, &n, "total-position-deletes", del_rows - rm_pos);
     set_total(w, parent, &kv, &n, "total-equality-deletes", 0);
     for (size_t i = 0; i < c->n_summary; i++)
         if (strcmp(c->summary[i].key, "operation"))
@@ -583,7 +636,12 @@ static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
         for (size_t i = 0; i < n_parents; i++)
             n_kind += parents[i].content == kinds[k];
         size_t n_new = kinds[k] == ICEBERG_CONTENT_DATA ? c->n_data : c->n_deletes;
-        if (n_kind + (n_new ? 1 : 0) > MAX_MANIFESTS_PER_KIND) {
+        bool removes = false;
+        for (size_t i = 0; i < c->n_removed && !removes; i++)
+            removes = c->removed[i].content == kinds[k];
+        /* A rewrite marks the files it removes DELETED: their manifests are rewritten, all
+         * of the kind into one (which is also how small manifests merge). */
+        if (removes || n_kind + (n_new ? 1 : 0) > MAX_MANIFESTS_PER_KIND) {
             if ((rc = merge_manifests(w, parents, n_parents, kinds[k], 2 + k, err)))
                 return rc;
         } else {
@@ -597,8 +655,14 @@ static int write_snapshot(struct writer *w, int64_t now, struct loch_err *err)
              * id (apache/iceberg-python#3256, fixed by PR #3257), and then drops
              * position deletes from scans without an error. */
             struct iceberg_data_file *files = k == 0 ? c->data : c->deletes;
-            for (size_t i = 0; i < n_new; i++)
+            for (size_t i = 0; i < n_new; i++) {
                 files[i].snapshot_id = w->snapshot_id;
+                /* Rewritten data keeps the data sequence number of the snapshot it was
+                 * read from (spec "Sequence Numbers"; Java's RewriteFiles with
+                 * validateFromSnapshot): deletes committed after it still apply. */
+                if (k == 0 && c->data_seq >= 0)
+                    files[i].sequence_number = c->data_seq;
+            }
             struct iceberg_manifest row;
             rc = write_manifest(w, kinds[k], files, n_new, k, &row, err);
             if (rc)
@@ -685,7 +749,7 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
     w.schema = iceberg_metadata_current_schema(m);
 
     int rc = 0;
-    if (c->n_data || c->n_deletes)
+    if (c->n_data || c->n_deletes || c->n_removed)
         rc = write_snapshot(&w, now, err);
     if (!rc && c->expire)
         apply_expiry(m, a, c->expire_before_ms, c->retain_last);

@@ -33,6 +33,14 @@ struct iceberg_change *iceberg_change_begin(struct arena *a, const struct iceber
                                             const char *base_location);
 /* Adds a data file (content DATA) or position-delete file (POSITION_DELETES); copied. */
 void iceberg_change_add_file(struct iceberg_change *c, const struct iceberg_data_file *f);
+/* Removes a live data or position-delete file of the base (copied): a rewrite. Its
+ * manifest entry becomes DELETED and the snapshot's operation "replace"; the caller adds
+ * the files that replace it, with the same live rows. */
+void iceberg_change_remove_file(struct iceberg_change *c, const struct iceberg_data_file *f);
+/* The data sequence number the change's added data files get (a rewrite passes that of
+ * the snapshot it read, so deletes committed since still apply to the new files); by
+ * default they get the new snapshot's. */
+void iceberg_change_set_data_sequence(struct iceberg_change *c, int64_t seq);
 /* Makes s (copied; schema_id assigned here) the current schema; last-column-id is raised
  * to the highest field id of s. */
 void iceberg_change_set_schema(struct iceberg_change *c, const struct iceberg_schema *s);

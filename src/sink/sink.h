@@ -72,6 +72,17 @@ int sink_commit(struct catalog *cat, struct store *st, struct sink_table_change 
 int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err);
 void sink_unlock(int fd);
 
+/* sink_lock that does not wait: LOCH_ECONFLICT (*fd_out -1) when another writer holds it. */
+int sink_trylock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err);
+
+/* The commit lock of ns.name (<state_dir>/locks/commit/<ns>.<name>.lock, released by
+ * sink_unlock): held by a writer that commits to a table whose writer lock another holds
+ * (maintenance beside replication) from its last look at the catalog pointer to its
+ * commit, and by the applier across each flush, which first reloads what moved. So a
+ * flush never commits deletes computed against files a rewrite removed, and a rewrite
+ * validates against every flush that landed before it. Blocks while held. */
+int sink_commit_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err);
+
 /* ---- opening and creating a lake table (table.c): the one place that does ---- */
 
 /* A lake table as a writer opens it: the catalog's pointer and the metadata it names. */

@@ -15,14 +15,16 @@
 #include "base/buf.h"
 #include "base/util.h"
 
-int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
+/* flock on <state_dir>/<sub>/<ns>.<name>.lock; LOCH_ECONFLICT (when !wait) if held. */
+static int lock_file(const char *state_dir, const char *sub, const char *ns, const char *name, bool wait,
+                     int *fd_out, struct loch_err *err)
 {
     *fd_out = -1;
     /* the names make the file name: checked before it is built */
     int rc = catalog_check_name(ns, name, err);
     if (rc)
         return rc;
-    char *dir = xasprintf("%s/locks", state_dir);
+    char *dir = xasprintf("%s/%s", state_dir, sub);
     rc = util_mkdirs(dir, err);
     if (rc) {
         free(dir);
@@ -36,10 +38,13 @@ int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_o
         free(path);
         return rc;
     }
-    while (flock(fd, LOCK_EX) != 0) {
+    while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
         if (errno == EINTR)
             continue;
-        rc = loch_errf(err, LOCH_EIO, "cannot lock \"%s\": %s", path, strerror(errno));
+        if (errno == EWOULDBLOCK)
+            rc = loch_errf(err, LOCH_ECONFLICT, "%s.%s is locked by another writer (%s)", ns, name, path);
+        else
+            rc = loch_errf(err, LOCH_EIO, "cannot lock \"%s\": %s", path, strerror(errno));
         close(fd);
         free(path);
         return rc;
@@ -47,6 +52,22 @@ int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_o
     free(path);
     *fd_out = fd;
     return 0;
+}
+
+int sink_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
+{
+    return lock_file(state_dir, "locks", ns, name, true, fd_out, err);
+}
+
+int sink_trylock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
+{
+    return lock_file(state_dir, "locks", ns, name, false, fd_out, err);
+}
+
+/* A folder of its own: "<ns>.<name>.commit" could be another table's writer lock. */
+int sink_commit_lock(const char *state_dir, const char *ns, const char *name, int *fd_out, struct loch_err *err)
+{
+    return lock_file(state_dir, "locks/commit", ns, name, true, fd_out, err);
 }
 
 void sink_unlock(int fd)
