@@ -47,6 +47,14 @@ char *lake_view_ident(struct query_session *s, const char *ns, const char *view_
  * *bytes (may be NULL) is then the bytes of the files it reads. */
 bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
                      int64_t *bytes);
+/* The filter that the WHERE of select (a SELECT_NODE whose FROM is exactly the table
+ * reference ref, both from DuckDB's parse tree) puts on the rows of that table, whose
+ * columns are sc's, as far as it can prune files (predicates.c): comparisons, BETWEEN,
+ * IN, IS [NOT] NULL of a column with constants, under AND and OR. Constants are cast by
+ * DuckDB on s's connection. NULL when nothing prunes; never an error (a doubt is no
+ * filter). Lives in s->stmt_arena. */
+struct iceberg_expr *query_predicates(struct query_session *s, json_t *select, json_t *ref,
+                                      const struct iceberg_schema *sc);
 /* Makes every lake table visible (for statements DuckDB cannot serialise). Which of them
  * the statement reads is then unknown: s->scanned becomes -1. */
 int lake_view_all(struct query_session *s, struct loch_err *err);
