@@ -376,6 +376,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         const char *cat = json_string_value(json_object_get(node, "catalog_name"));
         const char *sch = json_string_value(json_object_get(node, "schema_name"));
         const char *tab = json_string_value(json_object_get(node, "table_name"));
+        tab = tab ? arena_strdup(a, tab) : NULL; /* retarget replaces the node's string */
         if (!tab || !sch || !*sch)
             continue; /* unqualified: a CTE or a DuckDB object, not a lake table */
         char *ns = (cat && *cat) ? arena_printf(a, "%s.%s", cat, sch) : arena_strdup(a, sch);
