@@ -484,6 +484,8 @@ struct iceberg_expr *query_predicates(struct query_session *s, json_t *select, j
     if (!where || json_is_null(where) || !json_is_null(json_object_get(select, "sample")) ||
         !json_is_null(json_object_get(ref, "sample")))
         return NULL;
+    if (json_array_size(json_object_get(ref, "column_name_alias")) > 0)
+        return NULL; /* FROM ns.t AS x(a, b): the WHERE's names are not the table's */
     const char *alias = str(ref, "alias");
     struct ctx c = {.a = s->stmt_arena, .sc = sc, .qual = alias && *alias ? alias : str(ref, "table_name")};
     if (!c.qual)

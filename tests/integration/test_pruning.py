@@ -102,6 +102,10 @@ def test_joins_subqueries_and_time_travel(lake):
         "SELECT (SELECT count(*) FROM core.t WHERE id < 10) AS a, (SELECT count(*) FROM core.t WHERE id > 10) AS b",
         "WITH x AS (SELECT * FROM core.t WHERE id < 300) SELECT count(*) AS c FROM x WHERE id > 100",
         "SELECT count(*) AS c FROM core.t WHERE id < 100 UNION ALL SELECT count(*) FROM core.t WHERE id > 100",
+        # column aliases rename the table's columns: n is the table's id here, id its n
+        "SELECT count(*) AS c FROM core.t AS x(n, s, d, f, ts, id) WHERE id IS NULL AND n < 500",
+        "SELECT count(*) AS c FROM core.t AS x(n, s, d, f, ts, id) WHERE id = 5",
+        "SELECT id + 1000 AS n FROM core.t WHERE n IS NULL AND id < 10",
     ]:
         assert rows(lake, sql) == rows(lake, sql.replace("core.t", full)), sql
     hist = lake.catalog().load_table("core.t").snapshots()
