@@ -46,10 +46,11 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
 /* A view of t at snapshot_id (-1 current) reading only the files filter leaves (and the
  * delete files that apply to them): a TEMP view temp.main.<temp_name> of s's connection,
  * so no other session or later statement takes it for the whole table. *ps gets the
- * files and bytes before and after pruning; the bytes after are added to s->scanned. */
+ * files and bytes before and after pruning; the bytes after are added to s->scanned.
+ * plan (may be NULL: planned here) is t's plan of snapshot_id, pruned in place. */
 int lake_view_pruned(struct query_session *s, struct lake_table *t, int64_t snapshot_id,
-                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_prune_stats *ps,
-                     struct loch_err *err);
+                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_scan *plan,
+                     struct iceberg_prune_stats *ps, struct loch_err *err);
 /* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
 /* True when the view view_name of namespace ns was last made, in this session's database,
@@ -57,6 +58,19 @@ char *lake_view_ident(struct query_session *s, const char *ns, const char *view_
  * *ps (may be NULL) then counts the files it reads. */
 bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
                      struct iceberg_prune_stats *ps);
+/* The plan cache (plancache.c): the metadata of the table whose metadata file is
+ * location, read once per process and kept. *t is filled (its md shared, read-only);
+ * *ref holds it until lake_plan_release, which the caller must call after its last use
+ * of t->md and of plans from lake_plan_scan (in the same statement). */
+struct plan_entry;
+int lake_plan_table(struct query_session *s, const char *ns, const char *name, const char *location,
+                    struct lake_table *t, struct plan_entry **ref, struct loch_err *err);
+/* The live files of snapshot (-1 current) of ref's table, planned once and kept; *out is
+ * the caller's copy in s->stmt_arena (arrays its own, files' strings and stats shared). */
+int lake_plan_scan(struct query_session *s, struct plan_entry *ref, int64_t snapshot, struct iceberg_scan **out,
+                   struct loch_err *err);
+void lake_plan_release(struct plan_entry *ref); /* ref may be NULL */
+
 /* The filter that the WHERE of select (a SELECT_NODE whose FROM is exactly the table
  * reference ref, both from DuckDB's parse tree) puts on the rows of that table, whose
  * columns are sc's, as far as it can prune files (predicates.c): comparisons, BETWEEN,

@@ -231,8 +231,8 @@ static void report(struct query_session *s, const char *ns, const char *tab, int
 
 /* Makes a pruned view of reference r when its SELECT's WHERE filters the table's files;
  * *done is false when there is no such filter (the shared view serves). */
-static int pruned_view(struct query_session *s, const struct ref *r, struct lake_table *t, int64_t snap,
-                       bool *done, struct loch_err *err)
+static int pruned_view(struct query_session *s, const struct ref *r, struct lake_table *t, struct plan_entry *pe,
+                       int64_t snap, bool *done, struct loch_err *err)
 {
     *done = false;
     const struct iceberg_snapshot *sn = snap >= 0 ? iceberg_metadata_snapshot(t->md, snap) : NULL;
@@ -251,7 +251,11 @@ static int pruned_view(struct query_session *s, const struct ref *r, struct lake
     }
     char *name = arena_printf(s->stmt_arena, "__loch_prune_%llu", (unsigned long long)seq);
     struct iceberg_prune_stats ps;
-    int rc = lake_view_pruned(s, t, snap, filter, name, &ps, err);
+    struct iceberg_scan *plan;
+    int rc = lake_plan_scan(s, pe, snap, &plan, err);
+    if (rc)
+        return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    rc = lake_view_pruned(s, t, snap, filter, name, plan, &ps, err);
     if (rc)
         return rc;
     report(s, t->ns, t->name, snap, &ps);
@@ -401,16 +405,22 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             report(s, ns, tab, -1, &ps);
             continue; /* the view already reads the current snapshot */
         }
+        /* metadata through the plan cache: a pruned read plans from it too */
         struct lake_table t;
-        rc = lake_load(s, ns, tab, &t, err);
+        struct plan_entry *pe = NULL;
+        rc = lake_plan_table(s, ns, tab, ct.metadata_location, &t, &pe, err);
         if (rc)
             break;
         int64_t snap = -1;
-        if (has_at && (rc = at_snapshot(s, at, &t, &snap, err)) != 0)
-            break;
         bool done = false;
-        if (may_prune && (rc = pruned_view(s, &refs[i], &t, snap, &done, err)) != 0)
+        if (has_at)
+            rc = at_snapshot(s, at, &t, &snap, err);
+        if (!rc && may_prune)
+            rc = pruned_view(s, &refs[i], &t, pe, snap, &done, err);
+        if (rc) {
+            lake_plan_release(pe);
             break;
+        }
         if (done) {
             changed = true;
         } else if (has_at) {
@@ -429,6 +439,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             if (!rc)
                 report(s, ns, tab, -1, &ps);
         }
+        lake_plan_release(pe);
     }
     free(refs);
     if (!rc && changed) {

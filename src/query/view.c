@@ -162,8 +162,8 @@ void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
 void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *ident,
-                     bool temp, const struct iceberg_expr *filter, bool positional, bool *masked,
-                     struct iceberg_prune_stats *ps, struct loch_err *err);
+                     bool temp, const struct iceberg_expr *filter, struct iceberg_scan *plan, bool positional,
+                     bool *masked, struct iceberg_prune_stats *ps, struct loch_err *err);
 
 static int64_t stats_bytes(const struct iceberg_prune_stats *ps)
 {
@@ -206,8 +206,8 @@ bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_n
 }
 
 int lake_view_pruned(struct query_session *s, struct lake_table *t, int64_t snapshot_id,
-                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_prune_stats *ps,
-                     struct loch_err *err)
+                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_scan *plan,
+                     struct iceberg_prune_stats *ps, struct loch_err *err)
 {
     struct buf b = {0};
     buf_puts(&b, "temp.main.");
@@ -216,7 +216,7 @@ int lake_view_pruned(struct query_session *s, struct lake_table *t, int64_t snap
     buf_free(&b);
     bool masked = false;
     /* a temporary view is this connection's alone: no other session replaces it */
-    int rc = make_view(s, t, snapshot_id, ident, true, filter, false, &masked, ps, err);
+    int rc = make_view(s, t, snapshot_id, ident, true, filter, plan, false, &masked, ps, err);
     if (!rc && s->scanned >= 0)
         s->scanned += stats_bytes(ps);
     return rc;
@@ -229,7 +229,7 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
     lake_catalog_lock();
     bool masked = false;
     struct iceberg_prune_stats ps = {0};
-    int rc = make_view(s, t, snapshot_id, ident, false, NULL, positional, &masked, &ps, err);
+    int rc = make_view(s, t, snapshot_id, ident, false, NULL, NULL, positional, &masked, &ps, err);
     if (!rc && s->scanned >= 0)
         s->scanned += stats_bytes(&ps);
     if (!rc && ps_out)
@@ -257,12 +257,11 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
 }
 
 static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *ident,
-                     bool temp, const struct iceberg_expr *filter, bool positional, bool *masked,
-                     struct iceberg_prune_stats *ps, struct loch_err *err)
+                     bool temp, const struct iceberg_expr *filter, struct iceberg_scan *plan, bool positional,
+                     bool *masked, struct iceberg_prune_stats *ps, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
-    struct iceberg_scan *plan;
-    int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
+    int rc = plan ? 0 : iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
     /* What the query's scan of this table covers: the files the filter leaves (with the
