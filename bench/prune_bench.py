@@ -4,7 +4,13 @@ file holds a narrow account_id range). The same query runs pruned (WHERE on the 
 and unpruned (the same WHERE over a subquery of the table, which reads every file;
 DuckDB still skips row groups inside each file by their Parquet statistics), through
 `loch serve` over pgwire on one warm connection: the median of --runs runs each.
-Files and bytes read come from EXPLAIN's "lake table" line and bytes_scanned."""
+Files and bytes read come from EXPLAIN's "lake table" line and bytes_scanned.
+
+The speed-up depends on how many files the table has: the unpruned read opens every
+file but DuckDB skips their row groups by (cached) footer statistics, so it costs about
+0.07 ms per file, while the pruned read costs planning plus one file's scan (4-7 ms).
+Measured on 2 shared cores, 50 M rows: 200 files 2.2x, 1000 files 11.8x, 2000 files
+(the default, built in under 3 minutes) 34.9x; 1 file read in each."""
 import argparse
 import os
 import re
@@ -30,7 +36,7 @@ def free_port():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=50_000_000, help="rows in the table (the issue asks 50 M)")
-    ap.add_argument("--files", type=int, default=200, help="data files (one INSERT each)")
+    ap.add_argument("--files", type=int, default=2000, help="data files (one INSERT each)")
     ap.add_argument("--runs", type=int, default=7)
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="loch-prune-bench-")
