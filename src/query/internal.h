@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "iceberg/prune.h"
 #include "iceberg/table.h"
 #include "query/lex.h"
 #include "query/query.h"
@@ -23,6 +24,8 @@ struct query_session {
     size_t n_attached;
     char *user;               /* the principal; NULL = the local administrator */
     int64_t scanned;          /* query_scanned_bytes: file bytes its views cover; -1 unknown */
+    uint64_t prune_seq;       /* names this connection's pruned views: __loch_prune_<n> */
+    struct buf prune_report;  /* a line per lake table reference of the last statement */
 };
 
 /* A lake table loaded for one statement. */
@@ -39,14 +42,43 @@ int lake_load(struct query_session *s, const char *ns, const char *name, struct 
  * bytes of the files the view reads (data and delete files) to s->scanned unless that is
  * unknown (-1). */
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-              bool positional, struct loch_err *err);
+              bool positional, struct iceberg_prune_stats *ps, struct loch_err *err);
+/* A view of t at snapshot_id (-1 current) reading only the files filter leaves (and the
+ * delete files that apply to them): a TEMP view temp.main.<temp_name> of s's connection,
+ * so no other session or later statement takes it for the whole table. *ps gets the
+ * files and bytes before and after pruning; the bytes after are added to s->scanned.
+ * plan (may be NULL: planned here) is t's plan of snapshot_id, pruned in place. */
+int lake_view_pruned(struct query_session *s, struct lake_table *t, int64_t snapshot_id,
+                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_scan *plan,
+                     struct iceberg_prune_stats *ps, struct loch_err *err);
 /* The SQL-quoted DuckDB name for a view in namespace ns: "core"."public"."x". */
 char *lake_view_ident(struct query_session *s, const char *ns, const char *view_name);
 /* True when the view view_name of namespace ns was last made, in this session's database,
  * as the current state of the table whose metadata file is location (nothing to redo);
- * *bytes (may be NULL) is then the bytes of the files it reads. */
+ * *ps (may be NULL) then counts the files it reads. */
 bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
-                     int64_t *bytes);
+                     struct iceberg_prune_stats *ps);
+/* The plan cache (plancache.c): the metadata of the table whose metadata file is
+ * location, read once per process and kept. *t is filled (its md shared, read-only);
+ * *ref holds it until lake_plan_release, which the caller must call after its last use
+ * of t->md and of plans from lake_plan_scan (in the same statement). */
+struct plan_entry;
+int lake_plan_table(struct query_session *s, const char *ns, const char *name, const char *location,
+                    struct lake_table *t, struct plan_entry **ref, struct loch_err *err);
+/* The live files of snapshot (-1 current) of ref's table, planned once and kept; *out is
+ * the caller's copy in s->stmt_arena (arrays its own, files' strings and stats shared). */
+int lake_plan_scan(struct query_session *s, struct plan_entry *ref, int64_t snapshot, struct iceberg_scan **out,
+                   struct loch_err *err);
+void lake_plan_release(struct plan_entry *ref); /* ref may be NULL */
+
+/* The filter that the WHERE of select (a SELECT_NODE whose FROM is exactly the table
+ * reference ref, both from DuckDB's parse tree) puts on the rows of that table, whose
+ * columns are sc's, as far as it can prune files (predicates.c): comparisons, BETWEEN,
+ * IN, IS [NOT] NULL of a column with constants, under AND and OR. Constants are cast by
+ * DuckDB on s's connection. NULL when nothing prunes; never an error (a doubt is no
+ * filter). Lives in s->stmt_arena. */
+struct iceberg_expr *query_predicates(struct query_session *s, json_t *select, json_t *ref,
+                                      const struct iceberg_schema *sc);
 /* Makes every lake table visible (for statements DuckDB cannot serialise). Which of them
  * the statement reads is then unknown: s->scanned becomes -1. */
 int lake_view_all(struct query_session *s, struct loch_err *err);

@@ -90,6 +90,7 @@ void query_session_close(struct query_session *s)
         free(s->attached[i]);
     free(s->attached);
     arena_free(s->stmt_arena);
+    buf_free(&s->prune_report);
     free(s);
 }
 
@@ -153,31 +154,114 @@ char *duck_json_dump(const json_t *j)
 
 struct ref {
     json_t *node;      /* the BASE_TABLE object (borrowed from the parsed tree) */
-    char *ns, *name;
-    bool has_at;
+    json_t *select;    /* the SELECT_NODE whose FROM is exactly this reference, or NULL */
 };
 
-static void collect(json_t *j, struct ref **refs, size_t *n, size_t *cap)
+/* Finds the BASE_TABLE references under j (parent: the object holding j, or NULL);
+ * *deep_cols is set when a column is named with three or more parts (catalog.table.col),
+ * which a renamed reference would no longer bind. */
+static void collect(json_t *j, json_t *parent, struct ref **refs, size_t *n, size_t *cap, bool *deep_cols)
 {
     if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) collect(v, refs, n, cap);
+        json_array_foreach(j, i, v) collect(v, NULL, refs, n, cap, deep_cols);
         return;
     }
     if (!json_is_object(j))
         return;
     const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && !strcmp(type, "COLUMN_REF") && json_array_size(json_object_get(j, "column_names")) > 2)
+        *deep_cols = true;
     if (type && !strcmp(type, "BASE_TABLE")) {
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 8;
             *refs = xrealloc(*refs, *cap * sizeof **refs);
         }
-        (*refs)[(*n)++] = (struct ref){.node = j};
+        const char *pt = parent ? json_string_value(json_object_get(parent, "type")) : NULL;
+        bool from = pt && !strcmp(pt, "SELECT_NODE") && json_object_get(parent, "from_table") == j;
+        (*refs)[(*n)++] = (struct ref){.node = j, .select = from ? parent : NULL};
     }
     const char *k;
     json_t *v;
-    json_object_foreach(j, k, v) collect(v, refs, n, cap);
+    json_object_foreach(j, k, v) collect(v, j, refs, n, cap, deep_cols);
+}
+
+/* Points a table reference at another view, keeping the name its columns are qualified
+ * with (the alias, else the table name). */
+static void retarget(json_t *node, const char *cat, const char *sch, const char *view, const char *tab)
+{
+    const char *alias = json_string_value(json_object_get(node, "alias"));
+    if (!alias || !*alias)
+        json_object_set_new(node, "alias", json_string(tab));
+    if (cat)
+        json_object_set_new(node, "catalog_name", json_string(cat));
+    if (sch)
+        json_object_set_new(node, "schema_name", json_string(sch));
+    json_object_set_new(node, "table_name", json_string(view));
+    json_object_set_new(node, "at_clause", json_null());
+}
+
+static void human_bytes(struct buf *b, int64_t n)
+{
+    static const char *unit[] = {"B", "KB", "MB", "GB", "TB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    buf_printf(b, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+/* EXPLAIN's line for one table reference (README.md, "Pruning"). */
+static void report(struct query_session *s, const char *ns, const char *tab, int64_t snap,
+                   const struct iceberg_prune_stats *ps)
+{
+    struct buf *b = &s->prune_report;
+    buf_printf(b, "lake table %s.%s", ns, tab);
+    if (snap >= 0)
+        buf_printf(b, " at snapshot %lld", (long long)snap);
+    buf_printf(b, ": %zu of %zu data files (", ps->n_data_after, ps->n_data_before);
+    human_bytes(b, ps->data_bytes_after);
+    buf_puts(b, " of ");
+    human_bytes(b, ps->data_bytes_before);
+    buf_printf(b, "), %zu of %zu delete files\n", ps->n_deletes_after, ps->n_deletes_before);
+}
+
+/* Makes a pruned view of reference r when its SELECT's WHERE filters the table's files;
+ * *done is false when there is no such filter (the shared view serves). */
+static int pruned_view(struct query_session *s, const struct ref *r, struct lake_table *t, struct plan_entry *pe,
+                       int64_t snap, bool *done, struct loch_err *err)
+{
+    *done = false;
+    const struct iceberg_snapshot *sn = snap >= 0 ? iceberg_metadata_snapshot(t->md, snap) : NULL;
+    const struct iceberg_schema *sc = sn && sn->schema_id >= 0 ? iceberg_metadata_schema(t->md, sn->schema_id) : NULL;
+    if (!sc)
+        sc = iceberg_metadata_current_schema(t->md);
+    struct iceberg_expr *filter = sc ? query_predicates(s, r->select, r->node, sc) : NULL;
+    if (!filter)
+        return 0;
+    uint64_t seq = s->prune_seq++;
+    if (seq >= 256) { /* views of statements long gone; a prepared statement that old fails, never reads wrong */
+        char *drop = arena_printf(s->stmt_arena, "DROP VIEW IF EXISTS temp.main.__loch_prune_%llu",
+                                  (unsigned long long)(seq - 256));
+        struct loch_err e2;
+        engine_exec(s->conn, drop, &e2);
+    }
+    char *name = arena_printf(s->stmt_arena, "__loch_prune_%llu", (unsigned long long)seq);
+    struct iceberg_prune_stats ps;
+    struct iceberg_scan *plan;
+    int rc = lake_plan_scan(s, pe, snap, &plan, err);
+    if (rc)
+        return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    rc = lake_view_pruned(s, t, snap, filter, name, plan, &ps, err);
+    if (rc)
+        return rc;
+    report(s, t->ns, t->name, snap, &ps);
+    retarget(r->node, "temp", "main", name, t->name);
+    *done = true;
+    return 0;
 }
 
 /* Evaluates a serialised expression with DuckDB: "SELECT 1" is serialised, its select
@@ -288,13 +372,15 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
     *is_select = true;
     struct ref *refs = NULL;
     size_t n = 0, cap = 0;
-    collect(json_object_get(root, "statements"), &refs, &n, &cap);
+    bool deep_cols = false;
+    collect(json_object_get(root, "statements"), NULL, &refs, &n, &cap, &deep_cols);
     bool changed = false;
     for (size_t i = 0; i < n && !rc; i++) {
         json_t *node = refs[i].node;
         const char *cat = json_string_value(json_object_get(node, "catalog_name"));
         const char *sch = json_string_value(json_object_get(node, "schema_name"));
         const char *tab = json_string_value(json_object_get(node, "table_name"));
+        tab = tab ? arena_strdup(a, tab) : NULL; /* retarget replaces the node's string */
         if (!tab || !sch || !*sch)
             continue; /* unqualified: a CTE or a DuckDB object, not a lake table */
         char *ns = (cat && *cat) ? arena_printf(a, "%s.%s", cat, sch) : arena_strdup(a, sch);
@@ -309,29 +395,51 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
             break;
         }
         json_t *at = json_object_get(node, "at_clause");
-        int64_t bytes = 0;
-        if ((!at || json_is_null(at)) && lake_view_fresh(s, ns, tab, ct.metadata_location, &bytes)) {
+        bool has_at = at && !json_is_null(at);
+        json_t *where = refs[i].select ? json_object_get(refs[i].select, "where_clause") : NULL;
+        bool may_prune = where && !json_is_null(where) && !deep_cols;
+        struct iceberg_prune_stats ps = {0};
+        if (!has_at && !may_prune && lake_view_fresh(s, ns, tab, ct.metadata_location, &ps)) {
             if (s->scanned >= 0)
-                s->scanned += bytes;
+                s->scanned += ps.data_bytes_after + ps.delete_bytes_after;
+            report(s, ns, tab, -1, &ps);
             continue; /* the view already reads the current snapshot */
         }
+        /* metadata through the plan cache: a pruned read plans from it too */
         struct lake_table t;
-        rc = lake_load(s, ns, tab, &t, err);
+        struct plan_entry *pe = NULL;
+        rc = lake_plan_table(s, ns, tab, ct.metadata_location, &t, &pe, err);
         if (rc)
             break;
-        if (at && !json_is_null(at)) {
-            int64_t snap = -1;
+        int64_t snap = -1;
+        bool done = false;
+        if (has_at)
             rc = at_snapshot(s, at, &t, &snap, err);
-            if (rc)
-                break;
-            char *vname = arena_printf(a, "%s@%lld", tab, (long long)snap);
-            rc = lake_view(s, &t, snap, vname, false, err);
-            json_object_set_new(node, "table_name", json_string(vname));
-            json_object_set_new(node, "at_clause", json_null());
-            changed = true;
-        } else {
-            rc = lake_view(s, &t, -1, tab, false, err);
+        if (!rc && may_prune)
+            rc = pruned_view(s, &refs[i], &t, pe, snap, &done, err);
+        if (rc) {
+            lake_plan_release(pe);
+            break;
         }
+        if (done) {
+            changed = true;
+        } else if (has_at) {
+            char *vname = arena_printf(a, "%s@%lld", tab, (long long)snap);
+            rc = lake_view(s, &t, snap, vname, false, &ps, err);
+            retarget(node, NULL, NULL, vname, tab);
+            changed = true;
+            if (!rc)
+                report(s, ns, tab, snap, &ps);
+        } else if (lake_view_fresh(s, ns, tab, ct.metadata_location, &ps)) {
+            if (s->scanned >= 0)
+                s->scanned += ps.data_bytes_after + ps.delete_bytes_after;
+            report(s, ns, tab, -1, &ps);
+        } else {
+            rc = lake_view(s, &t, -1, tab, false, &ps, err);
+            if (!rc)
+                report(s, ns, tab, -1, &ps);
+        }
+        lake_plan_release(pe);
     }
     free(refs);
     if (!rc && changed) {
@@ -350,6 +458,55 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
     }
     json_decref(root);
     return rc;
+}
+
+/* EXPLAIN [ANALYZE] of a SELECT: a row ("lake_pruning", line) per lake table reference
+ * (files and bytes before and after pruning), then DuckDB's plan of the statement as it
+ * runs over the pruned views. *sql_out is the text that gives that result, or NULL when
+ * st is no such EXPLAIN (then it runs as it is). */
+static int explain_select(struct query_session *s, const struct stmt *st, char **sql_out, struct loch_err *err)
+{
+    *sql_out = NULL;
+    if (!lex_is(st, 0, "EXPLAIN"))
+        return 0;
+    size_t k = lex_is(st, 1, "ANALYZE") || lex_is(st, 1, "ANALYSE") ? 2 : 1;
+    if (lex_punct(st, k, '('))
+        return 0; /* EXPLAIN (options): DuckDB's own, over the whole tables */
+    bool is_select;
+    char *rewritten;
+    buf_reset(&s->prune_report);
+    const char *inner = lex_rest(st, k);
+    int rc = prepare_select(s, inner, &is_select, &rewritten, err);
+    if (rc || !is_select)
+        return rc;
+    char *plan_sql = arena_printf(s->stmt_arena, "EXPLAIN %s%s", k == 2 ? "ANALYZE " : "", rewritten ? rewritten : inner);
+    struct engine_rows *r;
+    rc = engine_query(s->conn, plan_sql, &r, err);
+    if (rc)
+        return rc;
+    struct buf q = {0};
+    buf_puts(&q, "SELECT * FROM (VALUES ");
+    bool first = true;
+    const char *line = s->prune_report.data ? s->prune_report.data : "";
+    for (const char *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        buf_puts(&q, first ? "('lake_pruning', " : ", ('lake_pruning', ");
+        buf_sql_str(&q, arena_strndup(s->stmt_arena, line, (size_t)(nl - line)));
+        buf_putc(&q, ')');
+        first = false;
+    }
+    for (size_t i = 0; i < engine_rows_count(r) && engine_rows_ncols(r) >= 2; i++) {
+        buf_puts(&q, first ? "(" : ", (");
+        buf_sql_str(&q, engine_rows_text(r, 0, i, s->stmt_arena));
+        buf_puts(&q, ", ");
+        buf_sql_str(&q, engine_rows_text(r, 1, i, s->stmt_arena));
+        buf_putc(&q, ')');
+        first = false;
+    }
+    engine_rows_free(r);
+    buf_puts(&q, first ? "('lake_pruning', '')) AS e(explain_key, explain_value)" : ") AS e(explain_key, explain_value)");
+    *sql_out = arena_strdup(s->stmt_arena, q.data);
+    buf_free(&q);
+    return 0;
 }
 
 static const char *select_tag(struct arena *a, struct engine_rows *r)
@@ -436,9 +593,19 @@ int query_run(struct query_session *s, const char *sql, query_emit_fn emit, void
             rc = write_try(s, st, &handled, &res.tag, err);
         if (rc)
             break;
-        if (!handled) {
+        char *explained = NULL;
+        if (!handled && (rc = explain_select(s, st, &explained, err)) != 0)
+            break;
+        if (explained) {
+            rc = engine_query_text(s->conn, explained, &s->last, err);
+            if (rc)
+                break;
+            res.rows = s->last;
+            res.tag = select_tag(s->stmt_arena, s->last);
+        } else if (!handled) {
             bool is_select;
             char *rewritten;
+            buf_reset(&s->prune_report);
             rc = prepare_select(s, st->text, &is_select, &rewritten, err);
             if (!rc && !is_select)
                 rc = lake_view_all(s, err);
@@ -525,6 +692,14 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     bool is_select;
     char *rewritten;
     int rc = query_paths_check(s, sql, err); /* administrators: files stay in the lake */
+    struct stmt *stmts;
+    size_t n_st, bad;
+    char *explained = NULL;
+    if (!rc && lex_split(s->stmt_arena, sql, &stmts, &n_st, &bad) == 0 && n_st == 1)
+        rc = explain_select(s, &stmts[0], &explained, err);
+    if (!rc && explained)
+        return engine_prepare(s->conn, explained, out, err);
+    buf_reset(&s->prune_report);
     if (!rc)
         rc = prepare_select(s, sql, &is_select, &rewritten, err);
     if (!rc && !is_select)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "iceberg/prune.h"
 
 /* Namespaces map to DuckDB names: "core.public" -> catalog "core", schema "public";
  * deeper ones keep the rest as one schema ("a.b.c" -> catalog a, schema "b.c"); a
@@ -160,8 +161,14 @@ static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
 void lake_catalog_lock(void) { pthread_mutex_lock(&catalog_mu); }
 void lake_catalog_unlock(void) { pthread_mutex_unlock(&catalog_mu); }
 
-static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, bool *masked, int64_t *bytes, struct loch_err *err);
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *ident,
+                     bool temp, const struct iceberg_expr *filter, struct iceberg_scan *plan, bool positional,
+                     bool *masked, struct iceberg_prune_stats *ps, struct loch_err *err);
+
+static int64_t stats_bytes(const struct iceberg_prune_stats *ps)
+{
+    return ps->data_bytes_after + ps->delete_bytes_after;
+}
 
 /* What each view of the shared database was last made from (guarded by catalog_mu): a
  * view made from the table's current metadata file need not be made again, which spares
@@ -172,7 +179,7 @@ struct made {
     int64_t snapshot;
     bool positional;
     bool masked; /* reads row masks: made again per statement, which keeps its masks in use (see engine_masks_trim) */
-    int64_t bytes; /* file_size_in_bytes of the data and delete files the view reads */
+    struct iceberg_prune_stats ps; /* the files the view reads (nothing pruned) */
 };
 static struct made *made;
 static size_t n_made;
@@ -186,28 +193,47 @@ static struct made *made_find(uint64_t eng, const char *ident)
 }
 
 bool lake_view_fresh(struct query_session *s, const char *ns, const char *view_name, const char *location,
-                     int64_t *bytes)
+                     struct iceberg_prune_stats *ps)
 {
     const char *ident = lake_view_ident(s, ns, view_name);
     lake_catalog_lock();
     struct made *m = made_find(engine_id(s->env.eng), ident);
     bool fresh = m && !m->positional && !m->masked && m->snapshot < 0 && location && !strcmp(m->location, location);
-    if (fresh && bytes)
-        *bytes = m->bytes;
+    if (fresh && ps)
+        *ps = m->ps;
     lake_catalog_unlock();
     return fresh;
 }
 
+int lake_view_pruned(struct query_session *s, struct lake_table *t, int64_t snapshot_id,
+                     const struct iceberg_expr *filter, const char *temp_name, struct iceberg_scan *plan,
+                     struct iceberg_prune_stats *ps, struct loch_err *err)
+{
+    struct buf b = {0};
+    buf_puts(&b, "temp.main.");
+    buf_sql_ident(&b, temp_name);
+    char *ident = arena_strdup(s->stmt_arena, b.data);
+    buf_free(&b);
+    bool masked = false;
+    /* a temporary view is this connection's alone: no other session replaces it */
+    int rc = make_view(s, t, snapshot_id, ident, true, filter, plan, false, &masked, ps, err);
+    if (!rc && s->scanned >= 0)
+        s->scanned += stats_bytes(ps);
+    return rc;
+}
+
 int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-              bool positional, struct loch_err *err)
+              bool positional, struct iceberg_prune_stats *ps_out, struct loch_err *err)
 {
     const char *ident = lake_view_ident(s, t->ns, view_name);
     lake_catalog_lock();
     bool masked = false;
-    int64_t bytes = 0;
-    int rc = make_view(s, t, snapshot_id, view_name, positional, &masked, &bytes, err);
+    struct iceberg_prune_stats ps = {0};
+    int rc = make_view(s, t, snapshot_id, ident, false, NULL, NULL, positional, &masked, &ps, err);
     if (!rc && s->scanned >= 0)
-        s->scanned += bytes;
+        s->scanned += stats_bytes(&ps);
+    if (!rc && ps_out)
+        *ps_out = ps;
     uint64_t eng = engine_id(s->env.eng);
     struct made *m = made_find(eng, ident);
     if (!m && n_made < 4096) {
@@ -224,36 +250,33 @@ int lake_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id
         m->snapshot = snapshot_id;
         m->positional = positional;
         m->masked = masked;
-        m->bytes = bytes;
+        m->ps = ps;
     }
     lake_catalog_unlock();
     return rc;
 }
 
-static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *view_name,
-                     bool positional, bool *masked, int64_t *bytes, struct loch_err *err)
+static int make_view(struct query_session *s, struct lake_table *t, int64_t snapshot_id, const char *ident,
+                     bool temp, const struct iceberg_expr *filter, struct iceberg_scan *plan, bool positional,
+                     bool *masked, struct iceberg_prune_stats *ps, struct loch_err *err)
 {
     struct arena *a = s->stmt_arena;
-    struct iceberg_scan *plan;
-    int rc = iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
+    int rc = plan ? 0 : iceberg_scan_plan(s->env.st, t->md, snapshot_id, a, &plan, err);
     if (rc)
         return loch_err_prefix(err, "planning a scan of %s.%s", t->ns, t->name);
+    /* What the query's scan of this table covers: the files the filter leaves (with the
+     * delete files that apply to them), every live file without one. */
+    iceberg_scan_prune(plan, filter, ps);
     *masked = plan->n_deletes > 0;
-    /* What the query's scan of this table covers: every file the plan selected. */
-    *bytes = 0;
-    for (size_t i = 0; i < plan->n_data; i++)
-        *bytes += plan->data[i].file_size > 0 ? plan->data[i].file_size : 0;
-    for (size_t i = 0; i < plan->n_deletes; i++)
-        *bytes += plan->deletes[i].file_size > 0 ? plan->deletes[i].file_size : 0;
-    rc = ensure_schema(s, t->ns, err);
+    rc = temp ? 0 : ensure_schema(s, t->ns, err);
     if (rc)
         return rc;
     /* The current state reads under the current schema (columns added after the last
      * snapshot included); an earlier snapshot under its own. */
     const struct iceberg_schema *sc = snapshot_id < 0 ? iceberg_metadata_current_schema(t->md) : plan->schema;
     struct buf q = {0};
-    buf_puts(&q, "CREATE OR REPLACE VIEW ");
-    buf_puts(&q, lake_view_ident(s, t->ns, view_name));
+    buf_puts(&q, temp ? "CREATE OR REPLACE TEMP VIEW " : "CREATE OR REPLACE VIEW ");
+    buf_puts(&q, ident);
     buf_puts(&q, " AS SELECT ");
     for (size_t i = 0; i < sc->n_fields; i++) {
         if (i)
@@ -365,7 +388,7 @@ int lake_view_all(struct query_session *s, struct loch_err *err)
         struct lake_table t;
         rc = lake_load(s, tabs[i].ns, tabs[i].name, &t, err);
         if (!rc)
-            rc = lake_view(s, &t, -1, t.name, false, err);
+            rc = lake_view(s, &t, -1, t.name, false, NULL, err);
     }
     return rc;
 }

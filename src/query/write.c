@@ -355,7 +355,7 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
             rc = loch_errf(err, LOCH_ENOENT, "column \"%s\" of table %s.%s does not exist", set_cols[k], ns, name);
     const char *pos_view = arena_printf(a, "%s__loch_positions", name);
     if (!rc)
-        rc = lake_view(s, &t, -1, pos_view, true, err);
+        rc = lake_view(s, &t, -1, pos_view, true, NULL, err);
     char *from =
         arena_printf(a, "%s AS %s %s", lake_view_ident(s, ns, pos_view), arena_sql_ident(a, alias), where);
     struct iceberg_change *ch = iceberg_change_begin(a, t.md, t.location);
