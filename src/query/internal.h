@@ -25,6 +25,7 @@ struct query_session {
     char *user;               /* the principal; NULL = the local administrator */
     int64_t scanned;          /* query_scanned_bytes: file bytes its views cover; -1 unknown */
     uint64_t prune_seq;       /* names this connection's pruned views: __loch_prune_<n> */
+    bool no_prune;            /* query_set_pruning(s, false): statements read whole tables */
     struct buf prune_report;  /* a line per lake table reference of the last statement */
 };
 

@@ -81,6 +81,19 @@ bool query_is_read(const char *sql);
  * before the session is closed. */
 int query_prepare(struct query_session *s, const char *sql, struct engine_stmt **out, struct loch_err *err);
 
+/* Whether the statements prepared next may read pruned views (on by default). A pruned
+ * view is the files one statement's WHERE selects in the snapshot current when it was
+ * prepared: right for a statement run at once, stale for one kept and executed later (a
+ * named prepared statement), which should be prepared with pruning off: it then reads the
+ * table's shared view, which later statements keep current. */
+void query_set_pruning(struct query_session *s, bool on);
+/* Before a kept statement (one prepared earlier, pruning off) runs again: makes the lake
+ * views its text names read the tables' current snapshots, as query_prepare did when it
+ * was prepared (DuckDB re-binds a prepared statement whose views changed). Nothing for a
+ * session that is not an administrator's (it reads no lake view). Errors as
+ * query_prepare. */
+int query_refresh(struct query_session *s, const char *sql, struct loch_err *err);
+
 /* True when sql reads PostgreSQL's or DuckDB's catalog (pg_catalog., information_schema.,
  * pg_class and friends, duckdb_*()). query_prepare refuses such statements (42501) to
  * non-administrators: the catalog shows the lake views of every session. */

@@ -397,7 +397,7 @@ static int prepare_select(struct query_session *s, const char *sql, bool *is_sel
         json_t *at = json_object_get(node, "at_clause");
         bool has_at = at && !json_is_null(at);
         json_t *where = refs[i].select ? json_object_get(refs[i].select, "where_clause") : NULL;
-        bool may_prune = where && !json_is_null(where) && !deep_cols;
+        bool may_prune = !s->no_prune && where && !json_is_null(where) && !deep_cols;
         struct iceberg_prune_stats ps = {0};
         if (!has_at && !may_prune && lake_view_fresh(s, ns, tab, ct.metadata_location, &ps)) {
             if (s->scanned >= 0)
@@ -707,6 +707,21 @@ int query_prepare(struct query_session *s, const char *sql, struct engine_stmt *
     if (rc)
         return rc;
     return engine_prepare(s->conn, rewritten ? rewritten : sql, out, err);
+}
+
+void query_set_pruning(struct query_session *s, bool on) { s->no_prune = !on; }
+
+int query_refresh(struct query_session *s, const char *sql, struct loch_err *err)
+{
+    if (!session_is_admin(s))
+        return 0;
+    arena_reset(s->stmt_arena);
+    bool no_prune = s->no_prune, is_select;
+    char *rewritten;
+    s->no_prune = true;
+    int rc = prepare_select(s, sql, &is_select, &rewritten, err);
+    s->no_prune = no_prune;
+    return rc;
 }
 
 void query_interrupt(struct query_session *s)

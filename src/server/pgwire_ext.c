@@ -106,7 +106,10 @@ int pgwire_ext_parse(struct conn *c, const struct pgwire_msg *m, struct loch_err
             rc = 0;
             p->empty = true;
         } else if (!cat && query_is_read(p->sql)) {
+            /* a named statement is kept and run again later: no pruned view (query.h) */
+            query_set_pruning(c->qs, !*name);
             rc = query_prepare(c->qs, p->sql, &p->st, err);
+            query_set_pruning(c->qs, true);
             p->scanned = query_scanned_bytes(c->qs);
             if (rc && query_is_catalog(p->sql) && err->code != LOCH_ECANCELED) {
                 log_info("pgwire: catalog query of user=%s answered empty: %s", c->user, err->msg);
@@ -145,6 +148,12 @@ int pgwire_ext_bind(struct conn *c, const struct pgwire_msg *m, struct loch_err 
     if (!pr->st && m->u.bind.n_params) {
         loch_errf(err, LOCH_EUNSUPPORTED, "parameters are supported in queries, not in this statement");
         return loch_err_hint(err, "put the values in the statement text");
+    }
+    if (*pr->name && pr->st) { /* a kept statement reads the tables as they are now */
+        pgwire_free_connection(c);
+        int rc = query_refresh(c->qs, pr->sql, err);
+        if (rc)
+            return rc;
     }
     struct portal *p = xcalloc(1, sizeof *p);
     p->name = xstrdup(m->u.bind.portal);

@@ -555,3 +555,18 @@ def test_server_sql_reaches_no_file_outside_the_lake(server, tmp_path):
                 conn.execute(stmt)
         assert not (tmp_path / "leak.csv").exists() and not (tmp_path / "x.duckdb").exists()
         assert conn.execute("SELECT count(*) FROM bank.accounts").fetchone() == (3,)
+
+
+def test_named_prepared_statement_reads_the_table_as_it_is_now(server):
+    """A statement prepared once (psycopg's prepare=True: a named statement, as JDBC's after
+    a few runs) and executed again later reads the table's current snapshot, not the files
+    it was prepared on, and is never pruned to them."""
+    server.lake.run("sql", "CREATE TABLE bank.p AS SELECT i AS id FROM range(10) t(i)")
+    with server.connect() as a, server.connect() as b:
+        q = "SELECT count(*) FROM bank.p WHERE id >= %s"
+        assert a.execute(q, (5,), prepare=True).fetchone() == (5,)
+        b.execute("INSERT INTO bank.p SELECT i FROM range(10, 15) t(i)")
+        assert a.execute(q, (5,), prepare=True).fetchone() == (10,)
+        b.execute("DELETE FROM bank.p WHERE id < 7")
+        assert a.execute(q, (5,), prepare=True).fetchone() == (8,)
+        assert a.execute(q, (0,), prepare=True).fetchone() == (8,)
