@@ -1,7 +1,9 @@
 """Spark reads what loch writes, with no loch in the way: Spark's own Iceberg JdbcCatalog
 opens state/catalog.db as is (catalog name `loch`), and every snapshot of a table that
 went through appends, position deletes, an update and schema evolution reads the same
-rows in Spark as through `loch sql ... AT (VERSION => id)`."""
+rows in Spark as through `loch sql ... AT (VERSION => id)`; a table compacted by
+`loch maintain` (many small files and position deletes rewritten into one) reads the same
+rows in Spark as through loch."""
 import datetime as dt
 import decimal
 import shutil
@@ -106,3 +108,46 @@ def test_spark_current_state_has_deletes_and_evolution_applied(history_lake, spa
     ours = history_lake.sql("SELECT count(*) AS n, sum(amount) AS s FROM core.public.tx")[0]
     theirs = spark.sql("SELECT count(*) AS n, sum(amount) AS s FROM loch.core.public.tx").collect()[0]
     assert (theirs.n, theirs.s) == (ours["n"], ours["s"])
+
+
+def test_spark_reads_compacted_table_like_loch(spark, tmp_path):
+    # A lake of its own, so the history lake's listings stay as they are. Iceberg's JdbcCatalog
+    # keys rows by catalog name ("loch"), so the catalog keeps its name in a child session
+    # (own SQL conf and catalogs, same JVM and SparkContext: no second start-up).
+    subprocess.run([LOCH, "init", str(tmp_path / "lake")], check=True, capture_output=True)
+    lake = Lake(tmp_path / "lake")
+    lake.run("sql", "CREATE TABLE bank.acc AS SELECT i AS id, CAST(i * 1.5 AS DECIMAL(18,2)) AS bal, "
+                    "'n' || i AS name FROM range(300) t(i)")
+    for i in range(8):
+        lake.run("sql", f"INSERT INTO bank.acc SELECT 300 + {i} * 20 + j, {i}.25, 'b{i}' FROM range(20) t(j)")
+    lake.run("sql", "DELETE FROM bank.acc WHERE id % 7 = 3")
+    lake.run("sql", "UPDATE bank.acc SET bal = -bal, name = 'geändert' WHERE id % 11 = 0")
+
+    def files():
+        tasks = list(lake.catalog().load_table("bank.acc").scan().plan_files())
+        return len(tasks), len({d.file_path for t in tasks for d in t.delete_files})
+
+    n_data0, n_del0 = files()
+    assert n_data0 > 8 and n_del0 > 0
+    before = [{k: norm_loch(v, None) for k, v in r.items()}
+              for r in lake.sql("SELECT * FROM bank.acc ORDER BY id")]
+    p = lake.run("maintain", "bank.acc")
+    assert "rewritten into 1" in p.stdout, p.stdout
+    assert files() == (1, 0)
+
+    spark = spark.newSession()
+    cat = "spark.sql.catalog.loch"
+    spark.conf.set(cat, "org.apache.iceberg.spark.SparkCatalog")
+    spark.conf.set(f"{cat}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+    spark.conf.set(f"{cat}.uri", f"jdbc:sqlite:{lake.root}/state/catalog.db")
+    spark.conf.set(f"{cat}.jdbc.schema-version", "V1")
+    spark.conf.set(f"{cat}.warehouse", f"file://{lake.root}/warehouse")
+    assert spark.sql("SELECT operation FROM loch.bank.acc.snapshots "
+                     "ORDER BY committed_at DESC LIMIT 1").collect()[0].operation == "replace"
+    theirs = sorted(({k: norm(v) for k, v in r.asDict().items()}
+                     for r in spark.sql("SELECT * FROM loch.bank.acc").collect()),
+                    key=lambda r: r["id"])
+    ours = [{k: norm_loch(v, None) for k, v in r.items()} for r in lake.sql("SELECT * FROM bank.acc ORDER BY id")]
+    assert ours == before
+    assert theirs == ours
+    assert len(ours) == 460 - len([i for i in range(460) if i % 7 == 3])
