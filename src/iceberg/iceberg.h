@@ -105,6 +105,19 @@ struct iceberg_log_entry {
     const char *metadata_file; /* metadata-log */
 };
 
+/* Sort orders (spec "Sort Orders"): loch keeps identity transforms only. Order id 0 is
+ * the unsorted order, always present. */
+struct iceberg_sort_field {
+    int source_id;
+    bool desc;        /* direction "desc" */
+    bool nulls_first; /* null-order "nulls-first" */
+};
+struct iceberg_sort_order {
+    int order_id;
+    size_t n_fields;
+    struct iceberg_sort_field *fields;
+};
+
 struct iceberg_metadata {
     char table_uuid[37];
     const char *location;      /* table root URI, no trailing slash */
@@ -124,13 +137,19 @@ struct iceberg_metadata {
     struct iceberg_log_entry *metadata_log;
     size_t n_properties;
     struct iceberg_kv *properties;
+    size_t n_sort_orders;      /* 0: only the unsorted order 0 (written as such) */
+    struct iceberg_sort_order *sort_orders;
+    int default_sort_order_id; /* 0: unsorted */
 };
-/* loch writes unpartitioned tables only: partition-specs [{spec-id 0, fields []}],
- * sort-orders [{order-id 0, fields []}]. A table read with another layout is refused
- * by iceberg_metadata_from_json with LOCH_EUNSUPPORTED. */
+/* loch writes unpartitioned tables only: partition-specs [{spec-id 0, fields []}].
+ * Sort orders of identity fields are kept; a table read with a partition spec or a sort
+ * order of another transform is refused by iceberg_metadata_from_json with
+ * LOCH_EUNSUPPORTED. */
 
 const struct iceberg_schema *iceberg_metadata_schema(const struct iceberg_metadata *m, int schema_id);
 const struct iceberg_schema *iceberg_metadata_current_schema(const struct iceberg_metadata *m);
+/* The table's default sort order, or NULL when it is unsorted (no field). */
+const struct iceberg_sort_order *iceberg_metadata_sort_order(const struct iceberg_metadata *m);
 const struct iceberg_snapshot *iceberg_metadata_snapshot(const struct iceberg_metadata *m, int64_t id);
 /* A new empty metadata (uuid generated, no snapshot) for schema s (copied; its field ids
  * must already be assigned from 1). */

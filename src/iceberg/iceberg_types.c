@@ -206,6 +206,14 @@ const struct iceberg_snapshot *iceberg_metadata_snapshot(const struct iceberg_me
     return NULL;
 }
 
+const struct iceberg_sort_order *iceberg_metadata_sort_order(const struct iceberg_metadata *m)
+{
+    for (size_t i = 0; i < m->n_sort_orders; i++)
+        if (m->sort_orders[i].order_id == m->default_sort_order_id)
+            return m->sort_orders[i].n_fields ? &m->sort_orders[i] : NULL;
+    return NULL;
+}
+
 struct iceberg_metadata *iceberg_metadata_new(struct arena *a, const char *location,
                                               const struct iceberg_schema *s)
 {

@@ -2,7 +2,8 @@
  * directions, through jansson. Not for file I/O (table.c) or Avro manifests (manifest.c).
  *
  * Writing emits every v2-required field; reading tolerates what Java and PyIceberg write
- * (unknown keys are ignored) but refuses partitioned or sorted layouts loch cannot keep. */
+ * (unknown keys are ignored) but refuses partitioned layouts and sort orders of other
+ * than identity transforms, which loch cannot keep. */
 #include "iceberg/iceberg.h"
 
 #include <jansson.h>
@@ -93,6 +94,29 @@ static json_t *snapshot_obj(const struct iceberg_snapshot *sn)
     return o;
 }
 
+/* spec "Sort Orders": order 0 is the unsorted order and is always written, so a table
+ * whose order was reset (WRITE UNORDERED) points back at it. */
+static json_t *sort_orders_arr(const struct iceberg_metadata *m)
+{
+    json_t *arr = json_array();
+    bool have0 = false;
+    for (size_t i = 0; i < m->n_sort_orders; i++)
+        have0 |= m->sort_orders[i].order_id == 0;
+    if (!have0)
+        json_array_append_new(arr, json_pack("{s:i, s:[]}", "order-id", 0, "fields"));
+    for (size_t i = 0; i < m->n_sort_orders; i++) {
+        const struct iceberg_sort_order *so = &m->sort_orders[i];
+        json_t *fields = json_array();
+        for (size_t j = 0; j < so->n_fields; j++)
+            json_array_append_new(fields, json_pack("{s:s, s:i, s:s, s:s}", "transform", "identity",
+                                                    "source-id", so->fields[j].source_id, "direction",
+                                                    so->fields[j].desc ? "desc" : "asc", "null-order",
+                                                    so->fields[j].nulls_first ? "nulls-first" : "nulls-last"));
+        json_array_append_new(arr, json_pack("{s:i, s:o}", "order-id", so->order_id, "fields", fields));
+    }
+    return arr;
+}
+
 /* The invariants Java's TableMetadata checks on load; writing a file that breaks them
  * would make the table unreadable, so it is an internal error here. */
 static int check_invariants(const struct iceberg_metadata *m, struct loch_err *err)
@@ -105,6 +129,24 @@ static int check_invariants(const struct iceberg_metadata *m, struct loch_err *e
         return loch_errf(err, LOCH_EINTERNAL,
                          "table metadata for %s: current-snapshot-id %lld is not in snapshots",
                          m->location, (long long)m->current_snapshot_id);
+    /* Java binds the default sort order to the current schema on load. */
+    bool found = m->default_sort_order_id == 0;
+    for (size_t i = 0; i < m->n_sort_orders; i++) {
+        const struct iceberg_sort_order *so = &m->sort_orders[i];
+        if (so->order_id != m->default_sort_order_id)
+            continue;
+        found = true;
+        for (size_t j = 0; j < so->n_fields; j++)
+            if (!iceberg_schema_field(iceberg_metadata_current_schema(m), so->fields[j].source_id))
+                return loch_errf(err, LOCH_EINTERNAL,
+                                 "table metadata for %s: sort order %d names field id %d, which is "
+                                 "not in the current schema", m->location, so->order_id,
+                                 so->fields[j].source_id);
+    }
+    if (!found)
+        return loch_errf(err, LOCH_EINTERNAL,
+                         "table metadata for %s: default-sort-order-id %d is not in sort-orders",
+                         m->location, m->default_sort_order_id);
     for (size_t i = 0; i < m->n_snapshots; i++)
         if (m->snapshots[i].sequence_number > m->last_sequence_number)
             return loch_errf(err, LOCH_EINTERNAL,
@@ -137,8 +179,8 @@ int iceberg_metadata_to_json(const struct iceberg_metadata *m, struct buf *out, 
                         json_pack("[{s:i, s:[]}]", "spec-id", 0, "fields"));
     json_object_set_new(o, "default-spec-id", json_integer(0));
     json_object_set_new(o, "last-partition-id", json_integer(m->last_partition_id));
-    json_object_set_new(o, "sort-orders", json_pack("[{s:i, s:[]}]", "order-id", 0, "fields"));
-    json_object_set_new(o, "default-sort-order-id", json_integer(0));
+    json_object_set_new(o, "sort-orders", sort_orders_arr(m));
+    json_object_set_new(o, "default-sort-order-id", json_integer(m->default_sort_order_id));
     json_object_set_new(o, "properties", kv_obj(m->properties, m->n_properties));
     /* -1, not absent, for an empty table: older Trino cannot parse a missing id. */
     json_object_set_new(o, "current-snapshot-id", json_integer(m->current_snapshot_id));
@@ -364,8 +406,46 @@ static int unsupported_layout(struct rd *r, const char *what)
                                  "recreate the table without a partition spec or sort order");
 }
 
-/* partition-specs / sort-orders: only the single empty layout with id 0 is kept. */
-static int check_layouts(struct rd *r, json_t *root)
+/* One sort order (spec "Sort Orders"); identity transforms only. */
+static int read_sort_order(struct rd *r, json_t *v, size_t idx, struct iceberg_sort_order *so)
+{
+    char p[96];
+    int rc;
+    snprintf(p, sizeof p, "sort-orders[%zu].order-id", idx);
+    if ((rc = get_int(r, v, "order-id", p, true, &so->order_id)))
+        return rc;
+    json_t *f;
+    snprintf(p, sizeof p, "sort-orders[%zu].fields", idx);
+    if ((rc = get_array(r, v, "fields", p, true, &f)))
+        return rc;
+    so->n_fields = json_array_size(f);
+    so->fields = arena_alloc(r->a, (so->n_fields ? so->n_fields : 1) * sizeof *so->fields);
+    for (size_t j = 0; j < so->n_fields; j++) {
+        json_t *fo = json_array_get(f, j);
+        snprintf(p, sizeof p, "sort-orders[%zu].fields[%zu]", idx, j);
+        if (!json_is_object(fo))
+            return wrong(r, p, "an object");
+        const char *tr = json_string_value(json_object_get(fo, "transform"));
+        const char *dir = json_string_value(json_object_get(fo, "direction"));
+        const char *no = json_string_value(json_object_get(fo, "null-order"));
+        if (!tr || strcmp(tr, "identity"))
+            return unsupported_layout(r, "a sort order with a transform other than identity");
+        if (!dir || (strcmp(dir, "asc") && strcmp(dir, "desc")))
+            return wrong(r, p, "a direction \"asc\" or \"desc\"");
+        if (!no || (strcmp(no, "nulls-first") && strcmp(no, "nulls-last")))
+            return wrong(r, p, "a null-order \"nulls-first\" or \"nulls-last\"");
+        snprintf(p, sizeof p, "sort-orders[%zu].fields[%zu].source-id", idx, j);
+        if ((rc = get_int(r, fo, "source-id", p, true, &so->fields[j].source_id)))
+            return rc;
+        so->fields[j].desc = !strcmp(dir, "desc");
+        so->fields[j].nulls_first = !strcmp(no, "nulls-first");
+    }
+    return 0;
+}
+
+/* partition-specs: only the single empty spec with id 0 is kept. sort-orders: kept when
+ * made of identity fields. */
+static int check_layouts(struct rd *r, json_t *root, struct iceberg_metadata *m)
 {
     json_t *specs, *orders;
     int rc, def_spec = 0, def_order = 0;
@@ -392,16 +472,27 @@ static int check_layouts(struct rd *r, json_t *root)
         if (id != 0)
             return unsupported_layout(r, "a partition spec with id other than 0");
     }
+    m->n_sort_orders = json_array_size(orders);
+    m->sort_orders = arena_alloc(r->a, (m->n_sort_orders ? m->n_sort_orders : 1) * sizeof *m->sort_orders);
+    bool found = false;
     json_array_foreach(orders, i, v)
     {
-        json_t *f = json_object_get(v, "fields");
-        if (f && json_is_array(f) && json_array_size(f))
-            return unsupported_layout(r, "a sort order with fields");
+        if (!json_is_object(v)) {
+            char p[64];
+            snprintf(p, sizeof p, "sort-orders[%zu]", i);
+            return wrong(r, p, "an object");
+        }
+        if ((rc = read_sort_order(r, v, i, &m->sort_orders[i])))
+            return rc;
+        found |= m->sort_orders[i].order_id == def_order;
     }
     if (def_spec != 0)
         return unsupported_layout(r, "default-spec-id other than 0");
-    if (def_order != 0)
-        return unsupported_layout(r, "default-sort-order-id other than 0");
+    if (!found && def_order != 0)
+        return loch_errf(r->err, LOCH_ECORRUPT,
+                         "corrupt table metadata: default-sort-order-id %d is not in sort-orders",
+                         def_order);
+    m->default_sort_order_id = def_order;
     return 0;
 }
 
@@ -526,7 +617,7 @@ static int read_metadata(struct rd *r, json_t *root, struct iceberg_metadata *m)
                          m->current_schema_id);
     if ((rc = get_int(r, root, "last-partition-id", "last-partition-id", true, &m->last_partition_id)))
         return rc;
-    if ((rc = check_layouts(r, root)))
+    if ((rc = check_layouts(r, root, m)))
         return rc;
 
     json_t *props = json_object_get(root, "properties");

@@ -36,6 +36,9 @@ struct iceberg_change {
     bool expire;                   /* iceberg_change_expire_snapshots was called */
     int64_t expire_before_ms;
     size_t retain_last;
+    bool set_order;                /* iceberg_change_set_sort_order was called */
+    size_t n_order;
+    struct iceberg_sort_field *order;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -273,6 +276,44 @@ void iceberg_change_set_schema(struct iceberg_change *c, const struct iceberg_sc
     c->schema = iceberg_schema_copy(c->a, s);
 }
 
+void iceberg_change_set_sort_order(struct iceberg_change *c, const struct iceberg_sort_field *f, size_t n)
+{
+    c->set_order = true;
+    c->n_order = n;
+    c->order = arena_alloc(c->a, (n ? n : 1) * sizeof *c->order);
+    if (n)
+        memcpy(c->order, f, n * sizeof *f);
+}
+
+/* The new default sort order: an equal existing order is reused (Java does the same),
+ * else appended with max id + 1. */
+static void apply_sort_order(struct iceberg_metadata *m, struct arena *a, const struct iceberg_change *c)
+{
+    if (!c->n_order) {
+        m->default_sort_order_id = 0;
+        return;
+    }
+    int max_id = 0;
+    for (size_t i = 0; i < m->n_sort_orders; i++) {
+        const struct iceberg_sort_order *so = &m->sort_orders[i];
+        if (so->order_id > max_id)
+            max_id = so->order_id;
+        bool same = so->n_fields == c->n_order;
+        for (size_t j = 0; same && j < c->n_order; j++)
+            same = so->fields[j].source_id == c->order[j].source_id && so->fields[j].desc == c->order[j].desc &&
+                   so->fields[j].nulls_first == c->order[j].nulls_first;
+        if (same) {
+            m->default_sort_order_id = so->order_id;
+            return;
+        }
+    }
+    m->sort_orders = arena_grow(a, m->sort_orders, m->n_sort_orders, m->n_sort_orders + 1,
+                                sizeof *m->sort_orders);
+    m->sort_orders[m->n_sort_orders++] =
+        (struct iceberg_sort_order){max_id + 1, c->n_order, c->order};
+    m->default_sort_order_id = max_id + 1;
+}
+
 void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const char *value)
 {
     kv_set(c->a, &c->summary, &c->n_summary, key, value);
@@ -331,7 +372,8 @@ const char *iceberg_change_file(const struct iceberg_change *c, size_t i)
 
 bool iceberg_change_empty(const struct iceberg_change *c)
 {
-    return !c->n_data && !c->n_deletes && !c->n_removed && !c->schema && !iceberg_change_expiring(c);
+    return !c->n_data && !c->n_deletes && !c->n_removed && !c->schema && !c->set_order &&
+           !iceberg_change_expiring(c);
 }
 
 /* Removes expired snapshots from m (arrays copied into a, base untouched). The snapshot
@@ -746,6 +788,8 @@ int iceberg_change_write(struct iceberg_change *c, struct store *s, const char *
 
     if (c->schema)
         apply_schema(m, a, c->schema);
+    if (c->set_order)
+        apply_sort_order(m, a, c);
     w.schema = iceberg_metadata_current_schema(m);
 
     int rc = 0;

@@ -45,6 +45,10 @@ void iceberg_change_set_data_sequence(struct iceberg_change *c, int64_t seq);
  * to the highest field id of s. */
 void iceberg_change_set_schema(struct iceberg_change *c, const struct iceberg_schema *s);
 /* Sets a summary property of the snapshot (e.g. "loch.source-position"). */
+/* Makes the table's default sort order the identity fields f[0..n) (copied; n == 0: the
+ * unsorted order 0). An order equal to one the table has is reused, else added with the
+ * next id (spec "Sort Orders"). Field ids must be in the current (or new) schema. */
+void iceberg_change_set_sort_order(struct iceberg_change *c, const struct iceberg_sort_field *f, size_t n);
 void iceberg_change_set_summary(struct iceberg_change *c, const char *key, const char *value);
 /* Expires snapshots: those older than before_ms (ms since the epoch), except the current
  * one and the newest retain_last, leave the metadata (spec "Snapshot Expiration"); the

@@ -45,12 +45,14 @@ static bool has_path(const struct iceberg_data_file *f, size_t n, const char *pa
     return false;
 }
 
+#define ALL_GROUPS (-2) /* list_paths: the files of every group */
+
 static void list_paths(struct buf *b, const struct iceberg_data_file *f, size_t n, const int *group, int g)
 {
     bool first = true;
     buf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
-        if (group && group[i] != g)
+        if (group && (g == ALL_GROUPS ? group[i] < 0 : group[i] != g))
             continue;
         if (!first)
             buf_puts(b, ", ");
@@ -161,18 +163,45 @@ static int make_plan(struct maint_ctx *x, struct plan *p, struct loch_err *err)
     return rc;
 }
 
+/* The ORDER BY keys of the table's sort order over the __c<i> aliases of write_group,
+ * appended to b; false (nothing appended) when the table is unsorted. */
+static bool order_keys(struct buf *b, const struct iceberg_metadata *m, const struct iceberg_schema *cur)
+{
+    const struct iceberg_sort_order *so = iceberg_metadata_sort_order(m);
+    bool any = false;
+    for (size_t k = 0; so && k < so->n_fields; k++)
+        for (size_t i = 0; i < cur->n_fields; i++)
+            if (cur->fields[i].id == so->fields[k].source_id) {
+                buf_printf(b, "%s__c%zu %s NULLS %s", any ? ", " : "", i, so->fields[k].desc ? "DESC" : "ASC",
+                           so->fields[k].nulls_first ? "FIRST" : "LAST");
+                any = true;
+            }
+    return any;
+}
+
 /* Writes group g's live rows (data minus its position deletes, every column by field
- * id, so files of older schemas read right) as one data file. */
+ * id, so files of older schemas read right) as one data file.
+ *
+ * On a table with a sort order the groups are not cut by input file: the live rows of
+ * every rewritten file are sorted together and output g gets the g-th of n_groups equal
+ * slices (ntile), so the outputs' bounds on the sort columns do not overlap and pruning
+ * skips all but one of them for a point query. That reads the inputs once per output,
+ * a price only sorted tables pay. */
 static int write_group(struct maint_ctx *x, struct plan *p, int g, struct iceberg_data_file *out,
                        struct loch_err *err)
 {
     const struct iceberg_schema *cur = iceberg_metadata_current_schema(p->t.md);
-    struct buf b = {0};
+    struct buf keys = {0}, b = {0};
+    bool sorted = order_keys(&keys, p->t.md, cur);
     buf_puts(&b, "SELECT ");
     for (size_t i = 0; i < cur->n_fields; i++)
         buf_printf(&b, "%s__c%zu", i ? ", " : "", i);
+    if (sorted && p->n_groups > 1) {
+        buf_puts(&b, " FROM (SELECT *, ntile(");
+        buf_printf(&b, "%d) OVER (ORDER BY %s) AS __tile", p->n_groups, keys.data);
+    }
     buf_puts(&b, " FROM read_parquet(");
-    list_paths(&b, p->scan->data, p->scan->n_data, p->group, g);
+    list_paths(&b, p->scan->data, p->scan->n_data, p->group, sorted ? ALL_GROUPS : g);
     buf_puts(&b, ", filename = true, file_row_number = true, schema = MAP {");
     for (size_t i = 0; i < cur->n_fields; i++) {
         char duck[64];
@@ -182,7 +211,12 @@ static int write_group(struct maint_ctx *x, struct plan *p, int g, struct iceber
     }
     buf_puts(&b, "}) AS r WHERE NOT EXISTS (SELECT 1 FROM __maint_dl AS d WHERE d.file_path = r.filename AND "
                  "d.pos = r.file_row_number)");
+    if (sorted && p->n_groups > 1)
+        buf_printf(&b, ") WHERE __tile = %d", g + 1);
+    if (sorted)
+        buf_printf(&b, " ORDER BY %s", keys.data);
     int rc = sink_write_data(x->conn, x->st, p->t.md, b.data, x->a, out, err);
+    buf_free(&keys);
     buf_free(&b);
     return rc;
 }

@@ -4,6 +4,7 @@
  *   DELETE FROM ns.t [WHERE ...]  -> a position-delete file
  *   UPDATE ns.t SET ... [WHERE]   -> position deletes + a data file of new row versions
  *   ALTER TABLE ns.t ADD|DROP|RENAME COLUMN, ALTER COLUMN .. TYPE -> schema evolution
+ *   ALTER TABLE ns.t WRITE ORDERED BY c [, ...] | WRITE UNORDERED -> the sort order
  *   DROP TABLE ns.t
  * DuckDB does the parsing that matters: column definitions, INSERT bodies and
  * expressions run inside DuckDB against stand-in tables; this file only finds the
@@ -401,6 +402,56 @@ static int do_delete_update(struct query_session *s, const struct stmt *st, bool
 
 /* ---- ALTER TABLE / DROP TABLE ---- */
 
+/* Spark's WRITE ORDERED BY col [ASC|DESC] [NULLS FIRST|LAST] [, ...] from token i, into
+ * identity sort fields of cur (Iceberg's defaults: ASC, nulls first for ASC and last for
+ * DESC). *n_out == 0 for WRITE UNORDERED. */
+static int parse_write_order(struct arena *a, const struct stmt *st, size_t i, const struct iceberg_schema *cur,
+                             struct iceberg_sort_field **out, size_t *n_out, struct loch_err *err)
+{
+    *n_out = 0;
+    *out = NULL;
+    if (lex_is(st, i, "UNORDERED") && i + 1 == st->n_tok)
+        return 0;
+    if (!lex_is(st, i, "ORDERED") || !lex_is(st, i + 1, "BY") || i + 2 >= st->n_tok) {
+        loch_errf(err, LOCH_ESYNTAX, "expected WRITE ORDERED BY col [, ...] or WRITE UNORDERED");
+        return loch_err_hint(err, "loch keeps sort orders of plain columns; LOCALLY ORDERED and "
+                                  "DISTRIBUTED BY are not supported");
+    }
+    i += 2;
+    *out = arena_alloc(a, st->n_tok * sizeof **out);
+    for (;;) {
+        if (i >= st->n_tok)
+            return loch_errf(err, LOCH_ESYNTAX, "expected a column name in WRITE ORDERED BY");
+        char *col = lex_ident(a, st, i++);
+        const struct iceberg_field *f = iceberg_schema_find(cur, col);
+        if (!f) {
+            loch_errf(err, LOCH_ENOENT, "column \"%s\" does not exist", col);
+            return loch_err_hint(err, "WRITE ORDERED BY names columns of the table");
+        }
+        struct iceberg_sort_field sf = {f->id, false, true};
+        if (lex_is(st, i, "ASC")) {
+            i++;
+        } else if (lex_is(st, i, "DESC")) {
+            sf.desc = true;
+            sf.nulls_first = false;
+            i++;
+        }
+        if (lex_is(st, i, "NULLS") && (lex_is(st, i + 1, "FIRST") || lex_is(st, i + 1, "LAST"))) {
+            sf.nulls_first = lex_is(st, i + 1, "FIRST");
+            i += 2;
+        }
+        for (size_t k = 0; k < *n_out; k++)
+            if ((*out)[k].source_id == sf.source_id)
+                return loch_errf(err, LOCH_EINVAL, "column \"%s\" appears twice in WRITE ORDERED BY", col);
+        (*out)[(*n_out)++] = sf;
+        if (i == st->n_tok)
+            return 0;
+        if (!lex_punct(st, i, ','))
+            return loch_errf(err, LOCH_ESYNTAX, "unexpected text after column \"%s\" in WRITE ORDERED BY", col);
+        i++;
+    }
+}
+
 static int do_alter(struct query_session *s, const struct stmt *st, bool *handled, const char **tag,
                     struct loch_err *err)
 {
@@ -419,7 +470,18 @@ static int do_alter(struct query_session *s, const struct stmt *st, bool *handle
         return rc;
     const struct iceberg_schema *cur = iceberg_metadata_current_schema(t.md);
     struct iceberg_schema *next = NULL;
-    if (lex_is(st, i, "ADD")) {
+    if (lex_is(st, i, "WRITE")) {
+        struct iceberg_sort_field *order;
+        size_t n_order;
+        rc = parse_write_order(a, st, i + 1, cur, &order, &n_order, err);
+        if (!rc) {
+            struct iceberg_change *ch = iceberg_change_begin(a, t.md, t.location);
+            iceberg_change_set_sort_order(ch, order, n_order);
+            rc = commit_one(s, &t, ch, err);
+            *tag = "ALTER TABLE";
+        }
+        goto out;
+    } else if (lex_is(st, i, "ADD")) {
         i++;
         if (lex_is(st, i, "COLUMN"))
             i++;
@@ -459,6 +521,14 @@ static int do_alter(struct query_session *s, const struct stmt *st, bool *handle
             *tag = "ALTER TABLE";
             goto out;
         }
+        const struct iceberg_sort_order *so = iceberg_metadata_sort_order(t.md);
+        const struct iceberg_field *f = iceberg_schema_find(cur, col);
+        for (size_t k = 0; so && f && k < so->n_fields; k++)
+            if (so->fields[k].source_id == f->id) {
+                rc = loch_errf(err, LOCH_EINVAL, "cannot drop column \"%s\": the table is ordered by it", col);
+                loch_err_hint(err, "ALTER TABLE %s.%s WRITE UNORDERED (or ORDERED BY other columns) first", ns, name);
+                goto out;
+            }
         rc = iceberg_schema_drop_column(a, cur, col, &next, err);
     } else if (lex_is(st, i, "RENAME")) {
         i++;
@@ -503,7 +573,8 @@ static int do_alter(struct query_session *s, const struct stmt *st, bool *handle
             rc = iceberg_schema_alter_type(a, cur, col, &ty, &next, err);
     } else {
         rc = loch_errf(err, LOCH_EUNSUPPORTED, "this ALTER TABLE form is not supported on lake tables");
-        loch_err_hint(err, "supported: ADD COLUMN, DROP COLUMN, RENAME COLUMN a TO b, ALTER COLUMN c TYPE t");
+        loch_err_hint(err, "supported: ADD COLUMN, DROP COLUMN, RENAME COLUMN a TO b, ALTER COLUMN c TYPE t, "
+                           "WRITE ORDERED BY c [, ...], WRITE UNORDERED");
     }
     if (!rc && next) {
         struct iceberg_change *ch = iceberg_change_begin(a, t.md, t.location);

@@ -3,6 +3,7 @@ into fewer files in one Iceberg "replace" snapshot; the table reads the same, th
 and through PyIceberg; a kill -9 at any moment loses nothing and leaves every referenced
 file in place."""
 import random
+import re
 import signal
 import subprocess
 import time
@@ -113,3 +114,53 @@ def test_kill9_during_compaction_loses_nothing(lake):
     assert loch_rows(lake, "bank.acc") == before
     assert pyiceberg_rows(lake, "bank.acc") == before
     all_referenced_exist(lake, "bank.acc")
+
+
+def explain_files(lake, sql):
+    out = lake.run("sql", "EXPLAIN " + sql).stdout
+    m = re.search(r"lake table core\.s: (\d+) of (\d+) data files", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_sort_order_clusters_compacted_files_so_point_queries_prune(lake):
+    """ALTER TABLE .. WRITE ORDERED BY (Spark's spelling) sets the Iceberg sort order;
+    compaction then writes files ordered by it with disjoint bounds, so a point query on
+    the column reads 1 of N files; WRITE UNORDERED resets it."""
+    ids = list(range(2400))
+    random.Random(14).shuffle(ids)
+    lake.run("sql", "CREATE TABLE core.s (id BIGINT, v VARCHAR, n INT)")
+    for k in range(12):
+        vals = ", ".join(f"({i}, 'v{i}', {i % 5 if i % 9 else 'NULL'})" for i in ids[k * 200:(k + 1) * 200])
+        lake.run("sql", f"INSERT INTO core.s VALUES {vals}")
+    lake.run("sql", "DELETE FROM core.s WHERE id % 100 = 7")
+    before = loch_rows(lake, "core.s")
+    assert explain_files(lake, "SELECT * FROM core.s WHERE id = 1234") == (12, 12)  # random order: no pruning
+
+    lake.run("sql", "ALTER TABLE core.s WRITE ORDERED BY id")
+    t = lake.catalog().load_table("core.s")
+    order = t.sort_order()
+    assert order.order_id >= 1 and [f.source_id for f in order.fields] == [t.schema().find_field("id").field_id]
+    assert str(order.fields[0].direction).lower().endswith("asc")
+    size = max(task.file.file_size_in_bytes for task in t.scan().plan_files())
+
+    lake.run("maintain", "core.s", "--target-file-size", str(size * 4))
+    n_data, n_del = live_files(lake, "core.s")
+    assert 1 < n_data < 12 and n_del == 0
+    assert explain_files(lake, "SELECT * FROM core.s WHERE id = 1234") == (1, n_data)
+    assert lake.sql("SELECT v FROM core.s WHERE id = 1234") == [{"v": "v1234"}]
+    assert lake.sql("SELECT count(*) AS c FROM core.s WHERE id = 1207") == [{"c": 0}]
+    assert loch_rows(lake, "core.s") == before
+    assert pyiceberg_rows(lake, "core.s") == before
+
+    # the sorted column cannot be dropped while the table is ordered by it
+    p = lake.run("sql", "ALTER TABLE core.s DROP COLUMN id", check=False)
+    assert p.returncode != 0 and "ordered by it" in p.stderr
+    lake.run("sql", "ALTER TABLE core.s WRITE ORDERED BY n DESC NULLS LAST, id")
+    order = lake.catalog().load_table("core.s").sort_order()
+    assert [str(f.null_order).lower().endswith("last") for f in order.fields] == [True, False]
+    lake.run("sql", "ALTER TABLE core.s WRITE UNORDERED")
+    assert lake.catalog().load_table("core.s").sort_order().is_unsorted
+    p = lake.run("sql", "ALTER TABLE core.s WRITE ORDERED BY nope", check=False)
+    assert p.returncode != 0 and "nope" in p.stderr
+    assert loch_rows(lake, "core.s") == before

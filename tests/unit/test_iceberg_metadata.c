@@ -285,6 +285,55 @@ static void test_foreign_metadata(void **state)
     arena_free(a);
 }
 
+/* The spec's sort order of v2_valid with its identity field only is kept and written back;
+ * the one with a bucket transform is refused. */
+static void test_sort_orders(void **state)
+{
+    (void)state;
+    struct arena *a = arena_new();
+    struct iceberg_metadata *m, *m2;
+    struct loch_err err;
+    char *text = unpartitioned_variant();
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    json_t *v2 = json_loads(v2_valid, 0, NULL);
+    json_t *orig = json_object_get(v2, "sort-orders");
+    json_object_set(root, "sort-orders", orig);
+    json_decref(v2);
+    json_object_set_new(root, "default-sort-order-id", json_integer(3));
+    text = json_dumps(root, 0);
+    assert_int_equal(iceberg_metadata_from_json(text, strlen(text), a, &m, &err), LOCH_EUNSUPPORTED);
+    free(text);
+
+    json_array_remove(json_object_get(json_array_get(orig, 0), "fields"), 1);
+    text = json_dumps(root, 0);
+    json_decref(root);
+    assert_int_equal(iceberg_metadata_from_json(text, strlen(text), a, &m, &err), 0);
+    free(text);
+    const struct iceberg_sort_order *so = iceberg_metadata_sort_order(m);
+    assert_non_null(so);
+    assert_int_equal(so->order_id, 3);
+    assert_int_equal(so->n_fields, 1);
+    assert_int_equal(so->fields[0].source_id, 2);
+    assert_false(so->fields[0].desc);
+    assert_true(so->fields[0].nulls_first);
+
+    struct buf j = {0};
+    assert_int_equal(iceberg_metadata_to_json(m, &j, &err), 0);
+    assert_int_equal(iceberg_metadata_from_json(j.data, j.len, a, &m2, &err), 0);
+    assert_int_equal(m2->n_sort_orders, 2); /* order 0 added */
+    assert_int_equal(m2->default_sort_order_id, 3);
+    assert_int_equal(iceberg_metadata_sort_order(m2)->fields[0].source_id, 2);
+    assert_non_null(strstr(j.data, "\"order-id\": 0")); /* the unsorted order is always there */
+    m2->default_sort_order_id = 7;
+    buf_reset(&j);
+    assert_int_equal(iceberg_metadata_to_json(m2, &j, &err), LOCH_EINTERNAL);
+    m2->default_sort_order_id = 0;
+    assert_null(iceberg_metadata_sort_order(m2));
+    buf_free(&j);
+    arena_free(a);
+}
+
 /* Removes key (a dotted path one or two deep) from the variant and expects the name. */
 static void expect_missing(struct arena *a, const char *key, const char *sub, const char *name)
 {
@@ -404,7 +453,7 @@ int main(void)
         cmocka_unit_test(test_types),          cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_empty_table),    cmocka_unit_test(test_foreign_metadata),
         cmocka_unit_test(test_missing_fields), cmocka_unit_test(test_refs_rules),
-        cmocka_unit_test(test_schema_json),
+        cmocka_unit_test(test_schema_json),    cmocka_unit_test(test_sort_orders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
