@@ -13,6 +13,7 @@
 #include <dirent.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/util.h"
 
 static _Atomic uint64_t next_engine_id = 1;
@@ -74,16 +75,16 @@ static int confine(struct engine *e, const char *const *dirs, struct loch_err *e
  * every restricted engine opens it read-only. */
 #define RESTRICTED_DB "lake.duckdb"
 
-static int restricted_prepare(struct engine *e, const char *dir, struct loch_err *err)
+/* Makes dir/lake.duckdb when missing: an empty DuckDB database written under a temporary
+ * name (per process and thread, so engines opened at once do not collide), then renamed. */
+static int restricted_make_db(const char *dir, struct loch_err *err)
 {
-    int rc = util_mkdirs(dir, err);
-    if (rc)
-        return rc;
-    chmod(dir, 0700);
+    int rc = 0;
     char *db = xasprintf("%s/" RESTRICTED_DB, dir);
     struct stat sb;
     if (stat(db, &sb) != 0) {
-        char *tmp = xasprintf("%s/.%s.%ld.tmp", dir, RESTRICTED_DB, (long)getpid());
+        static _Atomic unsigned long n_made;
+        char *tmp = xasprintf("%s/.%s.%ld.%lu.tmp", dir, RESTRICTED_DB, (long)getpid(), n_made++);
         unlink(tmp);
         duckdb_database d;
         char *msg = NULL;
@@ -104,7 +105,16 @@ static int restricted_prepare(struct engine *e, const char *dir, struct loch_err
         free(tmp);
     }
     free(db);
+    return rc;
+}
+
+static int restricted_prepare(struct engine *e, const char *dir, struct loch_err *err)
+{
+    int rc = util_mkdirs(dir, err);
     if (rc)
+        return rc;
+    chmod(dir, 0700);
+    if ((rc = restricted_make_db(dir, err)) != 0)
         return rc;
     e->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (e->dir_fd < 0)
@@ -198,7 +208,22 @@ int engine_open(const struct engine_options *o, struct engine **out, struct loch
         duckdb_set_config(cfg, "allow_community_extensions", "false");
     }
     char *msg = NULL;
-    if (duckdb_open_ext(db_path, &e->db, cfg, &msg) != DuckDBSuccess) {
+    duckdb_state st = duckdb_open_ext(db_path, &e->db, cfg, &msg);
+    if (st != DuckDBSuccess && restricted) {
+        /* The empty database file holds nothing: one this DuckDB cannot open (written by
+         * another version, damaged) is made again, once. */
+        log_warn("the restricted engine's database file could not be opened (%s); making it again",
+                 msg ? msg : "unknown error");
+        duckdb_free(msg);
+        msg = NULL;
+        char *file = xasprintf("%s/" RESTRICTED_DB, o->restricted_dir);
+        unlink(file);
+        free(file);
+        struct loch_err e2;
+        if (restricted_make_db(o->restricted_dir, &e2) == 0)
+            st = duckdb_open_ext(db_path, &e->db, cfg, &msg);
+    }
+    if (st != DuckDBSuccess) {
         loch_errf(err, LOCH_EENGINE, "cannot open DuckDB: %s", msg ? msg : "unknown error");
         duckdb_free(msg);
         duckdb_destroy_config(&cfg);

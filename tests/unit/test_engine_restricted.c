@@ -158,11 +158,40 @@ static void test_two_restricted_engines_share_the_folder(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_a_damaged_database_file_is_made_again(void **state)
+{
+    (void)state;
+    char rdir[300], f[400];
+    snprintf(rdir, sizeof rdir, "%s/restricted3", dir);
+    struct engine_options o = {.threads = 1, .memory_mb = 64, .restricted_dir = rdir};
+    struct engine *e;
+    struct loch_err err = {0};
+    assert_int_equal(engine_open(&o, &e, &err), 0);
+    engine_close(e);
+    /* as if another DuckDB version (or a crash of the disk) had left it unreadable */
+    snprintf(f, sizeof f, "%s/lake.duckdb", rdir);
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fputs("not a duckdb database", fp);
+    fclose(fp);
+    assert_int_equal(engine_open(&o, &e, &err), 0);
+    struct engine_conn *c;
+    assert_int_equal(engine_connect(e, &c, &err), 0);
+    char *v = NULL;
+    assert_int_equal(run(c, "SELECT 6 * 7", &v), 0);
+    assert_string_equal(v, "42");
+    free(v);
+    assert_int_not_equal(run(c, "CREATE TABLE t AS SELECT 1", NULL), 0); /* still read-only */
+    engine_disconnect(c);
+    engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statements_past_the_guard_reach_nothing),
         cmocka_unit_test(test_two_restricted_engines_share_the_folder),
+        cmocka_unit_test(test_a_damaged_database_file_is_made_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
