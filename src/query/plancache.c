@@ -44,18 +44,24 @@ static void entry_free(struct plan_entry *e)
     free(e);
 }
 
+/* The cached entry for the metadata file at location, with a reference taken and marked
+ * used; NULL when there is none. cache_mu held. */
+static struct plan_entry *take_locked(const char *location)
+{
+    for (size_t i = 0; i < PLAN_ENTRIES; i++)
+        if (entries[i] && !strcmp(entries[i]->location, location)) {
+            entries[i]->refs++;
+            entries[i]->used = ++tick;
+            return entries[i];
+        }
+    return NULL;
+}
+
 int lake_plan_table(struct query_session *s, const char *ns, const char *name, const char *location,
                     struct lake_table *t, struct plan_entry **out, struct loch_err *err)
 {
     pthread_mutex_lock(&cache_mu);
-    struct plan_entry *e = NULL;
-    for (size_t i = 0; i < PLAN_ENTRIES && !e; i++)
-        if (entries[i] && !strcmp(entries[i]->location, location))
-            e = entries[i];
-    if (e) {
-        e->refs++;
-        e->used = ++tick;
-    }
+    struct plan_entry *e = take_locked(location);
     pthread_mutex_unlock(&cache_mu);
     if (!e) {
         /* read outside the lock; a twin read by another session meanwhile is dropped */
@@ -70,12 +76,8 @@ int lake_plan_table(struct query_session *s, const char *ns, const char *name, c
         }
         n->refs = 1;
         pthread_mutex_lock(&cache_mu);
-        for (size_t i = 0; i < PLAN_ENTRIES && !e; i++)
-            if (entries[i] && !strcmp(entries[i]->location, location))
-                e = entries[i];
+        e = take_locked(location);
         if (e) {
-            e->refs++;
-            e->used = ++tick;
             pthread_mutex_unlock(&cache_mu);
             entry_free(n);
         } else {
